@@ -3,7 +3,13 @@
 //! Knows partitions, offsets, leader epochs, flush objects and the three ports (object store,
 //! metadata store, clock); knows no Kafka wire types, no S3 and no etcd.
 
+pub mod batch;
+pub mod error;
+pub mod log;
+pub mod object_format;
 pub mod ports;
+pub mod topic;
 pub mod types;
 
+pub use error::{Error, Result};
 pub use types::*;

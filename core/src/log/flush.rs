@@ -1,0 +1,387 @@
+//! The flusher: gathers pending batches, writes one object for all partitions, commits it
+//! with one fenced metadata transaction per group of partitions, then answers the appends.
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::keys;
+use super::state::{ChunkRecord, PartitionRecord};
+use super::{lock, Appended, PendingBatch, Shared};
+use crate::error::{Error, Result};
+use crate::object_format::{ChunkEntry, FlushObjectBuilder};
+use crate::ports::metadata::{decode_json, encode_json};
+use crate::ports::{Compare, MetadataError, PutMode, StoreError, Txn, TxnOp};
+use crate::types::{Offset, PartitionKey};
+
+/// Partitions per commit transaction: one compare and two puts each, so both the compare and
+/// the operation lists stay below etcd's 128 per transaction.
+const COMMIT_GROUP: usize = 60;
+
+/// One partition's part of a flush.
+struct Planned {
+    key: PartitionKey,
+    expected_revision: i64,
+    record: PartitionRecord,
+    chunk: ChunkRecord,
+    /// Each waiting append with the offset its batch got.
+    replies: Vec<(
+        Option<tokio::sync::oneshot::Sender<Result<Appended>>>,
+        Offset,
+    )>,
+}
+
+pub(super) async fn run(shared: Arc<Shared>) {
+    loop {
+        let stopping = shared.shutting_down.load(Ordering::SeqCst);
+        let (ready, wait_ms) = {
+            let pending = lock(&shared.pending);
+            match pending.since {
+                None => (false, None),
+                Some(since) => {
+                    let due = since + shared.config.flush_ms as i64;
+                    let now = shared.clock.now_ms();
+                    if stopping || pending.bytes >= shared.config.flush_bytes || now >= due {
+                        (true, None)
+                    } else {
+                        (false, Some((due - now) as u64))
+                    }
+                }
+            }
+        };
+        if ready {
+            let taken = std::mem::take(&mut *lock(&shared.pending));
+            flush(&shared, taken.batches).await;
+            continue;
+        }
+        if stopping {
+            return;
+        }
+        match wait_ms {
+            None => shared.flush_wake.notified().await,
+            Some(ms) => {
+                tokio::select! {
+                    _ = shared.flush_wake.notified() => {}
+                    _ = shared.clock.sleep(Duration::from_millis(ms)) => {}
+                }
+            }
+        }
+    }
+}
+
+fn fail(
+    replies: Vec<(
+        Option<tokio::sync::oneshot::Sender<Result<Appended>>>,
+        Offset,
+    )>,
+    err: impl Fn() -> Error,
+) {
+    for (reply, _) in replies {
+        if let Some(reply) = reply {
+            // The requester may have gone away (timeout, closed connection); nothing to do.
+            let _ = reply.send(Err(err()));
+        }
+    }
+}
+
+fn fail_batches(batches: Vec<PendingBatch>, err: impl Fn() -> Error) {
+    fail(
+        batches
+            .into_iter()
+            .map(|b| (b.reply, Offset::ZERO))
+            .collect(),
+        err,
+    );
+}
+
+async fn flush(shared: &Arc<Shared>, batches: BTreeMap<PartitionKey, Vec<PendingBatch>>) {
+    let size: usize = batches.values().flatten().map(|b| b.batch.len()).sum();
+    let mut builder = FlushObjectBuilder::new(shared.config.broker_id, shared.clock.now_ms(), size);
+    let mut planned: Vec<(Planned, ChunkEntry)> = Vec::new();
+    for (key, pending) in batches {
+        if let Err(e) = shared.refresh_if_stale(key).await {
+            tracing::warn!(partition = %key, error = %e, "cannot refresh partition state");
+            fail_batches(pending, || Error::NotLeader(key));
+            continue;
+        }
+        let Ok(partition) = shared.partition(key) else {
+            fail_batches(pending, || Error::UnknownPartition(key));
+            continue;
+        };
+        let (record, revision) = {
+            let p = lock(&partition);
+            (p.record, p.revision)
+        };
+        if record.leader != Some(shared.config.broker_id) {
+            fail_batches(pending, || Error::NotLeader(key));
+            continue;
+        }
+        let base = record.log_end_offset;
+        let entry = match builder.add_chunk(
+            key.topic,
+            key.partition,
+            base,
+            record.leader_epoch,
+            pending.iter().map(|b| b.batch.as_ref()),
+        ) {
+            Ok(entry) => entry,
+            Err(e) => {
+                // Batches were validated on append; this is a bug, not bad input.
+                tracing::error!(partition = %key, error = %e, "validated batch failed to encode");
+                fail_batches(pending, || Error::CorruptBatch(e.clone()));
+                continue;
+            }
+        };
+        let mut next = base;
+        let replies = pending
+            .into_iter()
+            .map(|b| {
+                let at = next;
+                next = next.plus(b.header.offset_count());
+                (b.reply, at)
+            })
+            .collect();
+        debug_assert_eq!(next, entry.last_offset.next());
+        let new_record = PartitionRecord {
+            log_end_offset: entry.last_offset.next(),
+            ..record
+        };
+        planned.push((
+            Planned {
+                key,
+                expected_revision: revision,
+                record: new_record,
+                chunk: ChunkRecord::from_entry("", &entry),
+                replies,
+            },
+            entry,
+        ));
+    }
+    if planned.is_empty() {
+        return;
+    }
+    let (object, _) = builder.finish();
+    let object_key = keys::flush_object(shared.config.broker_id, uuid::Uuid::now_v7());
+    let started = shared.clock.now_ms();
+    if let Err(e) = shared.upload(&object_key, object.clone()).await {
+        tracing::warn!(object = %object_key, error = %e, "flush upload failed");
+        for (p, _) in planned {
+            let message = e.to_string();
+            fail(p.replies, || {
+                Error::Store(StoreError::Transient {
+                    message: message.clone(),
+                })
+            });
+        }
+        return;
+    }
+    let mut planned: Vec<Planned> = planned
+        .into_iter()
+        .map(|(mut p, entry)| {
+            p.chunk.object = object_key.clone();
+            shared.cache.insert(
+                &object_key,
+                entry.position,
+                object.slice(entry.range().start as usize..entry.range().end as usize),
+            );
+            p
+        })
+        .collect();
+    while !planned.is_empty() {
+        let rest = planned.split_off(planned.len().min(COMMIT_GROUP));
+        shared.commit_group(planned).await;
+        planned = rest;
+    }
+    tracing::debug!(object = %object_key, bytes = object.len(), ms = shared.clock.now_ms() - started, "flush committed");
+}
+
+impl Shared {
+    async fn upload(&self, key: &str, object: Bytes) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.store.put(key, object.clone(), PutMode::Create).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retriable() && attempt < self.config.attempts => {
+                    tracing::debug!(object = %key, attempt, error = %e, "retrying upload");
+                    self.clock.sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Commits one group atomically; partitions whose compare fails are resolved one by one.
+    async fn commit_group(&self, mut group: Vec<Planned>) {
+        let mut attempt = 0;
+        while !group.is_empty() {
+            attempt += 1;
+            let mut txn = Txn::new();
+            for p in &group {
+                let pk = keys::partition(p.key);
+                txn = txn
+                    .when(Compare::ModRevision {
+                        key: pk.clone(),
+                        revision: p.expected_revision,
+                    })
+                    .then(TxnOp::Put {
+                        key: pk,
+                        value: encode_json(&p.record),
+                        lease: None,
+                    })
+                    .then(TxnOp::Put {
+                        key: keys::chunk(p.key, p.chunk.base_offset),
+                        value: encode_json(&p.chunk),
+                        lease: None,
+                    });
+            }
+            match self.meta.txn(txn).await {
+                Ok(outcome) if outcome.succeeded => {
+                    for p in group {
+                        self.apply(p, outcome.revision);
+                    }
+                    self.committed.send_modify(|n| *n += 1);
+                    return;
+                }
+                Ok(_) => {
+                    group = self.resolve_conflicts(group).await;
+                }
+                Err(e) if e.is_retriable() && attempt < self.config.attempts => {
+                    // The outcome is unknown; the retry's compare tells whether it applied.
+                    tracing::debug!(attempt, error = %e, "retrying commit");
+                    self.clock.sleep(backoff(attempt)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, partitions = group.len(), "commit failed; outcome unknown");
+                    let message = e.to_string();
+                    for p in group {
+                        self.mark_stale(p.key);
+                        fail(p.replies, || {
+                            Error::Metadata(MetadataError::Unavailable {
+                                message: message.clone(),
+                            })
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// After a failed compare: keeps the partitions still ours, completes those whose commit
+    /// had in fact applied (an earlier attempt with an unknown outcome), fences the rest.
+    async fn resolve_conflicts(&self, group: Vec<Planned>) -> Vec<Planned> {
+        let mut retry = Vec::new();
+        let mut applied = false;
+        for p in group {
+            match self.meta.get(&keys::partition(p.key)).await {
+                Ok(Some(kv)) if kv.mod_revision == p.expected_revision => retry.push(p),
+                Ok(Some(kv)) => {
+                    let ours = decode_json::<PartitionRecord>(&kv).is_ok_and(|r| r == p.record)
+                        && self.chunk_is(&p).await;
+                    if ours {
+                        self.apply(p, kv.mod_revision);
+                        applied = true;
+                    } else {
+                        tracing::warn!(partition = %p.key, "commit fenced: partition changed under this leader");
+                        self.fence(p.key);
+                        fail(p.replies, || Error::NotLeader(p.key));
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!(partition = %p.key, "commit fenced: partition record is gone");
+                    self.fence(p.key);
+                    fail(p.replies, || Error::NotLeader(p.key));
+                }
+                Err(e) => {
+                    self.mark_stale(p.key);
+                    let message = e.to_string();
+                    fail(p.replies, || {
+                        Error::Metadata(MetadataError::Unavailable {
+                            message: message.clone(),
+                        })
+                    });
+                }
+            }
+        }
+        if applied {
+            self.committed.send_modify(|n| *n += 1);
+        }
+        retry
+    }
+
+    async fn chunk_is(&self, p: &Planned) -> bool {
+        match self
+            .meta
+            .get(&keys::chunk(p.key, p.chunk.base_offset))
+            .await
+        {
+            Ok(Some(kv)) => decode_json::<ChunkRecord>(&kv).is_ok_and(|c| c == p.chunk),
+            _ => false,
+        }
+    }
+
+    fn apply(&self, p: Planned, revision: i64) {
+        if let Ok(partition) = self.partition(p.key) {
+            let mut state = lock(&partition);
+            debug_assert!(p.record.log_end_offset > state.record.log_end_offset);
+            state.record = p.record;
+            state.revision = revision;
+            state.index.push(p.chunk);
+        }
+        let log_start_offset = p.record.log_start_offset;
+        for (reply, base_offset) in p.replies {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(Appended {
+                    base_offset,
+                    log_start_offset,
+                }));
+            }
+        }
+    }
+
+    fn fence(&self, key: PartitionKey) {
+        if let Ok(partition) = self.partition(key) {
+            let mut state = lock(&partition);
+            state.record.leader = None;
+            state.stale = true;
+        }
+    }
+
+    fn mark_stale(&self, key: PartitionKey) {
+        if let Ok(partition) = self.partition(key) {
+            lock(&partition).stale = true;
+        }
+    }
+
+    /// Re-reads a partition whose last commit had an unknown outcome or was fenced.
+    pub(super) async fn refresh_if_stale(&self, key: PartitionKey) -> Result<()> {
+        let Ok(partition) = self.partition(key) else {
+            return Ok(());
+        };
+        if !lock(&partition).stale {
+            return Ok(());
+        }
+        let (record, revision) = match self.meta.get(&keys::partition(key)).await? {
+            Some(kv) => (decode_json::<PartitionRecord>(&kv)?, kv.mod_revision),
+            None => (PartitionRecord::default(), 0),
+        };
+        let chunks = self.meta.range(&keys::partition_chunks_prefix(key)).await?;
+        let mut list = Vec::with_capacity(chunks.kvs.len());
+        for kv in &chunks.kvs {
+            list.push(decode_json::<ChunkRecord>(kv)?);
+        }
+        let mut state = lock(&partition);
+        state.record = record;
+        state.revision = revision;
+        state.index = super::ChunkIndex::from_chunks(list);
+        state.stale = false;
+        Ok(())
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50u64 << attempt.min(6))
+}

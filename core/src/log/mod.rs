@@ -1,0 +1,342 @@
+//! The partition log of one broker: appends gathered into group-commit flushes, committed
+//! extents, reads by offset and timestamp.
+//!
+//! An append is answered only after the flush object holding it is in the object store and
+//! the metadata transaction recording it succeeded under the partition's current leader
+//! epoch. Offsets are assigned when the flush object is built, from the committed log end,
+//! so an offset is never reused: a failed flush commits nothing.
+
+mod cache;
+mod flush;
+pub mod keys;
+mod read;
+pub mod state;
+mod topics;
+
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{oneshot, watch, Notify};
+
+use crate::batch::{self, BatchHeader};
+use crate::error::{Error, Result};
+use crate::ports::{Clock, MetadataStore, ObjectStore};
+use crate::topic::TopicRecord;
+use crate::types::{BrokerId, LeaderEpoch, Millis, Offset, PartitionId, PartitionKey, TopicId};
+
+pub use read::{ReadRequest, ReadResult};
+pub use state::{ChunkIndex, ChunkRecord, PartitionRecord};
+pub use topics::CreateTopic;
+
+use cache::ChunkCache;
+use state::PartitionRecord as Record;
+
+/// Settings of the log, validated by the app's config layer.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub broker_id: BrokerId,
+    /// How long a flush may wait to gather more batches (0 = as soon as the previous is done).
+    pub flush_ms: u64,
+    /// Pending bytes that start a flush early.
+    pub flush_bytes: usize,
+    /// Bytes of chunk data kept in memory for reads.
+    pub cache_bytes: usize,
+    /// Largest record batch accepted (Kafka's `message.max.bytes`).
+    pub max_batch_bytes: usize,
+    /// Attempts at an object-store upload or a metadata commit before giving up.
+    pub attempts: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            broker_id: BrokerId(0),
+            flush_ms: 0,
+            flush_bytes: 4 << 20,
+            cache_bytes: 256 << 20,
+            max_batch_bytes: 1 << 20,
+            attempts: 3,
+        }
+    }
+}
+
+/// What an acknowledged append got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: Offset,
+    pub log_start_offset: Offset,
+}
+
+pub struct AppendRequest {
+    pub partition: PartitionKey,
+    pub batch: Bytes,
+    /// Whether the caller waits for the commit (acks != 0).
+    pub wait: bool,
+}
+
+/// Resolves when the append is committed or has failed.
+pub type AppendTicket = oneshot::Receiver<Result<Appended>>;
+
+/// Extent and leadership of a partition as this broker knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: LeaderEpoch,
+    pub log_start_offset: Offset,
+    pub high_watermark: Offset,
+}
+
+#[derive(Debug)]
+struct Partition {
+    record: Record,
+    /// Mod revision of the partition record; every commit compares it (0 = absent).
+    revision: i64,
+    index: ChunkIndex,
+    /// Set when a commit's outcome is unknown: the state must be re-read before the next
+    /// offset is assigned.
+    stale: bool,
+}
+
+struct PendingBatch {
+    batch: Bytes,
+    header: BatchHeader,
+    reply: Option<oneshot::Sender<Result<Appended>>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    batches: BTreeMap<PartitionKey, Vec<PendingBatch>>,
+    bytes: usize,
+    /// When the oldest pending batch arrived.
+    since: Option<Millis>,
+}
+
+struct Shared {
+    config: LogConfig,
+    store: Arc<dyn ObjectStore>,
+    meta: Arc<dyn MetadataStore>,
+    clock: Arc<dyn Clock>,
+    topics: RwLock<topics::Topics>,
+    partitions: RwLock<HashMap<PartitionKey, Arc<Mutex<Partition>>>>,
+    pending: Mutex<Pending>,
+    /// Wakes the flusher: new work, a threshold crossed, or shutdown.
+    flush_wake: Notify,
+    /// Bumped after every commit; fetch long-polls wait on it.
+    committed: watch::Sender<u64>,
+    cache: ChunkCache,
+    shutting_down: std::sync::atomic::AtomicBool,
+}
+
+/// Handle to a broker's log; cheap to clone.
+#[derive(Clone)]
+pub struct LogService {
+    shared: Arc<Shared>,
+    flusher: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // State behind these locks is updated in single assignments; a poisoned lock still holds
+    // consistent data.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl LogService {
+    /// Loads topics and partitions from the metadata store, takes leadership of every
+    /// partition (single-node mode) and starts the flusher.
+    pub async fn open(
+        config: LogConfig,
+        store: Arc<dyn ObjectStore>,
+        meta: Arc<dyn MetadataStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<LogService> {
+        let (committed, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            cache: ChunkCache::new(config.cache_bytes),
+            config,
+            store,
+            meta,
+            clock,
+            topics: RwLock::new(topics::Topics::default()),
+            partitions: RwLock::new(HashMap::new()),
+            pending: Mutex::new(Pending::default()),
+            flush_wake: Notify::new(),
+            committed,
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
+        });
+        shared.load().await?;
+        let flusher = tokio::spawn(flush::run(shared.clone()));
+        Ok(LogService {
+            shared,
+            flusher: Arc::new(Mutex::new(Some(flusher))),
+        })
+    }
+
+    pub fn broker_id(&self) -> BrokerId {
+        self.shared.config.broker_id
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.shared.config
+    }
+
+    /// Validates a batch and queues it for the next flush. The order of calls is the order
+    /// of offsets within a partition.
+    pub fn append(&self, req: AppendRequest) -> Result<Option<AppendTicket>> {
+        let shared = &self.shared;
+        if shared
+            .shutting_down
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(Error::ShuttingDown);
+        }
+        if req.batch.len() > shared.config.max_batch_bytes {
+            return Err(Error::BatchTooLarge {
+                size: req.batch.len(),
+                max: shared.config.max_batch_bytes,
+            });
+        }
+        let header = batch::validate_single(&req.batch)?;
+        shared.check_leader(req.partition)?;
+        let (reply, ticket) = if req.wait {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let wake = {
+            let mut pending = lock(&shared.pending);
+            let was_empty = pending.batches.is_empty();
+            pending.bytes += req.batch.len();
+            if pending.since.is_none() {
+                pending.since = Some(shared.clock.now_ms());
+            }
+            pending
+                .batches
+                .entry(req.partition)
+                .or_default()
+                .push(PendingBatch {
+                    batch: req.batch,
+                    header,
+                    reply,
+                });
+            was_empty || pending.bytes >= shared.config.flush_bytes
+        };
+        if wake {
+            shared.flush_wake.notify_one();
+        }
+        Ok(ticket)
+    }
+
+    pub fn partition_info(&self, partition: PartitionKey) -> Result<PartitionInfo> {
+        let p = self.shared.partition(partition)?;
+        let p = lock(&p);
+        Ok(PartitionInfo {
+            leader: p.record.leader,
+            leader_epoch: p.record.leader_epoch,
+            log_start_offset: p.record.log_start_offset,
+            high_watermark: p.record.log_end_offset,
+        })
+    }
+
+    /// Checks a client's idea of the leader epoch against ours.
+    pub fn check_epoch(
+        &self,
+        partition: PartitionKey,
+        requested: Option<LeaderEpoch>,
+    ) -> Result<()> {
+        let Some(requested) = requested else {
+            return Ok(());
+        };
+        let current = self.partition_info(partition)?.leader_epoch;
+        if requested < current {
+            Err(Error::FencedLeaderEpoch {
+                partition,
+                requested,
+                current,
+            })
+        } else if requested > current {
+            Err(Error::UnknownLeaderEpoch {
+                partition,
+                requested,
+                current,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Changes whenever a commit makes new data visible.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.committed.subscribe()
+    }
+
+    /// (bytes held, hits, misses) of the chunk cache.
+    pub fn cache_stats(&self) -> (usize, u64, u64) {
+        self.shared.cache.stats()
+    }
+
+    /// Stops accepting appends, flushes and commits what is pending, and stops the flusher.
+    pub async fn shutdown(&self) {
+        self.shared
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.flush_wake.notify_one();
+        let handle = lock(&self.flusher).take();
+        if let Some(handle) = handle {
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "flusher task failed");
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn partition(&self, key: PartitionKey) -> Result<Arc<Mutex<Partition>>> {
+        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        partitions
+            .get(&key)
+            .cloned()
+            .ok_or(Error::UnknownPartition(key))
+    }
+
+    fn check_leader(&self, key: PartitionKey) -> Result<()> {
+        let p = self.partition(key)?;
+        let p = lock(&p);
+        if p.record.leader != Some(self.config.broker_id) {
+            return Err(Error::NotLeader(key));
+        }
+        Ok(())
+    }
+
+    fn topic_partitions(topic: &TopicRecord) -> impl Iterator<Item = PartitionKey> + '_ {
+        (0..topic.partitions).map(move |p| PartitionKey {
+            topic: topic.id,
+            partition: PartitionId(p),
+        })
+    }
+
+    fn install_topic(
+        &self,
+        topic: &TopicRecord,
+        states: &mut BTreeMap<PartitionKey, (Record, i64, Vec<ChunkRecord>)>,
+    ) {
+        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        for key in Self::topic_partitions(topic) {
+            let (record, revision, chunks) = states.remove(&key).unwrap_or_default();
+            partitions.insert(
+                key,
+                Arc::new(Mutex::new(Partition {
+                    record,
+                    revision,
+                    index: ChunkIndex::from_chunks(chunks),
+                    stale: false,
+                })),
+            );
+        }
+    }
+
+    fn remove_topic(&self, id: TopicId) {
+        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        partitions.retain(|k, _| k.topic != id);
+    }
+}

@@ -1,0 +1,199 @@
+//! In-memory state of a partition: its committed extent, leadership and indexes over its
+//! stored chunks.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::object_format::ChunkEntry;
+use crate::types::{BrokerId, LeaderEpoch, Millis, Offset};
+
+/// A partition as stored under `partitions/<topic>/<p>`. Absent means: epoch 0, no leader,
+/// empty log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: LeaderEpoch,
+    pub log_start_offset: Offset,
+    /// Next offset to assign: the committed log end, which is the high watermark.
+    pub log_end_offset: Offset,
+}
+
+impl Default for PartitionRecord {
+    fn default() -> Self {
+        PartitionRecord {
+            leader: None,
+            leader_epoch: LeaderEpoch(0),
+            log_start_offset: Offset::ZERO,
+            log_end_offset: Offset::ZERO,
+        }
+    }
+}
+
+/// Where a committed range of a partition's records lives, as stored under
+/// `chunks/<topic>/<p>/<base>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub object: String,
+    pub position: u64,
+    pub length: u32,
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    pub max_timestamp: Millis,
+    pub crc: u32,
+}
+
+impl ChunkRecord {
+    pub fn from_entry(object: &str, e: &ChunkEntry) -> ChunkRecord {
+        ChunkRecord {
+            object: object.to_owned(),
+            position: e.position,
+            length: e.length,
+            base_offset: e.base_offset,
+            last_offset: e.last_offset,
+            max_timestamp: e.max_timestamp,
+            crc: e.crc,
+        }
+    }
+}
+
+/// Offset and time indexes over a partition's chunks.
+#[derive(Debug, Default, Clone)]
+pub struct ChunkIndex {
+    by_base: BTreeMap<Offset, ChunkRecord>,
+    /// Sparse time index: (running maximum timestamp, base offset of the chunk where the
+    /// running maximum first reached it). Strictly increasing in both.
+    by_time: Vec<(Millis, Offset)>,
+}
+
+impl ChunkIndex {
+    pub fn from_chunks(chunks: impl IntoIterator<Item = ChunkRecord>) -> ChunkIndex {
+        let mut index = ChunkIndex::default();
+        let mut sorted: Vec<ChunkRecord> = chunks.into_iter().collect();
+        sorted.sort_by_key(|c| c.base_offset);
+        for c in sorted {
+            index.push(c);
+        }
+        index
+    }
+
+    /// Adds a chunk above every chunk already indexed.
+    pub fn push(&mut self, chunk: ChunkRecord) {
+        debug_assert!(self
+            .by_base
+            .last_key_value()
+            .is_none_or(|(_, last)| last.last_offset < chunk.base_offset));
+        if self
+            .by_time
+            .last()
+            .is_none_or(|(ts, _)| chunk.max_timestamp > *ts)
+        {
+            self.by_time.push((chunk.max_timestamp, chunk.base_offset));
+        }
+        self.by_base.insert(chunk.base_offset, chunk);
+    }
+
+    /// The chunk holding `offset`, if any.
+    pub fn find(&self, offset: Offset) -> Option<&ChunkRecord> {
+        self.by_base
+            .range(..=offset)
+            .next_back()
+            .map(|(_, c)| c)
+            .filter(|c| c.last_offset >= offset)
+    }
+
+    /// Chunks from the one holding `offset` onwards, in offset order.
+    pub fn from_offset(&self, offset: Offset) -> impl Iterator<Item = &ChunkRecord> {
+        let start = self.find(offset).map_or(offset, |c| c.base_offset);
+        self.by_base.range(start..).map(|(_, c)| c)
+    }
+
+    /// Base offset of the first chunk that holds a timestamp at or after `ts`.
+    pub fn first_at_or_after(&self, ts: Millis) -> Option<Offset> {
+        let i = self.by_time.partition_point(|(max, _)| *max < ts);
+        self.by_time.get(i).map(|(_, base)| *base)
+    }
+
+    /// The chunk holding the greatest timestamp (the first one to reach it).
+    pub fn max_timestamp(&self) -> Option<(Millis, Offset)> {
+        self.by_time.last().copied()
+    }
+
+    /// Drops chunks that end before `start`.
+    pub fn truncate_before(&mut self, start: Offset) {
+        let keep = self.by_base.split_off(&start);
+        let straddling = self.find(start).cloned();
+        self.by_base = keep;
+        if let Some(c) = straddling {
+            self.by_base.insert(c.base_offset, c);
+        }
+        let chunks: Vec<ChunkRecord> = self.by_base.values().cloned().collect();
+        *self = ChunkIndex::from_chunks(chunks);
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_base.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_base.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chunks(spec: &[(i64, i64)]) -> Vec<ChunkRecord> {
+        // spec: (record count, max timestamp)
+        let mut next = 0;
+        spec.iter()
+            .map(|(n, ts)| {
+                let c = ChunkRecord {
+                    object: "o".into(),
+                    position: 0,
+                    length: 1,
+                    base_offset: Offset(next),
+                    last_offset: Offset(next + n - 1),
+                    max_timestamp: *ts,
+                    crc: 0,
+                };
+                next += n;
+                c
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn offset_finds_its_chunk(spec in proptest::collection::vec((1i64..50, 0i64..1000), 1..40), probe in 0i64..3000) {
+            let cs = chunks(&spec);
+            let index = ChunkIndex::from_chunks(cs.clone());
+            let expected = cs.iter().find(|c| c.base_offset.0 <= probe && probe <= c.last_offset.0);
+            prop_assert_eq!(index.find(Offset(probe)), expected);
+            // The greatest indexed base at or below the probe starts the iteration.
+            let first = index.from_offset(Offset(probe)).next().cloned();
+            if let Some(first) = first {
+                prop_assert!(first.last_offset.0 >= probe);
+            }
+        }
+
+        #[test]
+        fn time_lookup_finds_first_chunk_reaching_ts(spec in proptest::collection::vec((1i64..50, 0i64..1000), 1..40), ts in 0i64..1100) {
+            let cs = chunks(&spec);
+            let index = ChunkIndex::from_chunks(cs.clone());
+            let expected = cs.iter().find(|c| c.max_timestamp >= ts).map(|c| c.base_offset);
+            prop_assert_eq!(index.first_at_or_after(ts), expected);
+        }
+    }
+
+    #[test]
+    fn truncate_keeps_straddling_chunk() {
+        let mut index = ChunkIndex::from_chunks(chunks(&[(10, 5), (10, 6), (10, 7)]));
+        index.truncate_before(Offset(15));
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.find(Offset(15)).unwrap().base_offset, Offset(10));
+        assert!(index.find(Offset(5)).is_none());
+    }
+}

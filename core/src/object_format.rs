@@ -1,0 +1,338 @@
+//! The flush object: one object per flush holding the new batches of every partition the
+//! broker flushed, so PUTs do not grow with the number of partitions.
+//!
+//! Layout (all integers big-endian):
+//! ```text
+//! header  32 B  "KSFO" | version u16 | flags u16 | broker id i32 | created ms i64 |
+//!               chunk count u32 | reserved 8 B
+//! chunks        per partition: its batches, stamped with offsets and leader epoch
+//! index         chunk count x 64 B entries (see ChunkEntry::encode)
+//! footer  24 B  index offset u64 | index length u32 | index crc32c u32 | "KSFE" |
+//!               version u16 | reserved u16
+//! ```
+//! Each index entry carries the CRC-32C of its chunk, and so does the metadata entry that
+//! points at the chunk, so a ranged read of one chunk is verified without the footer. The
+//! footer and index make an object self-describing for garbage collection and repair.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::batch;
+use crate::types::{BrokerId, LeaderEpoch, Millis, Offset, PartitionId, TopicId};
+
+pub const VERSION: u16 = 1;
+const HEADER_MAGIC: &[u8; 4] = b"KSFO";
+const FOOTER_MAGIC: &[u8; 4] = b"KSFE";
+pub const HEADER_LEN: usize = 32;
+pub const FOOTER_LEN: usize = 24;
+pub const ENTRY_LEN: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("flush object too short: {0} bytes")]
+    TooShort(usize),
+    #[error("flush object has bad magic")]
+    BadMagic,
+    #[error("unsupported flush object version {0}")]
+    UnsupportedVersion(u16),
+    #[error("flush object index checksum mismatch")]
+    IndexChecksum,
+    #[error("flush object index out of bounds")]
+    IndexBounds,
+    #[error("chunk checksum mismatch: expected {expected:#010x}, computed {computed:#010x}")]
+    ChunkChecksum { expected: u32, computed: u32 },
+    #[error("chunk length mismatch: expected {expected}, got {actual}")]
+    ChunkLength { expected: u64, actual: u64 },
+    #[error("chunk holds a malformed batch: {0}")]
+    MalformedBatch(batch::BatchError),
+}
+
+/// Where one partition's new data lies in a flush object, and what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkEntry {
+    pub topic: TopicId,
+    pub partition: PartitionId,
+    /// Byte position of the chunk within the object.
+    pub position: u64,
+    pub length: u32,
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    pub max_timestamp: Millis,
+    pub batch_count: u32,
+    pub crc: u32,
+}
+
+impl ChunkEntry {
+    fn encode(&self, out: &mut BytesMut) {
+        out.put_slice(self.topic.0.as_bytes());
+        out.put_i32(self.partition.0);
+        out.put_u64(self.position);
+        out.put_u32(self.length);
+        out.put_i64(self.base_offset.0);
+        out.put_i64(self.last_offset.0);
+        out.put_i64(self.max_timestamp);
+        out.put_u32(self.batch_count);
+        out.put_u32(self.crc);
+    }
+
+    fn decode(b: &[u8]) -> ChunkEntry {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&b[0..16]);
+        let u32_at = |at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let u64_at = |at: usize| {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&b[at..at + 8]);
+            u64::from_be_bytes(raw)
+        };
+        ChunkEntry {
+            topic: TopicId(uuid::Uuid::from_bytes(id)),
+            partition: PartitionId(u32_at(16) as i32),
+            position: u64_at(20),
+            length: u32_at(28),
+            base_offset: Offset(u64_at(32) as i64),
+            last_offset: Offset(u64_at(40) as i64),
+            max_timestamp: u64_at(48) as i64,
+            batch_count: u32_at(56),
+            crc: u32_at(60),
+        }
+    }
+
+    /// The byte range of the chunk within its object.
+    pub fn range(&self) -> std::ops::Range<u64> {
+        self.position..self.position + u64::from(self.length)
+    }
+}
+
+/// Assembles one flush object. Batches are copied once into the object buffer and stamped
+/// there with their offsets.
+pub struct FlushObjectBuilder {
+    buf: BytesMut,
+    entries: Vec<ChunkEntry>,
+}
+
+impl FlushObjectBuilder {
+    pub fn new(broker: BrokerId, created_ms: Millis, capacity: usize) -> FlushObjectBuilder {
+        let mut buf = BytesMut::with_capacity(HEADER_LEN + capacity + FOOTER_LEN);
+        buf.put_slice(HEADER_MAGIC);
+        buf.put_u16(VERSION);
+        buf.put_u16(0);
+        buf.put_i32(broker.0);
+        buf.put_i64(created_ms);
+        buf.put_u32(0); // chunk count, patched in finish
+        buf.put_slice(&[0u8; 8]);
+        FlushObjectBuilder {
+            buf,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Appends a partition's batches (each already validated) starting at `base_offset`.
+    /// Returns the entry, whose `last_offset` is the offset of the chunk's last record.
+    pub fn add_chunk<'a>(
+        &mut self,
+        topic: TopicId,
+        partition: PartitionId,
+        base_offset: Offset,
+        epoch: LeaderEpoch,
+        batches: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<ChunkEntry, batch::BatchError> {
+        let start = self.buf.len();
+        let mut next = base_offset;
+        let mut max_timestamp = i64::MIN;
+        let mut batch_count = 0u32;
+        for raw in batches {
+            let header = batch::peek_header(raw)?;
+            let at = self.buf.len();
+            self.buf.put_slice(&raw[..header.size]);
+            batch::stamp(&mut self.buf[at..at + header.size], next, epoch);
+            next = next.plus(header.offset_count());
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            batch_count += 1;
+        }
+        let data = &self.buf[start..];
+        let entry = ChunkEntry {
+            topic,
+            partition,
+            position: start as u64,
+            length: data.len() as u32,
+            base_offset,
+            last_offset: Offset(next.0 - 1),
+            max_timestamp,
+            batch_count,
+            crc: crc32c::crc32c(data),
+        };
+        self.entries.push(entry);
+        Ok(entry)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn finish(mut self) -> (Bytes, Vec<ChunkEntry>) {
+        let count = self.entries.len() as u32;
+        self.buf[20..24].copy_from_slice(&count.to_be_bytes());
+        let index_at = self.buf.len();
+        for e in &self.entries {
+            e.encode(&mut self.buf);
+        }
+        let index_crc = crc32c::crc32c(&self.buf[index_at..]);
+        let index_len = (self.buf.len() - index_at) as u32;
+        self.buf.put_u64(index_at as u64);
+        self.buf.put_u32(index_len);
+        self.buf.put_u32(index_crc);
+        self.buf.put_slice(FOOTER_MAGIC);
+        self.buf.put_u16(VERSION);
+        self.buf.put_u16(0);
+        (self.buf.freeze(), self.entries)
+    }
+}
+
+/// Reads and verifies the index of a complete flush object.
+pub fn decode_index(object: &[u8]) -> Result<Vec<ChunkEntry>, FormatError> {
+    if object.len() < HEADER_LEN + FOOTER_LEN {
+        return Err(FormatError::TooShort(object.len()));
+    }
+    if &object[0..4] != HEADER_MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    let version = u16::from_be_bytes([object[4], object[5]]);
+    if version != VERSION {
+        return Err(FormatError::UnsupportedVersion(version));
+    }
+    let footer = &object[object.len() - FOOTER_LEN..];
+    if &footer[16..20] != FOOTER_MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&footer[0..8]);
+    let index_at =
+        usize::try_from(u64::from_be_bytes(raw)).map_err(|_| FormatError::IndexBounds)?;
+    let index_len = u32::from_be_bytes([footer[8], footer[9], footer[10], footer[11]]) as usize;
+    let index_crc = u32::from_be_bytes([footer[12], footer[13], footer[14], footer[15]]);
+    let index_end = index_at
+        .checked_add(index_len)
+        .filter(|end| *end == object.len() - FOOTER_LEN && index_at >= HEADER_LEN)
+        .ok_or(FormatError::IndexBounds)?;
+    if !index_len.is_multiple_of(ENTRY_LEN) {
+        return Err(FormatError::IndexBounds);
+    }
+    let index = &object[index_at..index_end];
+    if crc32c::crc32c(index) != index_crc {
+        return Err(FormatError::IndexChecksum);
+    }
+    let entries: Vec<ChunkEntry> = index
+        .chunks_exact(ENTRY_LEN)
+        .map(ChunkEntry::decode)
+        .collect();
+    for e in &entries {
+        let end = e.position.checked_add(u64::from(e.length));
+        if e.position < HEADER_LEN as u64 || end.is_none_or(|end| end > index_at as u64) {
+            return Err(FormatError::IndexBounds);
+        }
+    }
+    Ok(entries)
+}
+
+/// Checks bytes read for a chunk against the length and CRC its entry promises.
+pub fn verify_chunk(data: &[u8], length: u32, crc: u32) -> Result<(), FormatError> {
+    if data.len() as u64 != u64::from(length) {
+        return Err(FormatError::ChunkLength {
+            expected: u64::from(length),
+            actual: data.len() as u64,
+        });
+    }
+    let computed = crc32c::crc32c(data);
+    if computed != crc {
+        return Err(FormatError::ChunkChecksum {
+            expected: crc,
+            computed,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_batches(sizes: &[usize]) -> Vec<Bytes> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let value = vec![i as u8; *n];
+                batch::build(&[(Some(b"k".as_slice()), Some(value.as_slice()))], i as i64)
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(parts in proptest::collection::vec(proptest::collection::vec(0usize..300, 1..5), 1..6), base in 0i64..1_000_000) {
+            let mut builder = FlushObjectBuilder::new(BrokerId(3), 77, 0);
+            let topic = TopicId::random();
+            let mut expected = Vec::new();
+            for (p, sizes) in parts.iter().enumerate() {
+                let batches = sample_batches(sizes);
+                let e = builder
+                    .add_chunk(topic, PartitionId(p as i32), Offset(base), LeaderEpoch(2), batches.iter().map(|b| b.as_ref()))
+                    .unwrap();
+                prop_assert_eq!(e.last_offset, Offset(base + sizes.len() as i64 - 1));
+                expected.push((e, batches));
+            }
+            let (object, entries) = builder.finish();
+            let decoded = decode_index(&object).unwrap();
+            prop_assert_eq!(&decoded, &entries);
+            for (entry, batches) in expected {
+                let data = &object[entry.position as usize..(entry.position + u64::from(entry.length)) as usize];
+                verify_chunk(data, entry.length, entry.crc).unwrap();
+                let data = Bytes::copy_from_slice(data);
+                let mut next = entry.base_offset.0;
+                for (got, original) in batch::iter(&data).zip(batches.iter()) {
+                    let (h, bytes) = got.unwrap();
+                    prop_assert_eq!(h.base_offset, next);
+                    prop_assert_eq!(h.partition_leader_epoch, 2);
+                    batch::validate(&bytes).unwrap();
+                    // Only the base offset and epoch differ from what the client sent.
+                    prop_assert_eq!(&bytes[16..], &original[16..]);
+                    next = h.last_offset() + 1;
+                }
+            }
+        }
+
+        #[test]
+        fn damaged_objects_never_panic(flip in 0usize..400, byte in any::<u8>()) {
+            let mut builder = FlushObjectBuilder::new(BrokerId(1), 5, 0);
+            let batches = sample_batches(&[10, 20]);
+            builder.add_chunk(TopicId::random(), PartitionId(0), Offset(0), LeaderEpoch(0), batches.iter().map(|b| b.as_ref())).unwrap();
+            let (object, _) = builder.finish();
+            let mut damaged = object.to_vec();
+            let at = flip % damaged.len();
+            damaged[at] ^= byte.max(1);
+            let _ = decode_index(&damaged);
+            let _ = decode_index(&damaged[..at]);
+        }
+    }
+
+    #[test]
+    fn damaged_chunk_is_detected() {
+        let mut builder = FlushObjectBuilder::new(BrokerId(1), 5, 0);
+        let batches = sample_batches(&[10]);
+        let e = builder
+            .add_chunk(
+                TopicId::random(),
+                PartitionId(0),
+                Offset(0),
+                LeaderEpoch(0),
+                batches.iter().map(|b| b.as_ref()),
+            )
+            .unwrap();
+        let (object, _) = builder.finish();
+        let mut data =
+            object[e.position as usize..(e.position + u64::from(e.length)) as usize].to_vec();
+        data[3] ^= 1;
+        assert!(verify_chunk(&data, e.length, e.crc).is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! Topics: names, ids, partition counts and their configs as recorded in metadata.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::error::Error;
+use crate::types::{Millis, TopicId};
+
+pub const MAX_NAME_LEN: usize = 249;
+/// Upper bound on partitions per topic; guards metadata and memory against typos.
+pub const MAX_PARTITIONS: i32 = 10_000;
+
+/// A topic as stored under `topics/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    pub id: TopicId,
+    pub name: String,
+    pub partitions: i32,
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+    pub created_ms: Millis,
+}
+
+/// Kafka's rules for topic names: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    let invalid = |why: &str| Err(Error::InvalidTopic(format!("{name:?}: {why}")));
+    if name.is_empty() {
+        return invalid("name is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return invalid("name is longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return invalid("name cannot be '.' or '..'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid("name may only contain ASCII letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+pub fn validate_partitions(count: i32) -> Result<(), Error> {
+    if !(1..=MAX_PARTITIONS).contains(&count) {
+        return Err(Error::InvalidPartitions(count));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("orders.v1_x-y").is_ok());
+        for bad in ["", ".", "..", "a b", "é", &"x".repeat(250)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_partitions(0).is_err());
+        assert!(validate_partitions(MAX_PARTITIONS + 1).is_err());
+        assert!(validate_partitions(12).is_ok());
+    }
+}
