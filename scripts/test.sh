@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# The project's one test command (README: ./scripts/test.sh).
+#
+# Installs what the tests need (idempotently: a second run installs nothing), then runs
+# fmt, clippy, the core dependency check, the build, the Rust tests and the end-to-end
+# tests (tests/e2e, a real broker process driven by real Kafka clients), and prints a
+# summary. Exits non-zero if anything failed.
+#
+# Usage: ./scripts/test.sh [PYTEST_ARGS...]   (extra arguments go to pytest, e.g. -k roundtrip)
+# Works on a fresh Debian bookworm machine as root (or with sudo); needs cargo and python3.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+VENV="$ROOT/.venv"
+REQUIREMENTS="$ROOT/requirements-test.txt"
+PYTHON="${PYTHON:-python3}"
+# Crates that must never appear among kafscale-core's normal dependencies
+# (shared/DESIGN.md: core knows no Kafka wire types, S3, etcd or figment).
+FORBIDDEN_CORE_DEPS=(kafka-protocol object_store etcd-client figment)
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+LOG_DIR="$TARGET_DIR/test-logs"
+KAFSCALE_BIN="$TARGET_DIR/debug/kafscale"
+
+SUMMARY=()
+FAILED=0
+CARGO_TESTS=""
+E2E_TESTS=""
+T_START=$SECONDS
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+record() { # record STATUS NAME DETAIL
+  SUMMARY+=("$(printf '%-5s %-34s %s' "$1" "$2" "$3")")
+  [ "$1" != FAIL ] || FAILED=1
+}
+
+# step NAME CMD...: runs one check, records PASS/FAIL and its duration; never aborts.
+step() {
+  local name=$1 t0=$SECONDS rc=0
+  shift
+  say "$name"
+  "$@" || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    record PASS "$name" "$((SECONDS - t0))s"
+  else
+    record FAIL "$name" "exit $rc, $((SECONDS - t0))s"
+  fi
+  return "$rc"
+}
+
+print_summary() {
+  local rc=$?
+  [ "$rc" -eq 0 ] || [ "$FAILED" -eq 1 ] || record FAIL "setup (aborted)" "exit $rc"
+  printf '\n\033[1m==> summary (%ss)\033[0m\n' "$((SECONDS - T_START))"
+  local line
+  for line in "${SUMMARY[@]}"; do printf '  %s\n' "$line"; done
+  [ -z "$CARGO_TESTS" ] || printf '  cargo test: %s\n' "$CARGO_TESTS"
+  [ -z "$E2E_TESTS" ] || printf '  e2e (pytest): %s\n' "$E2E_TESTS"
+  if [ "$FAILED" -eq 0 ] && [ "$rc" -eq 0 ]; then
+    echo "ALL CHECKS PASSED"
+  else
+    echo "SOME CHECKS FAILED (see above; broker logs of failed e2e tests are printed with them)"
+    exit 1
+  fi
+}
+trap print_summary EXIT
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# ---------------------------------------------------------------------------------------
+# 1. Installation (prerequisites: any failure here aborts)
+say "install test prerequisites"
+missing=()
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing from apt: ${missing[*]}"
+  apt_install "${missing[@]}"
+else
+  echo "kcat and protoc already installed"
+fi
+
+command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found on PATH" >&2; exit 1; }
+command -v "$PYTHON" >/dev/null 2>&1 || { echo "error: $PYTHON not found on PATH" >&2; exit 1; }
+
+if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  rm -rf "$VENV"
+  if ! "$PYTHON" -m venv "$VENV"; then
+    # Debian's own python3 needs python3-venv for ensurepip.
+    rm -rf "$VENV"
+    apt_install python3-venv
+    "$PYTHON" -m venv "$VENV"
+  fi
+fi
+# Reinstall only when the requirements or the interpreter change.
+stamp="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1) $("$VENV/bin/python" -V 2>&1)"
+if [ "$(cat "$VENV/.kafscale-requirements" 2>/dev/null || true)" != "$stamp" ]; then
+  echo "installing python test packages into .venv"
+  PIP_NO_INPUT=1 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
+  echo "$stamp" >"$VENV/.kafscale-requirements"
+else
+  echo ".venv up to date"
+fi
+"$VENV/bin/python" -c 'import confluent_kafka, pytest, pytest_timeout' \
+  || { echo "error: python test packages missing from .venv (delete .venv and rerun)" >&2; exit 1; }
+record PASS "install prerequisites" "$((SECONDS - T_START))s"
+mkdir -p "$LOG_DIR"
+
+# ---------------------------------------------------------------------------------------
+# 2. Static checks (each runs even if an earlier one failed)
+check_core_deps() {
+  local tree dep bad=()
+  tree="$(cargo tree -p kafscale-core -e normal --prefix none)" || return 1
+  for dep in "${FORBIDDEN_CORE_DEPS[@]}"; do
+    if grep -Eq "^${dep} v[0-9]" <<<"$tree"; then bad+=("$dep"); fi
+  done
+  if [ "${#bad[@]}" -gt 0 ]; then
+    echo "error: kafscale-core must not depend on ${bad[*]} (core knows no wire types, S3, etcd or figment; see shared/DESIGN.md). Paths:" >&2
+    for dep in "${bad[@]}"; do cargo tree -p kafscale-core -e normal -i "$dep" >&2 || true; done
+    return 1
+  fi
+  echo "kafscale-core depends on none of: ${FORBIDDEN_CORE_DEPS[*]}"
+}
+
+step "cargo fmt --check" cargo fmt --all -- --check || true
+step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings || true
+step "core dependency check" check_core_deps || true
+
+# ---------------------------------------------------------------------------------------
+# 3. Build, Rust tests, end-to-end tests
+run_cargo_tests() {
+  local out="$LOG_DIR/cargo-test.log" rc=0
+  cargo test --workspace --no-fail-fast 2>&1 | tee "$out" || rc=$?
+  CARGO_TESTS="$(awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d ignored", p, f, i }' "$out")"
+  return "$rc"
+}
+
+run_e2e() {
+  local junit="$LOG_DIR/e2e-junit.xml" rc=0
+  rm -f "$junit"
+  KAFSCALE_BIN="$KAFSCALE_BIN" KAFSCALE_E2E_REQUIRE_BROKER=1 \
+    "$VENV/bin/python" -m pytest tests/e2e --junitxml="$junit" "$@" || rc=$?
+  if [ -f "$junit" ]; then
+    E2E_TESTS="$("$VENV/bin/python" - "$junit" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+t = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+passed = t["tests"] - t["failures"] - t["errors"] - t["skipped"]
+print(f"{passed} passed, {t['failures'] + t['errors']} failed, {t['skipped']} skipped")
+PY
+)"
+  fi
+  return "$rc"
+}
+
+if step "cargo build --workspace" cargo build --workspace; then
+  step "cargo test --workspace" run_cargo_tests || true
+  step "pytest tests/e2e" run_e2e "$@" || true
+else
+  record SKIP "cargo test --workspace" "build failed"
+  record SKIP "pytest tests/e2e" "build failed"
+fi

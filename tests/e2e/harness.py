@@ -1,0 +1,231 @@
+"""The broker process harness and the kcat runner used by the end-to-end tests.
+
+KAFSCALE_BIN names the binary (scripts/test.sh sets it); otherwise target/debug/kafscale
+is used. Test modules that need a broker set `pytestmark = requires_broker`: without a
+binary they are skipped, unless KAFSCALE_E2E_REQUIRE_BROKER=1 (as in scripts/test.sh),
+where a missing binary is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("KAFSCALE_BIN") or REPO / "target" / "debug" / "kafscale")
+REQUIRE_BROKER = os.environ.get("KAFSCALE_E2E_REQUIRE_BROKER") == "1"
+READY_TIMEOUT = float(os.environ.get("KAFSCALE_E2E_READY_TIMEOUT", "30"))
+STOP_TIMEOUT = 15.0
+LOG_TAIL_LINES = 150
+
+
+def broker_binary_present() -> bool:
+    return BIN.is_file() and os.access(BIN, os.X_OK)
+
+
+requires_broker = pytest.mark.skipif(
+    not broker_binary_present() and not REQUIRE_BROKER,
+    reason=f"no broker binary at {BIN} (build it with cargo build, or set KAFSCALE_BIN)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    parts = text.splitlines()
+    cut = "" if len(parts) <= lines else f"[... {len(parts) - lines} earlier lines]\n"
+    return cut + "\n".join(parts[-lines:])
+
+
+class BrokerFailed(Exception):
+    pass
+
+
+class Broker:
+    """One broker process. `start()` waits until it serves Kafka and /healthz."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        ephemeral: bool = False,
+        data_dir: Path | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        config: str | None = None,
+        name: str = "broker",
+        binary: Path | None = None,
+    ):
+        self.workdir = workdir
+        self.binary = Path(binary) if binary is not None else BIN
+        self.name = name
+        self.ephemeral = ephemeral
+        self.data_dir = None if ephemeral else (data_dir or workdir / f"{name}-data")
+        self.extra_args = list(args or [])
+        self.env = dict(env or {})
+        self.config_path = None
+        if config is not None:
+            self.config_path = workdir / f"{name}.toml"
+            self.config_path.write_text(config)
+        self.port = free_port()
+        self.http_port = free_port()
+        self.log_path = workdir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self.last_exit_code: int | None = None
+        self.needed_sigkill = False
+
+    # -- addresses -------------------------------------------------------------------
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def command(self) -> list[str]:
+        cmd = [str(self.binary), "serve", "--listen", self.bootstrap, "--http-listen", f"127.0.0.1:{self.http_port}"]
+        if self.ephemeral:
+            cmd.append("--ephemeral")
+        else:
+            cmd += ["--data-dir", str(self.data_dir)]
+        if self.config_path is not None:
+            cmd += ["--config", str(self.config_path)]
+        return cmd + self.extra_args
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self, timeout: float = READY_TIMEOUT) -> Broker:
+        if not os.access(self.binary, os.X_OK):
+            raise BrokerFailed(f"no broker binary at {self.binary}")
+        assert not self.alive(), "already running"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAFSCALE_")}
+        env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.env)
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.command(), cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        kafka_ok = health_ok = False
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BrokerFailed(
+                    f"{self.name} exited with code {self.proc.returncode} before it was ready\n{self.log_tail()}")
+            if not kafka_ok:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    kafka_ok = True
+                except OSError:
+                    pass
+            if not health_ok:
+                health_ok = self.http_get("/healthz")[0] == 200
+            if kafka_ok and health_ok:
+                return
+            time.sleep(0.05)
+        what = [w for w, ok in (("kafka port", kafka_ok), ("/healthz", health_ok)) if not ok]
+        self.stop()
+        raise BrokerFailed(f"{self.name} not ready after {timeout:.0f}s ({' and '.join(what)} not answering)\n"
+                           f"{self.log_tail()}")
+
+    def http_get(self, path: str, timeout: float = 2.0) -> tuple[int | None, str]:
+        try:
+            with urllib.request.urlopen(self.http + path, timeout=timeout) as resp:
+                return resp.status, resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+        except OSError:
+            return None, ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`. Returns the exit code (None if not running)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.needed_sigkill = True
+                self.proc.kill()
+                self.proc.wait()
+        self.last_exit_code = self.proc.returncode
+        self.proc = None
+        return self.last_exit_code
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no chance to flush."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self, hard: bool = False) -> Broker:
+        """Stops (SIGTERM, or SIGKILL if hard) and starts again on the same ports and data dir."""
+        self.kill() if hard else self.stop()
+        return self.start()
+
+    # -- inspection ------------------------------------------------------------------
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return f"----- {self.log_path} (last lines) -----\n{tail(self.log_text(), lines)}"
+
+    def proc_status(self, field: str) -> int:
+        """A /proc/<pid>/status memory field (VmRSS, VmHWM, VmPeak, ...) in KiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise KeyError(field)
+
+
+# ---------------------------------------------------------------------------------------
+# kcat
+
+
+def run_kcat(args: list[str], *, input: bytes | None = None, timeout: float = 60.0,
+             check: bool = True) -> subprocess.CompletedProcess:
+    """Runs kcat with a timeout; on failure raises with its output."""
+    cmd = ["kcat", *args]
+    try:
+        res = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(
+            f"kcat timed out after {timeout}s: {' '.join(cmd)}\nstderr:\n{(e.stderr or b'').decode(errors='replace')[-4000:]}"
+        ) from None
+    if check and res.returncode != 0:
+        raise AssertionError(
+            f"kcat exited {res.returncode}: {' '.join(cmd)}\nstderr:\n{res.stderr.decode(errors='replace')[-4000:]}")
+    return res
