@@ -1,1 +1,20 @@
+//! kafscale: the Kafka protocol server, HTTP endpoint, configuration and CLI around the core
+//! log.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = kafscale::config::load(None, kafscale::config::process_env(), Default::default())?;
+//! let broker = kafscale::broker::start(config).await?;
+//! println!("serving Kafka on {}", broker.kafka_addr);
+//! broker.shutdown().await;
+//! # Ok(()) }
+//! ```
 
+pub mod broker;
+pub mod config;
+pub mod context;
+pub mod errors;
+pub mod handlers;
+pub mod http;
+pub mod metrics;
+pub mod server;

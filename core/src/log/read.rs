@@ -15,8 +15,11 @@ use crate::types::{LeaderEpoch, Millis, Offset, PartitionKey};
 pub struct ReadRequest {
     pub partition: PartitionKey,
     pub offset: Offset,
-    /// Byte budget; the first batch is returned even when it is larger (KIP-74).
+    /// Byte budget.
     pub max_bytes: usize,
+    /// Return the first batch even when it is larger than the budget (KIP-74); set for the
+    /// first partition of a fetch response that gets data.
+    pub min_one_batch: bool,
     pub current_leader_epoch: Option<LeaderEpoch>,
 }
 
@@ -67,7 +70,9 @@ impl LogService {
                 if header.last_offset() < req.offset.0 {
                     continue;
                 }
-                if !out.is_empty() && out.len() + bytes.len() > req.max_bytes {
+                if (!out.is_empty() || !req.min_one_batch)
+                    && out.len() + bytes.len() > req.max_bytes
+                {
                     break 'chunks;
                 }
                 out.extend_from_slice(&bytes);

@@ -1,0 +1,174 @@
+//! Start-up and shutdown of a broker: open and check the stores, load the log, bind the
+//! listeners, serve until told to stop, then flush and commit what is pending.
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use kafscale_core::log::LogService;
+use kafscale_core::ports::metadata::{decode_json, encode_json};
+use kafscale_core::ports::{Clock, MetadataStore, MetadataStoreExt, ObjectStore, PutMode};
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::metrics::Metrics;
+
+const CLUSTER_KEY: &str = "kafscale/cluster";
+
+/// A running broker; dropping it does not stop it, [`Broker::shutdown`] does.
+pub struct Broker {
+    pub kafka_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub ctx: Arc<Context>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn start(config: Config) -> anyhow::Result<Broker> {
+    let store = kafscale_adapters::object_store_from_url(&config.object_store_url)
+        .with_context(|| format!("object store {}", config.object_store_url))?;
+    let meta = kafscale_adapters::metadata_store_from_url(&config.metadata_url)
+        .with_context(|| format!("metadata store {}", config.metadata_url))?;
+    check_object_store(store.as_ref())
+        .await
+        .with_context(|| format!("object store {} is not usable", config.object_store_url))?;
+    let cluster_id = cluster_id(meta.as_ref())
+        .await
+        .with_context(|| format!("metadata store {} is not usable", config.metadata_url))?;
+    let clock: Arc<dyn Clock> = Arc::new(kafscale_adapters::SystemClock);
+    let log = LogService::open(config.log.clone(), store, meta, clock)
+        .await
+        .context("cannot load the log")?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let http_listener = TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http)", config.http_listen))?;
+    let kafka_addr = listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+    let advertised = config
+        .advertised
+        .clone()
+        .unwrap_or_else(|| (kafka_addr.ip().to_string(), kafka_addr.port()));
+    let ctx = Arc::new(Context {
+        log,
+        config,
+        advertised,
+        cluster_id,
+        metrics: Metrics::default(),
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(true));
+    let tasks = vec![
+        tokio::spawn(crate::server::accept_loop(
+            ctx.clone(),
+            listener,
+            stop_rx.clone(),
+        )),
+        tokio::spawn(crate::http::serve(
+            ctx.clone(),
+            ready,
+            http_listener,
+            stop_rx,
+        )),
+    ];
+    tracing::info!(
+        kafka = %kafka_addr,
+        http = %http_addr,
+        advertised = %format!("{}:{}", ctx.advertised.0, ctx.advertised.1),
+        broker = ctx.log.broker_id().0,
+        cluster = %ctx.cluster_id,
+        "broker started"
+    );
+    Ok(Broker {
+        kafka_addr,
+        http_addr,
+        ctx,
+        stop,
+        tasks,
+    })
+}
+
+impl Broker {
+    /// Stops accepting connections, then flushes and commits pending appends so that their
+    /// producers get answers.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.ctx.log.shutdown().await;
+        // Let connection tasks write the answers of the last flush.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Writes, reads back and deletes a small object, so a misconfigured store fails at start-up
+/// rather than at the first produce.
+async fn check_object_store(store: &dyn ObjectStore) -> anyhow::Result<()> {
+    let key = format!("_probe/{}", uuid::Uuid::new_v4().simple());
+    let data = Bytes::from_static(b"kafscale start-up probe");
+    store.put(&key, data.clone(), PutMode::Create).await?;
+    let back = store.get(&key).await?;
+    anyhow::ensure!(back == data, "probe object read back differently");
+    store.delete(&key).await?;
+    Ok(())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ClusterRecord {
+    id: String,
+}
+
+/// The cluster id, created on first start.
+async fn cluster_id(meta: &dyn MetadataStore) -> anyhow::Result<String> {
+    if let Some(kv) = meta.get(CLUSTER_KEY).await? {
+        return Ok(decode_json::<ClusterRecord>(&kv)?.id);
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..22].to_owned();
+    let outcome = meta
+        .compare_and_swap(
+            CLUSTER_KEY,
+            0,
+            encode_json(&ClusterRecord { id: id.clone() }),
+        )
+        .await?;
+    if outcome.succeeded {
+        return Ok(id);
+    }
+    let kv = meta
+        .get(CLUSTER_KEY)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("cluster id vanished"))?;
+    Ok(decode_json::<ClusterRecord>(&kv)?.id)
+}
+
+/// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,50 @@
+//! The one place where core errors become Kafka error codes.
+
+use kafka_protocol::error::ResponseError;
+use kafscale_core::batch::BatchError;
+use kafscale_core::Error;
+
+pub fn code(e: &Error) -> i16 {
+    use ResponseError as R;
+    let r = match e {
+        Error::UnknownTopic(_) | Error::UnknownPartition(_) => R::UnknownTopicOrPartition,
+        Error::TopicAlreadyExists(_) => R::TopicAlreadyExists,
+        Error::InvalidTopic(_) => R::InvalidTopicException,
+        Error::InvalidPartitions(_) => R::InvalidPartitions,
+        Error::InvalidConfig { .. } => R::InvalidConfig,
+        Error::NotLeader(_) => R::NotLeaderOrFollower,
+        Error::FencedLeaderEpoch { .. } => R::FencedLeaderEpoch,
+        Error::UnknownLeaderEpoch { .. } => R::UnknownLeaderEpoch,
+        Error::CorruptBatch(BatchError::CrcMismatch { .. } | BatchError::Truncated { .. }) => {
+            R::CorruptMessage
+        }
+        Error::CorruptBatch(_) => R::InvalidRecord,
+        Error::BatchTooLarge { .. } => R::MessageTooLarge,
+        Error::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
+        Error::CorruptData { .. } | Error::MissingData(_) => R::KafkaStorageError,
+        Error::Store(_) | Error::Metadata(_) => R::KafkaStorageError,
+        Error::Timeout(_) => R::RequestTimedOut,
+        Error::ShuttingDown => R::NotLeaderOrFollower,
+    };
+    r.code()
+}
+
+/// Kafka codes used directly by handlers for request-level problems.
+pub mod codes {
+    use kafka_protocol::error::ResponseError as R;
+
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = R::UnknownTopicOrPartition.code();
+    pub const UNKNOWN_TOPIC_ID: i16 = R::UnknownTopicId.code();
+    pub const INVALID_REQUIRED_ACKS: i16 = R::InvalidRequiredAcks.code();
+    pub const INVALID_RECORD: i16 = R::InvalidRecord.code();
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = R::UnsupportedCompressionType.code();
+    pub const UNSUPPORTED_VERSION: i16 = R::UnsupportedVersion.code();
+    pub const INVALID_TOPIC: i16 = R::InvalidTopicException.code();
+    pub const INVALID_REPLICATION_FACTOR: i16 = R::InvalidReplicationFactor.code();
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = R::FetchSessionIdNotFound.code();
+    pub const REQUEST_TIMED_OUT: i16 = R::RequestTimedOut.code();
+    pub const INVALID_REQUEST: i16 = R::InvalidRequest.code();
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
+        R::TransactionalIdAuthorizationFailed.code();
+}

@@ -1,0 +1,178 @@
+//! Fetch: whole batches from the requested offsets, long-polling on the log's commit
+//! notification until `min_bytes` is reached, an error occurs or `max_wait_ms` passes.
+
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafscale_core::log::ReadRequest;
+use kafscale_core::topic::TopicRecord;
+use kafscale_core::{LeaderEpoch, Offset, PartitionId, PartitionKey, TopicId};
+
+use super::{topic_name, wire_uuid};
+use crate::context::Context;
+use crate::errors::{self, codes};
+
+/// Upper bound on a long-poll, whatever the client asks.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+struct Wanted {
+    topic: Result<TopicRecord, (String, uuid::Uuid)>,
+    partitions: Vec<FetchPartition>,
+}
+
+pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> FetchResponse {
+    let mut resp = FetchResponse::default();
+    if version >= 7 && req.session_id != 0 {
+        // Sessions are declined (session id 0 in every response), so any id is unknown.
+        resp.error_code = codes::FETCH_SESSION_ID_NOT_FOUND;
+        return resp;
+    }
+    let wanted: Vec<Wanted> = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = if version >= 13 {
+                ctx.log
+                    .topic_by_id(TopicId(t.topic_id))
+                    .ok_or((String::new(), t.topic_id))
+            } else {
+                let name = t.topic.0.to_string();
+                ctx.log.topic(&name).ok_or((name, uuid::Uuid::nil()))
+            };
+            Wanted {
+                topic,
+                partitions: t.partitions,
+            }
+        })
+        .collect();
+    let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let mut commits = ctx.log.subscribe();
+    loop {
+        commits.borrow_and_update();
+        let (responses, bytes, failed) = read_all(&ctx, version, &wanted, max_bytes).await;
+        let expired = tokio::time::Instant::now() >= deadline;
+        if bytes >= min_bytes || failed || expired {
+            ctx.metrics
+                .fetched_bytes
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+            resp.responses = responses;
+            return resp;
+        }
+        tokio::select! {
+            changed = commits.changed() => {
+                if changed.is_err() {
+                    resp.responses = responses;
+                    return resp;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+async fn read_all(
+    ctx: &Context,
+    version: i16,
+    wanted: &[Wanted],
+    max_bytes: usize,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut total = 0usize;
+    let mut failed = false;
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let mut topic = FetchableTopicResponse::default();
+        match &w.topic {
+            Ok(t) if version >= 13 => topic.topic_id = wire_uuid(t.id),
+            Ok(t) => topic.topic = topic_name(&t.name),
+            Err((_, id)) if version >= 13 => topic.topic_id = *id,
+            Err((name, _)) => topic.topic = topic_name(name),
+        }
+        for p in &w.partitions {
+            let mut data = PartitionData::default();
+            data.partition_index = p.partition;
+            let record = match &w.topic {
+                Ok(t) => t,
+                Err(_) => {
+                    data.error_code = if version >= 13 {
+                        codes::UNKNOWN_TOPIC_ID
+                    } else {
+                        codes::UNKNOWN_TOPIC_OR_PARTITION
+                    };
+                    set_unknown_offsets(&mut data);
+                    failed = true;
+                    topic.partitions.push(data);
+                    continue;
+                }
+            };
+            let key = PartitionKey {
+                topic: record.id,
+                partition: PartitionId(p.partition),
+            };
+            let budget = usize::try_from(p.partition_max_bytes)
+                .unwrap_or(0)
+                .min(max_bytes.saturating_sub(total));
+            let epoch = (version >= 9 && p.current_leader_epoch >= 0)
+                .then_some(LeaderEpoch(p.current_leader_epoch));
+            let result = if budget == 0 && total > 0 {
+                // Out of budget: report offsets without data.
+                ctx.log.partition_info(key).map(|info| {
+                    (
+                        bytes::Bytes::new(),
+                        info.high_watermark,
+                        info.log_start_offset,
+                    )
+                })
+            } else {
+                ctx.log
+                    .read(ReadRequest {
+                        partition: key,
+                        offset: Offset(p.fetch_offset),
+                        max_bytes: budget,
+                        min_one_batch: total == 0,
+                        current_leader_epoch: epoch,
+                    })
+                    .await
+                    .map(|r| (r.records, r.high_watermark, r.log_start_offset))
+            };
+            match result {
+                Ok((records, hw, start)) => {
+                    total += records.len();
+                    data.high_watermark = hw.0;
+                    data.last_stable_offset = hw.0;
+                    data.log_start_offset = start.0;
+                    data.records = Some(records);
+                }
+                Err(e) => {
+                    if !matches!(e, kafscale_core::Error::OffsetOutOfRange { .. }) {
+                        tracing::warn!(partition = %key, error = %e, "fetch failed");
+                    }
+                    data.error_code = errors::code(&e);
+                    set_unknown_offsets(&mut data);
+                    if let Ok(info) = ctx.log.partition_info(key) {
+                        data.high_watermark = info.high_watermark.0;
+                        data.last_stable_offset = info.high_watermark.0;
+                        data.log_start_offset = info.log_start_offset.0;
+                    }
+                    failed = true;
+                }
+            }
+            topic.partitions.push(data);
+        }
+        out.push(topic);
+    }
+    (out, total, failed)
+}
+
+fn set_unknown_offsets(data: &mut PartitionData) {
+    data.high_watermark = -1;
+    data.last_stable_offset = -1;
+    data.log_start_offset = -1;
+    data.records = Some(bytes::Bytes::new());
+}

@@ -1,0 +1,122 @@
+//! ListOffsets: earliest, latest, max-timestamp and by-timestamp offsets.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use std::sync::Arc;
+
+use kafscale_core::{Error, LeaderEpoch, PartitionId, PartitionKey};
+
+use super::{records, topic_name};
+use crate::context::Context;
+use crate::errors::{self, codes};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub async fn handle(
+    ctx: Arc<Context>,
+    version: i16,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let record = ctx.log.topic(&name);
+        let mut topic = ListOffsetsTopicResponse::default();
+        topic.name = topic_name(&name);
+        for p in t.partitions {
+            let mut out = ListOffsetsPartitionResponse::default();
+            out.partition_index = p.partition_index;
+            let result = match &record {
+                None => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(r) => {
+                    let key = PartitionKey {
+                        topic: r.id,
+                        partition: PartitionId(p.partition_index),
+                    };
+                    let epoch = (version >= 4 && p.current_leader_epoch >= 0)
+                        .then_some(LeaderEpoch(p.current_leader_epoch));
+                    lookup(&ctx, key, epoch, p.timestamp)
+                        .await
+                        .map_err(|e| errors::code(&e))
+                }
+            };
+            match result {
+                Ok((offset, timestamp, epoch)) => {
+                    out.offset = offset;
+                    out.timestamp = timestamp;
+                    if version >= 4 {
+                        out.leader_epoch = epoch;
+                    }
+                }
+                Err(code) => {
+                    out.error_code = code;
+                    out.offset = -1;
+                    out.timestamp = -1;
+                }
+            }
+            topic.partitions.push(out);
+        }
+        resp.topics.push(topic);
+    }
+    resp
+}
+
+/// (offset, timestamp, leader epoch); offset -1 when no record matches.
+async fn lookup(
+    ctx: &Context,
+    key: PartitionKey,
+    epoch: Option<LeaderEpoch>,
+    timestamp: i64,
+) -> Result<(i64, i64, i32), Error> {
+    ctx.log.check_epoch(key, epoch)?;
+    let info = ctx.log.partition_info(key)?;
+    let e = info.leader_epoch.0;
+    match timestamp {
+        LATEST => Ok((info.high_watermark.0, -1, e)),
+        EARLIEST | EARLIEST_LOCAL => Ok((info.log_start_offset.0, -1, e)),
+        LATEST_TIERED => {
+            // Everything committed is in object storage.
+            let last = info.high_watermark.0 - 1;
+            Ok(if last >= info.log_start_offset.0 {
+                (last, -1, e)
+            } else {
+                (-1, -1, e)
+            })
+        }
+        MAX_TIMESTAMP => {
+            let Some((ts, batch)) = ctx.log.find_max_timestamp_batch(key).await? else {
+                return Ok((-1, -1, e));
+            };
+            let found = records_of(&batch)?
+                .into_iter()
+                .find(|(o, t)| *t == ts && *o >= info.log_start_offset.0);
+            Ok(found.map_or((-1, -1, e), |(o, t)| (o, t, e)))
+        }
+        ts if ts >= 0 => {
+            let Some(batch) = ctx.log.find_batch_by_timestamp(key, ts).await? else {
+                return Ok((-1, -1, e));
+            };
+            let found = records_of(&batch)?
+                .into_iter()
+                .find(|(o, t)| *t >= ts && *o >= info.log_start_offset.0);
+            Ok(found.map_or((-1, -1, e), |(o, t)| (o, t, e)))
+        }
+        other => Err(Error::InvalidConfig {
+            name: "timestamp".into(),
+            reason: format!("unsupported special timestamp {other}"),
+        }),
+    }
+}
+
+fn records_of(batch: &bytes::Bytes) -> Result<Vec<(i64, i64)>, Error> {
+    records::offsets_and_timestamps(batch).map_err(|message| {
+        tracing::error!(error = %message, "stored batch cannot be decoded");
+        Error::MissingData(message)
+    })
+}

@@ -1,0 +1,161 @@
+//! Metadata: brokers, the controller and topics with their partitions' leaders; creates
+//! unknown topics when auto-creation is allowed.
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafscale_core::log::CreateTopic;
+use kafscale_core::topic::TopicRecord;
+use kafscale_core::{Error, PartitionId, PartitionKey, TopicId};
+
+use super::{str_bytes, topic_name, wire_uuid};
+use crate::context::Context;
+use crate::errors::{self, codes};
+
+/// Bitfield of every topic operation (READ=3 .. ALTER_CONFIGS=11, as Kafka numbers them).
+const ALL_TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// Bitfield of every cluster operation (CREATE=5 .. IDEMPOTENT_WRITE=12 and friends).
+const ALL_CLUSTER_OPERATIONS: i32 =
+    (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+pub async fn handle(ctx: Arc<Context>, version: i16, req: MetadataRequest) -> MetadataResponse {
+    let mut resp = MetadataResponse::default();
+    let mut broker = MetadataResponseBroker::default();
+    broker.node_id = BrokerId(ctx.log.broker_id().0);
+    broker.host = str_bytes(ctx.advertised.0.clone());
+    broker.port = i32::from(ctx.advertised.1);
+    resp.brokers = vec![broker];
+    if version >= 1 {
+        // The Java admin client sends topic creation to the controller: it must be live.
+        resp.controller_id = BrokerId(ctx.log.broker_id().0);
+    }
+    if version >= 2 {
+        resp.cluster_id = Some(str_bytes(ctx.cluster_id.clone()));
+    }
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = ALL_CLUSTER_OPERATIONS;
+    }
+    let with_ops = version >= 8 && req.include_topic_authorized_operations;
+    let requested = match req.topics {
+        None => None,
+        // In v0 an empty list means every topic.
+        Some(list) if version == 0 && list.is_empty() => None,
+        Some(list) => Some(list),
+    };
+    let Some(requested) = requested else {
+        resp.topics = ctx
+            .log
+            .topics()
+            .iter()
+            .map(|t| describe(&ctx, version, t, with_ops))
+            .collect();
+        return resp;
+    };
+    let auto_create =
+        ctx.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    for wanted in requested {
+        let topic = match wanted.name {
+            Some(name) => {
+                let name = name.0.to_string();
+                match ctx.log.topic(&name) {
+                    Some(t) => Ok(t),
+                    None if auto_create => create(&ctx, &name).await.map_err(|e| (name, None, e)),
+                    None => Err((name, None, codes::UNKNOWN_TOPIC_OR_PARTITION)),
+                }
+            }
+            None => ctx.log.topic_by_id(TopicId(wanted.topic_id)).ok_or((
+                String::new(),
+                Some(wanted.topic_id),
+                codes::UNKNOWN_TOPIC_ID,
+            )),
+        };
+        resp.topics.push(match topic {
+            Ok(t) => describe(&ctx, version, &t, with_ops),
+            Err((name, id, code)) => {
+                let mut t = MetadataResponseTopic::default();
+                t.error_code = code;
+                t.name = (!name.is_empty() || id.is_none()).then(|| topic_name(&name));
+                if version >= 10 {
+                    t.topic_id = id.unwrap_or_default();
+                }
+                t
+            }
+        });
+    }
+    resp
+}
+
+async fn create(ctx: &Context, name: &str) -> Result<TopicRecord, i16> {
+    let req = CreateTopic {
+        name: name.to_owned(),
+        partitions: ctx.config.num_partitions,
+        configs: BTreeMap::new(),
+        validate_only: false,
+    };
+    match ctx.log.create_topic(req).await {
+        Ok(t) => Ok(t),
+        // Created concurrently by another request: describe it.
+        Err(Error::TopicAlreadyExists(_)) => {
+            ctx.log.topic(name).ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION)
+        }
+        Err(Error::InvalidTopic(_)) => Err(codes::INVALID_TOPIC),
+        Err(e) => {
+            tracing::warn!(topic = %name, error = %e, "auto-create failed");
+            Err(errors::code(&e))
+        }
+    }
+}
+
+fn describe(
+    ctx: &Context,
+    version: i16,
+    topic: &TopicRecord,
+    with_ops: bool,
+) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.name = Some(topic_name(&topic.name));
+    if version >= 10 {
+        t.topic_id = wire_uuid(topic.id);
+    }
+    if with_ops {
+        t.topic_authorized_operations = ALL_TOPIC_OPERATIONS;
+    }
+    t.partitions = (0..topic.partitions)
+        .map(|p| {
+            let key = PartitionKey {
+                topic: topic.id,
+                partition: PartitionId(p),
+            };
+            let mut part = MetadataResponsePartition::default();
+            part.partition_index = p;
+            match ctx.log.partition_info(key) {
+                Ok(info) => match info.leader {
+                    Some(leader) => {
+                        part.leader_id = BrokerId(leader.0);
+                        part.replica_nodes = vec![BrokerId(leader.0)];
+                        part.isr_nodes = vec![BrokerId(leader.0)];
+                        if version >= 7 {
+                            part.leader_epoch = info.leader_epoch.0;
+                        }
+                    }
+                    None => {
+                        part.error_code =
+                            kafka_protocol::error::ResponseError::LeaderNotAvailable.code();
+                        part.leader_id = BrokerId(-1);
+                    }
+                },
+                Err(e) => {
+                    part.error_code = errors::code(&e);
+                    part.leader_id = BrokerId(-1);
+                }
+            }
+            part
+        })
+        .collect();
+    t
+}

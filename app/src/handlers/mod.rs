@@ -1,0 +1,26 @@
+//! One handler per Kafka API: wire request in, core calls, wire response out.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+mod records;
+
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+pub(crate) fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Converts between the wire's UUIDs and ours (the same crate, kept apart at the boundary).
+pub(crate) fn wire_uuid(id: kafscale_core::TopicId) -> uuid::Uuid {
+    id.0
+}

@@ -1,0 +1,107 @@
+//! One client connection: frames in, responses out in request order.
+//!
+//! Requests are decoded in arrival order and their order-sensitive part (staging produce
+//! batches) runs before the next frame is read; the rest runs as a task of its own, so slow
+//! requests (long-polling fetches, produces awaiting a flush) overlap. A writer task awaits
+//! the tasks one after another, which keeps responses in request order.
+
+use bytes::{Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::dispatch::{self, Reply};
+use crate::context::Context;
+
+/// Requests of one connection being processed at once; the reader waits beyond that.
+const MAX_IN_FLIGHT: usize = 128;
+
+pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<JoinHandle<Reply>>(MAX_IN_FLIGHT);
+    let writer_task = tokio::spawn(async move {
+        while let Some(task) = rx.recv().await {
+            match task.await {
+                Ok(Reply::Frame(frame)) => {
+                    if let Err(e) = writer.write_all(&frame).await {
+                        tracing::debug!(%peer, error = %e, "write failed; closing");
+                        return;
+                    }
+                }
+                Ok(Reply::None) => {}
+                Ok(Reply::Close(reason)) => {
+                    tracing::warn!(%peer, %reason, "closing connection");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "request task failed; closing connection");
+                    return;
+                }
+            }
+        }
+    });
+    let max = ctx.config.max_request_bytes;
+    loop {
+        let frame = match read_frame(&mut reader, max).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(reason) => {
+                tracing::warn!(%peer, %reason, "bad frame; closing connection");
+                break;
+            }
+        };
+        match dispatch::dispatch(&ctx, frame) {
+            Ok(task) => {
+                if tx.send(task).await.is_err() {
+                    break;
+                }
+            }
+            Err(reason) => {
+                // Answer what is already in flight, then close.
+                tracing::warn!(%peer, %reason, "closing connection");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    if let Err(e) = writer_task.await {
+        tracing::error!(%peer, error = %e, "connection writer failed");
+    }
+}
+
+/// Reads one size-prefixed frame. The size is checked before anything is allocated.
+async fn read_frame<R: AsyncReadExt + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> Result<Option<Bytes>, String> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(format!("read failed: {e}")),
+    }
+    let len = i32::from_be_bytes(len);
+    let size = usize::try_from(len).map_err(|_| format!("negative frame size {len}"))?;
+    if size > max {
+        return Err(format!(
+            "frame of {size} bytes exceeds socket.request.max.bytes ({max})"
+        ));
+    }
+    if size < 8 {
+        return Err(format!(
+            "frame of {size} bytes is shorter than a request header"
+        ));
+    }
+    let mut buf = BytesMut::zeroed(size);
+    reader
+        .read_exact(&mut buf)
+        .await
+        .map_err(|e| format!("truncated frame: {e}"))?;
+    Ok(Some(buf.freeze()))
+}

@@ -1,0 +1,40 @@
+//! The API versions this broker speaks: the intersection of what the kafka-protocol decoders
+//! accept and what the handlers implement, with floors low enough for kafkajs, aiokafka and
+//! older librdkafka.
+
+use kafka_protocol::messages::ApiKey;
+
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    // v0-2 are advertised (old librdkafka enables compression only then) but refused.
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+];
+
+pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_versions_are_decodable() {
+        for (key, min, max) in SUPPORTED {
+            let decodable = key.valid_versions();
+            assert!(*max <= decodable.max, "{key:?}");
+            // Produce below v3 is advertised on purpose and refused on use.
+            if *key != ApiKey::Produce {
+                assert!(*min >= decodable.min, "{key:?}");
+            }
+        }
+    }
+}
