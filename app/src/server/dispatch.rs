@@ -60,113 +60,130 @@ fn ready(reply: Reply) -> JoinHandle<Reply> {
     tokio::spawn(async move { reply })
 }
 
-macro_rules! route {
-    ($ctx:expr, $frame:expr, $key:expr, $version:expr, $corr:expr, $req:ty, $handler:path) => {{
-        let req: $req = decode(&mut $frame, $version)?;
-        let ctx = $ctx.clone();
-        Ok(tokio::spawn(async move {
-            let resp = $handler(ctx, $version, req).await;
-            encode($key, $version, $corr, &resp)
-        }))
-    }};
+/// A decoded request of an API this broker serves.
+#[derive(Debug)]
+pub enum Request {
+    ApiVersions(ApiVersionsRequest),
+    Metadata(MetadataRequest),
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    Produce(ProduceRequest),
 }
 
-/// Decodes one frame and starts its handling. An error closes the connection.
-pub fn dispatch(ctx: &Arc<Context>, mut frame: Bytes) -> Result<JoinHandle<Reply>, String> {
-    // The connection guarantees at least 8 bytes: key, version, correlation id.
+/// A frame taken apart: the API, its version, the header and the body.
+#[derive(Debug)]
+pub struct Decoded {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    /// `None` for an ApiVersions request of a version we do not speak: it gets a v0 answer.
+    pub request: Option<Request>,
+}
+
+/// Decodes one frame (without its size prefix). Pure and total: any input gives a value or
+/// an error, never a panic; the fuzz target `fuzz/fuzz_targets/frame.rs` holds it to that.
+pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, String> {
+    if frame.len() < 8 {
+        return Err(format!(
+            "frame of {} bytes is shorter than a request header",
+            frame.len()
+        ));
+    }
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let api_key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown api key {raw_key}"))?;
-    let Some(range) = versions::supported(api_key) else {
+    let Some((min, max)) = versions::supported(api_key) else {
         return Err(format!("unsupported api {api_key:?}"));
     };
-    if version < range.0 || version > range.1 {
+    if version < min || version > max {
         if api_key == ApiKey::ApiVersions {
-            return Ok(ready(handlers::api_versions::unsupported_version(
+            return Ok(Decoded {
+                api_key,
+                version,
                 correlation_id,
-            )));
+                request: None,
+            });
         }
         return Err(format!("unsupported version {version} of {api_key:?}"));
     }
+    if api_key == ApiKey::Produce && version < 3 {
+        // Advertised so that old librdkafka enables compression; v0-2 carry message sets
+        // older than magic 2, which are not supported.
+        return Err(format!(
+            "produce v{version} (pre-v2 message format) is not supported"
+        ));
+    }
     let header: RequestHeader = decode(&mut frame, api_key.request_header_version(version))?;
-    let corr = header.correlation_id;
-    ctx.metrics.request(api_key);
-    match api_key {
-        ApiKey::ApiVersions => route!(
-            ctx,
-            frame,
-            api_key,
-            version,
-            corr,
-            ApiVersionsRequest,
-            handlers::api_versions::handle
-        ),
-        ApiKey::Metadata => route!(
-            ctx,
-            frame,
-            api_key,
-            version,
-            corr,
-            MetadataRequest,
-            handlers::metadata::handle
-        ),
-        ApiKey::CreateTopics => route!(
-            ctx,
-            frame,
-            api_key,
-            version,
-            corr,
-            CreateTopicsRequest,
-            handlers::create_topics::handle
-        ),
-        ApiKey::DeleteTopics => route!(
-            ctx,
-            frame,
-            api_key,
-            version,
-            corr,
-            DeleteTopicsRequest,
-            handlers::delete_topics::handle
-        ),
-        ApiKey::Fetch => route!(
-            ctx,
-            frame,
-            api_key,
-            version,
-            corr,
-            FetchRequest,
-            handlers::fetch::handle
-        ),
-        ApiKey::ListOffsets => route!(
-            ctx,
-            frame,
-            api_key,
-            version,
-            corr,
-            ListOffsetsRequest,
-            handlers::list_offsets::handle
-        ),
-        ApiKey::Produce => {
-            if version < 3 {
-                // Advertised so that old librdkafka enables compression; v0-2 carry message
-                // sets older than magic 2, which are not supported.
-                return Err(format!(
-                    "produce v{version} (pre-v2 message format) is not supported"
-                ));
-            }
-            let req: ProduceRequest = decode(&mut frame, version)?;
-            let staged = handlers::produce::stage(ctx, version, req);
-            Ok(tokio::spawn(async move {
+    let request = match api_key {
+        ApiKey::ApiVersions => Request::ApiVersions(decode(&mut frame, version)?),
+        ApiKey::Metadata => Request::Metadata(decode(&mut frame, version)?),
+        ApiKey::CreateTopics => Request::CreateTopics(decode(&mut frame, version)?),
+        ApiKey::DeleteTopics => Request::DeleteTopics(decode(&mut frame, version)?),
+        ApiKey::Fetch => Request::Fetch(decode(&mut frame, version)?),
+        ApiKey::ListOffsets => Request::ListOffsets(decode(&mut frame, version)?),
+        ApiKey::Produce => Request::Produce(decode(&mut frame, version)?),
+        other => return Err(format!("unsupported api {other:?}")),
+    };
+    Ok(Decoded {
+        api_key,
+        version,
+        correlation_id: header.correlation_id,
+        request: Some(request),
+    })
+}
+
+fn spawn_handler<R, F>(key: ApiKey, version: i16, corr: i32, fut: F) -> JoinHandle<Reply>
+where
+    R: Encodable,
+    F: std::future::Future<Output = R> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let resp = fut.await;
+        encode(key, version, corr, &resp)
+    })
+}
+
+/// Decodes one frame and starts its handling. An error closes the connection.
+pub fn dispatch(ctx: &Arc<Context>, frame: Bytes) -> Result<JoinHandle<Reply>, String> {
+    let Decoded {
+        api_key: key,
+        version: v,
+        correlation_id: corr,
+        request,
+    } = decode_frame(frame)?;
+    let Some(request) = request else {
+        return Ok(ready(handlers::api_versions::unsupported_version(corr)));
+    };
+    ctx.metrics.request(key);
+    let c = ctx.clone();
+    Ok(match request {
+        Request::ApiVersions(r) => {
+            spawn_handler(key, v, corr, handlers::api_versions::handle(c, v, r))
+        }
+        Request::Metadata(r) => spawn_handler(key, v, corr, handlers::metadata::handle(c, v, r)),
+        Request::CreateTopics(r) => {
+            spawn_handler(key, v, corr, handlers::create_topics::handle(c, v, r))
+        }
+        Request::DeleteTopics(r) => {
+            spawn_handler(key, v, corr, handlers::delete_topics::handle(c, v, r))
+        }
+        Request::Fetch(r) => spawn_handler(key, v, corr, handlers::fetch::handle(c, v, r)),
+        Request::ListOffsets(r) => {
+            spawn_handler(key, v, corr, handlers::list_offsets::handle(c, v, r))
+        }
+        Request::Produce(r) => {
+            // Staging runs now, in arrival order; only the wait for the commit is deferred.
+            let staged = handlers::produce::stage(ctx, v, r);
+            tokio::spawn(async move {
                 match staged.finish().await {
-                    handlers::produce::Outcome::Respond(resp) => {
-                        encode(api_key, version, corr, &resp)
-                    }
+                    handlers::produce::Outcome::Respond(resp) => encode(key, v, corr, &resp),
                     handlers::produce::Outcome::Silent => Reply::None,
                     handlers::produce::Outcome::Close(reason) => Reply::Close(reason),
                 }
-            }))
+            })
         }
-        other => Err(format!("unsupported api {other:?}")),
-    }
+    })
 }
