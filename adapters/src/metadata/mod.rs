@@ -1,0 +1,44 @@
+//! Adapters of the [`MetadataStore`] port.
+//!
+//! The memory and embedded stores share everything but storage: [`state`] is the
+//! transaction state machine (compares, operations, revisions) applied to either a
+//! `BTreeMap` or a redb table, and [`engine`] holds leases, watches and the write lock.
+
+pub mod embedded;
+mod engine;
+mod leases;
+pub mod memory;
+mod state;
+mod watch;
+
+use kafscale_core::ports::{MetadataError, MetadataStore};
+use std::sync::Arc;
+
+use crate::location::{parse_location, Location};
+pub use embedded::EmbeddedMetadataStore;
+pub use memory::MemoryMetadataStore;
+
+/// Opens the metadata store named by `url`:
+/// - `memory://`: in memory, lost with the process;
+/// - `embedded:///abs/dir` or a plain directory path: durable single-node store in
+///   `<dir>/metadata.redb`, the directory created if missing.
+///
+/// `etcd://host:2379,...` is recognised but not supported yet.
+pub fn metadata_store_from_url(url: &str) -> Result<Arc<dyn MetadataStore>, MetadataError> {
+    let location =
+        parse_location(url, "embedded").map_err(|message| MetadataError::Fatal { message })?;
+    match location {
+        Location::Memory => Ok(Arc::new(MemoryMetadataStore::new())),
+        Location::Dir(dir) => Ok(Arc::new(EmbeddedMetadataStore::open(dir)?)),
+        // The etcd adapter goes here (etcd-client; endpoints from the URL).
+        Location::Other { scheme } if scheme == "etcd" => Err(MetadataError::Fatal {
+            message: format!("metadata store url {url:?}: etcd is not supported yet"),
+        }),
+        Location::Other { scheme } => Err(MetadataError::Fatal {
+            message: format!(
+                "metadata store url {url:?}: unknown scheme {scheme:?} (expected memory://, \
+                 embedded:///abs/dir or a directory path)"
+            ),
+        }),
+    }
+}
