@@ -1,0 +1,140 @@
+//! The object store conformance suite against every local adapter, and the adapters' own
+//! promises: durability across instances and the URL factory.
+
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use kafscale_adapters::{object_store_from_url, LocalObjectStore, MemoryObjectStore};
+use kafscale_core::ports::{ObjectStore, PutMode, StoreError};
+use kafscale_testkit::conformance::object_store_suite;
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_object_store_conforms() {
+    object_store_suite(Arc::new(MemoryObjectStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_object_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    object_store_suite(Arc::new(LocalObjectStore::open(dir.path()).unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_objects_survive_a_new_adapter_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    {
+        let store = object_store_from_url(&url).unwrap();
+        store
+            .put("flush/1/a", Bytes::from_static(b"first"), PutMode::Create)
+            .await
+            .unwrap();
+        store
+            .put("flush/2", Bytes::from_static(b"second"), PutMode::Create)
+            .await
+            .unwrap();
+        store
+            .put("gone", Bytes::from_static(b"x"), PutMode::Create)
+            .await
+            .unwrap();
+        store.delete("gone").await.unwrap();
+    }
+    let store = object_store_from_url(dir.path().to_str().unwrap()).unwrap();
+    assert_eq!(
+        store.get("flush/1/a").await.unwrap(),
+        Bytes::from_static(b"first")
+    );
+    assert_eq!(
+        store.get_range("flush/2", 1..4).await.unwrap(),
+        Bytes::from_static(b"eco")
+    );
+    let keys: Vec<String> = store
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(keys, ["flush/1/a", "flush/2"]);
+    let again = store
+        .put("flush/2", Bytes::from_static(b"x"), PutMode::Create)
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn local_store_creates_its_directory_and_lists_no_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("a/b/data");
+    let store = object_store_from_url(&format!("file://{}", root.display())).unwrap();
+    assert!(root.is_dir());
+    assert!(store.list("").await.unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        0,
+        "probe file left behind"
+    );
+}
+
+#[tokio::test]
+async fn object_keys_that_would_not_round_trip_are_refused() {
+    let store = MemoryObjectStore::new();
+    for key in ["", "/lead", "trail/", "a//b", "a/./b", "a/../b"] {
+        let result = store.put(key, Bytes::new(), PutMode::Overwrite).await;
+        assert!(
+            matches!(result, Err(StoreError::Fatal { .. })),
+            "{key:?}: {result:?}"
+        );
+    }
+}
+
+fn fatal_message(result: Result<Arc<dyn ObjectStore>, StoreError>) -> String {
+    match result {
+        Err(StoreError::Fatal { message }) => message,
+        Err(other) => panic!("expected a fatal error, got {other:?}"),
+        Ok(store) => panic!("expected an error, got {store:?}"),
+    }
+}
+
+#[test]
+fn object_store_url_errors_are_clear() {
+    assert!(object_store_from_url("memory://").is_ok());
+    let s3 = fatal_message(object_store_from_url("s3://bucket/prefix"));
+    assert!(s3.contains("not supported yet"), "{s3}");
+    let unknown = fatal_message(object_store_from_url("ftp://host/x"));
+    assert!(unknown.contains("unknown scheme"), "{unknown}");
+    let relative = fatal_message(object_store_from_url("file://relative/dir"));
+    assert!(relative.contains("absolute"), "{relative}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("regular-file");
+    std::fs::write(&file, b"x").unwrap();
+    let under_file = fatal_message(object_store_from_url(file.join("data").to_str().unwrap()));
+    assert!(
+        under_file.contains("cannot create object store directory"),
+        "{under_file}"
+    );
+    let is_file = fatal_message(object_store_from_url(file.to_str().unwrap()));
+    assert!(is_file.contains("not a directory"), "{is_file}");
+}
+
+#[cfg(unix)]
+#[test]
+fn read_only_directory_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Root ignores permissions; nothing to check then.
+    let writable = std::fs::write(ro.join("check"), b"x").is_ok();
+    if !writable {
+        let message = fatal_message(object_store_from_url(ro.to_str().unwrap()));
+        assert!(message.contains("not writable"), "{message}");
+    }
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
