@@ -1,0 +1,170 @@
+//! Fault-injecting wrappers around the ports, for tests of what the log does when storage
+//! misbehaves. Each wrapper passes calls through to the real adapter unless a fault is armed.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafscale_core::ports::{
+    KeyValue, LeaseId, MetadataError, MetadataStore, ObjectMeta, ObjectStore, PutMode, RangeResult,
+    StoreError, Txn, TxnOutcome, WatchStream,
+};
+
+/// Counts operations and fails the next `fail_puts` PUTs with a transient error.
+#[derive(Debug)]
+pub struct FaultyObjectStore {
+    inner: Arc<dyn ObjectStore>,
+    /// PUTs that will fail before one is let through.
+    pub fail_puts: AtomicUsize,
+    /// Latency added to every PUT.
+    put_delay: Mutex<Duration>,
+    pub puts: AtomicU64,
+    pub gets: AtomicU64,
+}
+
+impl FaultyObjectStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Arc<FaultyObjectStore> {
+        Arc::new(FaultyObjectStore {
+            inner,
+            fail_puts: AtomicUsize::new(0),
+            put_delay: Mutex::new(Duration::ZERO),
+            puts: AtomicU64::new(0),
+            gets: AtomicU64::new(0),
+        })
+    }
+
+    pub fn fail_next_puts(&self, n: usize) {
+        self.fail_puts.store(n, Ordering::SeqCst);
+    }
+
+    pub fn set_put_delay(&self, delay: Duration) {
+        *self.put_delay.lock().unwrap_or_else(|e| e.into_inner()) = delay;
+    }
+
+    fn take_fault(counter: &AtomicUsize) -> bool {
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyObjectStore {
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), StoreError> {
+        let delay = *self.put_delay.lock().unwrap_or_else(|e| e.into_inner());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if Self::take_fault(&self.fail_puts) {
+            return Err(StoreError::Transient {
+                message: "injected put failure".into(),
+            });
+        }
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(key, data, mode).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_range(key, range).await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        self.inner.head(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.inner.list(prefix).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+/// How the next transactions fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnFault {
+    /// The transaction is not applied and the caller gets `Unavailable`.
+    FailBefore,
+    /// The transaction is applied but the caller gets `Unavailable` (a timed-out response).
+    FailAfter,
+}
+
+#[derive(Debug)]
+pub struct FaultyMetadataStore {
+    inner: Arc<dyn MetadataStore>,
+    faults: Mutex<Vec<TxnFault>>,
+    pub txns: AtomicU64,
+}
+
+impl FaultyMetadataStore {
+    pub fn new(inner: Arc<dyn MetadataStore>) -> Arc<FaultyMetadataStore> {
+        Arc::new(FaultyMetadataStore {
+            inner,
+            faults: Mutex::new(Vec::new()),
+            txns: AtomicU64::new(0),
+        })
+    }
+
+    /// Arms faults for the next transactions, in order.
+    pub fn fail_next_txns(&self, faults: &[TxnFault]) {
+        let mut f = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        f.clear();
+        f.extend(faults.iter().rev());
+    }
+}
+
+fn unavailable() -> MetadataError {
+    MetadataError::Unavailable {
+        message: "injected metadata failure".into(),
+    }
+}
+
+#[async_trait]
+impl MetadataStore for FaultyMetadataStore {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, MetadataError> {
+        self.inner.get(key).await
+    }
+
+    async fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
+        self.inner.range(prefix).await
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError> {
+        self.txns.fetch_add(1, Ordering::SeqCst);
+        let fault = self.faults.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match fault {
+            None => self.inner.txn(txn).await,
+            Some(TxnFault::FailBefore) => Err(unavailable()),
+            Some(TxnFault::FailAfter) => {
+                self.inner.txn(txn).await?;
+                Err(unavailable())
+            }
+        }
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, MetadataError> {
+        self.inner.grant_lease(ttl).await
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<(), MetadataError> {
+        self.inner.keep_alive(lease).await
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), MetadataError> {
+        self.inner.revoke_lease(lease).await
+    }
+
+    async fn watch(&self, prefix: &str) -> Result<WatchStream, MetadataError> {
+        self.inner.watch(prefix).await
+    }
+}

@@ -1,0 +1,389 @@
+//! The partition log against memory and embedded stores, with faults injected in the ports:
+//! group commit, offsets never reused, fencing, unknown commit outcomes, restart.
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafscale_adapters::{
+    EmbeddedMetadataStore, LocalObjectStore, MemoryMetadataStore, MemoryObjectStore, SystemClock,
+};
+use kafscale_core::batch;
+use kafscale_core::log::{
+    keys, AppendRequest, CreateTopic, LogConfig, LogService, PartitionRecord, ReadRequest,
+};
+use kafscale_core::ports::metadata::encode_json;
+use kafscale_core::ports::{Clock, ManualClock, MetadataStore, MetadataStoreExt, ObjectStore};
+use kafscale_core::{Error, LeaderEpoch, Offset, PartitionId, PartitionKey};
+use kafscale_testkit::faults::{FaultyMetadataStore, FaultyObjectStore, TxnFault};
+
+struct Setup {
+    log: LogService,
+    store: Arc<FaultyObjectStore>,
+    meta: Arc<FaultyMetadataStore>,
+}
+
+async fn open(
+    store: Arc<dyn ObjectStore>,
+    meta: Arc<dyn MetadataStore>,
+    clock: Arc<dyn Clock>,
+    config: LogConfig,
+) -> Setup {
+    let store = FaultyObjectStore::new(store);
+    let meta = FaultyMetadataStore::new(meta);
+    let log = LogService::open(config, store.clone(), meta.clone(), clock)
+        .await
+        .unwrap();
+    Setup { log, store, meta }
+}
+
+async fn memory() -> Setup {
+    open(
+        Arc::new(MemoryObjectStore::new()),
+        Arc::new(MemoryMetadataStore::new()),
+        Arc::new(SystemClock::new()),
+        LogConfig {
+            attempts: 2,
+            ..LogConfig::default()
+        },
+    )
+    .await
+}
+
+async fn topic(log: &LogService, name: &str, partitions: i32) -> Vec<PartitionKey> {
+    let t = log
+        .create_topic(CreateTopic {
+            name: name.into(),
+            partitions,
+            configs: BTreeMap::new(),
+            validate_only: false,
+        })
+        .await
+        .unwrap();
+    (0..partitions)
+        .map(|p| PartitionKey {
+            topic: t.id,
+            partition: PartitionId(p),
+        })
+        .collect()
+}
+
+fn records(n: usize, tag: &str) -> Bytes {
+    let values: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
+    let recs: Vec<batch::SimpleRecord<'_>> = values
+        .iter()
+        .map(|v| (Some(b"k".as_slice()), Some(v.as_bytes())))
+        .collect();
+    batch::build(&recs, 1_000)
+}
+
+async fn append(log: &LogService, p: PartitionKey, n: usize) -> Result<Offset, Error> {
+    let ticket = log
+        .append(AppendRequest {
+            partition: p,
+            batch: records(n, "r"),
+            wait: true,
+        })?
+        .unwrap();
+    ticket.await.unwrap().map(|a| a.base_offset)
+}
+
+async fn read_all(log: &LogService, p: PartitionKey) -> Vec<(i64, i64)> {
+    let r = log
+        .read(ReadRequest {
+            partition: p,
+            offset: Offset(0),
+            max_bytes: 64 << 20,
+            min_one_batch: true,
+            current_leader_epoch: None,
+        })
+        .await
+        .unwrap();
+    batch::iter(&r.records)
+        .map(|b| {
+            let h = b.unwrap().0;
+            (h.base_offset, h.last_offset())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn one_object_per_flush_for_all_partitions() {
+    let s = memory().await;
+    let parts = topic(&s.log, "many", 50).await;
+    // Hold the flusher back with a slow first PUT so that all 50 appends meet in one flush.
+    s.store.set_put_delay(Duration::from_millis(200));
+    let log = s.log.clone();
+    let first = parts[0];
+    let warm = tokio::spawn(async move { append(&log, first, 1).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.store.set_put_delay(Duration::ZERO);
+    let puts_before = s.store.puts.load(Ordering::SeqCst);
+    let tickets: Vec<_> = parts
+        .iter()
+        .map(|p| {
+            s.log
+                .append(AppendRequest {
+                    partition: *p,
+                    batch: records(3, "x"),
+                    wait: true,
+                })
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    for t in tickets {
+        t.await.unwrap().unwrap();
+    }
+    warm.await.unwrap().unwrap();
+    let puts = s.store.puts.load(Ordering::SeqCst) - puts_before;
+    assert!(puts <= 2, "50 partitions took {puts} PUTs");
+    assert_eq!(read_all(&s.log, parts[0]).await, vec![(0, 0), (1, 3)]);
+    assert_eq!(read_all(&s.log, parts[49]).await, vec![(0, 2)]);
+}
+
+#[tokio::test]
+async fn failed_upload_is_retriable_and_reuses_no_offset() {
+    let s = memory().await;
+    let p = topic(&s.log, "up", 1).await[0];
+    assert_eq!(append(&s.log, p, 2).await.unwrap(), Offset(0));
+    // More failures than attempts: the append fails, retriably.
+    s.store.fail_next_puts(5);
+    let err = append(&s.log, p, 2).await.unwrap_err();
+    assert!(err.is_retriable(), "{err}");
+    s.store.fail_next_puts(0);
+    // Nothing was committed, so the next batch continues right after the last good one.
+    assert_eq!(append(&s.log, p, 2).await.unwrap(), Offset(2));
+    // One failure is absorbed by the retry inside the flush.
+    s.store.fail_next_puts(1);
+    assert_eq!(append(&s.log, p, 1).await.unwrap(), Offset(4));
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 1), (2, 3), (4, 4)]);
+}
+
+#[tokio::test]
+async fn commit_applied_but_reported_failed_is_not_duplicated() {
+    let s = memory().await;
+    let p = topic(&s.log, "amb", 1).await[0];
+    s.meta.fail_next_txns(&[TxnFault::FailAfter]);
+    // The retry's compare fails; the flusher finds its own write and acknowledges it.
+    assert_eq!(append(&s.log, p, 3).await.unwrap(), Offset(0));
+    assert_eq!(append(&s.log, p, 1).await.unwrap(), Offset(3));
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 2), (3, 3)]);
+}
+
+#[tokio::test]
+async fn unknown_commit_outcome_makes_the_partition_reload() {
+    let s = memory().await;
+    let p = topic(&s.log, "unk", 1).await[0];
+    // Every attempt "times out" after applying: the outcome stays unknown to the flusher.
+    s.meta
+        .fail_next_txns(&[TxnFault::FailAfter, TxnFault::FailBefore]);
+    let first = append(&s.log, p, 2).await;
+    // Either outcome is allowed for the producer (it was told "unknown")...
+    if let Err(e) = &first {
+        assert!(e.is_retriable(), "{e}");
+    }
+    // ...but the next append must see the committed state, never reuse offsets 0-1.
+    assert_eq!(append(&s.log, p, 1).await.unwrap(), Offset(2));
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 1), (2, 2)]);
+}
+
+#[tokio::test]
+async fn a_new_leader_fences_the_old_one() {
+    let s = memory().await;
+    let p = topic(&s.log, "fence", 2).await;
+    assert_eq!(append(&s.log, p[0], 1).await.unwrap(), Offset(0));
+    // Another broker takes partition 0 over: new epoch, new leader, written behind our back.
+    let key = keys::partition(p[0]);
+    let (mut record, kv): (PartitionRecord, _) = s.meta.get_json(&key).await.unwrap().unwrap();
+    record.leader = Some(kafscale_core::BrokerId(9));
+    record.leader_epoch = record.leader_epoch.next();
+    assert!(
+        s.meta
+            .compare_and_swap(&key, kv.mod_revision, encode_json(&record))
+            .await
+            .unwrap()
+            .succeeded
+    );
+    // Our next commit is fenced: NOT_LEADER, and nothing of ours becomes visible.
+    let err = append(&s.log, p[0], 1).await.unwrap_err();
+    assert!(matches!(err, Error::NotLeader(_)), "{err}");
+    assert!(matches!(
+        append(&s.log, p[0], 1).await,
+        Err(Error::NotLeader(_))
+    ));
+    let (after, _): (PartitionRecord, _) = s.meta.get_json(&key).await.unwrap().unwrap();
+    assert_eq!(after.log_end_offset, Offset(1));
+    // Other partitions are unaffected.
+    assert_eq!(append(&s.log, p[1], 1).await.unwrap(), Offset(0));
+}
+
+#[tokio::test]
+async fn flush_waits_for_flush_ms_on_the_clock_or_flush_bytes() {
+    let clock = ManualClock::new(1_000_000);
+    let config = LogConfig {
+        flush_ms: 5_000,
+        flush_bytes: 10_000,
+        ..LogConfig::default()
+    };
+    let s = open(
+        Arc::new(MemoryObjectStore::new()),
+        Arc::new(MemoryMetadataStore::new()),
+        Arc::new(clock.clone()),
+        config,
+    )
+    .await;
+    let p = topic(&s.log, "timer", 1).await[0];
+    let mut ticket = s
+        .log
+        .append(AppendRequest {
+            partition: p,
+            batch: records(1, "t"),
+            wait: true,
+        })
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(ticket.try_recv().is_err(), "flushed before flush.ms");
+    clock.advance(Duration::from_millis(5_000));
+    assert_eq!(ticket.await.unwrap().unwrap().base_offset, Offset(0));
+    // flush.bytes starts a flush without waiting for the clock.
+    let big = records(1500, "b");
+    assert!(big.len() > 10_000);
+    let t = s
+        .log
+        .append(AppendRequest {
+            partition: p,
+            batch: big,
+            wait: true,
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .base_offset,
+        Offset(1)
+    );
+}
+
+#[tokio::test]
+async fn restart_keeps_committed_data_and_bumps_the_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let offsets;
+    let key;
+    {
+        let s = open(
+            Arc::new(LocalObjectStore::open(dir.path().join("objects")).unwrap()),
+            Arc::new(EmbeddedMetadataStore::open(dir.path().join("meta")).unwrap()),
+            Arc::new(SystemClock::new()),
+            LogConfig::default(),
+        )
+        .await;
+        key = topic(&s.log, "durable", 1).await[0];
+        let mut o = Vec::new();
+        for n in [3, 1, 5] {
+            o.push(append(&s.log, key, n).await.unwrap());
+        }
+        offsets = o;
+        assert_eq!(
+            s.log.partition_info(key).unwrap().leader_epoch,
+            LeaderEpoch(0)
+        );
+        s.log.shutdown().await;
+    }
+    assert_eq!(offsets, vec![Offset(0), Offset(3), Offset(4)]);
+    let s = open(
+        Arc::new(LocalObjectStore::open(dir.path().join("objects")).unwrap()),
+        Arc::new(EmbeddedMetadataStore::open(dir.path().join("meta")).unwrap()),
+        Arc::new(SystemClock::new()),
+        LogConfig::default(),
+    )
+    .await;
+    let info = s.log.partition_info(key).unwrap();
+    assert_eq!(info.high_watermark, Offset(9));
+    assert_eq!(info.leader_epoch, LeaderEpoch(1));
+    // Cold read: nothing in the cache, everything from the object store.
+    assert_eq!(read_all(&s.log, key).await, vec![(0, 2), (3, 3), (4, 8)]);
+    assert!(s.store.gets.load(Ordering::SeqCst) >= 1);
+    let r = s
+        .log
+        .read(ReadRequest {
+            partition: key,
+            offset: Offset(0),
+            max_bytes: 1 << 20,
+            min_one_batch: true,
+            current_leader_epoch: None,
+        })
+        .await
+        .unwrap();
+    // Batches carry the epoch they were written under.
+    assert!(batch::iter(&r.records).all(|b| b.unwrap().0.partition_leader_epoch == 0));
+    assert_eq!(append(&s.log, key, 1).await.unwrap(), Offset(9));
+}
+
+#[tokio::test]
+async fn corrupt_object_is_detected_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = dir.path().join("objects");
+    let key;
+    {
+        let s = open(
+            Arc::new(LocalObjectStore::open(&objects).unwrap()),
+            Arc::new(EmbeddedMetadataStore::open(dir.path().join("meta")).unwrap()),
+            Arc::new(SystemClock::new()),
+            LogConfig::default(),
+        )
+        .await;
+        key = topic(&s.log, "rot", 1).await[0];
+        append(&s.log, key, 10).await.unwrap();
+        s.log.shutdown().await;
+    }
+    // Flip a byte in the middle of every stored flush object.
+    for entry in walk(&objects) {
+        if entry.extension().is_some_and(|e| e == "ksf") {
+            let mut bytes = std::fs::read(&entry).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::fs::write(&entry, bytes).unwrap();
+        }
+    }
+    let s = open(
+        Arc::new(LocalObjectStore::open(&objects).unwrap()),
+        Arc::new(EmbeddedMetadataStore::open(dir.path().join("meta")).unwrap()),
+        Arc::new(SystemClock::new()),
+        LogConfig::default(),
+    )
+    .await;
+    let err = s
+        .log
+        .read(ReadRequest {
+            partition: key,
+            offset: Offset(0),
+            max_bytes: 1 << 20,
+            min_one_batch: true,
+            current_leader_epoch: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CorruptData { .. }), "{err}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
