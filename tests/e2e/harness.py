@@ -229,3 +229,22 @@ def run_kcat(args: list[str], *, input: bytes | None = None, timeout: float = 60
         raise AssertionError(
             f"kcat exited {res.returncode}: {' '.join(cmd)}\nstderr:\n{res.stderr.decode(errors='replace')[-4000:]}")
     return res
+
+
+def run_serve_expecting_exit(workdir: Path, args: list[str], *, env: dict[str, str] | None = None,
+                             timeout: float = 30.0) -> subprocess.CompletedProcess:
+    """Runs `kafscale serve` on free ports with extra args; fails if it is still running
+    (i.e. it started instead of refusing) after `timeout`. Output is stdout+stderr."""
+    cmd = [str(BIN), "serve"]
+    for flag in ("--listen", "--http-listen"):
+        if flag not in args:
+            cmd += [flag, f"127.0.0.1:{free_port()}"]
+    cmd += args
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KAFSCALE_")}
+    full_env.update(env or {})
+    try:
+        return subprocess.run(cmd, cwd=workdir, env=full_env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = e.output.decode(errors="replace") if isinstance(e.output, bytes) else (e.output or "")
+        raise AssertionError(f"broker still running after {timeout}s: {' '.join(cmd)}\n{tail(out)}") from None
