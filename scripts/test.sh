@@ -52,6 +52,7 @@ step() {
 
 print_summary() {
   local rc=$?
+  seaweedfs_stop
   [ "$rc" -eq 0 ] || [ "$FAILED" -eq 1 ] || record FAIL "setup (aborted)" "exit $rc"
   printf '\n\033[1m==> summary (%ss)\033[0m\n' "$((SECONDS - T_START))"
   local line
@@ -65,6 +66,7 @@ print_summary() {
     exit 1
   fi
 }
+seaweedfs_stop() { :; } # replaced when scripts/seaweedfs.sh is sourced
 trap print_summary EXIT
 
 as_root() {
@@ -166,6 +168,13 @@ PY
   fi
   return "$rc"
 }
+
+# The S3-compatible server the S3 tests run against (SeaweedFS on loopback).
+# shellcheck source=scripts/seaweedfs.sh
+source "$ROOT/scripts/seaweedfs.sh"
+PYTHON_BIN="$VENV/bin/python" PATH="$VENV/bin:$PATH" seaweedfs_start "$LOG_DIR/seaweedfs" \
+  || { echo "error: cannot start SeaweedFS" >&2; exit 1; }
+export KAFSCALE_TEST_REQUIRE_S3=1
 
 if step "cargo build --workspace" cargo build --workspace; then
   step "cargo test --workspace" run_cargo_tests || true

@@ -16,3 +16,4 @@
 
 pub mod conformance;
 pub mod faults;
+pub mod s3;

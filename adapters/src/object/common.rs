@@ -48,8 +48,14 @@ pub(crate) fn parse_key(key: &str) -> Result<Path, StoreError> {
     }
 }
 
-/// The one mapping from `object_store` errors into the port's error kinds.
-pub(crate) fn map_error(op: Op, key: &str, err: object_store::Error) -> StoreError {
+/// The one mapping from `object_store` errors into the port's error kinds. `remote` stores
+/// (S3) report network and server failures as generic errors, which a retry may cure.
+pub(crate) fn map_error_from(
+    remote: bool,
+    op: Op,
+    key: &str,
+    err: object_store::Error,
+) -> StoreError {
     use object_store::Error as E;
     let fatal = |err: &dyn std::fmt::Display| StoreError::Fatal {
         message: format!("{} {key} failed: {err}", op.name()),
@@ -65,6 +71,10 @@ pub(crate) fn map_error(op: Op, key: &str, err: object_store::Error) -> StoreErr
         }
         E::Generic { ref source, .. } => match io_kind(source.as_ref()) {
             Some(kind) => classify_io(op, key, kind, &err),
+            // From a remote store: a server error, a timeout or a refused connection.
+            None if remote => StoreError::Transient {
+                message: format!("{} {key} failed: {err}", op.name()),
+            },
             // A non-I/O generic error is a bug or a misconfiguration: retrying will not help.
             None => fatal(&err),
         },
@@ -73,6 +83,11 @@ pub(crate) fn map_error(op: Op, key: &str, err: object_store::Error) -> StoreErr
         },
         other => fatal(&other),
     }
+}
+
+/// [`map_error_from`] for local stores.
+pub(crate) fn map_error(op: Op, key: &str, err: object_store::Error) -> StoreError {
+    map_error_from(false, op, key, err)
 }
 
 fn classify_io(op: Op, key: &str, kind: ErrorKind, err: &object_store::Error) -> StoreError {
@@ -118,11 +133,27 @@ fn io_kind(mut err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
 #[derive(Debug, Clone)]
 pub(crate) struct Backend {
     inner: Arc<dyn object_store::ObjectStore>,
+    /// Errors come from a remote service (see [`map_error_from`]).
+    remote: bool,
 }
 
 impl Backend {
     pub(crate) fn new(inner: Arc<dyn object_store::ObjectStore>) -> Backend {
-        Backend { inner }
+        Backend {
+            inner,
+            remote: false,
+        }
+    }
+
+    pub(crate) fn new_remote(inner: Arc<dyn object_store::ObjectStore>) -> Backend {
+        Backend {
+            inner,
+            remote: true,
+        }
+    }
+
+    fn map(&self, op: Op, key: &str, err: object_store::Error) -> StoreError {
+        map_error_from(self.remote, op, key, err)
     }
 
     pub(crate) async fn put(
@@ -143,7 +174,7 @@ impl Backend {
         self.inner
             .put_opts(&path, PutPayload::from_bytes(data), opts)
             .await
-            .map_err(|e| map_error(Op::Put, key, e))?;
+            .map_err(|e| self.map(Op::Put, key, e))?;
         Ok(())
     }
 
@@ -153,8 +184,8 @@ impl Backend {
             .inner
             .get(&path)
             .await
-            .map_err(|e| map_error(Op::Get, key, e))?;
-        result.bytes().await.map_err(|e| map_error(Op::Get, key, e))
+            .map_err(|e| self.map(Op::Get, key, e))?;
+        result.bytes().await.map_err(|e| self.map(Op::Get, key, e))
     }
 
     /// `object_store` clamps a range that ends past the object to a short read; the port
@@ -186,7 +217,7 @@ impl Backend {
         let result = match self.inner.get_opts(&path, opts).await {
             Ok(result) => result,
             Err(e) => {
-                let mapped = map_error(Op::Get, key, e);
+                let mapped = self.map(Op::Get, key, e);
                 if matches!(mapped, StoreError::NotFound { .. }) {
                     return Err(mapped);
                 }
@@ -204,7 +235,7 @@ impl Backend {
         let bytes = result
             .bytes()
             .await
-            .map_err(|e| map_error(Op::Get, key, e))?;
+            .map_err(|e| self.map(Op::Get, key, e))?;
         let expected = range.end - range.start;
         if bytes.len() as u64 != expected {
             return Err(StoreError::Transient {
@@ -223,7 +254,7 @@ impl Backend {
             .inner
             .head(&path)
             .await
-            .map_err(|e| map_error(Op::Head, key, e))?;
+            .map_err(|e| self.map(Op::Head, key, e))?;
         Ok(ObjectMeta {
             key: key.to_owned(),
             size: meta.size,
@@ -245,7 +276,7 @@ impl Backend {
         let mut stream = self.inner.list(dir_path.as_ref());
         let mut objects = Vec::new();
         while let Some(meta) = stream.next().await {
-            let meta = meta.map_err(|e| map_error(Op::List, prefix, e))?;
+            let meta = meta.map_err(|e| self.map(Op::List, prefix, e))?;
             let key = meta.location.to_string();
             if key.starts_with(prefix) {
                 objects.push(ObjectMeta {
@@ -262,7 +293,7 @@ impl Backend {
         let path = parse_key(key)?;
         match self.inner.delete(&path).await {
             Ok(()) => Ok(()),
-            Err(e) => match map_error(Op::Delete, key, e) {
+            Err(e) => match self.map(Op::Delete, key, e) {
                 StoreError::NotFound { .. } => Ok(()),
                 other => Err(other),
             },

