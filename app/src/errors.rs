@@ -2,6 +2,7 @@
 
 use kafka_protocol::error::ResponseError;
 use kafscale_core::batch::BatchError;
+use kafscale_core::group::GroupError;
 use kafscale_core::Error;
 
 pub fn code(e: &Error) -> i16 {
@@ -25,6 +26,33 @@ pub fn code(e: &Error) -> i16 {
         Error::Store(_) | Error::Metadata(_) => R::KafkaStorageError,
         Error::Timeout(_) => R::RequestTimedOut,
         Error::ShuttingDown => R::NotLeaderOrFollower,
+        Error::Group(g) => return group_code(g),
+    };
+    r.code()
+}
+
+/// Kafka code of a consumer-group error.
+pub fn group_code(e: &GroupError) -> i16 {
+    use ResponseError as R;
+    let r = match e {
+        GroupError::InvalidGroupId(_) => R::InvalidGroupId,
+        GroupError::InvalidSessionTimeout(_) => R::InvalidSessionTimeout,
+        GroupError::InconsistentProtocol => R::InconsistentGroupProtocol,
+        GroupError::UnknownMember(_) => R::UnknownMemberId,
+        GroupError::IllegalGeneration { .. } => R::IllegalGeneration,
+        GroupError::MemberIdRequired(_) => R::MemberIdRequired,
+        GroupError::FencedInstance { .. } => R::FencedInstanceId,
+        GroupError::RebalanceInProgress => R::RebalanceInProgress,
+        GroupError::GroupNotFound(_) => R::GroupIdNotFound,
+        GroupError::NonEmptyGroup(_) => R::NonEmptyGroup,
+        GroupError::SubscribedToTopic(_) => R::GroupSubscribedToTopic,
+        GroupError::MetadataTooLarge { .. } => R::OffsetMetadataTooLarge,
+        GroupError::NotCoordinator(_) => R::NotCoordinator,
+        GroupError::CoordinatorLoading(_) => R::CoordinatorLoadInProgress,
+        // Retriable for every client: it looks the coordinator up again and retries.
+        GroupError::CoordinatorNotAvailable(_) | GroupError::Metadata(_) => {
+            R::CoordinatorNotAvailable
+        }
     };
     r.code()
 }
@@ -45,6 +73,9 @@ pub mod codes {
     pub const FETCH_SESSION_ID_NOT_FOUND: i16 = R::FetchSessionIdNotFound.code();
     pub const REQUEST_TIMED_OUT: i16 = R::RequestTimedOut.code();
     pub const INVALID_REQUEST: i16 = R::InvalidRequest.code();
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = R::CoordinatorNotAvailable.code();
+    pub const GROUP_ID_NOT_FOUND: i16 = R::GroupIdNotFound.code();
+    pub const INVALID_GROUP_ID: i16 = R::InvalidGroupId.code();
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
         R::TransactionalIdAuthorizationFailed.code();
 }

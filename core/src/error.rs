@@ -2,6 +2,7 @@
 //! Kafka error code in exactly one place.
 
 use crate::batch::BatchError;
+use crate::group::GroupError;
 use crate::object_format::FormatError;
 use crate::ports::{MetadataError, StoreError};
 use crate::types::{LeaderEpoch, Offset, PartitionKey};
@@ -60,6 +61,8 @@ pub enum Error {
     Timeout(u64),
     #[error("broker is shutting down")]
     ShuttingDown,
+    #[error("consumer group: {0}")]
+    Group(#[from] GroupError),
 }
 
 impl Error {
@@ -68,6 +71,7 @@ impl Error {
         match self {
             Error::Store(e) => e.is_retriable(),
             Error::Metadata(e) => e.is_retriable(),
+            Error::Group(e) => e.is_retriable(),
             Error::NotLeader(_)
             | Error::UnknownLeaderEpoch { .. }
             | Error::Timeout(_)

@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod object_format;
 pub mod ports;

@@ -1,0 +1,171 @@
+//! Coordinator shards: a group belongs to one shard; a coordinator owns a shard by bumping
+//! its epoch in the metadata store, and every write of the shard's offsets compares the
+//! revision of that record. Another coordinator claiming the shard changes the revision,
+//! so the old owner's writes fail and it drops the shard's groups.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+
+use super::coordinator::GroupCoordinator;
+use super::error::{GroupError, GroupResult};
+use super::group::Group;
+use super::keys::{self, ShardId};
+use super::types::{CommittedOffset, GroupId};
+use crate::ports::metadata::{decode_json, encode_json};
+use crate::ports::{Compare, MetadataStoreExt};
+use crate::types::BrokerId;
+
+/// The shard record in the metadata store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub owner: BrokerId,
+    /// Grows by one at every claim.
+    pub epoch: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardStatus {
+    NotOwned,
+    Loading,
+    /// `revision` is the mod revision of the shard record written by our claim: the fence.
+    Owned {
+        epoch: u64,
+        revision: i64,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct ShardSlot {
+    status: Mutex<ShardStatus>,
+    /// Serialises the shard's offset writes and deletes, so that the in-memory offsets
+    /// follow the store's order.
+    pub writes: tokio::sync::Mutex<()>,
+}
+
+impl Default for ShardSlot {
+    fn default() -> Self {
+        ShardSlot {
+            status: Mutex::new(ShardStatus::NotOwned),
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl ShardSlot {
+    pub fn status(&self) -> ShardStatus {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, status: ShardStatus) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = status;
+    }
+}
+
+impl GroupCoordinator {
+    /// Takes the shard over (epoch + 1) and loads its committed offsets; its groups start
+    /// Empty. Until loaded, its groups answer COORDINATOR_LOAD_IN_PROGRESS.
+    pub async fn claim_shard(&self, shard: ShardId) -> GroupResult<()> {
+        let slot = &self.shards[shard.0 as usize];
+        let _writes = slot.writes.lock().await;
+        slot.set(ShardStatus::Loading);
+        match self.load_shard(shard).await {
+            Ok(status) => {
+                slot.set(status);
+                Ok(())
+            }
+            Err(e) => {
+                slot.set(ShardStatus::NotOwned);
+                Err(e)
+            }
+        }
+    }
+
+    async fn load_shard(&self, shard: ShardId) -> GroupResult<ShardStatus> {
+        let key = keys::shard(shard);
+        let (epoch, revision) = match self.meta.get(&key).await? {
+            Some(kv) => (decode_json::<ShardRecord>(&kv)?.epoch, kv.mod_revision),
+            None => (0, 0),
+        };
+        let record = ShardRecord {
+            owner: self.config.broker_id,
+            epoch: epoch + 1,
+        };
+        let outcome = self
+            .meta
+            .compare_and_swap(&key, revision, encode_json(&record))
+            .await?;
+        if !outcome.succeeded {
+            return Err(GroupError::NotCoordinator(GroupId(format!(
+                "shard {shard}"
+            ))));
+        }
+        let range = self.meta.range(&keys::shard_offsets_prefix(shard)).await?;
+        let now = self.now();
+        let mut loaded = 0usize;
+        let mut groups = self.lock();
+        for kv in &range.kvs {
+            let Some((group, key)) = keys::parse_offset(&kv.key) else {
+                tracing::warn!(key = %kv.key, "ignoring unparsable group offset key");
+                continue;
+            };
+            let value: CommittedOffset = match decode_json(kv) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(key = %kv.key, error = %e, "ignoring corrupt committed offset");
+                    continue;
+                }
+            };
+            groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(group, now))
+                .offsets
+                .insert(key, value);
+            loaded += 1;
+        }
+        drop(groups);
+        tracing::debug!(
+            shard = shard.0,
+            epoch = record.epoch,
+            offsets = loaded,
+            "claimed coordinator shard"
+        );
+        Ok(ShardStatus::Owned {
+            epoch: record.epoch,
+            revision: outcome.revision,
+        })
+    }
+
+    /// The fence every write of the shard carries.
+    pub(crate) fn fence(&self, group: &GroupId) -> GroupResult<Compare> {
+        let shard = keys::shard_of(group);
+        match self.shards[shard.0 as usize].status() {
+            ShardStatus::Owned { revision, .. } => Ok(Compare::ModRevision {
+                key: keys::shard(shard),
+                revision,
+            }),
+            ShardStatus::Loading => Err(GroupError::CoordinatorLoading(group.clone())),
+            ShardStatus::NotOwned => Err(GroupError::NotCoordinator(group.clone())),
+        }
+    }
+
+    /// A fenced write showed that another coordinator owns the shard: drop its groups;
+    /// their waiting members are told to find the coordinator again.
+    pub(crate) fn lose_shard(&self, shard: ShardId) {
+        tracing::warn!(
+            shard = shard.0,
+            "lost coordinator shard; dropping its groups"
+        );
+        self.shards[shard.0 as usize].set(ShardStatus::NotOwned);
+        let mut groups = self.lock();
+        groups.retain(|id, g| {
+            if keys::shard_of(id) != shard {
+                return true;
+            }
+            for m in g.members.values_mut() {
+                m.answer_join(Err(GroupError::NotCoordinator(id.clone())));
+                m.answer_sync(Err(GroupError::NotCoordinator(id.clone())));
+            }
+            false
+        });
+    }
+}
