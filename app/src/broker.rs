@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use kafscale_adapters::{MeteredObjectStore, RetryingObjectStore};
 use kafscale_core::log::LogService;
 use kafscale_core::ports::metadata::{decode_json, encode_json};
 use kafscale_core::ports::{Clock, MetadataStore, MetadataStoreExt, ObjectStore, PutMode};
@@ -29,8 +30,14 @@ pub struct Broker {
 }
 
 pub async fn start(config: Config) -> anyhow::Result<Broker> {
+    let metrics = Metrics::new();
     let store = kafscale_adapters::object_store_from_url(&config.object_store_url)
         .with_context(|| format!("object store {}", config.object_store_url))?;
+    // Metrics outermost, so that each retry counts as a request of its own.
+    let store: Arc<dyn ObjectStore> = Arc::new(RetryingObjectStore::new(
+        Arc::new(MeteredObjectStore::new(store, metrics.object_store.clone())),
+        config.object_store_retry,
+    ));
     let meta = kafscale_adapters::metadata_store_from_url(&config.metadata_url)
         .with_context(|| format!("metadata store {}", config.metadata_url))?;
     check_object_store(store.as_ref())
@@ -60,7 +67,7 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
         config,
         advertised,
         cluster_id,
-        metrics: Metrics::default(),
+        metrics,
     });
     let (stop, stop_rx) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(true));

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use kafscale_adapters::RetryPolicy;
 use kafscale_core::log::LogConfig;
 use kafscale_core::BrokerId;
 
@@ -58,6 +59,10 @@ pub struct RawConfig {
     flush_bytes: Option<u64>,
     #[serde(rename = "cache.bytes")]
     cache_bytes: Option<u64>,
+    #[serde(rename = "object.store.timeout.ms")]
+    object_store_timeout_ms: Option<u64>,
+    #[serde(rename = "object.store.retries")]
+    object_store_retries: Option<u32>,
     #[serde(rename = "log.format")]
     log_format: Option<String>,
 }
@@ -77,6 +82,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub object_store_url: String,
     pub metadata_url: String,
+    /// Timeout and retries of object-store requests.
+    pub object_store_retry: RetryPolicy,
     pub auto_create_topics: bool,
     pub num_partitions: i32,
     pub max_request_bytes: usize,
@@ -249,6 +256,15 @@ impl TryFrom<RawConfig> for Config {
             http_listen,
             object_store_url,
             metadata_url,
+            object_store_retry: RetryPolicy {
+                timeout: std::time::Duration::from_millis(positive(
+                    "object.store.timeout.ms",
+                    raw.object_store_timeout_ms,
+                    30_000,
+                )? as u64),
+                attempts: raw.object_store_retries.unwrap_or(2) + 1,
+                ..RetryPolicy::default()
+            },
             auto_create_topics: raw.auto_create_topics.unwrap_or(true),
             num_partitions,
             max_request_bytes,

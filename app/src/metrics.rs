@@ -1,90 +1,117 @@
-//! Counters exposed in Prometheus text format on `/metrics`.
+//! Broker metrics in one Prometheus registry, exposed on `/metrics` (OpenMetrics text).
 
 use kafka_protocol::messages::ApiKey;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
 
-const KEYS: usize = 128;
+use kafscale_adapters::ObjectStoreMetrics;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    api: String,
+}
 
 pub struct Metrics {
-    requests: [AtomicU64; KEYS],
-    pub produced_bytes: AtomicU64,
-    pub produced_batches: AtomicU64,
-    pub fetched_bytes: AtomicU64,
-    pub connections: AtomicU64,
-    pub open_connections: AtomicU64,
+    registry: Mutex<Registry>,
+    requests: Family<ApiLabels, Counter>,
+    pub produced_bytes: Counter,
+    pub produced_batches: Counter,
+    pub fetched_bytes: Counter,
+    pub connections: Counter,
+    pub open_connections: Gauge,
+    cache_bytes: Gauge,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    pub object_store: ObjectStoreMetrics,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            requests: std::array::from_fn(|_| AtomicU64::new(0)),
-            produced_bytes: AtomicU64::new(0),
-            produced_batches: AtomicU64::new(0),
-            fetched_bytes: AtomicU64::new(0),
-            connections: AtomicU64::new(0),
-            open_connections: AtomicU64::new(0),
-        }
+        Metrics::new()
     }
 }
 
 impl Metrics {
-    pub fn request(&self, key: ApiKey) {
-        if let Some(c) = self.requests.get(key as usize) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let object_store = ObjectStoreMetrics::register(&mut registry);
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            requests: Family::default(),
+            produced_bytes: Counter::default(),
+            produced_batches: Counter::default(),
+            fetched_bytes: Counter::default(),
+            connections: Counter::default(),
+            open_connections: Gauge::default(),
+            cache_bytes: Gauge::default(),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            object_store,
+        };
+        let k = registry.sub_registry_with_prefix("kafscale");
+        k.register("requests", "Kafka requests by API", m.requests.clone());
+        k.register(
+            "produced_bytes",
+            "Record batch bytes accepted by produce",
+            m.produced_bytes.clone(),
+        );
+        k.register(
+            "produced_batches",
+            "Record batches accepted by produce",
+            m.produced_batches.clone(),
+        );
+        k.register(
+            "fetched_bytes",
+            "Record bytes returned by fetch",
+            m.fetched_bytes.clone(),
+        );
+        k.register(
+            "connections",
+            "Kafka connections accepted",
+            m.connections.clone(),
+        );
+        k.register(
+            "open_connections",
+            "Kafka connections open",
+            m.open_connections.clone(),
+        );
+        k.register(
+            "cache_bytes",
+            "Bytes held by the chunk cache",
+            m.cache_bytes.clone(),
+        );
+        k.register("cache_hits", "Chunk cache hits", m.cache_hits.clone());
+        k.register("cache_misses", "Chunk cache misses", m.cache_misses.clone());
+        *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
+        m
     }
 
+    pub fn request(&self, key: ApiKey) {
+        self.requests
+            .get_or_create(&ApiLabels {
+                api: format!("{key:?}"),
+            })
+            .inc();
+    }
+
+    /// Renders every metric; `cache` is (bytes held, hits, misses) of the chunk cache.
     pub fn render(&self, cache: (usize, u64, u64)) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "# TYPE kafscale_requests_total counter");
-        for (i, c) in self.requests.iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
-            if n > 0 {
-                let name =
-                    ApiKey::try_from(i as i16).map_or_else(|_| i.to_string(), |k| format!("{k:?}"));
-                let _ = writeln!(out, "kafscale_requests_total{{api=\"{name}\"}} {n}");
-            }
-        }
-        let simple = [
-            (
-                "kafscale_produced_bytes_total",
-                "counter",
-                &self.produced_bytes,
-            ),
-            (
-                "kafscale_produced_batches_total",
-                "counter",
-                &self.produced_batches,
-            ),
-            (
-                "kafscale_fetched_bytes_total",
-                "counter",
-                &self.fetched_bytes,
-            ),
-            ("kafscale_connections_total", "counter", &self.connections),
-            ("kafscale_open_connections", "gauge", &self.open_connections),
-        ];
-        for (name, kind, v) in simple {
-            let _ = writeln!(
-                out,
-                "# TYPE {name} {kind}\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
         let (bytes, hits, misses) = cache;
-        let _ = writeln!(
-            out,
-            "# TYPE kafscale_cache_bytes gauge\nkafscale_cache_bytes {bytes}"
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE kafscale_cache_hits_total counter\nkafscale_cache_hits_total {hits}"
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE kafscale_cache_misses_total counter\nkafscale_cache_misses_total {misses}"
-        );
+        self.cache_bytes.set(bytes as i64);
+        // The cache keeps its own totals; move the counters up to them.
+        self.cache_hits
+            .inc_by(hits.saturating_sub(self.cache_hits.get()));
+        self.cache_misses
+            .inc_by(misses.saturating_sub(self.cache_misses.get()));
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
         out
     }
 }

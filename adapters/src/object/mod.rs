@@ -3,6 +3,8 @@
 mod common;
 pub mod local;
 pub mod memory;
+pub mod metered;
+pub mod retrying;
 pub mod s3;
 
 use kafscale_core::ports::{ObjectStore, StoreError};
@@ -11,6 +13,8 @@ use std::sync::Arc;
 use crate::location::{parse_location, Location};
 pub use local::LocalObjectStore;
 pub use memory::MemoryObjectStore;
+pub use metered::{MeteredObjectStore, ObjectStoreMetrics};
+pub use retrying::{RetryPolicy, RetryingObjectStore};
 pub use s3::{S3ObjectStore, S3Settings};
 
 /// Opens the object store named by `url`:

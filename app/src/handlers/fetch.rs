@@ -4,7 +4,6 @@
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,9 +58,7 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> Fetch
         let (responses, bytes, failed) = read_all(&ctx, version, &wanted, max_bytes).await;
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || failed || expired {
-            ctx.metrics
-                .fetched_bytes
-                .fetch_add(bytes as u64, Ordering::Relaxed);
+            ctx.metrics.fetched_bytes.inc_by(bytes as u64);
             resp.responses = responses;
             return resp;
         }

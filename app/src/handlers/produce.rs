@@ -4,7 +4,6 @@
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,8 +119,8 @@ fn append(
         wait: acks != 0,
     }) {
         Ok(ticket) => {
-            ctx.metrics.produced_bytes.fetch_add(len, Ordering::Relaxed);
-            ctx.metrics.produced_batches.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.produced_bytes.inc_by(len);
+            ctx.metrics.produced_batches.inc();
             ticket.map_or(Part::Queued, Part::Waiting)
         }
         Err(e) => {

@@ -4,7 +4,6 @@ pub mod connection;
 pub mod dispatch;
 pub mod versions;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -35,11 +34,11 @@ pub async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let ctx = ctx.clone();
-                ctx.metrics.connections.fetch_add(1, Ordering::Relaxed);
-                ctx.metrics.open_connections.fetch_add(1, Ordering::Relaxed);
+                ctx.metrics.connections.inc();
+                ctx.metrics.open_connections.inc();
                 tokio::spawn(async move {
                     connection::serve(ctx.clone(), stream, peer).await;
-                    ctx.metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
+                    ctx.metrics.open_connections.dec();
                     drop(permit);
                 });
             }

@@ -204,6 +204,9 @@ impl Shared {
             attempt += 1;
             match self.store.put(key, object.clone(), PutMode::Create).await {
                 Ok(()) => return Ok(()),
+                // The key is unique to this flush: after an attempt with an unknown outcome,
+                // "already exists" means that attempt landed.
+                Err(StoreError::AlreadyExists { .. }) if attempt > 1 => return Ok(()),
                 Err(e) if e.is_retriable() && attempt < self.config.attempts => {
                     tracing::debug!(object = %key, attempt, error = %e, "retrying upload");
                     self.clock.sleep(backoff(attempt)).await;

@@ -1,0 +1,113 @@
+//! A wrapper that bounds every object-store request by a timeout and retries the idempotent
+//! ones (reads, listing, deletes, overwrites) on transient errors with exponential backoff.
+//!
+//! Create-if-absent puts are attempted once: after an unknown outcome only the caller knows
+//! whether an `AlreadyExists` on a retry is its own earlier write (the flusher's keys are
+//! unique, so it does know and retries itself).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kafscale_core::ports::{ObjectMeta, ObjectStore, PutMode, StoreError};
+use std::future::Future;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Bound on one request.
+    pub timeout: Duration,
+    /// Attempts of an idempotent request, the first included.
+    pub attempts: u32,
+    /// Wait before the second attempt; doubles each time.
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            timeout: Duration::from_secs(30),
+            attempts: 3,
+            backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RetryingObjectStore {
+    inner: Arc<dyn ObjectStore>,
+    policy: RetryPolicy,
+}
+
+impl RetryingObjectStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, policy: RetryPolicy) -> RetryingObjectStore {
+        RetryingObjectStore { inner, policy }
+    }
+
+    async fn once<T, F>(&self, op: &str, key: &str, f: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        match tokio::time::timeout(self.policy.timeout, f).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Transient {
+                message: format!("{op} {key} timed out after {:?}", self.policy.timeout),
+            }),
+        }
+    }
+
+    async fn retried<T, F, Fut>(&self, op: &str, key: &str, f: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut attempt = 1;
+        let mut wait = self.policy.backoff;
+        loop {
+            match self.once(op, key, f()).await {
+                Err(e) if e.is_retriable() && attempt < self.policy.attempts => {
+                    tracing::debug!(op, key, attempt, error = %e, "retrying object store request");
+                    tokio::time::sleep(wait).await;
+                    wait = wait.saturating_mul(2);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for RetryingObjectStore {
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), StoreError> {
+        match mode {
+            PutMode::Create => self.once("put", key, self.inner.put(key, data, mode)).await,
+            PutMode::Overwrite => {
+                self.retried("put", key, || self.inner.put(key, data.clone(), mode))
+                    .await
+            }
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        self.retried("get", key, || self.inner.get(key)).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.retried("get", key, || self.inner.get_range(key, range.clone()))
+            .await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        self.retried("head", key, || self.inner.head(key)).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.retried("list", prefix, || self.inner.list(prefix))
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.retried("delete", key, || self.inner.delete(key)).await
+    }
+}
