@@ -150,7 +150,7 @@ def produce(
             off = msg.offset()
             ts_type, ts = msg.timestamp()
             delivered[i] = Rec(r.key, r.value, list(r.headers), ts, msg.partition(),
-                               off if off >= 0 else None, ts_type)
+                               off if off is not None and off >= 0 else None, ts_type)
         return cb
 
     for i, r in enumerate(records):

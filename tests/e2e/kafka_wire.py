@@ -2,7 +2,7 @@
 
 Deliberately independent of any Kafka library, so that the tests can send exactly the
 bytes they mean (including wrong ones). Only the non-flexible request versions are
-covered: request header v1, ApiVersions v0, Metadata v1, CreateTopics v0, Produce v3-v8,
+covered: request header v1, ApiVersions v0, Metadata v1, CreateTopics v0-v4, Produce v3-v8,
 ListOffsets v1, and the v2 record batch (magic 2).
 """
 
@@ -374,14 +374,29 @@ def parse_metadata_v1(body: bytes) -> dict:
     return {"brokers": brokers, "controller_id": controller_id, "topics": topics}
 
 
-def create_topics_v0_body(name: str, partitions: int, replication: int = 1, timeout_ms: int = 10000) -> bytes:
-    topic = string(name) + i32(partitions) + i16(replication) + i32(0) + i32(0)
-    return i32(1) + topic + i32(timeout_ms)
+def create_topics_body(name: str, partitions: int, version: int, replication: int = 1,
+                       timeout_ms: int = 10000) -> bytes:
+    """CreateTopics v0-v4 (non-flexible) request body for one topic."""
+    assert 0 <= version <= 4
+    topic = string(name) + i32(partitions) + i16(replication) + i32(0) + i32(0)  # no assignments, configs
+    body = i32(1) + topic + i32(timeout_ms)
+    if version >= 1:
+        body += i8(0)  # validate_only
+    return body
 
 
-def parse_create_topics_v0(body: bytes) -> dict[str, int]:
+def parse_create_topics(body: bytes, version: int) -> dict[str, int]:
     r = Reader(body)
-    res = r.array(lambda r: (r.string(), r.i16())) or []
+    if version >= 2:
+        r.i32()  # throttle_time_ms
+
+    def topic(r):
+        name, error = r.string(), r.i16()
+        if version >= 1:
+            r.nullable_string()  # error_message
+        return name, error
+
+    res = r.array(topic) or []
     r.expect_end()
     return dict(res)
 
@@ -448,6 +463,7 @@ class Conn:
         self.timeout = timeout
         self.client_id = client_id
         self.next_correlation = 1
+        self._apis: dict[int, tuple[int, int]] | None = None
 
     def close(self) -> None:
         self.sock.close()
@@ -528,10 +544,25 @@ class Conn:
     def metadata(self, topics: list[str] | None = None) -> dict:
         return parse_metadata_v1(self.request(API_METADATA, 1, metadata_v1_body(topics)))
 
-    def create_topic(self, name: str, partitions: int = 1) -> int:
-        return parse_create_topics_v0(self.request(API_CREATE_TOPICS, 0, create_topics_v0_body(name, partitions)))[name]
+    def pick_version(self, api_key: int, lo: int, hi: int) -> int:
+        """The highest version in both [lo, hi] (what this helper speaks) and the broker's range."""
+        if self._apis is None:
+            error, self._apis = self.api_versions(0)
+            assert error == ERR_NONE
+        assert api_key in self._apis, f"the broker does not advertise API {api_key}"
+        b_lo, b_hi = self._apis[api_key]
+        v = min(hi, b_hi)
+        assert v >= max(lo, b_lo), f"API {api_key}: broker advertises v{b_lo}-{b_hi}, helper speaks v{lo}-{hi}"
+        return v
 
-    def produce(self, topic: str, partition: int, records: bytes | None, *, acks: int = -1, version: int = 7) -> dict:
+    def create_topic(self, name: str, partitions: int = 1) -> int:
+        v = self.pick_version(API_CREATE_TOPICS, 0, 4)
+        return parse_create_topics(self.request(API_CREATE_TOPICS, v, create_topics_body(name, partitions, v)), v)[name]
+
+    def produce(self, topic: str, partition: int, records: bytes | None, *, acks: int = -1,
+                version: int | None = None) -> dict:
+        if version is None:
+            version = self.pick_version(API_PRODUCE, 3, 8)
         body = produce_body(topic, partition, records, acks=acks)
         return parse_produce_response(self.request(API_PRODUCE, version, body), version)[(topic, partition)]
 

@@ -163,9 +163,9 @@ def test_acks(broker, acks):
     assert len(consumed) == len(records), f"acks={acks}: {len(consumed)} of {len(records)} records stored"
     assert [r.content() for r in consumed] == [r.content() for r in records], "order or content differs"
     assert_offsets_contiguous(consumed)
-    if acks == "0":
-        assert all(r.offset is None for r in delivered), "acks=0 cannot report offsets"
-    else:
+    # With acks=0 the broker sends no response (test_bad_input checks that on the wire), so
+    # delivery reports carry no broker offsets (librdkafka fills in some local ones): skip them.
+    if acks != "0":
         assert [r.offset for r in delivered] == list(range(len(records)))
         assert_same_records(delivered, consumed)
 

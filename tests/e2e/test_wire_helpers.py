@@ -100,3 +100,12 @@ def test_response_parsing():
     assert kw.parse_produce_response(resp, 7)[("t", 0)]["error"] == 2
     with pytest.raises(ValueError):
         kw.parse_produce_response(resp, 4)  # v4 has no log_start_offset: trailing bytes
+
+
+def test_create_topics_encoding():
+    v0 = kw.create_topics_body("t", 3, 0, timeout_ms=5)
+    assert v0 == (kw.i32(1) + kw.string("t") + kw.i32(3) + kw.i16(1) + kw.i32(0) + kw.i32(0) + kw.i32(5))
+    assert kw.create_topics_body("t", 3, 2, timeout_ms=5) == v0 + b"\x00"  # validate_only
+    resp_v2 = kw.i32(0) + kw.i32(1) + kw.string("t") + kw.i16(36) + kw.nullable_string("exists")
+    assert kw.parse_create_topics(resp_v2, 2) == {"t": 36}
+    assert kw.parse_create_topics(kw.i32(1) + kw.string("t") + kw.i16(0), 0) == {"t": 0}
