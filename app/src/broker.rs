@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use kafscale_adapters::{MeteredObjectStore, RetryingObjectStore};
+use kafscale_core::group::{GroupConfig, GroupCoordinator};
 use kafscale_core::log::LogService;
 use kafscale_core::ports::metadata::{decode_json, encode_json};
 use kafscale_core::ports::{Clock, MetadataStore, MetadataStoreExt, ObjectStore, PutMode};
@@ -46,7 +47,15 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
     let cluster_id = cluster_id(meta.as_ref())
         .await
         .with_context(|| format!("metadata store {} is not usable", config.metadata_url))?;
-    let clock: Arc<dyn Clock> = Arc::new(kafscale_adapters::SystemClock);
+    let clock: Arc<dyn Clock> = Arc::new(kafscale_adapters::SystemClock::new());
+    let group_config = GroupConfig {
+        broker_id: config.log.broker_id,
+        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        ..GroupConfig::default()
+    };
+    let groups = GroupCoordinator::open(group_config, meta.clone(), clock.clone())
+        .await
+        .context("cannot load consumer groups")?;
     let log = LogService::open(config.log.clone(), store, meta, clock)
         .await
         .context("cannot load the log")?;
@@ -67,6 +76,7 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
         config,
         advertised,
         cluster_id,
+        groups: groups.clone(),
         metrics,
     });
     let (stop, stop_rx) = watch::channel(false);
@@ -81,8 +91,9 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
             ctx.clone(),
             ready,
             http_listener,
-            stop_rx,
+            stop_rx.clone(),
         )),
+        tokio::spawn(groups.run_timers(stop_rx)),
     ];
     tracing::info!(
         kafka = %kafka_addr,

@@ -59,6 +59,18 @@ pub struct RawConfig {
     flush_bytes: Option<u64>,
     #[serde(rename = "cache.bytes")]
     cache_bytes: Option<u64>,
+    #[serde(rename = "group.initial.rebalance.delay.ms")]
+    group_initial_rebalance_delay_ms: Option<u64>,
+    #[serde(rename = "log.retention.ms")]
+    log_retention_ms: Option<i64>,
+    #[serde(rename = "log.retention.bytes")]
+    log_retention_bytes: Option<i64>,
+    #[serde(rename = "log.retention.check.interval.ms")]
+    log_retention_check_interval_ms: Option<u64>,
+    #[serde(rename = "gc.interval.ms")]
+    gc_interval_ms: Option<u64>,
+    #[serde(rename = "gc.grace.ms")]
+    gc_grace_ms: Option<u64>,
     #[serde(rename = "object.store.timeout.ms")]
     object_store_timeout_ms: Option<u64>,
     #[serde(rename = "object.store.retries")]
@@ -87,6 +99,8 @@ pub struct Config {
     pub auto_create_topics: bool,
     pub num_partitions: i32,
     pub max_request_bytes: usize,
+    /// How long the first join of an empty consumer group waits for more members.
+    pub group_initial_rebalance_delay_ms: i64,
     pub log: LogConfig,
     pub log_format: LogFormat,
 }
@@ -268,12 +282,26 @@ impl TryFrom<RawConfig> for Config {
             auto_create_topics: raw.auto_create_topics.unwrap_or(true),
             num_partitions,
             max_request_bytes,
+            group_initial_rebalance_delay_ms: match raw.group_initial_rebalance_delay_ms {
+                None => 3_000,
+                Some(ms) if ms <= 300_000 => ms as i64,
+                Some(_) => return Err(invalid("group.initial.rebalance.delay.ms: at most 300000")),
+            },
             log: LogConfig {
                 broker_id: BrokerId(broker_id),
                 flush_ms: raw.flush_ms.unwrap_or(0),
                 flush_bytes: positive("flush.bytes", raw.flush_bytes, 4 << 20)?,
                 cache_bytes: positive("cache.bytes", raw.cache_bytes, 256 << 20)?,
                 max_batch_bytes,
+                retention_check_ms: positive(
+                    "log.retention.check.interval.ms",
+                    raw.log_retention_check_interval_ms,
+                    60_000,
+                )? as u64,
+                default_retention_ms: raw.log_retention_ms.unwrap_or(7 * 24 * 3600 * 1000),
+                default_retention_bytes: raw.log_retention_bytes.unwrap_or(-1),
+                gc_interval_ms: positive("gc.interval.ms", raw.gc_interval_ms, 300_000)? as u64,
+                gc_grace_ms: raw.gc_grace_ms.unwrap_or(600_000),
                 ..LogConfig::default()
             },
             log_format,

@@ -1,6 +1,8 @@
 //! What every request handler needs: the log, the configuration and how clients reach us.
 
+use kafscale_core::group::GroupCoordinator;
 use kafscale_core::log::LogService;
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -11,5 +13,7 @@ pub struct Context {
     /// Host and port returned in Metadata.
     pub advertised: (String, u16),
     pub cluster_id: String,
+    /// Consumer groups and committed offsets.
+    pub groups: Arc<GroupCoordinator>,
     pub metrics: Metrics,
 }

@@ -70,6 +70,18 @@ pub enum Request {
     Fetch(FetchRequest),
     ListOffsets(ListOffsetsRequest),
     Produce(ProduceRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    /// With the client id of the request header, which DescribeGroups shows.
+    JoinGroup(JoinGroupRequest, String),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    ListGroups(ListGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
+    OffsetDelete(OffsetDeleteRequest),
 }
 
 /// A frame taken apart: the API, its version, the header and the body.
@@ -125,6 +137,24 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, String> {
         ApiKey::Fetch => Request::Fetch(decode(&mut frame, version)?),
         ApiKey::ListOffsets => Request::ListOffsets(decode(&mut frame, version)?),
         ApiKey::Produce => Request::Produce(decode(&mut frame, version)?),
+        ApiKey::FindCoordinator => Request::FindCoordinator(decode(&mut frame, version)?),
+        ApiKey::JoinGroup => Request::JoinGroup(
+            decode(&mut frame, version)?,
+            header
+                .client_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+        ),
+        ApiKey::SyncGroup => Request::SyncGroup(decode(&mut frame, version)?),
+        ApiKey::Heartbeat => Request::Heartbeat(decode(&mut frame, version)?),
+        ApiKey::LeaveGroup => Request::LeaveGroup(decode(&mut frame, version)?),
+        ApiKey::OffsetCommit => Request::OffsetCommit(decode(&mut frame, version)?),
+        ApiKey::OffsetFetch => Request::OffsetFetch(decode(&mut frame, version)?),
+        ApiKey::DescribeGroups => Request::DescribeGroups(decode(&mut frame, version)?),
+        ApiKey::ListGroups => Request::ListGroups(decode(&mut frame, version)?),
+        ApiKey::DeleteGroups => Request::DeleteGroups(decode(&mut frame, version)?),
+        ApiKey::OffsetDelete => Request::OffsetDelete(decode(&mut frame, version)?),
         other => return Err(format!("unsupported api {other:?}")),
     };
     Ok(Decoded {
@@ -173,6 +203,38 @@ pub fn dispatch(ctx: &Arc<Context>, frame: Bytes) -> Result<JoinHandle<Reply>, S
         Request::Fetch(r) => spawn_handler(key, v, corr, handlers::fetch::handle(c, v, r)),
         Request::ListOffsets(r) => {
             spawn_handler(key, v, corr, handlers::list_offsets::handle(c, v, r))
+        }
+        Request::FindCoordinator(r) => {
+            spawn_handler(key, v, corr, handlers::find_coordinator::handle(c, v, r))
+        }
+        Request::JoinGroup(r, client_id) => spawn_handler(
+            key,
+            v,
+            corr,
+            handlers::join_group::handle(c, v, r, client_id),
+        ),
+        Request::SyncGroup(r) => spawn_handler(key, v, corr, handlers::sync_group::handle(c, v, r)),
+        Request::Heartbeat(r) => spawn_handler(key, v, corr, handlers::heartbeat::handle(c, v, r)),
+        Request::LeaveGroup(r) => {
+            spawn_handler(key, v, corr, handlers::leave_group::handle(c, v, r))
+        }
+        Request::OffsetCommit(r) => {
+            spawn_handler(key, v, corr, handlers::offset_commit::handle(c, v, r))
+        }
+        Request::OffsetFetch(r) => {
+            spawn_handler(key, v, corr, handlers::offset_fetch::handle(c, v, r))
+        }
+        Request::DescribeGroups(r) => {
+            spawn_handler(key, v, corr, handlers::describe_groups::handle(c, v, r))
+        }
+        Request::ListGroups(r) => {
+            spawn_handler(key, v, corr, handlers::list_groups::handle(c, v, r))
+        }
+        Request::DeleteGroups(r) => {
+            spawn_handler(key, v, corr, handlers::delete_groups::handle(c, v, r))
+        }
+        Request::OffsetDelete(r) => {
+            spawn_handler(key, v, corr, handlers::offset_delete::handle(c, v, r))
         }
         Request::Produce(r) => {
             // Staging runs now, in arrival order; only the wait for the commit is deferred.

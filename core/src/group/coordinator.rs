@@ -101,7 +101,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn check_group_id(group: &GroupId) -> GroupResult<()> {
+    pub(crate) fn check_group_id(group: &GroupId) -> GroupResult<()> {
         if group.0.is_empty() {
             return Err(GroupError::InvalidGroupId(group.0.clone()));
         }

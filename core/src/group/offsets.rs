@@ -25,6 +25,7 @@ pub type SubscriptionReader<'a> = &'a (dyn Fn(&[u8]) -> Option<Vec<String>> + Sy
 impl GroupCoordinator {
     /// Stores the offsets. Err: the whole request failed (member, generation, coordinator).
     pub async fn commit(&self, req: CommitRequest) -> GroupResult<PartitionResults> {
+        Self::check_group_id(&req.group)?;
         self.check_coordinator(&req.group)?;
         let shard = keys::shard_of(&req.group);
         let _writes = self.shards[shard.0 as usize].writes.lock().await;

@@ -1,0 +1,28 @@
+//! Heartbeat v0-4: keeps a member's session and tells it when to rejoin.
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use std::sync::Arc;
+
+use kafscale_core::group::{self, GenerationId};
+
+use super::group_common::{group_id, instance_id, member_or_empty};
+use crate::context::Context;
+use crate::errors::group_code;
+
+pub async fn handle(ctx: Arc<Context>, version: i16, req: HeartbeatRequest) -> HeartbeatResponse {
+    let request = group::HeartbeatRequest {
+        group: group_id(&req.group_id),
+        member: member_or_empty(&req.member_id),
+        instance: if version >= 3 {
+            instance_id(&req.group_instance_id)
+        } else {
+            None
+        },
+        generation: GenerationId(req.generation_id),
+    };
+    let mut resp = HeartbeatResponse::default();
+    if let Err(e) = ctx.groups.heartbeat(&request) {
+        resp.error_code = group_code(&e);
+    }
+    resp
+}

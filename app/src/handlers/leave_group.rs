@@ -1,0 +1,58 @@
+//! LeaveGroup: one member (v0-2, error at the top level) or a batch by member or instance
+//! id (v3+, one error per member).
+
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use std::sync::Arc;
+
+use kafscale_core::group::LeavingMember;
+
+use super::group_common::{group_id, instance_id, member_id};
+use crate::context::Context;
+use crate::errors::{codes, group_code};
+
+pub async fn handle(ctx: Arc<Context>, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
+    let group = group_id(&req.group_id);
+    let leaving: Vec<LeavingMember> = if version < 3 {
+        vec![LeavingMember {
+            member: member_id(&req.member_id),
+            instance: None,
+        }]
+    } else {
+        req.members
+            .iter()
+            .map(|m| LeavingMember {
+                member: member_id(&m.member_id),
+                instance: instance_id(&m.group_instance_id),
+            })
+            .collect()
+    };
+    let mut resp = LeaveGroupResponse::default();
+    let results = match ctx.groups.leave(&group, &leaving) {
+        Ok(r) => r,
+        Err(e) => {
+            resp.error_code = group_code(&e);
+            return resp;
+        }
+    };
+    if version < 3 {
+        resp.error_code = results
+            .first()
+            .and_then(|r| r.as_ref().err())
+            .map_or(codes::NONE, group_code);
+        return resp;
+    }
+    resp.members = req
+        .members
+        .into_iter()
+        .zip(results)
+        .map(|(m, r)| {
+            let mut out = MemberResponse::default();
+            out.member_id = m.member_id;
+            out.group_instance_id = m.group_instance_id;
+            out.error_code = r.err().map_or(codes::NONE, |e| group_code(&e));
+            out
+        })
+        .collect();
+    resp
+}

@@ -1,0 +1,110 @@
+//! OffsetCommit v2-9: offsets by topic name, durable before the answer. Generation -1 with
+//! no member id is a "simple" commit of a group that does not use group membership.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kafscale_core::group::{CommitRequest, CommittedOffset, OffsetKey};
+use kafscale_core::{LeaderEpoch, Offset, PartitionId};
+
+use super::group_common::{generation, group_id, instance_id, member_id};
+use crate::context::Context;
+use crate::errors::{codes, group_code};
+
+/// A topic of the answer: its partitions with their code, None while the commit decides.
+type TopicAnswer = (String, Vec<(i32, Option<i16>)>);
+
+pub async fn handle(
+    ctx: Arc<Context>,
+    version: i16,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    // Answers in request order.
+    let mut answers: Vec<TopicAnswer> = Vec::new();
+    let mut offsets = Vec::new();
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let record = ctx.log.topic(&name);
+        let mut parts = Vec::new();
+        for p in &t.partitions {
+            let known = record
+                .as_ref()
+                .is_some_and(|r| p.partition_index >= 0 && p.partition_index < r.partitions);
+            if !known {
+                parts.push((p.partition_index, Some(codes::UNKNOWN_TOPIC_OR_PARTITION)));
+                continue;
+            }
+            parts.push((p.partition_index, None));
+            offsets.push((
+                OffsetKey {
+                    topic: name.clone(),
+                    partition: PartitionId(p.partition_index),
+                },
+                CommittedOffset {
+                    offset: Offset(p.committed_offset),
+                    leader_epoch: (version >= 6 && p.committed_leader_epoch >= 0)
+                        .then_some(LeaderEpoch(p.committed_leader_epoch)),
+                    metadata: p
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                    commit_ms: 0,
+                    topic_id: record.as_ref().map(|r| r.id),
+                },
+            ));
+        }
+        answers.push((name, parts));
+    }
+    let outcome: Result<HashMap<OffsetKey, i16>, i16> = if offsets.is_empty() {
+        Ok(HashMap::new())
+    } else {
+        let request = CommitRequest {
+            group: group_id(&req.group_id),
+            member: member_id(&req.member_id),
+            instance: if version >= 7 {
+                instance_id(&req.group_instance_id)
+            } else {
+                None
+            },
+            generation: generation(req.generation_id_or_member_epoch),
+            offsets,
+        };
+        match ctx.groups.commit(request).await {
+            Ok(results) => Ok(results
+                .into_iter()
+                .map(|(k, r)| (k, r.err().map_or(codes::NONE, |e| group_code(&e))))
+                .collect()),
+            Err(e) => {
+                tracing::debug!(group = %req.group_id.0, error = %e, "offset commit refused");
+                Err(group_code(&e))
+            }
+        }
+    };
+    let mut resp = OffsetCommitResponse::default();
+    for (name, parts) in answers {
+        let mut topic = OffsetCommitResponseTopic::default();
+        topic.name = super::topic_name(&name);
+        for (partition, code) in parts {
+            let mut out = OffsetCommitResponsePartition::default();
+            out.partition_index = partition;
+            out.error_code = code.unwrap_or_else(|| {
+                let key = OffsetKey {
+                    topic: name.clone(),
+                    partition: PartitionId(partition),
+                };
+                match &outcome {
+                    Ok(codes_by_key) => codes_by_key.get(&key).copied().unwrap_or(codes::NONE),
+                    Err(code) => *code,
+                }
+            });
+            topic.partitions.push(out);
+        }
+        resp.topics.push(topic);
+    }
+    resp
+}

@@ -1,0 +1,97 @@
+//! OffsetDelete v0: deletes committed offsets, except those of topics a consumer group
+//! with members still subscribes to (GROUP_SUBSCRIBED_TO_TOPIC).
+
+use bytes::Buf;
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::{
+    ConsumerProtocolSubscription, OffsetDeleteRequest, OffsetDeleteResponse,
+};
+use kafka_protocol::protocol::Decodable;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use kafscale_core::group::OffsetKey;
+use kafscale_core::PartitionId;
+
+use super::group_common::group_id;
+use super::topic_name;
+use crate::context::Context;
+use crate::errors::{codes, group_code};
+
+/// Topics of a consumer protocol subscription (its leading i16 is the version, which the
+/// generated decoder does not read itself); None if it cannot be read.
+pub(crate) fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let mut buf = bytes::Bytes::copy_from_slice(metadata);
+    if buf.remaining() < 2 {
+        return None;
+    }
+    let version = buf.get_i16().clamp(0, 3);
+    let decoded = catch_unwind(AssertUnwindSafe(|| {
+        ConsumerProtocolSubscription::decode(&mut buf, version)
+    }));
+    match decoded {
+        Ok(Ok(s)) => Some(s.topics.iter().map(|t| t.to_string()).collect()),
+        _ => None,
+    }
+}
+
+pub async fn handle(
+    ctx: Arc<Context>,
+    _version: i16,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let group = group_id(&req.group_id);
+    let mut keys = Vec::new();
+    let mut codes_by_key: HashMap<(String, i32), i16> = HashMap::new();
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let record = ctx.log.topic(&name);
+        for p in &t.partitions {
+            let i = p.partition_index;
+            if record.as_ref().is_some_and(|r| i >= 0 && i < r.partitions) {
+                keys.push(OffsetKey {
+                    topic: name.clone(),
+                    partition: PartitionId(i),
+                });
+            } else {
+                codes_by_key.insert((name.clone(), i), codes::UNKNOWN_TOPIC_OR_PARTITION);
+            }
+        }
+    }
+    let mut resp = OffsetDeleteResponse::default();
+    match ctx
+        .groups
+        .delete_offsets(&group, keys, &subscribed_topics)
+        .await
+    {
+        Ok(results) => {
+            for (k, r) in results {
+                let code = r.err().map_or(codes::NONE, |e| group_code(&e));
+                codes_by_key.insert((k.topic, k.partition.0), code);
+            }
+        }
+        Err(e) => {
+            resp.error_code = group_code(&e);
+            return resp;
+        }
+    }
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut topic = OffsetDeleteResponseTopic::default();
+        topic.name = topic_name(&name);
+        for p in t.partitions {
+            let mut out = OffsetDeleteResponsePartition::default();
+            out.partition_index = p.partition_index;
+            out.error_code = codes_by_key
+                .get(&(name.clone(), p.partition_index))
+                .copied()
+                .unwrap_or(codes::NONE);
+            topic.partitions.push(out);
+        }
+        resp.topics.push(topic);
+    }
+    resp
+}

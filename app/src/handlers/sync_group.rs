@@ -1,0 +1,45 @@
+//! SyncGroup v0-5: the leader sends the assignment; everyone gets its own part of it.
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use std::sync::Arc;
+
+use kafscale_core::group::{self, GenerationId};
+
+use super::group_common::{group_id, instance_id, member_or_empty, opt_str};
+use crate::context::Context;
+use crate::errors::group_code;
+
+pub async fn handle(ctx: Arc<Context>, version: i16, req: SyncGroupRequest) -> SyncGroupResponse {
+    let request = group::SyncRequest {
+        group: group_id(&req.group_id),
+        member: member_or_empty(&req.member_id),
+        instance: if version >= 3 {
+            instance_id(&req.group_instance_id)
+        } else {
+            None
+        },
+        generation: GenerationId(req.generation_id),
+        protocol_type: req.protocol_type.as_ref().map(|s| s.to_string()),
+        protocol_name: req.protocol_name.as_ref().map(|s| s.to_string()),
+        assignments: req
+            .assignments
+            .into_iter()
+            .map(|a| (member_or_empty(&a.member_id), a.assignment))
+            .collect(),
+    };
+    let mut resp = SyncGroupResponse::default();
+    match ctx.groups.sync(request).await {
+        Ok(synced) => {
+            if version >= 5 {
+                resp.protocol_type = opt_str(&synced.protocol_type);
+                resp.protocol_name = opt_str(&synced.protocol_name);
+            }
+            resp.assignment = synced.assignment;
+        }
+        Err(e) => {
+            tracing::debug!(group = %req.group_id.0, error = %e, "sync group refused");
+            resp.error_code = group_code(&e);
+        }
+    }
+    resp
+}
