@@ -4,11 +4,12 @@ confluent-kafka, and kcat), then check the data read back is exactly what was wr
 from __future__ import annotations
 
 import os
+import threading
 import time
 import zlib
 
 import pytest
-from confluent_kafka import TIMESTAMP_CREATE_TIME, TopicPartition
+from confluent_kafka import TIMESTAMP_CREATE_TIME, KafkaError, TopicPartition
 
 from clients import (
     CODECS,
@@ -295,3 +296,93 @@ def test_fetch_long_polls_instead_of_spinning(broker):
 def cpu_seconds(pid: int) -> float:
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_fetch_returns_a_batch_larger_than_max_bytes(broker):
+    """KIP-74: a fetch returns at least one whole batch even above the byte limits."""
+    bs = broker.bootstrap
+    topic = unique("big")
+    create_topic(bs, topic, 1)
+    records = [Rec(f"k{i}".encode(), bytes([i]) * 400_000, [("i", str(i).encode())], partition=0) for i in range(5)]
+    delivered = produce(bs, topic, records, config={"linger.ms": 0, "batch.size": 1})  # one record per batch
+    consumed = consume(bs, topic, partitions=1, expected=5,
+                       config={"fetch.max.bytes": 10_000, "message.max.bytes": 10_000,
+                               "max.partition.fetch.bytes": 10_000})
+    assert_same_records(delivered, consumed)
+
+
+def test_concurrent_producers_get_distinct_contiguous_offsets(broker):
+    bs = broker.bootstrap
+    topic = unique("conc")
+    create_topic(bs, topic, 2)
+    results: dict[int, list[Rec]] = {}
+
+    def run(n):
+        recs = make_records(1500, seed=200 + n)
+        for i, r in enumerate(recs):
+            r.partition = i % 2
+            r.headers = [("producer", str(n).encode()), ("i", str(i).encode())]
+        results[n] = produce(bs, topic, recs, codec=["none", "lz4", "zstd", "gzip"][n])
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(results) == [0, 1, 2, 3], "a producer thread failed (see output)"
+    delivered = [r for n in sorted(results) for r in results[n]]
+    assert_offsets_contiguous(sorted(delivered, key=lambda r: (r.partition, r.offset)), 2)
+    consumed = consume(bs, topic, partitions=2, expected=len(delivered))
+    assert_same_records(delivered, consumed)
+    for n in results:  # each producer's records keep their order within a partition
+        for p in (0, 1):
+            mine = [r.offset for r in results[n] if r.partition == p]
+            assert mine == sorted(mine)
+
+
+def test_consume_from_an_offset_inside_a_batch(broker):
+    bs = broker.bootstrap
+    topic = unique("mid")
+    create_topic(bs, topic, 1)
+    records = make_records(1000, seed=21)
+    for r in records:
+        r.partition = 0
+    delivered = produce(bs, topic, records, codec="zstd", config={"linger.ms": 100})
+    for start in (0, 1, 333, 999):
+        c = consumer(bs)
+        try:
+            c.assign([TopicPartition(topic, 0, start)])
+            got = []
+            while len(got) < 1000 - start:
+                msg = c.poll(5)
+                assert msg is not None, f"from {start}: stalled after {len(got)} records"
+                if msg.error() is None:
+                    got.append(msg)
+            assert got[0].offset() == start
+            assert [(m.offset(), m.key(), m.value()) for m in got] == [
+                (r.offset, r.key, r.value) for r in delivered[start:]]
+        finally:
+            c.close()
+
+
+def test_out_of_range_offset_is_reset(broker):
+    bs = broker.bootstrap
+    topic = unique("oor")
+    create_topic(bs, topic, 1)
+    produce(bs, topic, [Rec(b"k", f"v{i}".encode(), partition=0) for i in range(10)])
+    for reset, want in (("earliest", 0), ("latest", 10)):
+        c = consumer(bs, **{"auto.offset.reset": reset, "enable.partition.eof": True})
+        try:
+            c.assign([TopicPartition(topic, 0, 1_000_000)])
+            deadline = time.monotonic() + 15
+            first = None
+            while first is None:
+                assert time.monotonic() < deadline, f"auto.offset.reset={reset}: no reset from offset 1000000"
+                msg = c.poll(0.5)
+                if msg is None:
+                    continue
+                if msg.error() is None or msg.error().code() == KafkaError._PARTITION_EOF:  # a record, or EOF where it reset to
+                    first = msg.offset()
+            assert first == want, f"auto.offset.reset={reset}: resumed at {first}"
+        finally:
+            c.close()

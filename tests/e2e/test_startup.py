@@ -81,8 +81,23 @@ def test_listen_port_in_use(tmp_path):
 
 def test_unreachable_metadata_store(tmp_path):
     port = free_port()  # nothing listens there
-    res = run_serve_expecting_exit(tmp_path, ["--ephemeral", "--metadata", f"etcd://127.0.0.1:{port}"], timeout=90)
-    assert_refused(res)
+    url = f"etcd://127.0.0.1:{port}"
+    res = run_serve_expecting_exit(tmp_path, ["--data-dir", str(tmp_path / "d"), "--metadata", url], timeout=90)
+    assert_refused(res, url)
+
+
+def test_unreachable_object_store(tmp_path):
+    port = free_port()  # nothing listens there
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e-secret"}
+    res = run_serve_expecting_exit(tmp_path, ["--data-dir", str(tmp_path / "d"), "--object-store", "s3://nobucket/p"],
+                                   env=env, timeout=90)
+    assert_refused(res, "s3://nobucket")
+
+
+def test_unknown_storage_scheme(tmp_path):
+    res = run_serve_expecting_exit(tmp_path, ["--data-dir", str(tmp_path / "d"), "--object-store", "bogus://x"])
+    assert_refused(res, "bogus")
 
 
 def test_data_dir_in_use_by_another_broker(broker_factory, tmp_path):
@@ -90,6 +105,7 @@ def test_data_dir_in_use_by_another_broker(broker_factory, tmp_path):
     second = broker_factory(start=False, data_dir=first.data_dir, name="second")
     with pytest.raises(BrokerFailed, match="exited with code"):
         second.start(timeout=30)
+    assert str(first.data_dir) in second.log_text(), "the refusal should name the directory in use"
     assert first.alive()
 
 
