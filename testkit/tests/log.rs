@@ -387,3 +387,198 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+async fn topic_with(log: &LogService, name: &str, configs: &[(&str, &str)]) -> PartitionKey {
+    let configs = configs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let t = log
+        .create_topic(CreateTopic {
+            name: name.into(),
+            partitions: 1,
+            configs,
+            validate_only: false,
+        })
+        .await
+        .unwrap();
+    PartitionKey {
+        topic: t.id,
+        partition: PartitionId(0),
+    }
+}
+
+async fn append_at(log: &LogService, p: PartitionKey, n: usize, ts: i64) -> Offset {
+    let values: Vec<String> = (0..n).map(|i| format!("value-{i:04}")).collect();
+    let recs: Vec<batch::SimpleRecord<'_>> =
+        values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+    let ticket = log
+        .append(AppendRequest {
+            partition: p,
+            batch: batch::build(&recs, ts),
+            wait: true,
+        })
+        .unwrap()
+        .unwrap();
+    ticket.await.unwrap().unwrap().base_offset
+}
+
+async fn gc_setup() -> Setup {
+    open(
+        Arc::new(MemoryObjectStore::new()),
+        Arc::new(MemoryMetadataStore::new()),
+        Arc::new(SystemClock::new()),
+        LogConfig {
+            gc_grace_ms: 0,
+            attempts: 1,
+            ..LogConfig::default()
+        },
+    )
+    .await
+}
+
+/// Lets the millisecond clock move past the objects just written (grace is 0 in these tests).
+async fn tick() {
+    tokio::time::sleep(Duration::from_millis(3)).await;
+}
+
+async fn data_objects(s: &Setup) -> usize {
+    s.store.list(keys::DATA_PREFIX).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn retention_ms_moves_the_log_start_and_gc_deletes_the_objects() {
+    let s = gc_setup().await;
+    let now = SystemClock::new().now_ms();
+    let p = topic_with(&s.log, "old", &[("retention.ms", "60000")]).await;
+    append_at(&s.log, p, 5, now - 3_600_000).await; // an hour old: expired
+    append_at(&s.log, p, 5, now - 7_200_000).await; // older still
+    append_at(&s.log, p, 5, now).await; // fresh
+    assert_eq!(data_objects(&s).await, 3);
+    s.log.enforce_retention().await;
+    let info = s.log.partition_info(p).unwrap();
+    assert_eq!(info.log_start_offset, Offset(10));
+    assert_eq!(info.high_watermark, Offset(15));
+    let err = s
+        .log
+        .read(ReadRequest {
+            partition: p,
+            offset: Offset(0),
+            max_bytes: 1 << 20,
+            min_one_batch: true,
+            current_leader_epoch: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::OffsetOutOfRange { .. }), "{err}");
+    assert_eq!(read_from(&s.log, p, 10).await, vec![(10, 14)]);
+    let stats = {
+        tick().await;
+        s.log.collect_garbage().await
+    }
+    .unwrap();
+    assert_eq!(stats.deleted, 2);
+    assert_eq!(data_objects(&s).await, 1);
+    // The log goes on after the retained data.
+    assert_eq!(append_at(&s.log, p, 1, now).await, Offset(15));
+}
+
+#[tokio::test]
+async fn retention_bytes_keeps_the_newest_within_budget() {
+    let s = gc_setup().await;
+    let now = SystemClock::new().now_ms();
+    let probe = batch::build(&[(None, Some(b"value-0000".as_slice()))], 0).len();
+    // Each chunk holds one batch of 10 records; keep about two and a half of them.
+    let one = {
+        let values: Vec<String> = (0..10).map(|i| format!("value-{i:04}")).collect();
+        let recs: Vec<batch::SimpleRecord<'_>> =
+            values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+        batch::build(&recs, now).len()
+    };
+    assert!(one > probe);
+    let budget = (one * 5 / 2).to_string();
+    let p = topic_with(
+        &s.log,
+        "big",
+        &[("retention.bytes", budget.as_str()), ("retention.ms", "-1")],
+    )
+    .await;
+    for _ in 0..5 {
+        append_at(&s.log, p, 10, now).await;
+    }
+    s.log.enforce_retention().await;
+    assert_eq!(
+        s.log.partition_info(p).unwrap().log_start_offset,
+        Offset(30)
+    );
+}
+
+#[tokio::test]
+async fn orphans_of_failed_commits_and_deleted_topics_are_collected() {
+    let s = gc_setup().await;
+    let p = topic(&s.log, "orphans", 1).await[0];
+    assert_eq!(append(&s.log, p, 2).await.unwrap(), Offset(0));
+    // The upload succeeds, the commit does not: the object is an orphan.
+    s.meta.fail_next_txns(&[TxnFault::FailBefore]);
+    assert!(append(&s.log, p, 2).await.is_err());
+    assert_eq!(data_objects(&s).await, 2);
+    let stats = {
+        tick().await;
+        s.log.collect_garbage().await
+    }
+    .unwrap();
+    assert_eq!((stats.deleted, stats.referenced), (1, 1));
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 1)]);
+    // Deleting the topic makes its data garbage; a re-created topic starts empty.
+    s.log.delete_topic("orphans").await.unwrap();
+    assert_eq!(
+        {
+            tick().await;
+            s.log.collect_garbage().await
+        }
+        .unwrap()
+        .deleted,
+        1
+    );
+    assert_eq!(data_objects(&s).await, 0);
+    let p = topic(&s.log, "orphans", 1).await[0];
+    assert_eq!(append(&s.log, p, 1).await.unwrap(), Offset(0));
+}
+
+#[tokio::test]
+async fn young_objects_are_never_collected() {
+    let s = memory().await; // default grace: ten minutes
+    let p = topic(&s.log, "young", 1).await[0];
+    s.meta
+        .fail_next_txns(&[TxnFault::FailBefore, TxnFault::FailBefore]);
+    assert!(append(&s.log, p, 2).await.is_err());
+    assert_eq!(
+        {
+            tick().await;
+            s.log.collect_garbage().await
+        }
+        .unwrap()
+        .deleted,
+        0
+    );
+    assert_eq!(data_objects(&s).await, 1);
+}
+
+async fn read_from(log: &LogService, p: PartitionKey, offset: i64) -> Vec<(i64, i64)> {
+    let r = log
+        .read(ReadRequest {
+            partition: p,
+            offset: Offset(offset),
+            max_bytes: 64 << 20,
+            min_one_batch: true,
+            current_leader_epoch: None,
+        })
+        .await
+        .unwrap();
+    batch::iter(&r.records)
+        .map(|b| {
+            let h = b.unwrap().0;
+            (h.base_offset, h.last_offset())
+        })
+        .collect()
+}

@@ -34,6 +34,8 @@ struct Planned {
 }
 
 pub(super) async fn run(shared: Arc<Shared>) {
+    let check = shared.config.retention_check_ms.max(1) as i64;
+    let mut next_retention = shared.clock.now_ms() + check;
     loop {
         let stopping = shared.shutting_down.load(Ordering::SeqCst);
         let (ready, wait_ms) = {
@@ -59,14 +61,17 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if stopping {
             return;
         }
-        match wait_ms {
-            None => shared.flush_wake.notified().await,
-            Some(ms) => {
-                tokio::select! {
-                    _ = shared.flush_wake.notified() => {}
-                    _ = shared.clock.sleep(Duration::from_millis(ms)) => {}
-                }
-            }
+        let now = shared.clock.now_ms();
+        if now >= next_retention {
+            shared.enforce_retention().await;
+            next_retention = shared.clock.now_ms() + check;
+            continue;
+        }
+        let until_retention = (next_retention - now) as u64;
+        let wait = wait_ms.map_or(until_retention, |ms| ms.min(until_retention));
+        tokio::select! {
+            _ = shared.flush_wake.notified() => {}
+            _ = shared.clock.sleep(Duration::from_millis(wait)) => {}
         }
     }
 }

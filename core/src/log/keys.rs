@@ -74,9 +74,13 @@ pub fn parse_partition(key: &str) -> Option<PartitionKey> {
     })
 }
 
-/// Key of a flush object in the object store: unique per broker and flush.
+/// Prefix of every data object in the object store.
+pub const DATA_PREFIX: &str = "data/";
+
+/// Key of a flush object in the object store: unique per broker and flush (a UUIDv7, whose
+/// timestamp tells garbage collection the object's age).
 pub fn flush_object(broker: crate::types::BrokerId, flush_id: uuid::Uuid) -> String {
-    format!("data/{broker}/{}.ksf", flush_id.simple())
+    format!("{DATA_PREFIX}{broker}/{}.ksf", flush_id.simple())
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@
 
 mod cache;
 mod flush;
+mod gc;
 pub mod keys;
 mod read;
+mod retention;
 pub mod state;
 mod topics;
 
@@ -24,7 +26,9 @@ use crate::ports::{Clock, MetadataStore, ObjectStore};
 use crate::topic::TopicRecord;
 use crate::types::{BrokerId, LeaderEpoch, Millis, Offset, PartitionId, PartitionKey, TopicId};
 
+pub use gc::GcStats;
 pub use read::{ReadRequest, ReadResult};
+pub use retention::Retention;
 pub use state::{ChunkIndex, ChunkRecord, PartitionRecord};
 pub use topics::CreateTopic;
 
@@ -45,6 +49,17 @@ pub struct LogConfig {
     pub max_batch_bytes: usize,
     /// Attempts at an object-store upload or a metadata commit before giving up.
     pub attempts: u32,
+    /// How often retention is enforced (Kafka's `log.retention.check.interval.ms`).
+    pub retention_check_ms: u64,
+    /// `retention.ms` of topics that do not set it; negative = unlimited.
+    pub default_retention_ms: i64,
+    /// `retention.bytes` of topics that do not set it; negative = unlimited.
+    pub default_retention_bytes: i64,
+    /// How often unreferenced objects are looked for.
+    pub gc_interval_ms: u64,
+    /// Objects younger than this are never collected: they may belong to a flush whose
+    /// commit is still under way.
+    pub gc_grace_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -56,6 +71,11 @@ impl Default for LogConfig {
             cache_bytes: 256 << 20,
             max_batch_bytes: 1 << 20,
             attempts: 3,
+            retention_check_ms: 60_000,
+            default_retention_ms: 7 * 24 * 3600 * 1000,
+            default_retention_bytes: -1,
+            gc_interval_ms: 300_000,
+            gc_grace_ms: 600_000,
         }
     }
 }
@@ -132,6 +152,8 @@ struct Shared {
 pub struct LogService {
     shared: Arc<Shared>,
     flusher: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// The garbage collector of unreferenced objects.
+    collector: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -165,9 +187,11 @@ impl LogService {
         });
         shared.load().await?;
         let flusher = tokio::spawn(flush::run(shared.clone()));
+        let collector = tokio::spawn(gc::run(shared.clone()));
         Ok(LogService {
             shared,
             flusher: Arc::new(Mutex::new(Some(flusher))),
+            collector: Arc::new(Mutex::new(Some(collector))),
         })
     }
 
@@ -281,6 +305,9 @@ impl LogService {
             .shutting_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.flush_wake.notify_one();
+        if let Some(collector) = lock(&self.collector).take() {
+            collector.abort();
+        }
         let handle = lock(&self.flusher).take();
         if let Some(handle) = handle {
             if let Err(e) = handle.await {

@@ -26,6 +26,10 @@ impl Topics {
         self.by_name.insert(t.name.clone(), t);
     }
 
+    pub(super) fn get_by_id(&self, id: TopicId) -> Option<&TopicRecord> {
+        self.by_id.get(&id).and_then(|name| self.by_name.get(name))
+    }
+
     fn remove(&mut self, name: &str) -> Option<TopicRecord> {
         let t = self.by_name.remove(name)?;
         self.by_id.remove(&t.id);
@@ -156,6 +160,7 @@ impl LogService {
     pub async fn create_topic(&self, req: CreateTopic) -> Result<TopicRecord> {
         topic::validate_name(&req.name)?;
         topic::validate_partitions(req.partitions)?;
+        topic::validate_configs(&req.configs)?;
         if self.topic(&req.name).is_some() {
             return Err(Error::TopicAlreadyExists(req.name));
         }
