@@ -29,7 +29,8 @@ CARGO_TESTS=""
 E2E_TESTS=""
 T_START=$SECONDS
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD="" PLAIN=""; fi
+say() { printf '\n%s==> %s%s\n' "$BOLD" "$*" "$PLAIN"; }
 
 record() { # record STATUS NAME DETAIL
   SUMMARY+=("$(printf '%-5s %-34s %s' "$1" "$2" "$3")")
@@ -54,7 +55,7 @@ print_summary() {
   local rc=$?
   seaweedfs_stop
   [ "$rc" -eq 0 ] || [ "$FAILED" -eq 1 ] || record FAIL "setup (aborted)" "exit $rc"
-  printf '\n\033[1m==> summary (%ss)\033[0m\n' "$((SECONDS - T_START))"
+  say "summary ($((SECONDS - T_START))s)"
   local line
   for line in "${SUMMARY[@]}"; do printf '  %s\n' "$line"; done
   [ -z "$CARGO_TESTS" ] || printf '  cargo test: %s\n' "$CARGO_TESTS"
