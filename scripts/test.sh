@@ -119,6 +119,19 @@ else
 fi
 "$VENV/bin/python" -c 'import confluent_kafka, pytest, pytest_timeout' \
   || { echo "error: python test packages missing from .venv (delete .venv and rerun)" >&2; exit 1; }
+# Node clients (kafkajs) for the end-to-end tests: tests/e2e/package-lock.json into the
+# gitignored tests/e2e/node_modules; reinstalled only when the lock file or node changes.
+NODE_DIR="$ROOT/tests/e2e"
+command -v npm >/dev/null 2>&1 \
+  || { echo "error: npm not found on PATH (the kafkajs end-to-end tests need node and npm)" >&2; exit 1; }
+node_stamp="$(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1) $(node --version)"
+if [ "$(cat "$NODE_DIR/node_modules/.kafscale-lock" 2>/dev/null || true)" != "$node_stamp" ]; then
+  echo "installing node test packages into tests/e2e/node_modules"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$node_stamp" >"$NODE_DIR/node_modules/.kafscale-lock"
+else
+  echo "tests/e2e/node_modules up to date"
+fi
 record PASS "install prerequisites" "$((SECONDS - T_START))s"
 mkdir -p "$LOG_DIR"
 
