@@ -67,6 +67,12 @@ pub struct RawConfig {
     log_retention_bytes: Option<i64>,
     #[serde(rename = "log.retention.check.interval.ms")]
     log_retention_check_interval_ms: Option<u64>,
+    #[serde(rename = "log.segment.bytes")]
+    log_segment_bytes: Option<u64>,
+    #[serde(rename = "segment.block.bytes")]
+    segment_block_bytes: Option<u64>,
+    #[serde(rename = "compaction.min.bytes")]
+    compaction_min_bytes: Option<u64>,
     #[serde(rename = "gc.interval.ms")]
     gc_interval_ms: Option<u64>,
     #[serde(rename = "gc.grace.ms")]
@@ -302,6 +308,16 @@ impl TryFrom<RawConfig> for Config {
                 default_retention_bytes: raw.log_retention_bytes.unwrap_or(-1),
                 gc_interval_ms: positive("gc.interval.ms", raw.gc_interval_ms, 300_000)? as u64,
                 gc_grace_ms: raw.gc_grace_ms.unwrap_or(600_000),
+                segment_bytes: match raw.log_segment_bytes.unwrap_or(64 << 20) {
+                    v @ 1..=0xffff_ffff => v,
+                    _ => return Err(invalid("log.segment.bytes: between 1 and 4294967295")),
+                },
+                segment_block_bytes: positive(
+                    "segment.block.bytes",
+                    raw.segment_block_bytes,
+                    64 << 10,
+                )?,
+                compaction_min_bytes: raw.compaction_min_bytes.unwrap_or(4 << 20),
                 ..LogConfig::default()
             },
             log_format,

@@ -9,6 +9,7 @@ pub mod group;
 pub mod log;
 pub mod object_format;
 pub mod ports;
+pub mod segment;
 pub mod topic;
 pub mod types;
 

@@ -582,3 +582,106 @@ async fn read_from(log: &LogService, p: PartitionKey, offset: i64) -> Vec<(i64, 
         })
         .collect()
 }
+
+async fn chunk_keys(meta: &dyn MetadataStore) -> usize {
+    meta.range(&keys::chunks_prefix()).await.unwrap().kvs.len()
+}
+
+#[tokio::test]
+async fn compaction_merges_chunks_into_segments_that_read_back_cold() {
+    let dir = tempfile::tempdir().unwrap();
+    let one_batch = batch::build(&[(None, Some(b"value-0000".as_slice())); 3], 0).len() as u64;
+    let config = LogConfig {
+        // Merge about eight flush chunks at a time.
+        compaction_min_bytes: one_batch * 8,
+        segment_block_bytes: 300,
+        gc_grace_ms: 0,
+        ..LogConfig::default()
+    };
+    let open_local = |config: LogConfig| {
+        let dir = dir.path().to_owned();
+        async move {
+            open(
+                Arc::new(LocalObjectStore::open(dir.join("objects")).unwrap()),
+                Arc::new(EmbeddedMetadataStore::open(dir.join("meta")).unwrap()),
+                Arc::new(SystemClock::new()),
+                config,
+            )
+            .await
+        }
+    };
+    let s = open_local(config.clone()).await;
+    let p = topic(&s.log, "merge", 1).await[0];
+    let now = SystemClock::new().now_ms();
+    let mut expected = Vec::new();
+    for i in 0..30i64 {
+        let base = append_at(&s.log, p, 3, now + i * 10).await;
+        expected.push((base.0, base.0 + 2));
+    }
+    // Compaction runs in the flusher between flushes; give it a moment to catch up.
+    for _ in 0..100 {
+        if chunk_keys(s.meta.as_ref()).await <= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let keys_left = chunk_keys(s.meta.as_ref()).await;
+    assert!(keys_left <= 10, "{keys_left} chunk keys for 30 flushes");
+    assert_eq!(read_all(&s.log, p).await, expected);
+    assert_eq!(read_from(&s.log, p, 44).await[0], (42, 44));
+    // The flush objects the segment replaced are garbage now.
+    let before = data_objects(&s).await;
+    let stats = {
+        tick().await;
+        s.log.collect_garbage().await
+    }
+    .unwrap();
+    assert!(stats.deleted >= 20, "{stats:?} of {before}");
+    s.log.shutdown().await;
+    drop(s);
+    // Cold: a new log over the same stores reads the segment by ranged block reads.
+    let s = open_local(config).await;
+    assert_eq!(read_all(&s.log, p).await, expected);
+    let small = s
+        .log
+        .read(ReadRequest {
+            partition: p,
+            offset: Offset(60),
+            max_bytes: 1,
+            min_one_batch: true,
+            current_leader_epoch: None,
+        })
+        .await
+        .unwrap();
+    let got: Vec<_> = batch::iter(&small.records)
+        .map(|b| b.unwrap().0.base_offset)
+        .collect();
+    assert_eq!(got, vec![60], "one batch for a tiny budget");
+    let found = s
+        .log
+        .find_batch_by_timestamp(p, now + 205)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch::peek_header(&found).unwrap().base_offset, 63);
+    // A damaged index is rebuilt from the segment's data.
+    let objects = dir.path().join("objects");
+    for path in walk(&objects) {
+        let mut bytes = std::fs::read(&path).unwrap();
+        if bytes.starts_with(b"KSSG") {
+            let footer = bytes.len() - 24;
+            let index_at =
+                u64::from_be_bytes(bytes[footer..footer + 8].try_into().unwrap()) as usize;
+            bytes[index_at + 3] ^= 0x40;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    s.log.shutdown().await;
+    drop(s);
+    let s = open_local(LogConfig {
+        segment_block_bytes: 300,
+        ..LogConfig::default()
+    })
+    .await;
+    assert_eq!(read_all(&s.log, p).await, expected);
+}

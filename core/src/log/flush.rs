@@ -56,6 +56,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if ready {
             let taken = std::mem::take(&mut *lock(&shared.pending));
             flush(&shared, taken.batches).await;
+            // One merge step per flush keeps compaction up with a busy log without holding
+            // flushes back for long.
+            shared.compact_next().await;
             continue;
         }
         if stopping {
@@ -65,6 +68,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if now >= next_retention {
             shared.enforce_retention().await;
             next_retention = shared.clock.now_ms() + check;
+            continue;
+        }
+        if !lock(&shared.compactable).is_empty() {
+            shared.compact_next().await;
             continue;
         }
         let until_retention = (next_retention - now) as u64;
@@ -338,6 +345,9 @@ impl Shared {
             state.record = p.record;
             state.revision = revision;
             state.index.push(p.chunk);
+            if self.wants_compaction(state.index.unmerged()) {
+                lock(&self.compactable).insert(p.key);
+            }
         }
         let log_start_offset = p.record.log_start_offset;
         for (reply, base_offset) in p.replies {

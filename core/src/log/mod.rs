@@ -7,6 +7,7 @@
 //! so an offset is never reused: a failed flush commits nothing.
 
 mod cache;
+mod compact;
 mod flush;
 mod gc;
 pub mod keys;
@@ -60,6 +61,12 @@ pub struct LogConfig {
     /// Objects younger than this are never collected: they may belong to a flush whose
     /// commit is still under way.
     pub gc_grace_ms: u64,
+    /// Largest segment compaction builds (Kafka's `segment.bytes`).
+    pub segment_bytes: u64,
+    /// Size of the blocks a segment's index points at; a fetch reads whole blocks.
+    pub segment_block_bytes: usize,
+    /// Unmerged chunk bytes of a partition that start a compaction.
+    pub compaction_min_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -76,6 +83,9 @@ impl Default for LogConfig {
             default_retention_bytes: -1,
             gc_interval_ms: 300_000,
             gc_grace_ms: 600_000,
+            segment_bytes: 64 << 20,
+            segment_block_bytes: 64 << 10,
+            compaction_min_bytes: 4 << 20,
         }
     }
 }
@@ -144,6 +154,8 @@ struct Shared {
     /// Bumped after every commit; fetch long-polls wait on it.
     committed: watch::Sender<u64>,
     cache: ChunkCache,
+    /// Partitions whose unmerged chunks want compaction.
+    compactable: Mutex<std::collections::BTreeSet<PartitionKey>>,
     shutting_down: std::sync::atomic::AtomicBool,
 }
 
@@ -174,6 +186,7 @@ impl LogService {
         let (committed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             cache: ChunkCache::new(config.cache_bytes),
+            compactable: Mutex::new(std::collections::BTreeSet::new()),
             config,
             store,
             meta,

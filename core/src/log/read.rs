@@ -4,11 +4,12 @@
 use bytes::{Bytes, BytesMut};
 
 use super::state::ChunkRecord;
-use super::{lock, LogService};
+use super::{lock, LogService, Shared};
 use crate::batch;
 use crate::error::{Error, Result};
 use crate::object_format;
 use crate::ports::StoreError;
+use crate::segment::{self, BlockEntry};
 use crate::types::{LeaderEpoch, Millis, Offset, PartitionKey};
 
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +65,10 @@ impl LogService {
         let (hw, start, epoch) = info;
         let mut out = BytesMut::new();
         'chunks: for chunk in &chunks {
-            let data = self.chunk_bytes(chunk).await?;
+            let data = self
+                .shared
+                .load_from(chunk, req.offset, req.max_bytes.saturating_sub(out.len()))
+                .await?;
             for item in batch::iter(&data) {
                 let (header, bytes) = item.map_err(|e| corrupt(chunk, e))?;
                 if header.last_offset() < req.offset.0 {
@@ -103,7 +107,16 @@ impl LogService {
             p.index.from_offset(start).cloned().collect::<Vec<_>>()
         };
         for chunk in &chunks {
-            let data = self.chunk_bytes(chunk).await?;
+            let data = match chunk.segment {
+                None => self.shared.chunk_bytes(chunk).await?,
+                Some(_) => {
+                    let blocks = self.shared.segment_index(chunk).await?;
+                    let Some(first) = segment::block_for_timestamp(&blocks, ts) else {
+                        continue;
+                    };
+                    self.shared.segment_blocks(chunk, &blocks[first..]).await?
+                }
+            };
             for item in batch::iter(&data) {
                 let (header, bytes) = item.map_err(|e| corrupt(chunk, e))?;
                 if header.max_timestamp >= ts {
@@ -129,7 +142,14 @@ impl LogService {
         let Some((ts, chunk)) = found else {
             return Ok(None);
         };
-        let data = self.chunk_bytes(&chunk).await?;
+        let data = match chunk.segment {
+            None => self.shared.chunk_bytes(&chunk).await?,
+            Some(_) => {
+                let blocks = self.shared.segment_index(&chunk).await?;
+                let first = segment::block_for_timestamp(&blocks, ts).unwrap_or(0);
+                self.shared.segment_blocks(&chunk, &blocks[first..]).await?
+            }
+        };
         for item in batch::iter(&data) {
             let (header, bytes) = item.map_err(|e| corrupt(&chunk, e))?;
             if header.max_timestamp == ts {
@@ -138,21 +158,113 @@ impl LogService {
         }
         Ok(None)
     }
+}
 
-    async fn chunk_bytes(&self, chunk: &ChunkRecord) -> Result<Bytes> {
-        if let Some(b) = self.shared.cache.get(&chunk.object, chunk.position) {
-            return Ok(b);
+impl Shared {
+    /// Batches of `chunk` from the one holding `from` onwards: a whole flush chunk, or as
+    /// many segment blocks as cover `budget` bytes (at least one).
+    pub(super) async fn load_from(
+        &self,
+        chunk: &ChunkRecord,
+        from: Offset,
+        budget: usize,
+    ) -> Result<Bytes> {
+        if chunk.segment.is_none() {
+            return self.chunk_bytes(chunk).await;
         }
-        let range = chunk.position..chunk.position + u64::from(chunk.length);
+        let blocks = self.segment_index(chunk).await?;
+        let first = segment::block_for_offset(&blocks, from);
+        let mut take = 0usize;
+        let mut end = first;
+        while end < blocks.len() && (end == first || take < budget) {
+            take += blocks[end].length as usize;
+            end += 1;
+        }
+        self.segment_blocks(chunk, &blocks[first..end]).await
+    }
+
+    /// A segment's block index, from the cache or the object; a damaged index is rebuilt
+    /// from the segment's data.
+    pub(super) async fn segment_index(&self, chunk: &ChunkRecord) -> Result<Vec<BlockEntry>> {
+        let Some(seg) = chunk.segment else {
+            return Ok(Vec::new());
+        };
+        let bytes = match self.cache.get(&chunk.object, seg.index_position) {
+            Some(b) => b,
+            None => {
+                let range = seg.index_position..seg.index_position + u64::from(seg.index_length);
+                self.get_range(&chunk.object, range).await?
+            }
+        };
+        match segment::decode_index(&bytes, seg.index_crc) {
+            Ok(entries) => {
+                self.cache.insert(&chunk.object, seg.index_position, bytes);
+                Ok(entries)
+            }
+            Err(e) => {
+                tracing::error!(object = %chunk.object, error = %e, "damaged segment index; rebuilding it from the data");
+                let range = chunk.position..chunk.position + u64::from(chunk.length);
+                let data = self.get_range(&chunk.object, range).await?;
+                segment::rebuild_index(&data, chunk.position, self.config.segment_block_bytes)
+                    .map_err(|source| Error::CorruptData {
+                        key: chunk.object.clone(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// The given consecutive blocks of a segment, each verified against its CRC.
+    async fn segment_blocks(&self, chunk: &ChunkRecord, blocks: &[BlockEntry]) -> Result<Bytes> {
+        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+            return Ok(Bytes::new());
+        };
+        let cached: Option<Vec<Bytes>> = blocks
+            .iter()
+            .map(|b| self.cache.get(&chunk.object, b.position))
+            .collect();
+        if let Some(parts) = cached {
+            let mut out = BytesMut::new();
+            for p in parts {
+                out.extend_from_slice(&p);
+            }
+            return Ok(out.freeze());
+        }
         let data = self
-            .shared
-            .store
-            .get_range(&chunk.object, range)
+            .get_range(&chunk.object, first.position..last.range().end)
+            .await?;
+        for b in blocks {
+            let at = (b.position - first.position) as usize;
+            let block = data.slice(at..at + b.length as usize);
+            object_format::verify_chunk(&block, b.length, b.crc).map_err(|source| {
+                tracing::error!(object = %chunk.object, position = b.position, error = %source, "corrupt segment block");
+                Error::CorruptData {
+                    key: chunk.object.clone(),
+                    source,
+                }
+            })?;
+            self.cache.insert(&chunk.object, b.position, block);
+        }
+        Ok(data)
+    }
+
+    async fn get_range(&self, object: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.store
+            .get_range(object, range)
             .await
             .map_err(|e| match e {
                 StoreError::NotFound { key } => Error::MissingData(key),
                 other => Error::Store(other),
-            })?;
+            })
+    }
+
+    /// A whole flush chunk, from the cache or verified against its CRC.
+    pub(super) async fn chunk_bytes(&self, chunk: &ChunkRecord) -> Result<Bytes> {
+        if let Some(b) = self.cache.get(&chunk.object, chunk.position) {
+            return Ok(b);
+        }
+        let range = chunk.position..chunk.position + u64::from(chunk.length);
+        let data = self.get_range(&chunk.object, range).await?;
         object_format::verify_chunk(&data, chunk.length, chunk.crc).map_err(|source| {
             tracing::error!(object = %chunk.object, position = chunk.position, error = %source, "corrupt chunk");
             Error::CorruptData {
@@ -160,8 +272,7 @@ impl LogService {
                 source,
             }
         })?;
-        self.shared
-            .cache
+        self.cache
             .insert(&chunk.object, chunk.position, data.clone());
         Ok(data)
     }

@@ -39,7 +39,19 @@ pub struct ChunkRecord {
     pub base_offset: Offset,
     pub last_offset: Offset,
     pub max_timestamp: Millis,
+    /// CRC-32C of a flush chunk; unused for segments, whose blocks carry their own.
     pub crc: u32,
+    /// Set when the range is a segment (`position`/`length` are then its data section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentRef>,
+}
+
+/// Where a segment's index lies, and its checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRef {
+    pub index_position: u64,
+    pub index_length: u32,
+    pub index_crc: u32,
 }
 
 impl ChunkRecord {
@@ -52,6 +64,7 @@ impl ChunkRecord {
             last_offset: e.last_offset,
             max_timestamp: e.max_timestamp,
             crc: e.crc,
+            segment: None,
         }
     }
 }
@@ -118,6 +131,40 @@ impl ChunkIndex {
         self.by_time.last().copied()
     }
 
+    /// Flush chunks not yet merged into a segment, oldest first. They always form the tail
+    /// of the index: merging starts at the oldest of them.
+    pub fn unmerged_chunks(&self) -> impl Iterator<Item = &ChunkRecord> {
+        let start = self
+            .by_base
+            .iter()
+            .rev()
+            .take_while(|(_, c)| c.segment.is_none())
+            .last()
+            .map(|(base, _)| *base);
+        start
+            .into_iter()
+            .flat_map(move |s| self.by_base.range(s..).map(|(_, c)| c))
+    }
+
+    /// (count, bytes) of the unmerged chunks.
+    pub fn unmerged(&self) -> (usize, u64) {
+        self.by_base
+            .values()
+            .rev()
+            .take_while(|c| c.segment.is_none())
+            .fold((0, 0), |(n, b), c| (n + 1, b + u64::from(c.length)))
+    }
+
+    /// Replaces the chunks starting at `bases` by `merged`, which covers exactly them.
+    pub fn replace(&mut self, bases: &[Offset], merged: ChunkRecord) {
+        for b in bases {
+            self.by_base.remove(b);
+        }
+        self.by_base.insert(merged.base_offset, merged);
+        let chunks: Vec<ChunkRecord> = self.by_base.values().cloned().collect();
+        *self = ChunkIndex::from_chunks(chunks);
+    }
+
     /// Drops chunks that end before `start`.
     pub fn truncate_before(&mut self, start: Offset) {
         let keep = self.by_base.split_off(&start);
@@ -158,6 +205,7 @@ mod tests {
                     last_offset: Offset(next + n - 1),
                     max_timestamp: *ts,
                     crc: 0,
+                    segment: None,
                 };
                 next += n;
                 c
