@@ -36,6 +36,7 @@ pub mod object;
 pub use clock::SystemClock;
 pub use metadata::{metadata_store_from_url, EmbeddedMetadataStore, MemoryMetadataStore};
 pub use object::{
-    object_store_from_url, LocalObjectStore, MemoryObjectStore, MeteredObjectStore,
-    ObjectStoreMetrics, RetryPolicy, RetryingObjectStore, S3ObjectStore, S3Settings,
+    object_store_from_url, HealthObjectStore, HealthPolicy, HealthState, HealthTracker,
+    LocalObjectStore, MemoryObjectStore, MeteredObjectStore, ObjectStoreMetrics, RetryPolicy,
+    RetryingObjectStore, S3ObjectStore, S3Settings,
 };

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use kafscale_adapters::{MeteredObjectStore, RetryingObjectStore};
+use kafscale_adapters::{
+    HealthObjectStore, HealthPolicy, HealthState, HealthTracker, MeteredObjectStore,
+    RetryingObjectStore,
+};
 use kafscale_core::group::{GroupConfig, GroupCoordinator};
 use kafscale_core::log::LogService;
 use kafscale_core::ports::metadata::{decode_json, encode_json};
@@ -34,9 +37,13 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
     let metrics = Metrics::new();
     let store = kafscale_adapters::object_store_from_url(&config.object_store_url)
         .with_context(|| format!("object store {}", config.object_store_url))?;
-    // Metrics outermost, so that each retry counts as a request of its own.
+    // Retries outermost, so that metrics and health see every attempt.
+    let storage_health = HealthTracker::new(HealthPolicy::default());
     let store: Arc<dyn ObjectStore> = Arc::new(RetryingObjectStore::new(
-        Arc::new(MeteredObjectStore::new(store, metrics.object_store.clone())),
+        Arc::new(MeteredObjectStore::new(
+            Arc::new(HealthObjectStore::new(store, storage_health.clone())),
+            metrics.object_store.clone(),
+        )),
         config.object_store_retry,
     ));
     let meta = kafscale_adapters::metadata_store_from_url(&config.metadata_url)
@@ -56,7 +63,7 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
     let groups = GroupCoordinator::open(group_config, meta.clone(), clock.clone())
         .await
         .context("cannot load consumer groups")?;
-    let log = LogService::open(config.log.clone(), store, meta, clock)
+    let log = LogService::open(config.log.clone(), store.clone(), meta, clock)
         .await
         .context("cannot load the log")?;
     let listener = TcpListener::bind(config.listen)
@@ -78,6 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
         cluster_id,
         groups: groups.clone(),
         metrics,
+        storage_health,
     });
     let (stop, stop_rx) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(true));
@@ -93,7 +101,8 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
             http_listener,
             stop_rx.clone(),
         )),
-        tokio::spawn(groups.run_timers(stop_rx)),
+        tokio::spawn(groups.run_timers(stop_rx.clone())),
+        tokio::spawn(probe_unavailable_store(ctx.clone(), store, stop_rx)),
     ];
     tracing::info!(
         kafka = %kafka_addr,
@@ -125,6 +134,29 @@ impl Broker {
         // Let connection tasks write the answers of the last flush.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         tracing::info!("stopped");
+    }
+}
+
+/// While the object store is unavailable no produce reaches it, so nothing would show its
+/// recovery: probe it every second until it answers again.
+async fn probe_unavailable_store(
+    ctx: Arc<Context>,
+    store: Arc<dyn ObjectStore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        ctx.metrics
+            .set_storage_health(ctx.storage_health.state() as i64);
+        if ctx.storage_health.state() == HealthState::Unavailable {
+            match check_object_store(store.as_ref()).await {
+                Ok(()) => tracing::info!("object store answers again"),
+                Err(e) => tracing::warn!(error = %e, "object store still unavailable"),
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use kafscale_adapters::HealthTracker;
 
 pub struct Context {
     pub log: LogService,
@@ -16,4 +17,6 @@ pub struct Context {
     /// Consumer groups and committed offsets.
     pub groups: Arc<GroupCoordinator>,
     pub metrics: Metrics,
+    /// Health of the object store, from what its requests experience.
+    pub storage_health: Arc<HealthTracker>,
 }

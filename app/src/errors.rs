@@ -71,6 +71,7 @@ pub mod codes {
     pub const INVALID_TOPIC: i16 = R::InvalidTopicException.code();
     pub const INVALID_REPLICATION_FACTOR: i16 = R::InvalidReplicationFactor.code();
     pub const FETCH_SESSION_ID_NOT_FOUND: i16 = R::FetchSessionIdNotFound.code();
+    pub const KAFKA_STORAGE_ERROR: i16 = R::KafkaStorageError.code();
     pub const REQUEST_TIMED_OUT: i16 = R::RequestTimedOut.code();
     pub const INVALID_REQUEST: i16 = R::InvalidRequest.code();
     pub const COORDINATOR_NOT_AVAILABLE: i16 = R::CoordinatorNotAvailable.code();

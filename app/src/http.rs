@@ -65,7 +65,10 @@ async fn respond(
     let path = parts.next().unwrap_or("");
     let (status, content_type, body) = match (method, path) {
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
-        ("GET", "/readyz") if ready.load(Ordering::SeqCst) => {
+        ("GET", "/readyz")
+            if ready.load(Ordering::SeqCst)
+                && ctx.storage_health.state() != kafscale_adapters::HealthState::Unavailable =>
+        {
             ("200 OK", "text/plain", "ready\n".to_owned())
         }
         ("GET", "/readyz") => (

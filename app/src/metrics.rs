@@ -27,6 +27,7 @@ pub struct Metrics {
     cache_hits: Counter,
     cache_misses: Counter,
     pub object_store: ObjectStoreMetrics,
+    storage_health: Gauge,
 }
 
 impl Default for Metrics {
@@ -51,6 +52,7 @@ impl Metrics {
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             object_store,
+            storage_health: Gauge::default(),
         };
         let k = registry.sub_registry_with_prefix("kafscale");
         k.register("requests", "Kafka requests by API", m.requests.clone());
@@ -84,10 +86,19 @@ impl Metrics {
             "Bytes held by the chunk cache",
             m.cache_bytes.clone(),
         );
+        k.register(
+            "object_store_health",
+            "Object store health: 0 healthy, 1 degraded, 2 unavailable",
+            m.storage_health.clone(),
+        );
         k.register("cache_hits", "Chunk cache hits", m.cache_hits.clone());
         k.register("cache_misses", "Chunk cache misses", m.cache_misses.clone());
         *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
         m
+    }
+
+    pub fn set_storage_health(&self, state: i64) {
+        self.storage_health.set(state);
     }
 
     pub fn request(&self, key: ApiKey) {

@@ -1,6 +1,7 @@
 //! Adapters of the [`ObjectStore`] port, built on the `object_store` crate.
 
 mod common;
+pub mod health;
 pub mod local;
 pub mod memory;
 pub mod metered;
@@ -11,6 +12,7 @@ use kafscale_core::ports::{ObjectStore, StoreError};
 use std::sync::Arc;
 
 use crate::location::{parse_location, Location};
+pub use health::{HealthObjectStore, HealthPolicy, HealthState, HealthTracker};
 pub use local::LocalObjectStore;
 pub use memory::MemoryObjectStore;
 pub use metered::{MeteredObjectStore, ObjectStoreMetrics};

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafscale_adapters::HealthState;
 use kafscale_core::batch::{self, Codec};
 use kafscale_core::log::{AppendRequest, AppendTicket, Appended};
 use kafscale_core::{PartitionId, PartitionKey};
@@ -42,6 +43,11 @@ pub fn stage(ctx: &Arc<Context>, version: i16, req: ProduceRequest) -> Staged {
     let acks = req.acks;
     let request_error = if !matches!(acks, -1..=1) {
         Some((codes::INVALID_REQUIRED_ACKS, format!("invalid acks {acks}")))
+    } else if ctx.storage_health.state() == HealthState::Unavailable {
+        Some((
+            codes::KAFKA_STORAGE_ERROR,
+            "object store unavailable; retry later".to_owned(),
+        ))
     } else if req.transactional_id.is_some() {
         Some((
             codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
