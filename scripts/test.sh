@@ -60,12 +60,21 @@ print_summary() {
   for line in "${SUMMARY[@]}"; do printf '  %s\n' "$line"; done
   [ -z "$CARGO_TESTS" ] || printf '  cargo test: %s\n' "$CARGO_TESTS"
   [ -z "$E2E_TESTS" ] || printf '  e2e (pytest): %s\n' "$E2E_TESTS"
+  local ok=0
   if [ "$FAILED" -eq 0 ] && [ "$rc" -eq 0 ]; then
     echo "ALL CHECKS PASSED"
   else
     echo "SOME CHECKS FAILED (see above; broker logs of failed e2e tests are printed with them)"
-    exit 1
+    ok=1
   fi
+  # Last line: all tests run (cargo test + e2e), in the plain 'N passed, N failed' form.
+  if [ -n "$CARGO_TESTS$E2E_TESTS" ]; then
+    printf '%s\n%s\n' "$CARGO_TESTS" "$E2E_TESTS" | awk '
+      { for (i = 2; i <= NF; i++) { w = $i; sub(/,$/, "", w)
+          if (w == "passed") p += $(i-1); else if (w == "failed") f += $(i-1); else if (w == "ignored" || w == "skipped") s += $(i-1) } }
+      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }'
+  fi
+  exit "$ok"
 }
 seaweedfs_stop() { :; } # replaced when scripts/seaweedfs.sh is sourced
 trap print_summary EXIT
