@@ -6,10 +6,18 @@
 //! single transaction fenced on the partition's revision. Metadata thus holds
 //! O(partitions + segments) keys, not O(flushes).
 //!
-//! Runs in the flusher task, one partition at a time between flushes, so it never races a
-//! commit of the same partition.
+//! Runs in a task of its own beside the flusher: reading chunks and uploading the segment
+//! never delay a flush. Its commit neither changes the partition record nor touches the key
+//! a flush adds, so flushes do not conflict with it; it compares every chunk key it
+//! replaces against the value it merged, and holds the maintenance lock that retention holds
+//! too, so that no chunk key it replaces has changed or gone meanwhile. A merge is a no-op on
+//! the data (the same committed bytes, in a new place), so it needs no leader fencing beyond
+//! that.
 
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::keys;
 use super::state::{ChunkRecord, SegmentRef};
@@ -23,6 +31,21 @@ use crate::types::PartitionKey;
 /// Chunks merged per step: one compare, deletes and a put stay below etcd's 128 operations.
 pub const COMPACTION_MAX_CHUNKS: usize = 100;
 
+pub(super) async fn run(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            _ = shared.compact_wake.notified() => {}
+            _ = shared.clock.sleep(Duration::from_secs(5)) => {}
+        }
+        if shared.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        while !shared.shutting_down.load(Ordering::SeqCst) && shared.compact_next().await {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 impl Shared {
     /// Whether a partition's unmerged chunks are worth merging now.
     pub(super) fn wants_compaction(&self, unmerged: (usize, u64)) -> bool {
@@ -30,11 +53,11 @@ impl Shared {
         count >= COMPACTION_MAX_CHUNKS || (count >= 2 && bytes >= self.config.compaction_min_bytes)
     }
 
-    /// Merges the next run of one partition that wants it, if any.
-    pub(super) async fn compact_next(&self) {
+    /// Merges the next run of one partition that wants it, if any; false when none did.
+    pub(super) async fn compact_next(&self) -> bool {
         let next = lock(&self.compactable).pop_first();
         let Some(key) = next else {
-            return;
+            return false;
         };
         match self.compact(key).await {
             Ok(merged) if merged > 0 => {
@@ -43,13 +66,14 @@ impl Shared {
             Ok(_) => {}
             Err(e) => tracing::warn!(partition = %key, error = %e, "compaction failed"),
         }
+        true
     }
 
     /// Merges up to `COMPACTION_MAX_CHUNKS` unmerged chunks (at most `segment_bytes`) of the
     /// partition into one segment. Returns how many chunks were merged.
     async fn compact(&self, key: PartitionKey) -> Result<usize> {
         let partition = self.partition(key)?;
-        let (run, revision) = {
+        let run = {
             let p = lock(&partition);
             if p.record.leader != Some(self.config.broker_id) || p.stale {
                 return Ok(0);
@@ -65,7 +89,7 @@ impl Shared {
                 .take(COMPACTION_MAX_CHUNKS)
                 .cloned()
                 .collect();
-            (run, p.revision)
+            run
         };
         if run.len() < 2 {
             return Ok(0);
@@ -107,8 +131,14 @@ impl Shared {
                 index_crc: info.index_crc,
             }),
         };
-        let pk = keys::partition(key);
-        let mut txn = Txn::new().when(Compare::ModRevision { key: pk, revision });
+        let _maintenance = self.maintenance.lock().await;
+        let mut txn = Txn::new();
+        for chunk in &run {
+            txn = txn.when(Compare::Value {
+                key: keys::chunk(key, chunk.base_offset),
+                value: Some(encode_json(chunk)),
+            });
+        }
         for chunk in &run[1..] {
             txn = txn.then(TxnOp::Delete {
                 key: keys::chunk(key, chunk.base_offset),
@@ -119,29 +149,19 @@ impl Shared {
             value: encode_json(&record),
             lease: None,
         });
-        let outcome = self.meta.txn(txn).await;
-        let mut p = lock(&partition);
-        match outcome {
-            Ok(o) if o.succeeded => {
-                self.stats
-                    .segments
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let bases: Vec<_> = run.iter().map(|c| c.base_offset).collect();
-                p.index.replace(&bases, record);
-                if self.wants_compaction(p.index.unmerged()) {
-                    lock(&self.compactable).insert(key);
-                }
-                Ok(run.len())
-            }
-            // The partition changed under us (fenced): the segment object is garbage.
-            Ok(_) => {
-                p.stale = true;
-                Ok(0)
-            }
-            Err(e) => {
-                p.stale = true;
-                Err(e.into())
-            }
+        let outcome = self.meta.txn(txn).await?;
+        if !outcome.succeeded {
+            // Retention or a new leader changed these chunks; the segment is garbage.
+            tracing::debug!(partition = %key, "compaction lost a race; chunks changed meanwhile");
+            return Ok(0);
         }
+        let mut p = lock(&partition);
+        self.stats.segments.fetch_add(1, Ordering::Relaxed);
+        let bases: Vec<_> = run.iter().map(|c| c.base_offset).collect();
+        p.index.replace(&bases, record);
+        if self.wants_compaction(p.index.unmerged()) {
+            lock(&self.compactable).insert(key);
+        }
+        Ok(run.len())
     }
 }

@@ -56,9 +56,6 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if ready {
             let taken = std::mem::take(&mut *lock(&shared.pending));
             flush(&shared, taken.batches).await;
-            // One merge step per flush keeps compaction up with a busy log without holding
-            // flushes back for long.
-            shared.compact_next().await;
             continue;
         }
         if stopping {
@@ -68,10 +65,6 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if now >= next_retention {
             shared.enforce_retention().await;
             next_retention = shared.clock.now_ms() + check;
-            continue;
-        }
-        if !lock(&shared.compactable).is_empty() {
-            shared.compact_next().await;
             continue;
         }
         let until_retention = (next_retention - now) as u64;
@@ -352,6 +345,7 @@ impl Shared {
             state.index.push(p.chunk);
             if self.wants_compaction(state.index.unmerged()) {
                 lock(&self.compactable).insert(p.key);
+                self.compact_wake.notify_one();
             }
         }
         let log_start_offset = p.record.log_start_offset;

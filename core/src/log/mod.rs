@@ -166,6 +166,10 @@ struct Shared {
     stats: LogStats,
     /// Partitions whose unmerged chunks want compaction.
     compactable: Mutex<std::collections::BTreeSet<PartitionKey>>,
+    /// Wakes the compactor.
+    compact_wake: Notify,
+    /// Held while retention or compaction rewrites a partition's chunk keys.
+    maintenance: tokio::sync::Mutex<()>,
     shutting_down: std::sync::atomic::AtomicBool,
 }
 
@@ -176,6 +180,8 @@ pub struct LogService {
     flusher: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
     /// The garbage collector of unreferenced objects.
     collector: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// The compactor, merging chunks into segments beside the flusher.
+    compactor: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -197,6 +203,8 @@ impl LogService {
         let shared = Arc::new(Shared {
             cache: ChunkCache::new(config.cache_bytes),
             compactable: Mutex::new(std::collections::BTreeSet::new()),
+            compact_wake: Notify::new(),
+            maintenance: tokio::sync::Mutex::new(()),
             stats: LogStats::default(),
             config,
             store,
@@ -212,10 +220,12 @@ impl LogService {
         shared.load().await?;
         let flusher = tokio::spawn(flush::run(shared.clone()));
         let collector = tokio::spawn(gc::run(shared.clone()));
+        let compactor = tokio::spawn(compact::run(shared.clone()));
         Ok(LogService {
             shared,
             flusher: Arc::new(Mutex::new(Some(flusher))),
             collector: Arc::new(Mutex::new(Some(collector))),
+            compactor: Arc::new(Mutex::new(Some(compactor))),
         })
     }
 
@@ -336,6 +346,9 @@ impl LogService {
         self.shared.flush_wake.notify_one();
         if let Some(collector) = lock(&self.collector).take() {
             collector.abort();
+        }
+        if let Some(compactor) = lock(&self.compactor).take() {
+            compactor.abort();
         }
         let handle = lock(&self.flusher).take();
         if let Some(handle) = handle {

@@ -81,6 +81,8 @@ impl Shared {
         retention: Retention,
         now: Millis,
     ) -> Result<()> {
+        // Serialised with compaction's commits: both replace chunk keys.
+        let _maintenance = self.maintenance.lock().await;
         let partition = self.partition(key)?;
         let (record, revision, doomed, new_start) = {
             let p = lock(&partition);
