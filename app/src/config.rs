@@ -71,6 +71,8 @@ pub struct RawConfig {
     log_segment_bytes: Option<u64>,
     #[serde(rename = "segment.block.bytes")]
     segment_block_bytes: Option<u64>,
+    #[serde(rename = "read.ahead.bytes")]
+    read_ahead_bytes: Option<u64>,
     #[serde(rename = "compaction.min.bytes")]
     compaction_min_bytes: Option<u64>,
     #[serde(rename = "gc.interval.ms")]
@@ -318,6 +320,8 @@ impl TryFrom<RawConfig> for Config {
                     64 << 10,
                 )?,
                 compaction_min_bytes: raw.compaction_min_bytes.unwrap_or(4 << 20),
+                read_ahead_bytes: usize::try_from(raw.read_ahead_bytes.unwrap_or(1 << 20))
+                    .map_err(|_| invalid("read.ahead.bytes: too large"))?,
                 ..LogConfig::default()
             },
             log_format,

@@ -262,3 +262,43 @@ def test_kill_9_mid_produce_loses_no_acknowledged_record(broker_factory):
     producer.stop()
     assert len(producer.acked) > 1000, f"only {len(producer.acked)} acknowledged"
     producer.check_against(b.bootstrap)
+
+
+def test_retention_and_gc_on_s3(broker_factory):
+    config = ('"log.retention.check.interval.ms" = 300\n"gc.interval.ms" = 300\n"gc.grace.ms" = 0\n'
+              '"compaction.min.bytes" = 1000000000\n')
+    b = broker_factory(args=s3_args(), config=config)
+    topic = unique("ret")
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"retention.ms": "60000"})])[topic].result(30)
+    now = int(time.time() * 1000)
+    old = make_records(200, seed=3)
+    for r in old:
+        r.timestamp = now - 3_600_000  # an hour old: past retention.ms
+    produce(b.bootstrap, topic, old)
+    fresh = produce(b.bootstrap, topic, make_records(50, seed=4))
+    deletes0 = metric(b, "kafscale_object_store_requests_total", 'op="delete",result="ok"')
+    deadline = time.monotonic() + 20
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique("w")})
+    try:
+        while time.monotonic() < deadline:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+            if low == 200:
+                break
+            time.sleep(0.3)
+        assert (low, high) == (200, 250), (low, high)
+    finally:
+        c.close()
+    # The old data is gone from reads; the fresh records are all there.
+    got = consume(b.bootstrap, topic, partitions=1, expected=50)
+    assert [r.offset for r in got] == list(range(200, 250))
+    assert [r.content() for r in got] == [r.content() for r in fresh]
+    # Unreferenced objects are deleted from the bucket.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if metric(b, "kafscale_object_store_requests_total", 'op="delete",result="ok"') > deletes0:
+            break
+        time.sleep(0.3)
+    assert metric(b, "kafscale_object_store_requests_total", 'op="delete",result="ok"') > deletes0

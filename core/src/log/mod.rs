@@ -67,6 +67,8 @@ pub struct LogConfig {
     pub segment_block_bytes: usize,
     /// Unmerged chunk bytes of a partition that start a compaction.
     pub compaction_min_bytes: u64,
+    /// Segment bytes read beyond what a fetch asks for, into the cache.
+    pub read_ahead_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -86,6 +88,7 @@ impl Default for LogConfig {
             segment_bytes: 64 << 20,
             segment_block_bytes: 64 << 10,
             compaction_min_bytes: 4 << 20,
+            read_ahead_bytes: 1 << 20,
         }
     }
 }

@@ -174,9 +174,11 @@ impl Shared {
         }
         let blocks = self.segment_index(chunk).await?;
         let first = segment::block_for_offset(&blocks, from);
+        // Read ahead: a consumer that keeps reading finds the next blocks in the cache.
+        let want = budget.saturating_add(self.config.read_ahead_bytes);
         let mut take = 0usize;
         let mut end = first;
-        while end < blocks.len() && (end == first || take < budget) {
+        while end < blocks.len() && (end == first || take < want) {
             take += blocks[end].length as usize;
             end += 1;
         }
