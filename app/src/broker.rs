@@ -68,9 +68,15 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
     let groups = GroupCoordinator::open(group_config, meta.clone(), clock.clone())
         .await
         .context("cannot load consumer groups")?;
-    let log = LogService::open(config.log.clone(), store.clone(), meta, clock)
-        .await
-        .context("cannot load the log")?;
+    let log = LogService::open_observed(
+        config.log.clone(),
+        store.clone(),
+        meta,
+        clock,
+        metrics.flush.clone(),
+    )
+    .await
+    .context("cannot load the log")?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -9,6 +9,27 @@ use prometheus_client::registry::Registry;
 use std::sync::Mutex;
 
 use kafscale_adapters::ObjectStoreMetrics;
+use kafscale_core::log::{FlushReport, LogObserver};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use std::sync::Arc;
+
+/// Flush measurements from the log.
+#[derive(Debug, Clone)]
+pub struct FlushMetrics {
+    bytes: Histogram,
+    partitions: Histogram,
+    upload: Histogram,
+    commit: Histogram,
+}
+
+impl LogObserver for FlushMetrics {
+    fn flushed(&self, r: FlushReport) {
+        self.bytes.observe(r.bytes as f64);
+        self.partitions.observe(r.partitions as f64);
+        self.upload.observe(r.upload_ms as f64 / 1000.0);
+        self.commit.observe(r.commit_ms as f64 / 1000.0);
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
@@ -27,6 +48,7 @@ pub struct Metrics {
     cache_hits: Counter,
     cache_misses: Counter,
     pub object_store: ObjectStoreMetrics,
+    pub flush: Arc<FlushMetrics>,
     storage_health: Gauge,
     flushes: Counter,
     flushed_bytes: Counter,
@@ -55,6 +77,14 @@ impl Metrics {
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             object_store,
+            flush: Arc::new(FlushMetrics {
+                // 1 KiB .. 1 GiB
+                bytes: Histogram::new(exponential_buckets(1024.0, 4.0, 11)),
+                partitions: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+                // 1 ms .. ~33 s
+                upload: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+                commit: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            }),
             storage_health: Gauge::default(),
             flushes: Counter::default(),
             flushed_bytes: Counter::default(),
@@ -98,6 +128,26 @@ impl Metrics {
             m.storage_health.clone(),
         );
         k.register("flushes", "Flush objects written", m.flushes.clone());
+        k.register(
+            "flush_size_bytes",
+            "Size of flush objects",
+            m.flush.bytes.clone(),
+        );
+        k.register(
+            "flush_partitions",
+            "Partitions per flush",
+            m.flush.partitions.clone(),
+        );
+        k.register(
+            "flush_upload_duration_seconds",
+            "Time to write a flush object",
+            m.flush.upload.clone(),
+        );
+        k.register(
+            "flush_commit_duration_seconds",
+            "Time to commit a flush in the metadata store",
+            m.flush.commit.clone(),
+        );
         k.register(
             "flushed_bytes",
             "Bytes of flush objects written",

@@ -575,3 +575,43 @@ async fn malformed_frames_close_only_their_connection() {
     assert_eq!(resp.brokers.len(), 1);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn metrics_and_health_endpoints_report_the_work() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = start(&[]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    assert_eq!(create_topic(&mut c, "m", 1).await, 0);
+    produce(&mut c, 9, "m", 0, batch(10, 0, Compression::None)).await;
+    let get = |path: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(broker.http_addr)
+            .await
+            .unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
+    assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
+    let metrics = get("/metrics").await;
+    for family in [
+        "kafscale_requests_total{api=\"Produce\"} 1",
+        "kafscale_flushes_total 1",
+        "kafscale_flush_size_bytes_count 1",
+        "kafscale_flush_commit_duration_seconds_count 1",
+        "kafscale_object_store_requests_total{op=\"put\",result=\"ok\"}",
+        "kafscale_object_store_request_duration_seconds_bucket",
+        "kafscale_produced_batches_total 1",
+        "kafscale_object_store_health 0",
+    ] {
+        assert!(
+            metrics.contains(family),
+            "{family} missing from:\n{metrics}"
+        );
+    }
+    broker.shutdown().await;
+}

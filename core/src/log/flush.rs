@@ -182,6 +182,8 @@ async fn flush(shared: &Arc<Shared>, batches: BTreeMap<PartitionKey, Vec<Pending
         }
         return;
     }
+    let uploaded = shared.clock.now_ms();
+    let partitions = planned.len();
     shared.stats.flushes.fetch_add(1, Ordering::Relaxed);
     shared
         .stats
@@ -204,7 +206,14 @@ async fn flush(shared: &Arc<Shared>, batches: BTreeMap<PartitionKey, Vec<Pending
         shared.commit_group(planned).await;
         planned = rest;
     }
-    tracing::debug!(object = %object_key, bytes = object.len(), ms = shared.clock.now_ms() - started, "flush committed");
+    let done = shared.clock.now_ms();
+    shared.observer.flushed(super::FlushReport {
+        bytes: object.len(),
+        partitions,
+        upload_ms: (uploaded - started).max(0) as u64,
+        commit_ms: (done - uploaded).max(0) as u64,
+    });
+    tracing::debug!(object = %object_key, bytes = object.len(), ms = done - started, "flush committed");
 }
 
 impl Shared {

@@ -110,6 +110,28 @@ pub struct AppendRequest {
 /// Resolves when the append is committed or has failed.
 pub type AppendTicket = oneshot::Receiver<Result<Appended>>;
 
+/// What one flush did, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushReport {
+    pub bytes: usize,
+    pub partitions: usize,
+    pub upload_ms: u64,
+    pub commit_ms: u64,
+}
+
+/// Receives measurements of the log's work (metrics live outside core).
+pub trait LogObserver: Send + Sync + 'static {
+    fn flushed(&self, report: FlushReport);
+}
+
+/// Ignores every measurement.
+#[derive(Debug, Default)]
+pub struct NoObserver;
+
+impl LogObserver for NoObserver {
+    fn flushed(&self, _report: FlushReport) {}
+}
+
 /// Running totals of the log's background work.
 #[derive(Debug, Default)]
 pub struct LogStats {
@@ -167,6 +189,7 @@ struct Shared {
     cache: ChunkCache,
     /// Flush objects uploaded and segments built, for metrics.
     stats: LogStats,
+    observer: Arc<dyn LogObserver>,
     /// Partitions whose unmerged chunks want compaction.
     compactable: Mutex<std::collections::BTreeSet<PartitionKey>>,
     /// Wakes the compactor.
@@ -202,6 +225,17 @@ impl LogService {
         meta: Arc<dyn MetadataStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<LogService> {
+        Self::open_observed(config, store, meta, clock, Arc::new(NoObserver)).await
+    }
+
+    /// [`LogService::open`] with an observer of flushes (for metrics).
+    pub async fn open_observed(
+        config: LogConfig,
+        store: Arc<dyn ObjectStore>,
+        meta: Arc<dyn MetadataStore>,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn LogObserver>,
+    ) -> Result<LogService> {
         let (committed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             cache: ChunkCache::new(config.cache_bytes),
@@ -209,6 +243,7 @@ impl LogService {
             compact_wake: Notify::new(),
             maintenance: tokio::sync::Mutex::new(()),
             stats: LogStats::default(),
+            observer,
             config,
             store,
             meta,
