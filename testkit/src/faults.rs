@@ -21,6 +21,8 @@ pub struct FaultyObjectStore {
     pub fail_puts: AtomicUsize,
     /// Latency added to every PUT.
     put_delay: Mutex<Duration>,
+    /// Operations left before every further one fails (`usize::MAX` = never).
+    healthy_ops: AtomicUsize,
     pub puts: AtomicU64,
     pub gets: AtomicU64,
 }
@@ -31,6 +33,7 @@ impl FaultyObjectStore {
             inner,
             fail_puts: AtomicUsize::new(0),
             put_delay: Mutex::new(Duration::ZERO),
+            healthy_ops: AtomicUsize::new(usize::MAX),
             puts: AtomicU64::new(0),
             gets: AtomicU64::new(0),
         })
@@ -38,6 +41,29 @@ impl FaultyObjectStore {
 
     pub fn fail_next_puts(&self, n: usize) {
         self.fail_puts.store(n, Ordering::SeqCst);
+    }
+
+    /// After `n` more operations of any kind, every operation fails with a transient error
+    /// (a store that goes away for good); `None` heals it.
+    pub fn fail_after(&self, n: Option<usize>) {
+        self.healthy_ops
+            .store(n.unwrap_or(usize::MAX), Ordering::SeqCst);
+    }
+
+    fn gone(&self) -> Result<(), StoreError> {
+        let left = self
+            .healthy_ops
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                usize::MAX | 0 => None,
+                n => Some(n - 1),
+            })
+            .unwrap_or_else(|n| n);
+        if left == 0 {
+            return Err(StoreError::Transient {
+                message: "injected: object store gone".into(),
+            });
+        }
+        Ok(())
     }
 
     pub fn set_put_delay(&self, delay: Duration) {
@@ -58,6 +84,7 @@ impl ObjectStore for FaultyObjectStore {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        self.gone()?;
         if Self::take_fault(&self.fail_puts) {
             return Err(StoreError::Transient {
                 message: "injected put failure".into(),
@@ -68,24 +95,29 @@ impl ObjectStore for FaultyObjectStore {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        self.gone()?;
         self.gets.fetch_add(1, Ordering::SeqCst);
         self.inner.get(key).await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.gone()?;
         self.gets.fetch_add(1, Ordering::SeqCst);
         self.inner.get_range(key, range).await
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        self.gone()?;
         self.inner.head(key).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.gone()?;
         self.inner.list(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.gone()?;
         self.inner.delete(key).await
     }
 }

@@ -685,3 +685,19 @@ async fn compaction_merges_chunks_into_segments_that_read_back_cold() {
     .await;
     assert_eq!(read_all(&s.log, p).await, expected);
 }
+
+#[tokio::test]
+async fn a_store_that_goes_away_fails_appends_retriably_and_keeps_what_was_committed() {
+    let s = memory().await;
+    let p = topic(&s.log, "gone", 1).await[0];
+    assert_eq!(append(&s.log, p, 3).await.unwrap(), Offset(0));
+    s.store.fail_after(Some(0));
+    for _ in 0..3 {
+        let err = append(&s.log, p, 1).await.unwrap_err();
+        assert!(err.is_retriable(), "{err}");
+    }
+    // Committed data is still served from the cache; nothing half-written is visible.
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 2)]);
+    s.store.fail_after(None);
+    assert_eq!(append(&s.log, p, 1).await.unwrap(), Offset(3));
+}
