@@ -615,3 +615,32 @@ async fn metrics_and_health_endpoints_report_the_work() {
     }
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn hundreds_of_pipelined_produces_share_one_flush() {
+    // Each produce waits for the next flush; a connection must hold a flush's worth of them
+    // in flight, or a producer with many small requests is throttled to a few per flush.
+    let broker = start(&[("flush.ms", 1000.into())]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    assert_eq!(create_topic(&mut c, "pipe", 1).await, 0);
+    let started = Instant::now();
+    let n = 600;
+    for _ in 0..n {
+        c.send(
+            ApiKey::Produce,
+            9,
+            &produce_request("pipe", 0, 1, batch(1, 0, Compression::None)),
+        )
+        .await;
+    }
+    for _ in 0..n {
+        assert!(c.read_frame().await.is_some());
+    }
+    // One or two flushes (1 s each), not one per 128 requests.
+    assert!(
+        started.elapsed() < Duration::from_millis(3500),
+        "{:?} for {n} pipelined produces",
+        started.elapsed()
+    );
+    broker.shutdown().await;
+}

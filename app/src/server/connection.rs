@@ -10,23 +10,31 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::dispatch::{self, Reply};
 use crate::context::Context;
 
-/// Requests of one connection being processed at once; the reader waits beyond that.
-const MAX_IN_FLIGHT: usize = 128;
+/// Requests of one connection being processed at once; the reader waits beyond that. Produce
+/// requests wait for the next flush (up to `flush.ms` + a PUT), and librdkafka with many
+/// partitions and a short linger sends a request every few milliseconds, so this must cover
+/// a flush's worth of them: 128 capped such a producer at ~1,200 requests/s.
+const MAX_IN_FLIGHT: usize = 4096;
+/// Request bytes of one connection held at once (frames are counted up to this size, so a
+/// single maximal frame still passes).
+const MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
 
 pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<JoinHandle<Reply>>(MAX_IN_FLIGHT);
+    let (tx, mut rx) = mpsc::channel::<(JoinHandle<Reply>, OwnedSemaphorePermit)>(MAX_IN_FLIGHT);
+    let budget = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES));
     let writer_task = tokio::spawn(async move {
-        while let Some(task) = rx.recv().await {
+        // The permit is released once the response is written.
+        while let Some((task, _permit)) = rx.recv().await {
             match task.await {
                 Ok(Reply::Frame(frame)) => {
                     if let Err(e) = writer.write_all(&frame).await {
@@ -56,9 +64,13 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
+        let weight = frame.len().clamp(1, MAX_IN_FLIGHT_BYTES) as u32;
+        let Ok(permit) = budget.clone().acquire_many_owned(weight).await else {
+            break;
+        };
         match dispatch::dispatch(&ctx, frame) {
             Ok(task) => {
-                if tx.send(task).await.is_err() {
+                if tx.send((task, permit)).await.is_err() {
                     break;
                 }
             }
