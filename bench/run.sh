@@ -12,7 +12,9 @@ cargo build --release -p kafscale
 BIN="$ROOT/target/release/kafscale"
 WORK="$(mktemp -d)"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; source "$ROOT/scripts/seaweedfs.sh" 2>/dev/null; seaweedfs_stop 2>/dev/null || true; rm -rf "$WORK"; }
+# shellcheck source=scripts/seaweedfs.sh
+source "$ROOT/scripts/seaweedfs.sh"
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; seaweedfs_stop; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -37,7 +39,6 @@ load embedded-1p-1KiB-all "$K" "$H" --size 1024 --partitions 1 --acks all
 load embedded-50p-1KiB-all "$K" "$H" --size 1024 --partitions 50 --acks all
 load embedded-1p-100B-1 "$K" "$H" --size 100 --partitions 1 --acks 1
 
-source scripts/seaweedfs.sh
 PYTHON_BIN="$PY" PATH="$ROOT/.venv/bin:$PATH" seaweedfs_start "$WORK/seaweedfs" >/dev/null
 printf '"flush.ms" = 100\n' >"$WORK/s3.toml"
 run_broker s3 --object-store "$KAFSCALE_TEST_S3_URL/bench" --config "$WORK/s3.toml"
