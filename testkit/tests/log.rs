@@ -92,22 +92,7 @@ async fn append(log: &LogService, p: PartitionKey, n: usize) -> Result<Offset, E
 }
 
 async fn read_all(log: &LogService, p: PartitionKey) -> Vec<(i64, i64)> {
-    let r = log
-        .read(ReadRequest {
-            partition: p,
-            offset: Offset(0),
-            max_bytes: 64 << 20,
-            min_one_batch: true,
-            current_leader_epoch: None,
-        })
-        .await
-        .unwrap();
-    batch::iter(&r.records)
-        .map(|b| {
-            let h = b.unwrap().0;
-            (h.base_offset, h.last_offset())
-        })
-        .collect()
+    read_from(log, p, 0).await
 }
 
 #[tokio::test]
