@@ -63,27 +63,52 @@ impl LogService {
             ((hw, start, p.record.leader_epoch), chunks)
         };
         let (hw, start, epoch) = info;
-        let mut out = BytesMut::new();
+        // Batches are returned as slices of the chunk or block buffers they live in: a read
+        // within one buffer copies nothing; only a read spanning buffers is concatenated.
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut total = 0usize;
         'chunks: for chunk in &chunks {
             let data = self
                 .shared
-                .load_from(chunk, req.offset, req.max_bytes.saturating_sub(out.len()))
+                .load_from(chunk, req.offset, req.max_bytes.saturating_sub(total))
                 .await?;
+            let mut taken: Option<(usize, usize)> = None;
+            let mut pos = 0usize;
+            let mut full = false;
             for item in batch::iter(&data) {
-                let (header, bytes) = item.map_err(|e| corrupt(chunk, e))?;
+                let (header, _) = item.map_err(|e| corrupt(chunk, e))?;
+                let at = pos;
+                pos += header.size;
                 if header.last_offset() < req.offset.0 {
                     continue;
                 }
-                if (!out.is_empty() || !req.min_one_batch)
-                    && out.len() + bytes.len() > req.max_bytes
-                {
-                    break 'chunks;
+                if (total > 0 || !req.min_one_batch) && total + header.size > req.max_bytes {
+                    full = true;
+                    break;
                 }
-                out.extend_from_slice(&bytes);
+                total += header.size;
+                taken = Some((taken.map_or(at, |(s, _)| s), pos));
+            }
+            if let Some((s, e)) = taken {
+                parts.push(data.slice(s..e));
+            }
+            if full {
+                break 'chunks;
             }
         }
+        let records = match parts.len() {
+            0 => Bytes::new(),
+            1 => parts.swap_remove(0),
+            _ => {
+                let mut out = BytesMut::with_capacity(total);
+                for p in &parts {
+                    out.extend_from_slice(p);
+                }
+                out.freeze()
+            }
+        };
         Ok(ReadResult {
-            records: out.freeze(),
+            records,
             high_watermark: hw,
             log_start_offset: start,
             leader_epoch: epoch,
