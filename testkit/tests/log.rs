@@ -686,3 +686,43 @@ async fn a_store_that_goes_away_fails_appends_retriably_and_keeps_what_was_commi
     s.store.fail_after(None);
     assert_eq!(append(&s.log, p, 1).await.unwrap(), Offset(3));
 }
+
+#[tokio::test]
+async fn keys_of_deleted_topics_are_removed_at_start() {
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryObjectStore::new());
+    let meta: Arc<dyn MetadataStore> = Arc::new(MemoryMetadataStore::new());
+    let s = open(
+        store.clone(),
+        meta.clone(),
+        Arc::new(SystemClock::new()),
+        LogConfig::default(),
+    )
+    .await;
+    let p = topic(&s.log, "ghost", 1).await[0];
+    append(&s.log, p, 2).await.unwrap();
+    s.log.shutdown().await;
+    // As if a commit had raced the deletion: the topic key is gone, partition and chunk stay.
+    meta.txn(
+        kafscale_core::ports::Txn::new().then(kafscale_core::ports::TxnOp::Delete {
+            key: keys::topic("ghost"),
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(chunk_keys(meta.as_ref()).await > 0);
+    let s = open(
+        store,
+        meta.clone(),
+        Arc::new(SystemClock::new()),
+        LogConfig::default(),
+    )
+    .await;
+    assert_eq!(chunk_keys(meta.as_ref()).await, 0);
+    assert!(meta
+        .range(&keys::partitions_prefix())
+        .await
+        .unwrap()
+        .kvs
+        .is_empty());
+    assert!(s.log.topics().is_empty());
+}

@@ -51,9 +51,11 @@ type LoadedStates = BTreeMap<PartitionKey, (PartitionRecord, i64, Vec<ChunkRecor
 
 impl Shared {
     pub(super) async fn load(&self) -> Result<()> {
-        let topics = self.meta.range(&keys::topics_prefix()).await?;
+        // Partitions and chunks before topics: a topic's key is written before any key below
+        // it, so a partition whose topic is missing afterwards belongs to a deleted topic.
         let partitions = self.meta.range(&keys::partitions_prefix()).await?;
         let chunks = self.meta.range(&keys::chunks_prefix()).await?;
+        let topics = self.meta.range(&keys::topics_prefix()).await?;
         let mut states: LoadedStates = BTreeMap::new();
         for kv in &partitions.kvs {
             if let Some(key) = keys::parse_partition(&kv.key) {
@@ -77,12 +79,7 @@ impl Shared {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(t);
         }
-        if !states.is_empty() {
-            tracing::warn!(
-                partitions = states.len(),
-                "metadata holds partitions of deleted topics; they are ignored"
-            );
-        }
+        self.remove_orphans(&states).await?;
         self.take_leadership(&all).await?;
         tracing::info!(
             topics = topics.kvs.len(),
@@ -90,6 +87,35 @@ impl Shared {
             chunks = chunks.kvs.len(),
             "log loaded"
         );
+        Ok(())
+    }
+
+    /// Deletes the keys of partitions whose topic is gone: a commit that raced the topic's
+    /// deletion can leave them, and their chunk records would keep objects from collection.
+    async fn remove_orphans(&self, states: &LoadedStates) -> Result<()> {
+        let known: std::collections::HashSet<TopicId> = {
+            let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+            topics.by_id.keys().copied().collect()
+        };
+        let orphans: std::collections::BTreeSet<TopicId> = states
+            .keys()
+            .map(|k| k.topic)
+            .filter(|t| !known.contains(t))
+            .collect();
+        for topic in orphans {
+            tracing::warn!(topic = %topic, "removing metadata of a deleted topic");
+            self.meta
+                .txn(
+                    Txn::new()
+                        .then(TxnOp::DeletePrefix {
+                            prefix: keys::topic_partitions_prefix(topic),
+                        })
+                        .then(TxnOp::DeletePrefix {
+                            prefix: keys::topic_chunks_prefix(topic),
+                        }),
+                )
+                .await?;
+        }
         Ok(())
     }
 
