@@ -54,6 +54,7 @@ step() {
 print_summary() {
   local rc=$?
   seaweedfs_stop
+  etcd_stop
   [ "$rc" -eq 0 ] || [ "$FAILED" -eq 1 ] || record FAIL "setup (aborted)" "exit $rc"
   say "summary ($((SECONDS - T_START))s)"
   local line
@@ -77,6 +78,7 @@ print_summary() {
   exit "$ok"
 }
 seaweedfs_stop() { :; } # replaced when scripts/seaweedfs.sh is sourced
+etcd_stop() { :; }      # replaced when scripts/etcd.sh is sourced
 trap print_summary EXIT
 
 as_root() {
@@ -98,6 +100,8 @@ say "install test prerequisites"
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing from apt: ${missing[*]}"
   apt_install "${missing[@]}"
@@ -198,6 +202,12 @@ source "$ROOT/scripts/seaweedfs.sh"
 PYTHON_BIN="$VENV/bin/python" PATH="$VENV/bin:$PATH" seaweedfs_start "$LOG_DIR/seaweedfs" \
   || { echo "error: cannot start SeaweedFS" >&2; exit 1; }
 export KAFSCALE_TEST_REQUIRE_S3=1
+
+# The real etcd the etcd tests run against (Debian's etcd-server on loopback).
+# shellcheck source=scripts/etcd.sh
+source "$ROOT/scripts/etcd.sh"
+PYTHON_BIN="$VENV/bin/python" etcd_start "$LOG_DIR/etcd" || { echo "error: cannot start etcd" >&2; exit 1; }
+export KAFSCALE_TEST_REQUIRE_ETCD=1
 
 if step "cargo build --workspace" cargo build --workspace; then
   step "cargo test --workspace" run_cargo_tests || true

@@ -34,7 +34,10 @@ pub mod metadata;
 pub mod object;
 
 pub use clock::SystemClock;
-pub use metadata::{metadata_store_from_url, EmbeddedMetadataStore, MemoryMetadataStore};
+pub use metadata::{
+    connect_metadata_store, metadata_store_from_url, EmbeddedMetadataStore, EtcdMetadataStore,
+    MemoryMetadataStore,
+};
 pub use object::{
     object_store_from_url, HealthObjectStore, HealthPolicy, HealthState, HealthTracker,
     LocalObjectStore, MemoryObjectStore, MeteredObjectStore, ObjectStoreMetrics, RetryPolicy,

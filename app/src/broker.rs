@@ -51,7 +51,8 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
         )),
         config.object_store_retry,
     ));
-    let meta = kafscale_adapters::metadata_store_from_url(&config.metadata_url)
+    let meta = kafscale_adapters::connect_metadata_store(&config.metadata_url)
+        .await
         .with_context(|| format!("metadata store {}", config.metadata_url))?;
     check_object_store(store.as_ref())
         .await

@@ -15,5 +15,6 @@
 //! ```
 
 pub mod conformance;
+pub mod etcd;
 pub mod faults;
 pub mod s3;

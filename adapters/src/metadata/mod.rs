@@ -6,6 +6,7 @@
 
 pub mod embedded;
 mod engine;
+pub mod etcd;
 mod leases;
 pub mod memory;
 mod state;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use crate::location::{parse_location, Location};
 pub use embedded::EmbeddedMetadataStore;
+pub use etcd::EtcdMetadataStore;
 pub use memory::MemoryMetadataStore;
 
 /// Opens the metadata store named by `url`:
@@ -30,9 +32,8 @@ pub fn metadata_store_from_url(url: &str) -> Result<Arc<dyn MetadataStore>, Meta
     match location {
         Location::Memory => Ok(Arc::new(MemoryMetadataStore::new())),
         Location::Dir(dir) => Ok(Arc::new(EmbeddedMetadataStore::open(dir)?)),
-        // The etcd adapter goes here (etcd-client; endpoints from the URL).
         Location::Other { scheme } if scheme == "etcd" => Err(MetadataError::Fatal {
-            message: format!("metadata store url {url:?}: etcd is not supported yet"),
+            message: format!("metadata store url {url:?}: etcd needs connect_metadata_store"),
         }),
         Location::Other { scheme } => Err(MetadataError::Fatal {
             message: format!(
@@ -41,4 +42,21 @@ pub fn metadata_store_from_url(url: &str) -> Result<Arc<dyn MetadataStore>, Meta
             ),
         }),
     }
+}
+
+/// Opens the metadata store named by `url`: everything [`metadata_store_from_url`] accepts,
+/// plus `etcd://host:port[,host:port...]`, which connects and checks that etcd answers.
+pub async fn connect_metadata_store(url: &str) -> Result<Arc<dyn MetadataStore>, MetadataError> {
+    let trimmed = url.trim();
+    if let Some(rest) = trimmed.strip_prefix("etcd://") {
+        let endpoints: Vec<String> = rest
+            .trim_end_matches('/')
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect();
+        return Ok(Arc::new(EtcdMetadataStore::connect(endpoints).await?));
+    }
+    metadata_store_from_url(url)
 }
