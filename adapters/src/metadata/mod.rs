@@ -25,7 +25,7 @@ pub use memory::MemoryMetadataStore;
 /// - `embedded:///abs/dir` or a plain directory path: durable single-node store in
 ///   `<dir>/metadata.redb`, the directory created if missing.
 ///
-/// `etcd://host:2379,...` is recognised but not supported yet.
+/// `etcd://host:2379,...` needs a connection: use [`connect_metadata_store`].
 pub fn metadata_store_from_url(url: &str) -> Result<Arc<dyn MetadataStore>, MetadataError> {
     let location =
         parse_location(url, "embedded").map_err(|message| MetadataError::Fatal { message })?;
