@@ -6,19 +6,14 @@
 //! growing across restarts. Leases and watches live in the process: on open, keys that
 //! carry a lease are deleted, since their owners did not survive the restart.
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use kafscale_core::ports::{
-    KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, Txn, TxnOp, TxnOutcome,
-    WatchStream,
-};
+use kafscale_core::ports::{KeyValue, LeaseId, MetadataError, RangeResult, Txn, TxnOp};
 use redb::{
     ConcurrencyMode, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::engine::{Backend, Engine};
 use super::state::{self, Applied, KvTable};
@@ -304,33 +299,4 @@ impl std::fmt::Debug for RedbBackend {
     }
 }
 
-#[async_trait]
-impl MetadataStore for EmbeddedMetadataStore {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, MetadataError> {
-        self.engine.get(key).await
-    }
-
-    async fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
-        self.engine.range(prefix).await
-    }
-
-    async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError> {
-        self.engine.txn(txn).await
-    }
-
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, MetadataError> {
-        self.engine.grant_lease(ttl).await
-    }
-
-    async fn keep_alive(&self, lease: LeaseId) -> Result<(), MetadataError> {
-        self.engine.keep_alive(lease)
-    }
-
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), MetadataError> {
-        self.engine.revoke_lease(lease).await
-    }
-
-    async fn watch(&self, prefix: &str) -> Result<WatchStream, MetadataError> {
-        Ok(self.engine.watch(prefix))
-    }
-}
+super::engine::forward_to_engine!(EmbeddedMetadataStore);

@@ -239,3 +239,65 @@ async fn sweep<B: Backend>(engine: Weak<Engine<B>>, wake: Arc<Notify>) {
         }
     }
 }
+
+/// Implements the metadata port for a store whose `engine` field is an [`Engine`]: the
+/// memory and embedded stores differ only in their backend.
+macro_rules! forward_to_engine {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl kafscale_core::ports::MetadataStore for $store {
+            async fn get(
+                &self,
+                key: &str,
+            ) -> Result<Option<kafscale_core::ports::KeyValue>, kafscale_core::ports::MetadataError>
+            {
+                self.engine.get(key).await
+            }
+
+            async fn range(
+                &self,
+                prefix: &str,
+            ) -> Result<kafscale_core::ports::RangeResult, kafscale_core::ports::MetadataError>
+            {
+                self.engine.range(prefix).await
+            }
+
+            async fn txn(
+                &self,
+                txn: kafscale_core::ports::Txn,
+            ) -> Result<kafscale_core::ports::TxnOutcome, kafscale_core::ports::MetadataError> {
+                self.engine.txn(txn).await
+            }
+
+            async fn grant_lease(
+                &self,
+                ttl: std::time::Duration,
+            ) -> Result<kafscale_core::ports::LeaseId, kafscale_core::ports::MetadataError> {
+                self.engine.grant_lease(ttl).await
+            }
+
+            async fn keep_alive(
+                &self,
+                lease: kafscale_core::ports::LeaseId,
+            ) -> Result<(), kafscale_core::ports::MetadataError> {
+                self.engine.keep_alive(lease)
+            }
+
+            async fn revoke_lease(
+                &self,
+                lease: kafscale_core::ports::LeaseId,
+            ) -> Result<(), kafscale_core::ports::MetadataError> {
+                self.engine.revoke_lease(lease).await
+            }
+
+            async fn watch(
+                &self,
+                prefix: &str,
+            ) -> Result<kafscale_core::ports::WatchStream, kafscale_core::ports::MetadataError>
+            {
+                Ok(self.engine.watch(prefix))
+            }
+        }
+    };
+}
+pub(crate) use forward_to_engine;

@@ -1,12 +1,8 @@
 //! In-memory metadata store for tests and `--ephemeral` mode.
 
-use async_trait::async_trait;
-use kafscale_core::ports::{
-    KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, Txn, TxnOutcome, WatchStream,
-};
+use kafscale_core::ports::{KeyValue, LeaseId, MetadataError, RangeResult, Txn};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use super::engine::{Backend, Engine};
 use super::state::{self, Applied};
@@ -75,33 +71,4 @@ impl Default for MemoryMetadataStore {
     }
 }
 
-#[async_trait]
-impl MetadataStore for MemoryMetadataStore {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, MetadataError> {
-        self.engine.get(key).await
-    }
-
-    async fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
-        self.engine.range(prefix).await
-    }
-
-    async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError> {
-        self.engine.txn(txn).await
-    }
-
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, MetadataError> {
-        self.engine.grant_lease(ttl).await
-    }
-
-    async fn keep_alive(&self, lease: LeaseId) -> Result<(), MetadataError> {
-        self.engine.keep_alive(lease)
-    }
-
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), MetadataError> {
-        self.engine.revoke_lease(lease).await
-    }
-
-    async fn watch(&self, prefix: &str) -> Result<WatchStream, MetadataError> {
-        Ok(self.engine.watch(prefix))
-    }
-}
+super::engine::forward_to_engine!(MemoryMetadataStore);
