@@ -1,5 +1,6 @@
 //! What every request handler needs: the log, the configuration and how clients reach us.
 
+use kafscale_core::cluster::Cluster;
 use kafscale_core::group::GroupCoordinator;
 use kafscale_core::log::LogService;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ pub struct Context {
     pub cluster_id: String,
     /// Consumer groups and committed offsets.
     pub groups: Arc<GroupCoordinator>,
+    /// Brokers, controller, and who coordinates which group shard.
+    pub cluster: Cluster,
     pub metrics: Metrics,
     /// Health of the object store, from what its requests experience.
     pub storage_health: Arc<HealthTracker>,

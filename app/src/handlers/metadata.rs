@@ -25,14 +25,11 @@ const ALL_CLUSTER_OPERATIONS: i32 =
 
 pub async fn handle(ctx: Arc<Context>, version: i16, req: MetadataRequest) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = BrokerId(ctx.log.broker_id().0);
-    broker.host = str_bytes(ctx.advertised.0.clone());
-    broker.port = i32::from(ctx.advertised.1);
-    resp.brokers = vec![broker];
+    resp.brokers = brokers(&ctx, version);
     if version >= 1 {
-        // The Java admin client sends topic creation to the controller: it must be live.
-        resp.controller_id = BrokerId(ctx.log.broker_id().0);
+        // The Java admin client sends topic creation to the controller; any broker can
+        // create topics here, so this broker stands in while no controller is known.
+        resp.controller_id = BrokerId(ctx.cluster.controller().unwrap_or(ctx.log.broker_id()).0);
     }
     if version >= 2 {
         resp.cluster_id = Some(str_bytes(ctx.cluster_id.clone()));
@@ -90,6 +87,37 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: MetadataRequest) -> Me
     resp
 }
 
+/// Live brokers (this one always included).
+fn brokers(ctx: &Context, version: i16) -> Vec<MetadataResponseBroker> {
+    let me = ctx.log.broker_id();
+    let mut list: Vec<(i32, String, i32, Option<String>)> = ctx
+        .cluster
+        .brokers()
+        .into_iter()
+        .filter(|b| b.id != me)
+        .map(|b| (b.id.0, b.host, i32::from(b.port), b.rack))
+        .collect();
+    list.push((
+        me.0,
+        ctx.advertised.0.clone(),
+        i32::from(ctx.advertised.1),
+        ctx.config.cluster.rack.clone(),
+    ));
+    list.sort_by_key(|b| b.0);
+    list.into_iter()
+        .map(|(id, host, port, rack)| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(id);
+            b.host = str_bytes(host);
+            b.port = port;
+            if version >= 1 {
+                b.rack = rack.map(str_bytes);
+            }
+            b
+        })
+        .collect()
+}
+
 async fn create(ctx: &Context, name: &str) -> Result<TopicRecord, i16> {
     let req = CreateTopic {
         name: name.to_owned(),
@@ -98,7 +126,14 @@ async fn create(ctx: &Context, name: &str) -> Result<TopicRecord, i16> {
         validate_only: false,
     };
     match ctx.log.create_topic(req).await {
-        Ok(t) => Ok(t),
+        Ok(t) => {
+            // The controller assigns the new partitions in a moment; answering with their
+            // leaders spares the client a round of LEADER_NOT_AVAILABLE.
+            ctx.log
+                .wait_for_leaders(t.id, std::time::Duration::from_secs(2))
+                .await;
+            Ok(t)
+        }
         // Created concurrently by another request: describe it.
         Err(Error::TopicAlreadyExists(_)) => {
             ctx.log.topic(name).ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION)
@@ -134,7 +169,10 @@ fn describe(
             let mut part = MetadataResponsePartition::default();
             part.partition_index = p;
             match ctx.log.partition_info(key) {
-                Ok(info) => match info.leader {
+                Ok(info) => match info
+                    .leader
+                    .filter(|l| *l == ctx.log.broker_id() || ctx.cluster.broker(*l).is_some())
+                {
                     Some(leader) => {
                         part.leader_id = BrokerId(leader.0);
                         part.replica_nodes = vec![BrokerId(leader.0)];

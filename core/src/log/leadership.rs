@@ -163,6 +163,19 @@ impl LogService {
         out
     }
 
+    /// Partitions whose leadership this broker received and is still loading.
+    pub fn loading_partitions(&self) -> usize {
+        let partitions = self
+            .shared
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        partitions
+            .values()
+            .filter(|p| lock(p).role == Role::Loading)
+            .count()
+    }
+
     /// Drops every partition (the broker's registration was lost: its leadership is no
     /// longer its own to use). Pending appends fail with NOT_LEADER_OR_FOLLOWER.
     pub fn release_all(&self) {
@@ -196,10 +209,11 @@ impl LogService {
         let partition = shared.partition(key)?;
         {
             let mut p = lock(&partition);
-            if p.role != Role::Leader {
-                return Err(Error::NotLeader(key));
+            match p.role {
+                Role::Leader => p.role = Role::HandingOver,
+                Role::Loading => return Err(Error::LeaderLoading(key)),
+                Role::Follower | Role::HandingOver => return Err(Error::NotLeader(key)),
             }
-            p.role = Role::HandingOver;
         }
         shared.flush_wake.notify_one();
         let mut committed = shared.committed.subscribe();
