@@ -162,7 +162,8 @@ impl GroupCoordinator {
     ) {
         use std::sync::atomic::Ordering::SeqCst;
         let slot = &self.shards[shard.0 as usize];
-        if slot.seen.fetch_max(revision, SeqCst) > revision {
+        if slot.seen.fetch_max(revision, SeqCst) >= revision {
+            // Seen already (the first sync and the watch can both deliver a record).
             return;
         }
         let current = || slot.seen.load(SeqCst) == revision;
