@@ -159,6 +159,16 @@ def read_all(bootstrap: str, topic: str, partitions: int, history: History, time
         c.close()
 
 
+def etcd_txns(etcd_url: str) -> float:
+    """Transactions etcd has answered OK (its own /metrics on the client port)."""
+    import urllib.request
+    with urllib.request.urlopen(etcd_url.replace("etcd://", "http://") + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("grpc_server_handled_total{") and 'grpc_method="Txn"' in line
+               and 'grpc_code="OK"' in line)
+
+
 def spread_ok(bootstrap: str, topic: str, brokers: set[int], per: int) -> dict[int, int] | None:
     ld = leaders(bootstrap, topic)
     counts = {b: sum(1 for l in ld.values() if l == b) for b in brokers}
@@ -175,9 +185,15 @@ def test_three_brokers_spread_leadership_and_agree(broker_factory):
     for b in (b2, b3):
         assert wait_for(f"{b.name} agreeing", lambda: leaders(b.bootstrap, topic) == ld)
     with Load(b1.bootstrap, topic, 12, rate_sleep=0.0005) as load:
+        wait_for("first acknowledgements", lambda: load.acked() >= 100, timeout=60)
+        txns0, acked0, t0 = etcd_txns(ETCD_URL), load.acked(), time.monotonic()
         wait_for("2000 acknowledged records", lambda: load.acked() >= 2000, timeout=60)
+        txns1, acked1, t1 = etcd_txns(ETCD_URL), load.acked(), time.monotonic()
         history = load.finish()
     assert not load.errors, load.errors[:5]
+    secs = t1 - t0
+    print(f"\netcd under load (3 brokers, 12 partitions, flush.ms 5): {(txns1 - txns0) / secs:.0f} txn/s "
+          f"for {(acked1 - acked0) / secs:.0f} acknowledged records/s")
     read_all(b3.bootstrap, topic, 12, history)
     history.check()
 
