@@ -77,6 +77,7 @@ pub mod codes {
     pub const COORDINATOR_NOT_AVAILABLE: i16 = R::CoordinatorNotAvailable.code();
     pub const GROUP_ID_NOT_FOUND: i16 = R::GroupIdNotFound.code();
     pub const INVALID_GROUP_ID: i16 = R::InvalidGroupId.code();
+    pub const MESSAGE_TOO_LARGE: i16 = R::MessageTooLarge.code();
     pub const OFFSET_OUT_OF_RANGE: i16 = R::OffsetOutOfRange.code();
     pub const INVALID_PARTITIONS: i16 = R::InvalidPartitions.code();
     pub const INVALID_REPLICA_ASSIGNMENT: i16 = R::InvalidReplicaAssignment.code();

@@ -1056,3 +1056,38 @@ async fn create_topics_validates_configs_and_assignments() {
     assert!(broker.ctx.log.topic("ct-validated").is_none());
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn topic_max_message_bytes_is_enforced_and_can_change() {
+    let broker = start(&[]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    assert_eq!(
+        create_with_configs(&mut c, "mmb", 1, &[("max.message.bytes", "200")])
+            .await
+            .0,
+        0
+    );
+    let big = batch(20, 0, Compression::None);
+    let small = batch(1, 0, Compression::None);
+    assert!(big.len() > 200 && small.len() <= 200);
+    let req = produce_request("mmb", 0, -1, big.clone());
+    let resp: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 10, "MESSAGE_TOO_LARGE");
+    assert!(p
+        .error_message
+        .as_ref()
+        .is_some_and(|m| m.contains("max.message.bytes")));
+    assert_eq!(produce(&mut c, 9, "mmb", 0, small).await, (0, 0));
+    // Raised: the big batch goes in.
+    let resp: IncrementalAlterConfigsResponse = c
+        .call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &incremental_req(2, "mmb", &[("max.message.bytes", 0, Some("100000"))], false),
+        )
+        .await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(produce(&mut c, 9, "mmb", 0, big).await, (0, 1));
+    broker.shutdown().await;
+}
