@@ -297,8 +297,12 @@ async fn delete_records_removes_chunk_keys_below_the_new_start() {
             .unwrap(),
         Offset(12)
     );
-    // A restarted broker sees the same start.
+    // A stopped log answers at once; a restarted broker sees the same start.
     log.shutdown().await;
+    assert!(matches!(
+        log.delete_records(p, DeleteBefore::HighWatermark).await,
+        Err(Error::ShuttingDown)
+    ));
     let again = stores.broker(0).await;
     assert_eq!(
         again.partition_info(p).unwrap().log_start_offset,

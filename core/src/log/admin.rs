@@ -26,6 +26,8 @@ use crate::types::{LeaderEpoch, Offset, PartitionId, PartitionKey};
 
 /// Attempts at a topic record update that keeps losing the race with other writers.
 const TOPIC_UPDATE_ATTEMPTS: u32 = 5;
+/// How often a waiting DeleteRecords looks whether the broker is shutting down.
+const SHUTDOWN_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
 /// Chunk keys deleted per transaction, below etcd's 128 operations.
 const DELETES_PER_TXN: usize = 100;
 
@@ -65,6 +67,8 @@ pub enum DeleteBefore {
 
 /// A DeleteRecords request waiting for the flusher.
 pub(super) struct DeleteRecordsJob {
+    /// Lets a requester take back a job the flusher has not started.
+    id: uuid::Uuid,
     partition: PartitionKey,
     before: DeleteBefore,
     reply: oneshot::Sender<Result<Offset>>,
@@ -129,15 +133,33 @@ impl LogService {
         {
             return Err(Error::ShuttingDown);
         }
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
+        let id = uuid::Uuid::new_v4();
         lock(&shared.admin_jobs).push(DeleteRecordsJob {
+            id,
             partition,
             before,
             reply,
         });
         shared.flush_wake.notify_one();
-        // The job is dropped unanswered only when the flusher has stopped.
-        answer.await.unwrap_or(Err(Error::ShuttingDown))
+        loop {
+            tokio::select! {
+                result = &mut answer => return result.unwrap_or(Err(Error::ShuttingDown)),
+                _ = shared.clock.sleep(SHUTDOWN_CHECK) => {}
+            }
+            // A stopping flusher may have looked at the queue for the last time before the
+            // job arrived: take it back if it was not started. A started job is answered.
+            if shared
+                .shutting_down
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                let mut jobs = lock(&shared.admin_jobs);
+                if let Some(i) = jobs.iter().position(|j| j.id == id) {
+                    jobs.swap_remove(i);
+                    return Err(Error::ShuttingDown);
+                }
+            }
+        }
     }
 
     /// The end offset of `epoch` in a partition this broker leads: the first offset written
