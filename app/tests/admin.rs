@@ -149,6 +149,15 @@ async fn describe_configs_every_version() {
                 .as_ref()
                 .is_some_and(|d| !d.is_empty()));
         }
+        // An empty key list means every config.
+        let resp: DescribeConfigsResponse = c
+            .call(
+                ApiKey::DescribeConfigs,
+                v,
+                &describe_req(2, "dc", Some(&[]), false, false),
+            )
+            .await;
+        assert!(resp.results[0].configs.len() > 20, "v{v}");
         // Only the asked-for keys, no synonyms unless asked.
         let resp: DescribeConfigsResponse = c
             .call(
