@@ -27,9 +27,7 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: MetadataRequest) -> Me
     let mut resp = MetadataResponse::default();
     resp.brokers = brokers(&ctx, version);
     if version >= 1 {
-        // The Java admin client sends topic creation to the controller; any broker can
-        // create topics here, so this broker stands in while no controller is known.
-        resp.controller_id = BrokerId(ctx.cluster.controller().unwrap_or(ctx.log.broker_id()).0);
+        resp.controller_id = BrokerId(ctx.controller_id());
     }
     if version >= 2 {
         resp.cluster_id = Some(str_bytes(ctx.cluster_id.clone()));
@@ -87,31 +85,16 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: MetadataRequest) -> Me
     resp
 }
 
-/// Live brokers (this one always included).
 fn brokers(ctx: &Context, version: i16) -> Vec<MetadataResponseBroker> {
-    let me = ctx.log.broker_id();
-    let mut list: Vec<(i32, String, i32, Option<String>)> = ctx
-        .cluster
-        .brokers()
+    ctx.live_brokers()
         .into_iter()
-        .filter(|b| b.id != me)
-        .map(|b| (b.id.0, b.host, i32::from(b.port), b.rack))
-        .collect();
-    list.push((
-        me.0,
-        ctx.advertised.0.clone(),
-        i32::from(ctx.advertised.1),
-        ctx.config.cluster.rack.clone(),
-    ));
-    list.sort_by_key(|b| b.0);
-    list.into_iter()
-        .map(|(id, host, port, rack)| {
+        .map(|e| {
             let mut b = MetadataResponseBroker::default();
-            b.node_id = BrokerId(id);
-            b.host = str_bytes(host);
-            b.port = port;
+            b.node_id = BrokerId(e.id);
+            b.host = str_bytes(e.host);
+            b.port = e.port;
             if version >= 1 {
-                b.rack = rack.map(str_bytes);
+                b.rack = e.rack.map(str_bytes);
             }
             b
         })
