@@ -52,9 +52,15 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
         )),
         config.object_store_retry,
     ));
-    let meta = kafscale_adapters::connect_metadata_store(&config.metadata_url)
+    let mut meta = kafscale_adapters::connect_metadata_store(&config.metadata_url)
         .await
         .with_context(|| format!("metadata store {}", config.metadata_url))?;
+    if let Some(every) = config.testing_lost_reply_every {
+        tracing::warn!(every, "TESTING: metadata transaction replies will be lost");
+        meta = Arc::new(kafscale_adapters::LostRepliesMetadataStore::new(
+            meta, every,
+        ));
+    }
     check_object_store(store.as_ref())
         .await
         .with_context(|| format!("object store {} is not usable", config.object_store_url))?;

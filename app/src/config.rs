@@ -94,6 +94,8 @@ pub struct RawConfig {
     object_store_retries: Option<u32>,
     #[serde(rename = "log.format")]
     log_format: Option<String>,
+    #[serde(rename = "testing.metadata.lost.reply.every")]
+    testing_lost_reply_every: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Membership: id (`None` = allocated), rack, lease, balancing, drain.
     pub cluster: ClusterConfig,
+    /// Testing only: every n-th metadata transaction applies but reports failure.
+    pub testing_lost_reply_every: Option<u64>,
 }
 
 /// Loads the layers. `flags` holds the command-line values, already keyed by dotted name.
@@ -362,6 +366,7 @@ impl TryFrom<RawConfig> for Config {
             },
             log_format,
             cluster,
+            testing_lost_reply_every: raw.testing_lost_reply_every.filter(|n| *n > 0),
         })
     }
 }

@@ -26,6 +26,9 @@ pub fn code(e: &Error) -> i16 {
         Error::CorruptData { .. } | Error::MissingData(_) => R::KafkaStorageError,
         Error::Store(_) | Error::Metadata(_) => R::KafkaStorageError,
         Error::Timeout(_) => R::RequestTimedOut,
+        Error::OutOfOrderSequence { .. } => R::OutOfOrderSequenceNumber,
+        Error::InvalidProducerEpoch { .. } => R::InvalidProducerEpoch,
+        Error::UnknownProducerId(_) => R::UnknownProducerId,
         Error::ShuttingDown => R::NotLeaderOrFollower,
         Error::Group(g) => return group_code(g),
     };

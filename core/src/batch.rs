@@ -229,6 +229,17 @@ pub type SimpleRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// Builds an uncompressed v2 batch of simple records; for tests and tools.
 pub fn build(records: &[SimpleRecord<'_>], first_timestamp: Millis) -> Bytes {
+    build_idempotent(records, first_timestamp, -1, -1, -1)
+}
+
+/// [`build`] with an idempotent producer's id, epoch and first sequence.
+pub fn build_idempotent(
+    records: &[SimpleRecord<'_>],
+    first_timestamp: Millis,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Bytes {
     let mut body = BytesMut::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut rec = Vec::new();
@@ -254,9 +265,9 @@ pub fn build(records: &[SimpleRecord<'_>], first_timestamp: Millis) -> Bytes {
     out.extend_from_slice(&(count - 1).max(0).to_be_bytes());
     out.extend_from_slice(&first_timestamp.to_be_bytes());
     out.extend_from_slice(&(first_timestamp + i64::from(count - 1).max(0)).to_be_bytes());
-    out.extend_from_slice(&(-1i64).to_be_bytes());
-    out.extend_from_slice(&(-1i16).to_be_bytes());
-    out.extend_from_slice(&(-1i32).to_be_bytes());
+    out.extend_from_slice(&producer_id.to_be_bytes());
+    out.extend_from_slice(&producer_epoch.to_be_bytes());
+    out.extend_from_slice(&base_sequence.to_be_bytes());
     out.extend_from_slice(&count.to_be_bytes());
     out.extend_from_slice(&body);
     let crc = crc32c::crc32c(&out[CRC_FROM..]);

@@ -63,6 +63,20 @@ pub enum Error {
     Metadata(#[from] MetadataError),
     #[error("timed out after {0} ms")]
     Timeout(u64),
+    #[error("producer {producer_id}: sequence {got} where {expected} was expected")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    #[error("producer {producer_id}: epoch {got} is older than the current {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        got: i16,
+        current: i16,
+    },
+    #[error("producer {0} is not known for this partition (its state expired?)")]
+    UnknownProducerId(i64),
     #[error("broker is shutting down")]
     ShuttingDown,
     #[error("consumer group: {0}")]

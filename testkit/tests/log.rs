@@ -728,3 +728,121 @@ async fn keys_of_deleted_topics_are_removed_at_start() {
         .is_empty());
     assert!(s.log.topics().is_empty());
 }
+
+async fn append_idempotent(
+    log: &LogService,
+    p: PartitionKey,
+    (pid, epoch, seq): (i64, i16, i32),
+    n: usize,
+) -> Result<Offset, Error> {
+    let values: Vec<String> = (0..n)
+        .map(|i| format!("seq-{}", seq as usize + i))
+        .collect();
+    let recs: Vec<batch::SimpleRecord<'_>> =
+        values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+    let ticket = log
+        .append(AppendRequest {
+            partition: p,
+            batch: batch::build_idempotent(&recs, 1_000, pid, epoch, seq),
+            wait: true,
+        })?
+        .unwrap();
+    ticket.await.unwrap().map(|a| a.base_offset)
+}
+
+#[tokio::test]
+async fn idempotent_retry_after_an_unknown_commit_outcome_is_not_duplicated() {
+    let s = memory().await;
+    let p = topic(&s.log, "idem", 1).await[0];
+    assert_eq!(
+        append_idempotent(&s.log, p, (5, 0, 0), 2).await.unwrap(),
+        Offset(0)
+    );
+    // Every attempt "times out" after the first applied: the producer is told "unknown".
+    s.meta
+        .fail_next_txns(&[TxnFault::FailAfter, TxnFault::FailBefore]);
+    let first = append_idempotent(&s.log, p, (5, 0, 2), 3).await;
+    assert!(first.as_ref().is_err_and(|e| e.is_retriable()), "{first:?}");
+    // The producer retries the same batch: it gets the offset the first attempt committed.
+    assert_eq!(
+        append_idempotent(&s.log, p, (5, 0, 2), 3).await.unwrap(),
+        Offset(2)
+    );
+    assert_eq!(
+        append_idempotent(&s.log, p, (5, 0, 5), 1).await.unwrap(),
+        Offset(5)
+    );
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 1), (2, 4), (5, 5)]);
+}
+
+#[tokio::test]
+async fn idempotent_sequence_errors_and_state_across_a_restart() {
+    let store = Arc::new(MemoryObjectStore::new());
+    let meta = Arc::new(MemoryMetadataStore::new());
+    let s = open(
+        store.clone(),
+        meta.clone(),
+        Arc::new(SystemClock::new()),
+        LogConfig::default(),
+    )
+    .await;
+    let p = topic(&s.log, "seq", 1).await[0];
+    assert_eq!(
+        append_idempotent(&s.log, p, (9, 1, 0), 1).await.unwrap(),
+        Offset(0)
+    );
+    let gap = append_idempotent(&s.log, p, (9, 1, 5), 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            gap,
+            Error::OutOfOrderSequence {
+                expected: 1,
+                got: 5,
+                ..
+            }
+        ),
+        "{gap}"
+    );
+    let old = append_idempotent(&s.log, p, (9, 0, 1), 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(old, Error::InvalidProducerEpoch { .. }), "{old}");
+    let unknown = append_idempotent(&s.log, p, (10, 0, 3), 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, Error::UnknownProducerId(10)), "{unknown}");
+    // Two copies of one batch in the same flush: one append, both answered with its offset.
+    let a = s.log.append(AppendRequest {
+        partition: p,
+        batch: batch::build_idempotent(&[(None, Some(b"x"))], 1_000, 9, 1, 1),
+        wait: true,
+    });
+    let b = s.log.append(AppendRequest {
+        partition: p,
+        batch: batch::build_idempotent(&[(None, Some(b"x"))], 1_000, 9, 1, 1),
+        wait: true,
+    });
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    assert_eq!(a.await.unwrap().unwrap().base_offset, Offset(1));
+    assert_eq!(b.await.unwrap().unwrap().base_offset, Offset(1));
+    s.log.shutdown().await;
+    // A new process (a new leader) continues from the committed producer state.
+    let s = open(
+        store,
+        meta,
+        Arc::new(SystemClock::new()),
+        LogConfig::default(),
+    )
+    .await;
+    assert_eq!(
+        append_idempotent(&s.log, p, (9, 1, 1), 1).await.unwrap(),
+        Offset(1)
+    );
+    assert_eq!(
+        append_idempotent(&s.log, p, (9, 1, 2), 1).await.unwrap(),
+        Offset(2)
+    );
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 0), (1, 1), (2, 2)]);
+}

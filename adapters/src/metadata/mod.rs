@@ -8,6 +8,7 @@ pub mod embedded;
 mod engine;
 pub mod etcd;
 mod leases;
+pub mod lost_replies;
 pub mod memory;
 mod state;
 mod watch;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use crate::location::{parse_location, Location};
 pub use embedded::EmbeddedMetadataStore;
 pub use etcd::{EtcdMetadataStore, EtcdSettings};
+pub use lost_replies::LostRepliesMetadataStore;
 pub use memory::MemoryMetadataStore;
 
 /// Opens the metadata store named by `url`:

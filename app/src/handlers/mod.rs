@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod find_coordinator;
 mod group_common;
 pub mod heartbeat;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;

@@ -90,6 +90,7 @@ pub enum Request {
     DescribeCluster(DescribeClusterRequest),
     DescribeTopicPartitions(DescribeTopicPartitionsRequest),
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    InitProducerId(InitProducerIdRequest),
 }
 
 /// A frame taken apart: the API, its version, the header and the body.
@@ -175,6 +176,7 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, String> {
             Request::DescribeTopicPartitions(decode(&mut frame, version)?)
         }
         ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(&mut frame, version)?),
+        ApiKey::InitProducerId => Request::InitProducerId(decode(&mut frame, version)?),
         other => return Err(format!("unsupported api {other:?}")),
     };
     Ok(Decoded {
@@ -289,6 +291,9 @@ pub fn dispatch(ctx: &Arc<Context>, frame: Bytes) -> Result<JoinHandle<Reply>, S
             corr,
             handlers::offset_for_leader_epoch::handle(c, v, r),
         ),
+        Request::InitProducerId(r) => {
+            spawn_handler(key, v, corr, handlers::init_producer_id::handle(c, v, r))
+        }
         Request::Produce(r) => {
             // Staging runs now, in arrival order; only the wait for the commit is deferred.
             let staged = handlers::produce::stage(ctx, v, r);

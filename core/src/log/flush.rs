@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::keys;
+use super::producers::{ProducerStates, SeqCheck};
 use super::state::{ChunkRecord, PartitionRecord};
 use super::{lock, Appended, PendingBatch, Shared};
 use crate::error::{Error, Result};
@@ -16,10 +17,10 @@ use crate::ports::metadata::{decode_json, encode_json};
 use crate::ports::{Compare, MetadataError, PutMode, StoreError, Txn, TxnOp};
 use crate::types::{Offset, PartitionKey};
 
-/// Partitions per commit transaction: two compares (leader and extent) and two puts (extent
-/// and chunk) each, so both the compare and the operation lists stay below etcd's 128 per
-/// transaction.
-const COMMIT_GROUP: usize = 60;
+/// Partitions per commit transaction: two compares (leader and extent) and up to three puts
+/// (extent, chunk, producer state) each, so both the compare and the operation lists stay
+/// below etcd's 128 per transaction.
+const COMMIT_GROUP: usize = 40;
 
 /// One partition's part of a flush.
 struct Planned {
@@ -29,6 +30,8 @@ struct Planned {
     expected_revision: i64,
     record: PartitionRecord,
     chunk: ChunkRecord,
+    /// The producer state after this commit, when idempotent producers wrote.
+    producers: Option<ProducerStates>,
     /// Each waiting append with the offset its batch got.
     replies: Vec<(
         Option<tokio::sync::oneshot::Sender<Result<Appended>>>,
@@ -124,16 +127,35 @@ async fn flush(shared: &Arc<Shared>, batches: BTreeMap<PartitionKey, Vec<Pending
             fail_batches(pending, || Error::UnknownPartition(key));
             continue;
         };
-        let (record, revision, leadership, leader_revision) = {
+        let (record, revision, leadership, leader_revision, committed) = {
             let p = lock(&partition);
             if !p.writable() {
                 drop(p);
                 fail_batches(pending, || Error::NotLeader(key));
                 continue;
             }
-            (p.record, p.revision, p.leadership, p.leader_revision)
+            (
+                p.record,
+                p.revision,
+                p.leadership,
+                p.leader_revision,
+                p.producers.clone(),
+            )
         };
         let base = record.log_end_offset;
+        let now = shared.clock.now_ms();
+        let Sequenced {
+            kept: pending,
+            in_flush_duplicates,
+            producers,
+        } = sequence(pending, committed, base, record.log_start_offset, now);
+        if pending.is_empty() {
+            continue;
+        }
+        let producers = producers.map(|mut p| {
+            p.expire(now - shared.config.producer_expiration_ms);
+            p
+        });
         let entry = match builder.add_chunk(
             key.topic,
             key.partition,
@@ -150,7 +172,7 @@ async fn flush(shared: &Arc<Shared>, batches: BTreeMap<PartitionKey, Vec<Pending
             }
         };
         let mut next = base;
-        let replies = pending
+        let mut replies: Vec<_> = pending
             .into_iter()
             .map(|b| {
                 let at = next;
@@ -159,6 +181,7 @@ async fn flush(shared: &Arc<Shared>, batches: BTreeMap<PartitionKey, Vec<Pending
             })
             .collect();
         debug_assert_eq!(next, entry.last_offset.next());
+        replies.extend(in_flush_duplicates);
         let new_record = PartitionRecord {
             log_end_offset: entry.last_offset.next(),
             ..record
@@ -170,6 +193,7 @@ async fn flush(shared: &Arc<Shared>, batches: BTreeMap<PartitionKey, Vec<Pending
                 expected_revision: revision,
                 record: new_record,
                 chunk: ChunkRecord::from_entry("", &entry),
+                producers,
                 replies,
             },
             entry,
@@ -273,6 +297,13 @@ impl Shared {
                         value: encode_json(&p.chunk),
                         lease: None,
                     });
+                if let Some(producers) = &p.producers {
+                    txn = txn.then(TxnOp::Put {
+                        key: keys::producers(p.key),
+                        value: encode_json(producers),
+                        lease: None,
+                    });
+                }
             }
             match self.meta.txn(txn).await {
                 Ok(outcome) if outcome.succeeded => {
@@ -379,6 +410,9 @@ impl Shared {
             state.record = p.record;
             state.revision = revision;
             state.index.push(p.chunk);
+            if let Some(producers) = p.producers {
+                state.producers = producers;
+            }
             if self.wants_compaction(state.index.unmerged()) {
                 lock(&self.compactable).insert(p.key);
                 self.compact_wake.notify_one();
@@ -429,6 +463,10 @@ impl Shared {
         for kv in &chunks.kvs {
             list.push(decode_json::<ChunkRecord>(kv)?);
         }
+        let producers = match self.meta.get(&keys::producers(key)).await? {
+            Some(kv) => decode_json(&kv)?,
+            None => ProducerStates::default(),
+        };
         let mut state = lock(&partition);
         if leader.map_or(0, |kv| kv.mod_revision) != state.leader_revision {
             // Leadership moved meanwhile: not ours to refresh.
@@ -438,8 +476,74 @@ impl Shared {
         state.record = record;
         state.revision = revision;
         state.index = super::ChunkIndex::from_chunks(list);
+        state.producers = producers;
         state.stale = false;
         Ok(())
+    }
+}
+
+/// A partition's pending batches after the idempotence check.
+struct Sequenced {
+    /// To append, in order.
+    kept: Vec<PendingBatch>,
+    /// Retries of batches kept in this same flush: answered with their offset at commit.
+    in_flush_duplicates: Vec<(
+        Option<tokio::sync::oneshot::Sender<Result<Appended>>>,
+        Offset,
+    )>,
+    /// The producer state once `kept` is committed; `None` when no idempotent producer wrote.
+    producers: Option<ProducerStates>,
+}
+
+/// Checks the sequence of each idempotent batch against the committed state and the batches
+/// ahead of it: retries of committed batches are answered at once with their offset,
+/// out-of-order or fenced batches are refused.
+fn sequence(
+    pending: Vec<PendingBatch>,
+    committed: ProducerStates,
+    base: Offset,
+    log_start_offset: Offset,
+    now: crate::types::Millis,
+) -> Sequenced {
+    if pending.iter().all(|b| b.header.producer_id < 0) {
+        return Sequenced {
+            kept: pending,
+            in_flush_duplicates: Vec::new(),
+            producers: None,
+        };
+    }
+    let mut working = committed.clone();
+    let mut next = base;
+    let mut kept = Vec::with_capacity(pending.len());
+    let mut in_flush_duplicates = Vec::new();
+    for b in pending {
+        match working.check(&b.header) {
+            SeqCheck::Append => {
+                working.record(&b.header, next, now);
+                next = next.plus(b.header.offset_count());
+                kept.push(b);
+            }
+            SeqCheck::Duplicate(at) if at < base => {
+                if let Some(reply) = b.reply {
+                    let _ = reply.send(Ok(Appended {
+                        base_offset: at,
+                        log_start_offset,
+                    }));
+                }
+            }
+            SeqCheck::Duplicate(at) => in_flush_duplicates.push((b.reply, at)),
+            SeqCheck::Reject(e) => {
+                tracing::debug!(error = %e, "idempotent batch refused");
+                if let Some(reply) = b.reply {
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+    }
+    Sequenced {
+        kept,
+        in_flush_duplicates,
+        producers: Some(working),
     }
 }
 

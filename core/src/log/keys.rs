@@ -6,6 +6,7 @@
 //! kafscale/leaders/<topic id>/<partition>         LeaderRecord (changes with leadership only)
 //! kafscale/partitions/<topic id>/<partition>      PartitionRecord (log start and end)
 //! kafscale/chunks/<topic id>/<partition>/<base>   ChunkRecord
+//! kafscale/producers/<topic id>/<partition>      ProducerStates (idempotent producers)
 //! ```
 //! Numbers are zero-padded so that byte order is numeric order.
 
@@ -48,6 +49,15 @@ pub fn leader(p: PartitionKey) -> String {
 /// Parses the partition out of a leader key.
 pub fn parse_leader(key: &str) -> Option<PartitionKey> {
     parse_topic_partition(key.strip_prefix(ROOT)?.strip_prefix("leaders/")?)
+}
+
+pub fn topic_producers_prefix(topic: TopicId) -> String {
+    format!("{ROOT}producers/{topic}/")
+}
+
+/// Idempotent producers' state of a partition, written with its commits.
+pub fn producers(p: PartitionKey) -> String {
+    format!("{ROOT}producers/{}/{:05}", p.topic, p.partition.0)
 }
 
 pub fn chunks_prefix() -> String {

@@ -71,6 +71,10 @@ impl Shared {
         for kv in &chunks.kvs {
             list.push(decode_json::<ChunkRecord>(kv)?);
         }
+        let producers = match self.meta.get(&keys::producers(key)).await? {
+            Some(kv) => decode_json(&kv)?,
+            None => super::producers::ProducerStates::default(),
+        };
         let partition = self.partition(key)?;
         {
             let mut p = lock(&partition);
@@ -80,6 +84,7 @@ impl Shared {
             p.record = record;
             p.revision = revision;
             p.index = super::ChunkIndex::from_chunks(list);
+            p.producers = producers;
             p.stale = false;
             p.role = Role::Leader;
             tracing::info!(partition = %key, epoch = p.leadership.leader_epoch.0, log_end = record.log_end_offset.0, "leading partition");

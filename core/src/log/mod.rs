@@ -13,6 +13,8 @@ mod flush;
 mod gc;
 pub mod keys;
 mod leadership;
+mod producer_ids;
+pub mod producers;
 mod read;
 mod retention;
 pub mod state;
@@ -70,6 +72,9 @@ pub struct LogConfig {
     pub segment_block_bytes: usize,
     /// Unmerged chunk bytes of a partition that start a compaction.
     pub compaction_min_bytes: u64,
+    /// An idempotent producer idle this long is forgotten (Kafka's
+    /// `producer.id.expiration.ms`).
+    pub producer_expiration_ms: i64,
     /// Segment bytes read beyond what a fetch asks for, into the cache.
     pub read_ahead_bytes: usize,
 }
@@ -91,6 +96,7 @@ impl Default for LogConfig {
             segment_bytes: 64 << 20,
             segment_block_bytes: 64 << 10,
             compaction_min_bytes: 4 << 20,
+            producer_expiration_ms: 86_400_000,
             read_ahead_bytes: 1 << 20,
         }
     }
@@ -177,6 +183,8 @@ struct Partition {
     /// commit with an unknown outcome is recognised on retry.
     revision: i64,
     index: ChunkIndex,
+    /// Idempotent producers' sequences, as committed.
+    producers: producers::ProducerStates,
     /// Set when a commit's outcome is unknown: the state must be re-read before the next
     /// offset is assigned.
     stale: bool,
@@ -191,6 +199,7 @@ impl Partition {
             record: Record::default(),
             revision: 0,
             index: ChunkIndex::default(),
+            producers: producers::ProducerStates::default(),
             stale: false,
         }
     }
@@ -201,6 +210,7 @@ impl Partition {
         self.index = ChunkIndex::default();
         self.record = Record::default();
         self.revision = 0;
+        self.producers = producers::ProducerStates::default();
         self.stale = false;
     }
 
@@ -238,6 +248,8 @@ struct Shared {
     leadership_changed: watch::Sender<u64>,
     /// Single-node use without a cluster: the log leads every partition itself.
     standalone: bool,
+    /// Producer ids reserved by this broker and not handed out yet.
+    producer_ids: tokio::sync::Mutex<producer_ids::IdBlock>,
     /// Wakes the flusher: new work, a threshold crossed, or shutdown.
     flush_wake: Notify,
     /// Bumped after every commit; fetch long-polls wait on it.
@@ -337,6 +349,7 @@ impl LogService {
             flushing: Mutex::new(std::collections::HashSet::new()),
             leadership_changed,
             standalone,
+            producer_ids: tokio::sync::Mutex::new(producer_ids::IdBlock::default()),
             flush_wake: Notify::new(),
             committed,
             shutting_down: std::sync::atomic::AtomicBool::new(false),

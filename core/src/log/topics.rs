@@ -172,6 +172,9 @@ pub(super) fn delete_topic_keys(txn: Txn, topic: TopicId) -> Txn {
     .then(TxnOp::DeletePrefix {
         prefix: keys::topic_chunks_prefix(topic),
     })
+    .then(TxnOp::DeletePrefix {
+        prefix: keys::topic_producers_prefix(topic),
+    })
 }
 
 impl LogService {

@@ -1,0 +1,40 @@
+//! InitProducerId v0-4 for idempotent producers: a new producer id (epoch 0), or, when a
+//! producer asks to bump its epoch after an error (v3+, KIP-360), the same id with the next
+//! epoch (a new id when the epoch would overflow). Transactional ids are refused:
+//! transactions are not supported.
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use std::sync::Arc;
+
+use crate::context::Context;
+use crate::errors::{self, codes};
+
+pub async fn handle(
+    ctx: Arc<Context>,
+    _version: i16,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let mut resp = InitProducerIdResponse::default();
+    resp.producer_id = ProducerId(-1);
+    resp.producer_epoch = -1;
+    if req.transactional_id.is_some() {
+        resp.error_code = codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        return resp;
+    }
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        resp.producer_id = req.producer_id;
+        resp.producer_epoch = req.producer_epoch + 1;
+        return resp;
+    }
+    match ctx.log.allocate_producer_id().await {
+        Ok(id) => {
+            resp.producer_id = ProducerId(id);
+            resp.producer_epoch = 0;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot allocate a producer id");
+            resp.error_code = errors::code(&e);
+        }
+    }
+    resp
+}

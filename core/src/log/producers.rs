@@ -1,0 +1,236 @@
+//! Idempotent producers: for each producer id seen on a partition, its epoch and the
+//! sequence ranges and offsets of its last five batches. A batch is appended only if its
+//! sequence follows the last one of its producer; a retried batch (same sequence range) is
+//! answered with the offset it got the first time; a stale epoch is refused.
+//!
+//! The check runs when a flush is built, against the committed state plus the batches
+//! ahead of it in the same flush, so a failed flush never leaves a gap that later batches
+//! were accepted on top of. The state is committed with the data, in the same transaction
+//! (`producers/<topic>/<p>`), so a new leader continues from it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::batch::BatchHeader;
+use crate::error::Error;
+use crate::types::{Millis, Offset};
+
+/// Batches remembered per producer, as Kafka does (max.in.flight of an idempotent
+/// producer is at most five).
+pub const TRACKED_BATCHES: usize = 5;
+
+/// Producer state of one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerStates {
+    #[serde(default)]
+    pub producers: BTreeMap<i64, ProducerEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    /// (first sequence, last sequence, base offset), oldest first.
+    pub batches: VecDeque<(i32, i32, i64)>,
+    /// When the producer last wrote here; idle producers are forgotten.
+    pub last_ms: Millis,
+}
+
+/// What to do with a batch.
+#[derive(Debug)]
+pub enum SeqCheck {
+    /// Not idempotent, or next in sequence: append it.
+    Append,
+    /// A retry of a batch already in the log, at this base offset.
+    Duplicate(Offset),
+    Reject(Error),
+}
+
+fn next_seq(last: i32) -> i32 {
+    if last == i32::MAX {
+        0
+    } else {
+        last + 1
+    }
+}
+
+fn last_seq(h: &BatchHeader) -> i32 {
+    // Sequences wrap at i32::MAX like offsets of a producer's own numbering.
+    let last = i64::from(h.base_sequence) + i64::from(h.last_offset_delta);
+    if last > i64::from(i32::MAX) {
+        (last - i64::from(i32::MAX) - 1) as i32
+    } else {
+        last as i32
+    }
+}
+
+impl ProducerStates {
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    pub fn check(&self, h: &BatchHeader) -> SeqCheck {
+        let pid = h.producer_id;
+        if pid < 0 {
+            return SeqCheck::Append;
+        }
+        let Some(e) = self.producers.get(&pid) else {
+            return if h.base_sequence == 0 {
+                SeqCheck::Append
+            } else {
+                SeqCheck::Reject(Error::UnknownProducerId(pid))
+            };
+        };
+        if h.producer_epoch < e.epoch {
+            return SeqCheck::Reject(Error::InvalidProducerEpoch {
+                producer_id: pid,
+                got: h.producer_epoch,
+                current: e.epoch,
+            });
+        }
+        if h.producer_epoch > e.epoch {
+            return if h.base_sequence == 0 {
+                SeqCheck::Append
+            } else {
+                SeqCheck::Reject(Error::OutOfOrderSequence {
+                    producer_id: pid,
+                    expected: 0,
+                    got: h.base_sequence,
+                })
+            };
+        }
+        let last = last_seq(h);
+        if let Some((_, _, base)) = e
+            .batches
+            .iter()
+            .find(|(first, l, _)| *first == h.base_sequence && *l == last)
+        {
+            return SeqCheck::Duplicate(Offset(*base));
+        }
+        let expected = e.batches.back().map_or(0, |(_, l, _)| next_seq(*l));
+        if h.base_sequence == expected {
+            SeqCheck::Append
+        } else {
+            SeqCheck::Reject(Error::OutOfOrderSequence {
+                producer_id: pid,
+                expected,
+                got: h.base_sequence,
+            })
+        }
+    }
+
+    /// Records an appended batch at `base`.
+    pub fn record(&mut self, h: &BatchHeader, base: Offset, now: Millis) {
+        if h.producer_id < 0 {
+            return;
+        }
+        let e = self.producers.entry(h.producer_id).or_default();
+        if e.epoch != h.producer_epoch {
+            e.batches.clear();
+            e.epoch = h.producer_epoch;
+        }
+        e.batches.push_back((h.base_sequence, last_seq(h), base.0));
+        while e.batches.len() > TRACKED_BATCHES {
+            e.batches.pop_front();
+        }
+        e.last_ms = now;
+    }
+
+    /// Forgets producers idle since before `cutoff`.
+    pub fn expire(&mut self, cutoff: Millis) {
+        self.producers.retain(|_, e| e.last_ms >= cutoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn header(pid: i64, epoch: i16, seq: i32, count: i32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 0,
+            size: 100,
+            partition_leader_epoch: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            first_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            record_count: count,
+        }
+    }
+
+    #[test]
+    fn sequences_duplicates_and_epochs() {
+        let mut s = ProducerStates::default();
+        assert!(matches!(s.check(&header(-1, -1, -1, 3)), SeqCheck::Append));
+        assert!(matches!(
+            s.check(&header(7, 0, 5, 1)),
+            SeqCheck::Reject(Error::UnknownProducerId(7))
+        ));
+        let b0 = header(7, 0, 0, 3);
+        assert!(matches!(s.check(&b0), SeqCheck::Append));
+        s.record(&b0, Offset(10), 1);
+        // A retry of the same batch: its original offset.
+        assert!(matches!(s.check(&b0), SeqCheck::Duplicate(Offset(10))));
+        // A gap.
+        assert!(matches!(
+            s.check(&header(7, 0, 4, 1)),
+            SeqCheck::Reject(Error::OutOfOrderSequence {
+                expected: 3,
+                got: 4,
+                ..
+            })
+        ));
+        let b1 = header(7, 0, 3, 2);
+        assert!(matches!(s.check(&b1), SeqCheck::Append));
+        s.record(&b1, Offset(13), 2);
+        // An older epoch is fenced; a newer one starts again at 0.
+        assert!(matches!(
+            s.check(&header(7, -1, 5, 1)),
+            SeqCheck::Reject(Error::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(
+            s.check(&header(7, 1, 5, 1)),
+            SeqCheck::Reject(Error::OutOfOrderSequence { .. })
+        ));
+        let b2 = header(7, 1, 0, 1);
+        assert!(matches!(s.check(&b2), SeqCheck::Append));
+        s.record(&b2, Offset(15), 3);
+        assert_eq!(s.producers[&7].batches.len(), 1);
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered_and_idle_producers_expire() {
+        let mut s = ProducerStates::default();
+        for i in 0..7 {
+            let h = header(1, 0, i, 1);
+            assert!(matches!(s.check(&h), SeqCheck::Append));
+            s.record(&h, Offset(i64::from(i)), 100);
+        }
+        assert_eq!(s.producers[&1].batches.len(), TRACKED_BATCHES);
+        assert!(matches!(
+            s.check(&header(1, 0, 6, 1)),
+            SeqCheck::Duplicate(Offset(6))
+        ));
+        s.expire(101);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn sequences_wrap() {
+        let mut s = ProducerStates::default();
+        s.producers.insert(
+            2,
+            ProducerEntry {
+                epoch: 0,
+                batches: VecDeque::from([(i32::MAX - 1, i32::MAX, 0)]),
+                last_ms: 0,
+            },
+        );
+        assert!(matches!(s.check(&header(2, 0, 0, 1)), SeqCheck::Append));
+        assert_eq!(last_seq(&header(2, 0, i32::MAX, 2)), 0);
+    }
+}
