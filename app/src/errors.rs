@@ -13,7 +13,8 @@ pub fn code(e: &Error) -> i16 {
         Error::InvalidTopic(_) => R::InvalidTopicException,
         Error::InvalidPartitions(_) => R::InvalidPartitions,
         Error::InvalidConfig { .. } => R::InvalidConfig,
-        Error::NotLeader(_) => R::NotLeaderOrFollower,
+        Error::NotLeader(_) | Error::LeaderLoading(_) => R::NotLeaderOrFollower,
+        Error::LeaderNotAvailable(_) => R::LeaderNotAvailable,
         Error::FencedLeaderEpoch { .. } => R::FencedLeaderEpoch,
         Error::UnknownLeaderEpoch { .. } => R::UnknownLeaderEpoch,
         Error::CorruptBatch(BatchError::CrcMismatch { .. } | BatchError::Truncated { .. }) => {

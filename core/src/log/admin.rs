@@ -10,19 +10,19 @@
 //! request is queued and the flusher answers it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 use super::keys;
 use super::state::PartitionRecord;
-use super::{lock, ChunkIndex, LogService, Partition, ReadRequest, Shared};
+use super::{lock, LogService, ReadRequest, Shared};
 use crate::batch;
 use crate::error::{Error, Result};
 use crate::ports::metadata::encode_json;
 use crate::ports::{Compare, MetadataError, MetadataStoreExt, Txn, TxnOp};
 use crate::topic::{self, TopicRecord};
 use crate::topic_config::{self, ConfigOp};
-use crate::types::{LeaderEpoch, Offset, PartitionId, PartitionKey};
+use crate::types::{LeaderEpoch, Offset, PartitionKey};
 
 /// Attempts at a topic record update that keeps losing the race with other writers.
 const TOPIC_UPDATE_ATTEMPTS: u32 = 5;
@@ -287,31 +287,13 @@ impl Shared {
     /// Makes a topic record just written (or found current) the local state: its configs,
     /// and partitions it has beyond those known here, which this broker then leads.
     async fn install_updated_topic(&self, topic: &TopicRecord) -> Result<()> {
-        let added: Vec<PartitionKey> = {
-            let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-            let mut added = Vec::new();
-            for p in 0..topic.partitions {
-                let key = PartitionKey {
-                    topic: topic.id,
-                    partition: PartitionId(p),
-                };
-                partitions.entry(key).or_insert_with(|| {
-                    added.push(key);
-                    Arc::new(Mutex::new(Partition {
-                        record: PartitionRecord::default(),
-                        revision: 0,
-                        index: ChunkIndex::default(),
-                        stale: false,
-                    }))
-                });
-            }
-            added
-        };
+        let added = self.install_topic(topic);
         self.topics
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(topic.clone());
-        if !added.is_empty() {
+        // In a cluster the controller assigns the new partitions.
+        if self.standalone && !added.is_empty() {
             self.take_leadership(&added).await?;
         }
         Ok(())
@@ -333,9 +315,9 @@ impl Shared {
         // Serialised with compaction and retention, which replace chunk keys too.
         let _maintenance = self.maintenance.lock().await;
         let partition = self.partition(key)?;
-        let (record, revision, doomed) = {
+        let (record, revision, leader_revision, doomed) = {
             let p = lock(&partition);
-            if p.record.leader != Some(self.config.broker_id) {
+            if !p.writable() {
                 return Err(Error::NotLeader(key));
             }
             let (start, end) = (p.record.log_start_offset, p.record.log_end_offset);
@@ -363,11 +345,15 @@ impl Shared {
                 log_start_offset: target,
                 ..p.record
             };
-            (record, p.revision, doomed)
+            (record, p.revision, p.leader_revision, doomed)
         };
         let pk = keys::partition(key);
         let mut batches = doomed.chunks(DELETES_PER_TXN - 1);
         let mut txn = Txn::new()
+            .when(Compare::ModRevision {
+                key: keys::leader(key),
+                revision: leader_revision,
+            })
             .when(Compare::ModRevision {
                 key: pk.clone(),
                 revision,
