@@ -241,7 +241,7 @@ impl LogService {
                 return Ok(updated);
             }
             if updated == stored {
-                self.shared.install_updated_topic(&updated).await?;
+                self.install_updated_topic(&updated).await?;
                 return Ok(updated);
             }
             let outcome = self
@@ -261,7 +261,7 @@ impl LogService {
                 )
                 .await?;
             if outcome.succeeded {
-                self.shared.install_updated_topic(&updated).await?;
+                self.install_updated_topic(&updated).await?;
                 return Ok(updated);
             }
             tracing::debug!(topic = %name, "topic changed concurrently; retrying the update");
@@ -269,6 +269,17 @@ impl LogService {
         Err(Error::Metadata(MetadataError::Unavailable {
             message: format!("topic {name} keeps changing concurrently; retry"),
         }))
+    }
+}
+
+impl LogService {
+    async fn install_updated_topic(&self, topic: &TopicRecord) -> Result<()> {
+        if self.topic(&topic.name).is_some_and(|t| t.id != topic.id) {
+            // Deleted and re-created elsewhere: installing it is for the topic watch.
+            tracing::debug!(topic = %topic.name, "not installing a topic re-created elsewhere");
+            return Ok(());
+        }
+        self.shared.install_updated_topic(topic).await
     }
 }
 
