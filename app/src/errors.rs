@@ -77,6 +77,12 @@ pub mod codes {
     pub const COORDINATOR_NOT_AVAILABLE: i16 = R::CoordinatorNotAvailable.code();
     pub const GROUP_ID_NOT_FOUND: i16 = R::GroupIdNotFound.code();
     pub const INVALID_GROUP_ID: i16 = R::InvalidGroupId.code();
+    pub const OFFSET_OUT_OF_RANGE: i16 = R::OffsetOutOfRange.code();
+    pub const INVALID_PARTITIONS: i16 = R::InvalidPartitions.code();
+    pub const INVALID_REPLICA_ASSIGNMENT: i16 = R::InvalidReplicaAssignment.code();
+    pub const INVALID_CONFIG: i16 = R::InvalidConfig.code();
+    pub const LEADER_NOT_AVAILABLE: i16 = R::LeaderNotAvailable.code();
+    pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = R::UnsupportedEndpointType.code();
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
         R::TransactionalIdAuthorizationFailed.code();
 }

@@ -11,6 +11,7 @@ pub mod object_format;
 pub mod ports;
 pub mod segment;
 pub mod topic;
+pub mod topic_config;
 pub mod types;
 
 pub use error::{Error, Result};

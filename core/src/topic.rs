@@ -42,28 +42,10 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks the topic configs the log interprets. Others are kept as given (the admin APIs
-/// validate the full set).
+/// Checks a topic's configs: Kafka names KafScale accepts, values of the right type and
+/// range (see [`crate::topic_config`]).
 pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), Error> {
-    for (name, value) in configs {
-        let bad = |reason: &str| {
-            Err(Error::InvalidConfig {
-                name: name.clone(),
-                reason: format!("{value:?}: {reason}"),
-            })
-        };
-        match name.as_str() {
-            "retention.ms" | "retention.bytes" => match value.parse::<i64>() {
-                Ok(v) if v >= -1 => {}
-                _ => return bad("expected an integer of at least -1"),
-            },
-            "cleanup.policy" if value != "delete" => {
-                return bad("only \"delete\" is supported (compacted topics are not yet)")
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    crate::topic_config::validate_all(configs)
 }
 
 pub fn validate_partitions(count: i32) -> Result<(), Error> {

@@ -1,13 +1,16 @@
 //! CreateTopics.
 
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafscale_core::log::CreateTopic;
 
-use super::{str_bytes, topic_name, wire_uuid};
+use super::{describe_configs, str_bytes, topic_name, wire_uuid};
 use crate::context::Context;
 use crate::errors::{self, codes};
 
@@ -21,7 +24,19 @@ pub async fn handle(
         let name = t.name.0.to_string();
         let mut out = CreatableTopicResult::default();
         out.name = topic_name(&name);
-        let partitions = if t.num_partitions == -1 {
+        if let Err((code, message)) = check_request(&ctx, &t) {
+            out.error_code = code;
+            out.error_message = Some(str_bytes(message));
+            if version >= 5 {
+                out.num_partitions = -1;
+                out.replication_factor = -1;
+            }
+            resp.topics.push(out);
+            continue;
+        }
+        let partitions = if !t.assignments.is_empty() {
+            t.assignments.len() as i32
+        } else if t.num_partitions == -1 {
             ctx.config.num_partitions
         } else {
             t.num_partitions
@@ -56,7 +71,19 @@ pub async fn handle(
                 if version >= 5 {
                     out.num_partitions = record.partitions;
                     out.replication_factor = 1;
-                    out.configs = Some(Vec::new());
+                    out.configs = Some(
+                        describe_configs::topic_entries(&ctx, &record)
+                            .into_iter()
+                            .map(|e| {
+                                let mut c = CreatableTopicConfigs::default();
+                                c.name = str_bytes(e.name);
+                                c.value = Some(str_bytes(e.value));
+                                c.read_only = e.read_only;
+                                c.config_source = e.source;
+                                c
+                            })
+                            .collect(),
+                    );
                 }
                 if version >= 7 {
                     out.topic_id = wire_uuid(record.id);
@@ -76,4 +103,49 @@ pub async fn handle(
         resp.topics.push(out);
     }
     resp
+}
+
+/// Checks what the log does not: config entries (no nulls, no duplicates) and manual
+/// partition assignments (only with default counts, naming live brokers).
+fn check_request(ctx: &Context, t: &CreatableTopic) -> Result<(), (i16, String)> {
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &t.configs {
+        if c.value.is_none() {
+            return Err((
+                codes::INVALID_CONFIG,
+                format!("config {}: a null value is not supported", c.name.as_str()),
+            ));
+        }
+        if !seen.insert(c.name.as_str()) {
+            return Err((
+                codes::INVALID_REQUEST,
+                format!("config {} is given more than once", c.name.as_str()),
+            ));
+        }
+    }
+    if !t.assignments.is_empty() {
+        if t.num_partitions != -1 || t.replication_factor != -1 {
+            return Err((
+                codes::INVALID_REQUEST,
+                "with manual assignments, partition count and replication factor must be -1"
+                    .to_owned(),
+            ));
+        }
+        let me = ctx.log.broker_id().0;
+        for (i, a) in t.assignments.iter().enumerate() {
+            if a.partition_index != i as i32 {
+                return Err((
+                    codes::INVALID_REPLICA_ASSIGNMENT,
+                    "assignments must cover partitions 0..n in order".to_owned(),
+                ));
+            }
+            if let Some(b) = a.broker_ids.iter().find(|b| b.0 != me) {
+                return Err((
+                    codes::INVALID_REPLICA_ASSIGNMENT,
+                    format!("unknown broker {} in the assignment", b.0),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -82,6 +82,14 @@ pub enum Request {
     ListGroups(ListGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
     OffsetDelete(OffsetDeleteRequest),
+    DescribeConfigs(DescribeConfigsRequest),
+    AlterConfigs(AlterConfigsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    CreatePartitions(CreatePartitionsRequest),
+    DeleteRecords(DeleteRecordsRequest),
+    DescribeCluster(DescribeClusterRequest),
+    DescribeTopicPartitions(DescribeTopicPartitionsRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
 }
 
 /// A frame taken apart: the API, its version, the header and the body.
@@ -155,6 +163,18 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, String> {
         ApiKey::ListGroups => Request::ListGroups(decode(&mut frame, version)?),
         ApiKey::DeleteGroups => Request::DeleteGroups(decode(&mut frame, version)?),
         ApiKey::OffsetDelete => Request::OffsetDelete(decode(&mut frame, version)?),
+        ApiKey::DescribeConfigs => Request::DescribeConfigs(decode(&mut frame, version)?),
+        ApiKey::AlterConfigs => Request::AlterConfigs(decode(&mut frame, version)?),
+        ApiKey::IncrementalAlterConfigs => {
+            Request::IncrementalAlterConfigs(decode(&mut frame, version)?)
+        }
+        ApiKey::CreatePartitions => Request::CreatePartitions(decode(&mut frame, version)?),
+        ApiKey::DeleteRecords => Request::DeleteRecords(decode(&mut frame, version)?),
+        ApiKey::DescribeCluster => Request::DescribeCluster(decode(&mut frame, version)?),
+        ApiKey::DescribeTopicPartitions => {
+            Request::DescribeTopicPartitions(decode(&mut frame, version)?)
+        }
+        ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(&mut frame, version)?),
         other => return Err(format!("unsupported api {other:?}")),
     };
     Ok(Decoded {
@@ -242,6 +262,39 @@ pub fn dispatch(
         Request::OffsetDelete(r) => {
             spawn_handler(key, v, corr, handlers::offset_delete::handle(c, v, r))
         }
+        Request::DescribeConfigs(r) => {
+            spawn_handler(key, v, corr, handlers::describe_configs::handle(c, v, r))
+        }
+        Request::AlterConfigs(r) => {
+            spawn_handler(key, v, corr, handlers::alter_configs::handle(c, v, r))
+        }
+        Request::IncrementalAlterConfigs(r) => spawn_handler(
+            key,
+            v,
+            corr,
+            handlers::alter_configs::handle_incremental(c, v, r),
+        ),
+        Request::CreatePartitions(r) => {
+            spawn_handler(key, v, corr, handlers::create_partitions::handle(c, v, r))
+        }
+        Request::DeleteRecords(r) => {
+            spawn_handler(key, v, corr, handlers::delete_records::handle(c, v, r))
+        }
+        Request::DescribeCluster(r) => {
+            spawn_handler(key, v, corr, handlers::describe_cluster::handle(c, v, r))
+        }
+        Request::DescribeTopicPartitions(r) => spawn_handler(
+            key,
+            v,
+            corr,
+            handlers::describe_topic_partitions::handle(c, v, r),
+        ),
+        Request::OffsetForLeaderEpoch(r) => spawn_handler(
+            key,
+            v,
+            corr,
+            handlers::offset_for_leader_epoch::handle(c, v, r),
+        ),
         Request::Produce(r) => {
             // Staging runs now, in arrival order; only the wait for the commit is deferred.
             let staged = handlers::produce::stage(ctx, v, r);

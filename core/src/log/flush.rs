@@ -37,6 +37,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let check = shared.config.retention_check_ms.max(1) as i64;
     let mut next_retention = shared.clock.now_ms() + check;
     loop {
+        // DeleteRecords rewrites partition records: run it between flushes (see `admin`).
+        shared.run_admin_jobs().await;
         let stopping = shared.shutting_down.load(Ordering::SeqCst);
         let (ready, wait_ms) = {
             let pending = lock(&shared.pending);

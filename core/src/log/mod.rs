@@ -6,6 +6,7 @@
 //! epoch. Offsets are assigned when the flush object is built, from the committed log end,
 //! so an offset is never reused: a failed flush commits nothing.
 
+mod admin;
 mod cache;
 mod compact;
 mod flush;
@@ -27,6 +28,7 @@ use crate::ports::{Clock, MetadataStore, ObjectStore};
 use crate::topic::TopicRecord;
 use crate::types::{BrokerId, LeaderEpoch, Millis, Offset, PartitionId, PartitionKey, TopicId};
 
+pub use admin::{AlterTopicConfigs, ConfigChange, CreatePartitions, DeleteBefore};
 pub use gc::GcStats;
 pub use read::{ReadRequest, ReadResult};
 pub use retention::Retention;
@@ -197,6 +199,8 @@ struct Shared {
     /// Held while retention or compaction rewrites a partition's chunk keys.
     maintenance: tokio::sync::Mutex<()>,
     shutting_down: std::sync::atomic::AtomicBool,
+    /// DeleteRecords requests for the flusher to run between flushes.
+    admin_jobs: admin::AdminJobs,
 }
 
 /// Handle to a broker's log; cheap to clone.
@@ -254,6 +258,7 @@ impl LogService {
             flush_wake: Notify::new(),
             committed,
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            admin_jobs: Mutex::new(Vec::new()),
         });
         shared.load().await?;
         let flusher = tokio::spawn(flush::run(shared.clone()));

@@ -21,7 +21,7 @@ pub(super) struct Topics {
 }
 
 impl Topics {
-    fn insert(&mut self, t: TopicRecord) {
+    pub(super) fn insert(&mut self, t: TopicRecord) {
         self.by_id.insert(t.id, t.name.clone());
         self.by_name.insert(t.name.clone(), t);
     }
@@ -121,7 +121,7 @@ impl Shared {
 
     /// Records this broker as leader of the partitions with a new epoch (epoch 0 for a
     /// partition that never had a record).
-    async fn take_leadership(&self, partitions: &[PartitionKey]) -> Result<()> {
+    pub(super) async fn take_leadership(&self, partitions: &[PartitionKey]) -> Result<()> {
         for group in partitions.chunks(LEADERSHIP_GROUP) {
             let mut txn = Txn::new();
             let mut updates = Vec::with_capacity(group.len());

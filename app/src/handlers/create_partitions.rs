@@ -1,0 +1,113 @@
+//! CreatePartitions: grows topics (never shrinks them).
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use kafscale_core::log::CreatePartitions;
+use kafscale_core::Error;
+
+use super::{str_bytes, topic_name};
+use crate::context::Context;
+use crate::errors::{self, codes};
+
+pub async fn handle(
+    ctx: Arc<Context>,
+    _version: i16,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut resp = CreatePartitionsResponse::default();
+    let mut seen = BTreeSet::new();
+    let duplicates: BTreeSet<String> = req
+        .topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|n| !seen.insert(n.clone()))
+        .collect();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let (code, message) = if duplicates.contains(&name) {
+            (
+                codes::INVALID_REQUEST,
+                format!("topic {name} is named more than once"),
+            )
+        } else {
+            grow(
+                &ctx,
+                &name,
+                t.count,
+                t.assignments.as_deref(),
+                req.validate_only,
+            )
+            .await
+        };
+        let mut out = CreatePartitionsTopicResult::default();
+        out.name = topic_name(&name);
+        out.error_code = code;
+        out.error_message = (code != codes::NONE).then(|| str_bytes(message));
+        resp.results.push(out);
+    }
+    resp
+}
+
+async fn grow(
+    ctx: &Context,
+    name: &str,
+    count: i32,
+    assignments: Option<
+        &[kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment],
+    >,
+    validate_only: bool,
+) -> (i16, String) {
+    let Some(current) = ctx.log.topic(name) else {
+        return (
+            codes::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("unknown topic {name}"),
+        );
+    };
+    if let Some(assignments) = assignments {
+        // Every broker reads the same storage: an assignment may only name live brokers,
+        // and there must be one per new partition, as Kafka requires.
+        let me = ctx.log.broker_id().0;
+        let added = i64::from(count) - i64::from(current.partitions);
+        if added > 0 && assignments.len() as i64 != added {
+            return (
+                codes::INVALID_REPLICA_ASSIGNMENT,
+                format!(
+                    "{} assignments given for {added} new partitions",
+                    assignments.len()
+                ),
+            );
+        }
+        if let Some(bad) = assignments
+            .iter()
+            .flat_map(|a| a.broker_ids.iter())
+            .find(|b| b.0 != me)
+        {
+            return (
+                codes::INVALID_REPLICA_ASSIGNMENT,
+                format!("unknown broker {} in the assignment", bad.0),
+            );
+        }
+    }
+    let result = ctx
+        .log
+        .create_partitions(CreatePartitions {
+            topic: name.to_owned(),
+            count,
+            validate_only,
+        })
+        .await;
+    match result {
+        Ok(_) => (codes::NONE, String::new()),
+        Err(Error::InvalidPartitions(n)) if n > 0 && n <= current.partitions => (
+            codes::INVALID_PARTITIONS,
+            format!(
+                "topic {name} has {} partitions; the new count {n} must be larger",
+                current.partitions
+            ),
+        ),
+        Err(e) => (errors::code(&e), e.to_string()),
+    }
+}

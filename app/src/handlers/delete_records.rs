@@ -1,0 +1,90 @@
+//! DeleteRecords: moves partitions' log start offsets (the low watermark) forward.
+
+use futures::future::join_all;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafscale_core::log::DeleteBefore;
+use kafscale_core::{Offset, PartitionId, PartitionKey};
+
+use super::topic_name;
+use crate::context::Context;
+use crate::errors::{self, codes};
+
+/// Offset -1 means "up to the high watermark".
+const HIGH_WATERMARK: i64 = -1;
+/// Used when the request's timeout is not positive.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn handle(
+    ctx: Arc<Context>,
+    _version: i16,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let timeout = u64::try_from(req.timeout_ms)
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+    let mut resp = DeleteRecordsResponse::default();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let record = ctx.log.topic(&name);
+        let results = join_all(t.partitions.iter().map(|p| {
+            let ctx = ctx.clone();
+            let record = record.clone();
+            let (index, offset) = (p.partition_index, p.offset);
+            async move {
+                let mut out = DeleteRecordsPartitionResult::default();
+                out.partition_index = index;
+                let outcome = match record {
+                    None => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                    Some(r) => delete(&ctx, r.id, index, offset, timeout).await,
+                };
+                match outcome {
+                    Ok(low) => out.low_watermark = low,
+                    Err(code) => {
+                        out.error_code = code;
+                        out.low_watermark = -1;
+                    }
+                }
+                out
+            }
+        }))
+        .await;
+        let mut topic = DeleteRecordsTopicResult::default();
+        topic.name = topic_name(&name);
+        topic.partitions = results;
+        resp.topics.push(topic);
+    }
+    resp
+}
+
+async fn delete(
+    ctx: &Context,
+    topic: kafscale_core::TopicId,
+    partition: i32,
+    offset: i64,
+    timeout: Duration,
+) -> Result<i64, i16> {
+    let before = match offset {
+        HIGH_WATERMARK => DeleteBefore::HighWatermark,
+        o if o >= 0 => DeleteBefore::Offset(Offset(o)),
+        _ => return Err(codes::OFFSET_OUT_OF_RANGE),
+    };
+    let key = PartitionKey {
+        topic,
+        partition: PartitionId(partition),
+    };
+    match tokio::time::timeout(timeout, ctx.log.delete_records(key, before)).await {
+        Ok(Ok(low)) => Ok(low.0),
+        Ok(Err(e)) => {
+            tracing::debug!(partition = %key, error = %e, "delete records failed");
+            Err(errors::code(&e))
+        }
+        Err(_) => Err(codes::REQUEST_TIMED_OUT),
+    }
+}

@@ -1,0 +1,49 @@
+//! DescribeCluster: the brokers, the controller and the cluster id (Java admin
+//! `describeCluster`).
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use std::sync::Arc;
+
+use super::str_bytes;
+use crate::context::Context;
+use crate::errors::codes;
+
+/// Endpoint types of DescribeCluster v1+: brokers or KRaft controllers.
+const ENDPOINT_BROKERS: i8 = 1;
+/// Every cluster operation (as Metadata reports them): KafScale has no authorization.
+const ALL_CLUSTER_OPERATIONS: i32 =
+    (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+pub async fn handle(
+    ctx: Arc<Context>,
+    version: i16,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let mut resp = DescribeClusterResponse::default();
+    if version >= 1 && req.endpoint_type != ENDPOINT_BROKERS {
+        resp.error_code = codes::UNSUPPORTED_ENDPOINT_TYPE;
+        resp.error_message = Some(str_bytes(format!(
+            "endpoint type {} is not served: KafScale brokers are their own controllers",
+            req.endpoint_type
+        )));
+        resp.endpoint_type = req.endpoint_type;
+        return resp;
+    }
+    let id = BrokerId(ctx.log.broker_id().0);
+    let mut broker = DescribeClusterBroker::default();
+    broker.broker_id = id;
+    broker.host = str_bytes(ctx.advertised.0.clone());
+    broker.port = i32::from(ctx.advertised.1);
+    broker.rack = None;
+    resp.brokers = vec![broker];
+    resp.cluster_id = str_bytes(ctx.cluster_id.clone());
+    // The Java admin client sends controller requests here: it must be a live broker.
+    resp.controller_id = id;
+    resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
+        ALL_CLUSTER_OPERATIONS
+    } else {
+        i32::MIN
+    };
+    resp
+}

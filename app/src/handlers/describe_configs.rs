@@ -1,0 +1,332 @@
+//! DescribeConfigs: a topic's configs (set ones and defaults, with Kafka's names and sources)
+//! and the broker's read-only configs from its running configuration.
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use std::sync::Arc;
+
+use kafscale_core::topic::TopicRecord;
+use kafscale_core::topic_config::{ConfigType, TOPIC_CONFIGS};
+
+use super::str_bytes;
+use crate::context::Context;
+use crate::errors::codes;
+
+/// Kafka's config resource types.
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's config sources.
+pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+/// One config as DescribeConfigs (and CreateTopics v5+) report it.
+#[derive(Debug, Clone)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub source: i8,
+    pub read_only: bool,
+    /// Kafka's numbering: BOOLEAN=1, STRING=2, INT=3, LONG=5, DOUBLE=6, LIST=7 (0 = unknown).
+    pub config_type: i8,
+    pub documentation: Option<&'static str>,
+    /// (name, value, source), most specific first.
+    pub synonyms: Vec<(String, String, i8)>,
+}
+
+fn type_code(t: ConfigType) -> i8 {
+    match t {
+        ConfigType::Boolean => 1,
+        ConfigType::String => 2,
+        ConfigType::Int => 3,
+        ConfigType::Long => 5,
+        ConfigType::Double => 6,
+        ConfigType::List => 7,
+    }
+}
+
+/// Every config of a topic: those it sets (DYNAMIC_TOPIC_CONFIG) and the defaults
+/// (DEFAULT_CONFIG, or STATIC_BROKER_CONFIG where the broker's setting provides it).
+pub fn topic_entries(ctx: &Context, topic: &TopicRecord) -> Vec<ConfigEntry> {
+    let log = ctx.log.config();
+    let mut out: Vec<ConfigEntry> = TOPIC_CONFIGS
+        .iter()
+        .map(|d| {
+            let default = d.default_value(log);
+            let default_source = if d.broker_overrides_default(log) {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
+            let set = topic.configs.get(d.name);
+            let mut synonyms = Vec::new();
+            if let Some(v) = set {
+                synonyms.push((d.name.to_owned(), v.clone(), SOURCE_DYNAMIC_TOPIC));
+            }
+            synonyms.push((
+                d.broker_synonym.unwrap_or(d.name).to_owned(),
+                default.clone(),
+                default_source,
+            ));
+            ConfigEntry {
+                name: d.name.to_owned(),
+                value: set.cloned().unwrap_or(default),
+                source: if set.is_some() {
+                    SOURCE_DYNAMIC_TOPIC
+                } else {
+                    default_source
+                },
+                read_only: false,
+                config_type: type_code(d.config_type),
+                documentation: Some(d.documentation),
+                synonyms,
+            }
+        })
+        .collect();
+    // Configs recorded before names were checked are still shown as they are.
+    for (name, value) in &topic.configs {
+        if kafscale_core::topic_config::find(name).is_none() {
+            out.push(ConfigEntry {
+                name: name.clone(),
+                value: value.clone(),
+                source: SOURCE_DYNAMIC_TOPIC,
+                read_only: false,
+                config_type: 0,
+                documentation: None,
+                synonyms: vec![(name.clone(), value.clone(), SOURCE_DYNAMIC_TOPIC)],
+            });
+        }
+    }
+    out
+}
+
+/// The broker's configs (read-only: they come from its configuration file, environment and
+/// flags), with the built-in default of each to tell DEFAULT_CONFIG from STATIC_BROKER_CONFIG.
+pub fn broker_entries(ctx: &Context) -> Vec<ConfigEntry> {
+    let c = &ctx.config;
+    let log = &c.log;
+    let rows: Vec<(&str, String, &str, ConfigType, &'static str)> = vec![
+        (
+            "broker.id",
+            log.broker_id.0.to_string(),
+            "0",
+            ConfigType::Int,
+            "id of this broker",
+        ),
+        (
+            "advertised.listeners",
+            format!("PLAINTEXT://{}:{}", ctx.advertised.0, ctx.advertised.1),
+            "",
+            ConfigType::String,
+            "address clients are told to connect to",
+        ),
+        (
+            "auto.create.topics.enable",
+            c.auto_create_topics.to_string(),
+            "true",
+            ConfigType::Boolean,
+            "create unknown topics on metadata requests",
+        ),
+        (
+            "num.partitions",
+            c.num_partitions.to_string(),
+            "1",
+            ConfigType::Int,
+            "partitions of auto-created topics",
+        ),
+        (
+            "default.replication.factor",
+            "1".into(),
+            "1",
+            ConfigType::Int,
+            "replication is done by the object store",
+        ),
+        (
+            "message.max.bytes",
+            log.max_batch_bytes.to_string(),
+            "1048588",
+            ConfigType::Int,
+            "largest record batch accepted",
+        ),
+        (
+            "socket.request.max.bytes",
+            c.max_request_bytes.to_string(),
+            "104857600",
+            ConfigType::Int,
+            "largest request accepted",
+        ),
+        (
+            "log.retention.ms",
+            log.default_retention_ms.to_string(),
+            "604800000",
+            ConfigType::Long,
+            "retention.ms of topics that do not set it",
+        ),
+        (
+            "log.retention.bytes",
+            log.default_retention_bytes.to_string(),
+            "-1",
+            ConfigType::Long,
+            "retention.bytes of topics that do not set it",
+        ),
+        (
+            "log.retention.check.interval.ms",
+            log.retention_check_ms.to_string(),
+            "60000",
+            ConfigType::Long,
+            "how often retention is enforced",
+        ),
+        (
+            "log.segment.bytes",
+            log.segment_bytes.to_string(),
+            "67108864",
+            ConfigType::Int,
+            "largest segment built by compaction of flushes",
+        ),
+        (
+            "log.cleanup.policy",
+            "delete".into(),
+            "delete",
+            ConfigType::List,
+            "only delete is supported",
+        ),
+        (
+            "compression.type",
+            "producer".into(),
+            "producer",
+            ConfigType::String,
+            "batches are stored as sent",
+        ),
+        (
+            "log.message.timestamp.type",
+            "CreateTime".into(),
+            "CreateTime",
+            ConfigType::String,
+            "only CreateTime is supported",
+        ),
+        (
+            "group.initial.rebalance.delay.ms",
+            c.group_initial_rebalance_delay_ms.to_string(),
+            "3000",
+            ConfigType::Int,
+            "how long the first join of an empty group waits for more members",
+        ),
+    ];
+    rows.into_iter()
+        .map(|(name, value, default, t, doc)| {
+            let source = if value == default {
+                SOURCE_DEFAULT
+            } else {
+                SOURCE_STATIC_BROKER
+            };
+            ConfigEntry {
+                name: name.to_owned(),
+                synonyms: vec![(name.to_owned(), value.clone(), source)],
+                value,
+                source,
+                read_only: true,
+                config_type: type_code(t),
+                documentation: Some(doc),
+            }
+        })
+        .collect()
+}
+
+/// Whether a broker resource name addresses this broker ("" = the cluster-wide defaults).
+pub fn is_this_broker(ctx: &Context, name: &str) -> bool {
+    name.is_empty() || name == ctx.log.broker_id().0.to_string()
+}
+
+pub async fn handle(
+    ctx: Arc<Context>,
+    version: i16,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let mut resp = DescribeConfigsResponse::default();
+    let synonyms = req.include_synonyms;
+    let documentation = version >= 3 && req.include_documentation;
+    for r in req.resources {
+        let name = r.resource_name.to_string();
+        let mut out = DescribeConfigsResult::default();
+        out.resource_type = r.resource_type;
+        out.resource_name = r.resource_name.clone();
+        let entries = match r.resource_type {
+            RESOURCE_TOPIC => match ctx.log.topic(&name) {
+                Some(t) => Ok(topic_entries(&ctx, &t)),
+                None => Err((
+                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("unknown topic {name}"),
+                )),
+            },
+            RESOURCE_BROKER if is_this_broker(&ctx, &name) => Ok(broker_entries(&ctx)),
+            RESOURCE_BROKER => Err((
+                codes::INVALID_REQUEST,
+                format!(
+                    "unexpected broker id {name}: this is broker {}",
+                    ctx.log.broker_id()
+                ),
+            )),
+            other => Err((
+                codes::INVALID_REQUEST,
+                format!("unsupported config resource type {other}"),
+            )),
+        };
+        match entries {
+            Ok(entries) => {
+                let keys: Option<Vec<String>> = r
+                    .configuration_keys
+                    .map(|k| k.iter().map(|s| s.to_string()).collect());
+                out.configs = entries
+                    .into_iter()
+                    .filter(|e| keys.as_ref().is_none_or(|k| k.contains(&e.name)))
+                    .map(|e| to_wire(e, version, synonyms, documentation))
+                    .collect();
+            }
+            Err((code, message)) => {
+                out.error_code = code;
+                out.error_message = Some(str_bytes(message));
+            }
+        }
+        resp.results.push(out);
+    }
+    resp
+}
+
+fn to_wire(
+    e: ConfigEntry,
+    version: i16,
+    synonyms: bool,
+    documentation: bool,
+) -> DescribeConfigsResourceResult {
+    let mut out = DescribeConfigsResourceResult::default();
+    out.name = str_bytes(e.name);
+    out.value = Some(str_bytes(e.value));
+    out.read_only = e.read_only;
+    out.config_source = e.source;
+    out.is_sensitive = false;
+    if synonyms {
+        out.synonyms = e
+            .synonyms
+            .into_iter()
+            .map(|(name, value, source)| {
+                let mut s = DescribeConfigsSynonym::default();
+                s.name = str_bytes(name);
+                s.value = Some(str_bytes(value));
+                s.source = source;
+                s
+            })
+            .collect();
+    }
+    // Null unless asked for (v3+).
+    out.documentation = None;
+    if version >= 3 {
+        out.config_type = e.config_type;
+        if documentation {
+            out.documentation = e.documentation.map(str_bytes);
+        }
+    }
+    out
+}

@@ -1,0 +1,459 @@
+//! The topic configs KafScale accepts, with Kafka's names, types, defaults and ranges, and the
+//! rules for changing them (set, delete, append, subtract).
+//!
+//! Two kinds of entries: configs the log honours (retention, and the ones whose only
+//! supported value is Kafka's default), and configs that describe replication or local log
+//! files, which have no meaning on object storage; those are accepted and validated so that
+//! tools setting them keep working, and their documentation says they are not enforced.
+//! Any other name is refused.
+
+use std::collections::BTreeMap;
+
+use crate::error::Error;
+use crate::log::LogConfig;
+
+/// Kafka's config types, as DescribeConfigs reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Long,
+    Double,
+    List,
+}
+
+/// Where a topic's default comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DefaultFrom {
+    /// A fixed value (Kafka's default, which the broker has no setting for).
+    Fixed(&'static str),
+    /// `retention.ms`: the broker's `log.retention.ms`.
+    RetentionMs,
+    /// `retention.bytes`: the broker's `log.retention.bytes`.
+    RetentionBytes,
+    /// `max.message.bytes`: the broker's `message.max.bytes`.
+    MaxMessageBytes,
+    /// `segment.bytes`: the broker's `log.segment.bytes`.
+    SegmentBytes,
+}
+
+/// What values a config takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rule {
+    /// An integer in `[min, max]` (of the config's type).
+    Range(i64, i64),
+    /// A floating point number in `[min, max]`.
+    Fraction(f64, f64),
+    /// One of these (case-sensitive, as Kafka's validators).
+    OneOf(&'static [&'static str]),
+    /// `true` or `false`, in any case.
+    Bool,
+}
+
+/// One topic config.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    pub config_type: ConfigType,
+    /// Broker setting that provides the default (Kafka's synonym), if any.
+    pub broker_synonym: Option<&'static str>,
+    pub documentation: &'static str,
+    /// Whether the log acts on the value (otherwise it is accepted and recorded only).
+    pub enforced: bool,
+    default: DefaultFrom,
+    rule: Rule,
+    /// Values Kafka accepts but KafScale does not, with the reason given to the client.
+    unsupported: &'static [(&'static str, &'static str)],
+}
+
+const I32: i64 = i32::MAX as i64;
+const I64: i64 = i64::MAX;
+
+const fn def(
+    name: &'static str,
+    config_type: ConfigType,
+    default: DefaultFrom,
+    rule: Rule,
+    broker_synonym: Option<&'static str>,
+    enforced: bool,
+    documentation: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        config_type,
+        broker_synonym,
+        documentation,
+        enforced,
+        default,
+        rule,
+        unsupported: &[],
+    }
+}
+
+const fn with_unsupported(
+    d: TopicConfigDef,
+    unsupported: &'static [(&'static str, &'static str)],
+) -> TopicConfigDef {
+    TopicConfigDef { unsupported, ..d }
+}
+
+use ConfigType as T;
+use DefaultFrom as D;
+use Rule as R;
+
+/// Every accepted topic config, by name.
+#[rustfmt::skip]
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    with_unsupported(
+        def("cleanup.policy", T::List, D::Fixed("delete"), R::OneOf(&["delete", "compact"]),
+            Some("log.cleanup.policy"), true,
+            "retention policy of old log segments; only \"delete\" is supported"),
+        &[("compact", "log compaction is not supported: only \"delete\" is")],
+    ),
+    with_unsupported(
+        def("compression.type", T::String, D::Fixed("producer"),
+            R::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+            Some("compression.type"), true,
+            "batches are stored as the producer compressed them; only \"producer\" is supported"),
+        &[
+            ("uncompressed", "batches are stored as producers sent them: only \"producer\" is supported"),
+            ("zstd", "batches are stored as producers sent them: only \"producer\" is supported"),
+            ("lz4", "batches are stored as producers sent them: only \"producer\" is supported"),
+            ("snappy", "batches are stored as producers sent them: only \"producer\" is supported"),
+            ("gzip", "batches are stored as producers sent them: only \"producer\" is supported"),
+        ],
+    ),
+    def("delete.retention.ms", T::Long, D::Fixed("86400000"), R::Range(0, I64),
+        Some("log.cleaner.delete.retention.ms"), false,
+        "how long delete tombstones are kept (compacted topics; not enforced)"),
+    def("file.delete.delay.ms", T::Long, D::Fixed("60000"), R::Range(0, I64),
+        Some("log.segment.delete.delay.ms"), false,
+        "delay before a deleted file is removed (not applicable to object storage)"),
+    def("flush.messages", T::Long, D::Fixed("9223372036854775807"), R::Range(1, I64),
+        Some("log.flush.interval.messages"), false,
+        "local fsync interval in messages (not applicable: data is flushed to object storage)"),
+    def("flush.ms", T::Long, D::Fixed("9223372036854775807"), R::Range(0, I64),
+        Some("log.flush.interval.ms"), false,
+        "local fsync interval (not applicable: data is flushed to object storage)"),
+    def("index.interval.bytes", T::Int, D::Fixed("4096"), R::Range(0, I32),
+        Some("log.index.interval.bytes"), false,
+        "offset index density (not enforced: segments have their own block index)"),
+    def("max.compaction.lag.ms", T::Long, D::Fixed("9223372036854775807"), R::Range(1, I64),
+        Some("log.cleaner.max.compaction.lag.ms"), false,
+        "longest time a record stays uncompacted (compacted topics; not enforced)"),
+    def("max.message.bytes", T::Int, D::MaxMessageBytes, R::Range(0, I32),
+        Some("message.max.bytes"), true,
+        "largest record batch accepted"),
+    with_unsupported(
+        def("message.timestamp.type", T::String, D::Fixed("CreateTime"),
+            R::OneOf(&["CreateTime", "LogAppendTime"]),
+            Some("log.message.timestamp.type"), true,
+            "whether record timestamps are the producer's (CreateTime); LogAppendTime is not supported"),
+        &[("LogAppendTime", "LogAppendTime is not supported: only CreateTime is")],
+    ),
+    def("message.timestamp.after.max.ms", T::Long, D::Fixed("9223372036854775807"),
+        R::Range(0, I64), Some("log.message.timestamp.after.max.ms"), false,
+        "largest allowed lead of a record timestamp over the broker's clock (not enforced)"),
+    def("message.timestamp.before.max.ms", T::Long, D::Fixed("9223372036854775807"),
+        R::Range(0, I64), Some("log.message.timestamp.before.max.ms"), false,
+        "largest allowed lag of a record timestamp behind the broker's clock (not enforced)"),
+    def("min.cleanable.dirty.ratio", T::Double, D::Fixed("0.5"), R::Fraction(0.0, 1.0),
+        Some("log.cleaner.min.cleanable.ratio"), false,
+        "dirty ratio that triggers compaction (compacted topics; not enforced)"),
+    def("min.compaction.lag.ms", T::Long, D::Fixed("0"), R::Range(0, I64),
+        Some("log.cleaner.min.compaction.lag.ms"), false,
+        "shortest time a record stays uncompacted (compacted topics; not enforced)"),
+    def("min.insync.replicas", T::Int, D::Fixed("1"), R::Range(1, I32),
+        Some("min.insync.replicas"), false,
+        "replicas that must acknowledge acks=all (not applicable: object storage replicates)"),
+    def("preallocate", T::Boolean, D::Fixed("false"), R::Bool,
+        Some("log.preallocate"), false,
+        "preallocate local segment files (not applicable to object storage)"),
+    def("retention.bytes", T::Long, D::RetentionBytes, R::Range(-1, I64),
+        Some("log.retention.bytes"), true,
+        "size a partition may grow to before old data is deleted; -1 = unlimited"),
+    def("retention.ms", T::Long, D::RetentionMs, R::Range(-1, I64),
+        Some("log.retention.ms"), true,
+        "how long data is kept before it is deleted; -1 = unlimited"),
+    def("segment.bytes", T::Int, D::SegmentBytes, R::Range(14, I32),
+        Some("log.segment.bytes"), false,
+        "segment size (not enforced per topic: the broker's log.segment.bytes applies)"),
+    def("segment.index.bytes", T::Int, D::Fixed("10485760"), R::Range(4, I32),
+        Some("log.index.size.max.bytes"), false,
+        "size of a local offset index (not applicable to object storage)"),
+    def("segment.jitter.ms", T::Long, D::Fixed("0"), R::Range(0, I64),
+        Some("log.roll.jitter.ms"), false,
+        "jitter of segment rolling (not enforced)"),
+    def("segment.ms", T::Long, D::Fixed("604800000"), R::Range(1, I64),
+        Some("log.roll.ms"), false,
+        "time after which a segment is rolled (not enforced)"),
+    def("unclean.leader.election.enable", T::Boolean, D::Fixed("false"), R::Bool,
+        Some("unclean.leader.election.enable"), false,
+        "elect out-of-sync replicas (not applicable: every broker reads the same storage)"),
+];
+
+/// The definition of a topic config, if KafScale accepts it.
+pub fn find(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+impl TopicConfigDef {
+    /// The value a topic has when it does not set this config.
+    pub fn default_value(&self, log: &LogConfig) -> String {
+        match self.default {
+            D::Fixed(v) => v.to_owned(),
+            D::RetentionMs => log.default_retention_ms.to_string(),
+            D::RetentionBytes => log.default_retention_bytes.to_string(),
+            D::MaxMessageBytes => log.max_batch_bytes.to_string(),
+            D::SegmentBytes => log.segment_bytes.to_string(),
+        }
+    }
+
+    /// Whether the broker's setting differs from Kafka's own default (so that the value
+    /// comes from the broker's configuration rather than from Kafka's defaults).
+    pub fn broker_overrides_default(&self, log: &LogConfig) -> bool {
+        let kafka_default = match self.default {
+            D::Fixed(_) => return false,
+            D::RetentionMs => "604800000",
+            D::RetentionBytes => "-1",
+            D::MaxMessageBytes => "1048588",
+            D::SegmentBytes => "1073741824",
+        };
+        self.default_value(log) != kafka_default
+    }
+
+    /// Checks one value against the type, range and what KafScale supports.
+    pub fn validate(&self, value: &str) -> Result<(), Error> {
+        let bad = |reason: String| Error::InvalidConfig {
+            name: self.name.to_owned(),
+            reason: format!("{value:?}: {reason}"),
+        };
+        let items: Vec<&str> = if self.config_type == T::List {
+            split_list(value)
+        } else {
+            vec![value]
+        };
+        if self.config_type == T::List && items.is_empty() {
+            return Err(bad("expected at least one value".into()));
+        }
+        for item in items {
+            match self.rule {
+                R::Range(min, max) => match item.trim().parse::<i64>() {
+                    Ok(v) if (min..=max).contains(&v) => {}
+                    _ => return Err(bad(format!("expected an integer in [{min}, {max}]"))),
+                },
+                R::Fraction(min, max) => match item.trim().parse::<f64>() {
+                    Ok(v) if (min..=max).contains(&v) => {}
+                    _ => return Err(bad(format!("expected a number in [{min}, {max}]"))),
+                },
+                R::Bool => {
+                    if !item.eq_ignore_ascii_case("true") && !item.eq_ignore_ascii_case("false") {
+                        return Err(bad("expected true or false".into()));
+                    }
+                }
+                R::OneOf(allowed) => {
+                    if !allowed.contains(&item) {
+                        return Err(bad(format!("expected one of {}", allowed.join(", "))));
+                    }
+                }
+            }
+            if let Some((_, why)) = self.unsupported.iter().find(|(v, _)| *v == item) {
+                return Err(bad((*why).to_owned()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn split_list(value: &str) -> Vec<&str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Checks every config of a topic: known names, valid values.
+pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), Error> {
+    for (name, value) in configs {
+        lookup(name)?.validate(value)?;
+    }
+    Ok(())
+}
+
+fn lookup(name: &str) -> Result<&'static TopicConfigDef, Error> {
+    find(name).ok_or_else(|| Error::InvalidConfig {
+        name: name.to_owned(),
+        reason: "unknown topic config".to_owned(),
+    })
+}
+
+/// One change of an incremental alteration (Kafka's IncrementalAlterConfigs operations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set(String),
+    /// Back to the default.
+    Delete,
+    /// Adds items to a list config (items already present are kept once).
+    Append(String),
+    /// Removes items from a list config.
+    Subtract(String),
+}
+
+/// Applies `ops` to a topic's configs and validates the result. A config is named at most
+/// once (the caller refuses duplicates); APPEND and SUBTRACT work only on list configs and
+/// start from the default when the topic does not set the config.
+pub fn apply_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[(String, ConfigOp)],
+    log: &LogConfig,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut next = current.clone();
+    for (name, op) in ops {
+        let d = lookup(name)?;
+        let list_only = |verb: &str| Error::InvalidConfig {
+            name: name.clone(),
+            reason: format!("{verb} applies only to list configs; {name} is not a list"),
+        };
+        match op {
+            ConfigOp::Set(v) => {
+                d.validate(v)?;
+                next.insert(name.clone(), v.clone());
+            }
+            ConfigOp::Delete => {
+                next.remove(name);
+            }
+            ConfigOp::Append(v) | ConfigOp::Subtract(v) => {
+                if d.config_type != T::List {
+                    return Err(list_only(if matches!(op, ConfigOp::Append(_)) {
+                        "APPEND"
+                    } else {
+                        "SUBTRACT"
+                    }));
+                }
+                let base = next
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| d.default_value(log));
+                let mut items: Vec<String> =
+                    split_list(&base).into_iter().map(str::to_owned).collect();
+                for item in split_list(v) {
+                    if matches!(op, ConfigOp::Append(_)) {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_owned());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                let joined = items.join(",");
+                d.validate(&joined)?;
+                next.insert(name.clone(), joined);
+            }
+        }
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn validates_names_types_ranges_and_support() {
+        assert!(validate_all(&map(&[
+            ("retention.ms", "1000"),
+            ("cleanup.policy", "delete")
+        ]))
+        .is_ok());
+        assert!(validate_all(&map(&[("retention.ms", "-1"), ("preallocate", "TRUE")])).is_ok());
+        for (k, v) in [
+            ("retention.ms", "-2"),
+            ("retention.ms", "soon"),
+            ("max.message.bytes", "99999999999"),
+            ("cleanup.policy", "compact"),
+            ("cleanup.policy", "delete,compact"),
+            ("cleanup.policy", "shred"),
+            ("cleanup.policy", ""),
+            ("compression.type", "gzip"),
+            ("message.timestamp.type", "LogAppendTime"),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("preallocate", "yes"),
+            ("no.such.config", "1"),
+        ] {
+            let err = validate_all(&map(&[(k, v)])).unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig { .. }), "{k}={v}");
+        }
+        let err = validate_all(&map(&[("cleanup.policy", "compact")])).unwrap_err();
+        assert!(
+            err.to_string().contains("compaction is not supported"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults_follow_the_broker() {
+        let log = LogConfig {
+            default_retention_ms: 1234,
+            ..LogConfig::default()
+        };
+        let d = find("retention.ms").unwrap();
+        assert_eq!(d.default_value(&log), "1234");
+        assert!(d.broker_overrides_default(&log));
+        assert_eq!(
+            find("cleanup.policy").unwrap().default_value(&log),
+            "delete"
+        );
+        assert!(!find("cleanup.policy")
+            .unwrap()
+            .broker_overrides_default(&log));
+    }
+
+    #[test]
+    fn incremental_ops() {
+        let log = LogConfig::default();
+        let cur = map(&[("retention.ms", "1000"), ("segment.ms", "5000")]);
+        let next = apply_ops(
+            &cur,
+            &[
+                ("retention.ms".into(), ConfigOp::Set("2000".into())),
+                ("segment.ms".into(), ConfigOp::Delete),
+                ("cleanup.policy".into(), ConfigOp::Append("delete".into())),
+            ],
+            &log,
+        )
+        .unwrap();
+        assert_eq!(
+            next,
+            map(&[("retention.ms", "2000"), ("cleanup.policy", "delete")])
+        );
+        let err = apply_ops(
+            &cur,
+            &[("retention.ms".into(), ConfigOp::Append("5".into()))],
+            &log,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("only to list configs"), "{err}");
+        assert!(apply_ops(
+            &cur,
+            &[("cleanup.policy".into(), ConfigOp::Append("compact".into()))],
+            &log
+        )
+        .is_err());
+        assert!(apply_ops(
+            &cur,
+            &[("cleanup.policy".into(), ConfigOp::Subtract("delete".into()))],
+            &log
+        )
+        .is_err());
+    }
+}
