@@ -137,7 +137,7 @@ impl Conn {
             Ok(Err(e)) => {
                 return Err(CliError::Connect {
                     addr: addr.to_owned(),
-                    reason: e.to_string().to_lowercase(),
+                    reason: io_reason(&e),
                 })
             }
             Ok(Ok(s)) => s,
@@ -293,7 +293,7 @@ impl Conn {
                 let reason = if e.kind() == std::io::ErrorKind::UnexpectedEof {
                     format!("the broker closed the connection ({key:?} v{version})")
                 } else {
-                    e.to_string().to_lowercase()
+                    io_reason(&e)
                 };
                 return Err(CliError::Io { addr, reason });
             }
@@ -307,6 +307,15 @@ impl Conn {
             });
         }
         Ok(frame)
+    }
+}
+
+/// An I/O error as a short lowercase phrase, without Rust's "(os error N)".
+fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string().to_lowercase();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
     }
 }
 

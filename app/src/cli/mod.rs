@@ -69,6 +69,7 @@ pub enum Command {
 }
 
 /// What a command prints: a table for people, a JSON value for programs.
+#[derive(Debug)]
 pub struct Output {
     pub text: String,
     pub json: serde_json::Value,

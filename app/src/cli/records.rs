@@ -12,7 +12,7 @@ use kafka_protocol::records::{
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 
 use super::client::{
     backoff, is_retriable, topic_name, CliError, Client, OffsetSpec, TopicInfo, ATTEMPTS,
@@ -296,6 +296,15 @@ impl Producer {
 }
 
 pub async fn produce(client: &mut Client, args: &ProduceArgs) -> Result<(), CliError> {
+    produce_from(client, args, BufReader::new(tokio::io::stdin())).await
+}
+
+/// Produces the lines of `input`, sending what has gathered whenever the input pauses.
+pub async fn produce_from<R: AsyncBufRead + Unpin>(
+    client: &mut Client,
+    args: &ProduceArgs,
+    mut input: R,
+) -> Result<(), CliError> {
     let info = client.topic(&args.topic).await?;
     if let Some(p) = args.partition {
         if !info.partitions.iter().any(|i| i.id == p) {
@@ -314,15 +323,14 @@ pub async fn produce(client: &mut Client, args: &ProduceArgs) -> Result<(), CliE
         json: args.conn.json,
     };
     producer.next %= producer.info.partitions.len().max(1) as i32;
-    let mut stdin = BufReader::new(tokio::io::stdin());
     let mut chunk: Vec<(Option<Bytes>, Bytes)> = Vec::new();
     let mut bytes = 0usize;
     loop {
         let mut line = Vec::new();
         let read = if chunk.is_empty() {
-            Ok(stdin.read_until(b'\n', &mut line).await)
+            Ok(input.read_until(b'\n', &mut line).await)
         } else {
-            tokio::time::timeout(LINGER, stdin.read_until(b'\n', &mut line)).await
+            tokio::time::timeout(LINGER, input.read_until(b'\n', &mut line)).await
         };
         let n = match read {
             // The input paused: send what has gathered.
@@ -331,7 +339,7 @@ pub async fn produce(client: &mut Client, args: &ProduceArgs) -> Result<(), CliE
                 bytes = 0;
                 continue;
             }
-            Ok(Err(e)) => return Err(CliError::Invalid(format!("cannot read stdin: {e}"))),
+            Ok(Err(e)) => return Err(CliError::Invalid(format!("cannot read the input: {e}"))),
             Ok(Ok(n)) => n,
         };
         if n == 0 {
