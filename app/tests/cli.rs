@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use kafscale::cli::client::{CliError, Client, OffsetSpec};
-use kafscale::cli::records::{self, ProduceArgs};
+use kafscale::cli::produce::{self, ProduceArgs};
 use kafscale::cli::{topic, Connection};
 
 /// What the scripted broker saw and how it answers.
@@ -273,7 +273,7 @@ async fn produce_is_sent_again_to_the_new_leader() {
         verbose: false,
         conn: conn(addr),
     };
-    records::produce_from(&mut c, &args, &b"a\nb\nc\n"[..])
+    produce::produce_from(&mut c, &args, &b"a\nb\nc\n"[..])
         .await
         .unwrap();
     let sc = script.lock().unwrap();
@@ -298,7 +298,7 @@ async fn produce_gives_up_after_a_few_attempts_with_a_clear_error() {
         verbose: false,
         conn: conn(addr),
     };
-    let err = records::produce_from(&mut c, &args, &b"a\n"[..])
+    let err = produce::produce_from(&mut c, &args, &b"a\n"[..])
         .await
         .unwrap_err();
     assert_eq!(

@@ -12,8 +12,12 @@
 
 pub mod client;
 pub mod cluster;
+pub mod conn;
+pub mod consume;
+pub mod error;
 pub mod group;
-pub mod records;
+pub mod group_reset;
+pub mod produce;
 pub mod table;
 pub mod topic;
 
@@ -63,9 +67,9 @@ pub enum Command {
         cmd: cluster::ClusterCommand,
     },
     /// Produce the lines of stdin to a topic (acks=all)
-    Produce(records::ProduceArgs),
+    Produce(produce::ProduceArgs),
     /// Print a topic's records
-    Consume(records::ConsumeArgs),
+    Consume(consume::ConsumeArgs),
 }
 
 /// What a command prints: a table for people, a JSON value for programs.
@@ -115,11 +119,11 @@ async fn execute(cmd: Command) -> Result<(), CliError> {
         }
         Command::Produce(args) => {
             let mut client = connect(&args.conn).await?;
-            return records::produce(&mut client, &args).await;
+            return produce::produce(&mut client, &args).await;
         }
         Command::Consume(args) => {
             let mut client = connect(&args.conn).await?;
-            return records::consume(&mut client, &args).await;
+            return consume::consume(&mut client, &args).await;
         }
     };
     if conn.json {
@@ -263,7 +267,7 @@ mod tests {
         else {
             panic!("reset-offsets")
         };
-        assert_eq!(r.target(), group::ResetTarget::Offset(5));
+        assert_eq!(r.target(), group_reset::ResetTarget::Offset(5));
         assert!(r.dry_run);
     }
 
