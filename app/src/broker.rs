@@ -13,6 +13,7 @@ use kafscale_adapters::{
     HealthObjectStore, HealthPolicy, HealthState, HealthTracker, MeteredObjectStore,
     RetryingObjectStore, TimeoutObjectStore,
 };
+use kafscale_core::cluster::{Cluster, Registration};
 use kafscale_core::group::{GroupConfig, GroupCoordinator};
 use kafscale_core::log::LogService;
 use kafscale_core::ports::metadata::{decode_json, encode_json};
@@ -61,23 +62,6 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
         .await
         .with_context(|| format!("metadata store {} is not usable", config.metadata_url))?;
     let clock: Arc<dyn Clock> = Arc::new(kafscale_adapters::SystemClock::new());
-    let group_config = GroupConfig {
-        broker_id: config.log.broker_id,
-        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
-        ..GroupConfig::default()
-    };
-    let groups = GroupCoordinator::open(group_config, meta.clone(), clock.clone())
-        .await
-        .context("cannot load consumer groups")?;
-    let log = LogService::open_observed(
-        config.log.clone(),
-        store.clone(),
-        meta,
-        clock,
-        metrics.flush.clone(),
-    )
-    .await
-    .context("cannot load the log")?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -90,12 +74,57 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
         .advertised
         .clone()
         .unwrap_or_else(|| (kafka_addr.ip().to_string(), kafka_addr.port()));
+    let mut config = config;
+    config.cluster.host = advertised.0.clone();
+    config.cluster.port = advertised.1;
+    let registration = Registration::register(meta.as_ref(), clock.as_ref(), &config.cluster)
+        .await
+        .context("cannot register this broker")?;
+    config.log.broker_id = registration.id;
+    let group_config = GroupConfig {
+        broker_id: registration.id,
+        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        ..GroupConfig::default()
+    };
+    let groups = Arc::new(GroupCoordinator::new(
+        group_config,
+        meta.clone(),
+        clock.clone(),
+    ));
+    let log = LogService::open_clustered(
+        config.log.clone(),
+        store.clone(),
+        meta.clone(),
+        clock.clone(),
+        metrics.flush.clone(),
+    )
+    .await
+    .context("cannot load the log")?;
+    let cluster = Cluster::start(
+        config.cluster.clone(),
+        registration,
+        meta,
+        clock,
+        log.clone(),
+        groups.clone(),
+    )
+    .await
+    .context("cannot join the cluster")?;
+    // A single broker, or the first of a cluster, assigns everything to itself right
+    // away; waiting for that spares the first clients a round of retriable errors.
+    if !cluster
+        .wait_settled(std::time::Duration::from_secs(5))
+        .await
+    {
+        tracing::info!("cluster not settled yet; serving anyway (clients retry)");
+    }
     let ctx = Arc::new(Context {
         log,
         config,
         advertised,
         cluster_id,
         groups: groups.clone(),
+        cluster,
         metrics,
         storage_health,
     });
@@ -134,15 +163,18 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
 }
 
 impl Broker {
-    /// Stops accepting connections, then flushes and commits pending appends so that their
-    /// producers get answers.
+    /// Hands partitions and coordinator shards over to other brokers (each after flushing),
+    /// stops accepting connections, flushes and commits what is still pending so that its
+    /// producers get answers, and releases the registration.
     pub async fn shutdown(self) {
-        tracing::info!("shutting down");
+        tracing::info!("shutting down: handing partitions over");
+        self.ctx.cluster.drain().await;
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
         self.ctx.log.shutdown().await;
+        self.ctx.cluster.leave().await;
         // Let connection tasks write the answers of the last flush.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         tracing::info!("stopped");

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use kafscale_adapters::RetryPolicy;
+use kafscale_core::cluster::ClusterConfig;
 use kafscale_core::log::LogConfig;
 use kafscale_core::BrokerId;
 
@@ -45,6 +46,14 @@ pub struct RawConfig {
     metadata: Option<String>,
     #[serde(rename = "broker.id")]
     broker_id: Option<i32>,
+    #[serde(rename = "broker.rack")]
+    broker_rack: Option<String>,
+    #[serde(rename = "broker.session.timeout.ms")]
+    broker_session_timeout_ms: Option<u64>,
+    #[serde(rename = "controller.max.moves")]
+    controller_max_moves: Option<u64>,
+    #[serde(rename = "shutdown.drain.timeout.ms")]
+    shutdown_drain_timeout_ms: Option<u64>,
     #[serde(rename = "auto.create.topics.enable")]
     auto_create_topics: Option<bool>,
     #[serde(rename = "num.partitions")]
@@ -111,6 +120,8 @@ pub struct Config {
     pub group_initial_rebalance_delay_ms: i64,
     pub log: LogConfig,
     pub log_format: LogFormat,
+    /// Membership: id (`None` = allocated), rack, lease, balancing, drain.
+    pub cluster: ClusterConfig,
 }
 
 /// Loads the layers. `flags` holds the command-line values, already keyed by dotted name.
@@ -245,10 +256,35 @@ impl TryFrom<RawConfig> for Config {
                     .unwrap_or_else(|| format!("embedded://{}", dir.join("metadata").display())),
             )
         };
-        let broker_id = raw.broker_id.unwrap_or(0);
-        if broker_id < 0 {
-            return Err(invalid("broker.id: must be 0 or greater"));
-        }
+        let broker_id = match raw.broker_id {
+            None | Some(-1) => None,
+            Some(id) if id >= 0 => Some(BrokerId(id)),
+            Some(_) => {
+                return Err(invalid(
+                    "broker.id: must be 0 or greater (or -1 to have one allocated)",
+                ))
+            }
+        };
+        let lease_ms = match raw.broker_session_timeout_ms {
+            None => 10_000,
+            Some(ms) if (1_000..=300_000).contains(&ms) => ms,
+            Some(_) => {
+                return Err(invalid(
+                    "broker.session.timeout.ms: between 1000 and 300000",
+                ))
+            }
+        };
+        let cluster = ClusterConfig {
+            broker_id,
+            host: String::new(),
+            port: 0,
+            rack: raw.broker_rack.filter(|r| !r.is_empty()),
+            lease_ttl: std::time::Duration::from_millis(lease_ms),
+            max_moves: positive("controller.max.moves", raw.controller_max_moves, 8)?,
+            drain_timeout: std::time::Duration::from_millis(
+                raw.shutdown_drain_timeout_ms.unwrap_or(30_000),
+            ),
+        };
         let num_partitions = raw.num_partitions.unwrap_or(1);
         kafscale_core::topic::validate_partitions(num_partitions)
             .map_err(|e| invalid(format!("num.partitions: {e}")))?;
@@ -296,7 +332,7 @@ impl TryFrom<RawConfig> for Config {
                 Some(_) => return Err(invalid("group.initial.rebalance.delay.ms: at most 300000")),
             },
             log: LogConfig {
-                broker_id: BrokerId(broker_id),
+                broker_id: broker_id.unwrap_or(BrokerId(0)),
                 flush_ms: raw.flush_ms.unwrap_or(0),
                 flush_bytes: positive("flush.bytes", raw.flush_bytes, 4 << 20)?,
                 cache_bytes: positive("cache.bytes", raw.cache_bytes, 256 << 20)?,
@@ -325,6 +361,7 @@ impl TryFrom<RawConfig> for Config {
                 ..LogConfig::default()
             },
             log_format,
+            cluster,
         })
     }
 }

@@ -13,7 +13,8 @@ pub fn code(e: &Error) -> i16 {
         Error::InvalidTopic(_) => R::InvalidTopicException,
         Error::InvalidPartitions(_) => R::InvalidPartitions,
         Error::InvalidConfig { .. } => R::InvalidConfig,
-        Error::NotLeader(_) => R::NotLeaderOrFollower,
+        Error::NotLeader(_) | Error::LeaderLoading(_) => R::NotLeaderOrFollower,
+        Error::LeaderNotAvailable(_) => R::LeaderNotAvailable,
         Error::FencedLeaderEpoch { .. } => R::FencedLeaderEpoch,
         Error::UnknownLeaderEpoch { .. } => R::UnknownLeaderEpoch,
         Error::CorruptBatch(BatchError::CrcMismatch { .. } | BatchError::Truncated { .. }) => {
@@ -77,6 +78,7 @@ pub mod codes {
     pub const COORDINATOR_NOT_AVAILABLE: i16 = R::CoordinatorNotAvailable.code();
     pub const GROUP_ID_NOT_FOUND: i16 = R::GroupIdNotFound.code();
     pub const INVALID_GROUP_ID: i16 = R::InvalidGroupId.code();
+    pub const MESSAGE_TOO_LARGE: i16 = R::MessageTooLarge.code();
     pub const OFFSET_OUT_OF_RANGE: i16 = R::OffsetOutOfRange.code();
     pub const INVALID_PARTITIONS: i16 = R::InvalidPartitions.code();
     pub const INVALID_REPLICA_ASSIGNMENT: i16 = R::InvalidReplicaAssignment.code();

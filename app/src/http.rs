@@ -67,7 +67,8 @@ async fn respond(
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
         ("GET", "/readyz")
             if ready.load(Ordering::SeqCst)
-                && ctx.storage_health.state() != kafscale_adapters::HealthState::Unavailable =>
+                && ctx.storage_health.state() != kafscale_adapters::HealthState::Unavailable
+                && ctx.cluster.metadata_ok() =>
         {
             ("200 OK", "text/plain", "ready\n".to_owned())
         }

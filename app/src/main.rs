@@ -49,7 +49,7 @@ struct ServeArgs {
     /// Metadata store URL (memory://, embedded:///path)
     #[arg(long)]
     metadata: Option<String>,
-    /// Broker id [default: 0]
+    /// Broker id [default: the lowest id no live broker holds]
     #[arg(long)]
     broker_id: Option<i32>,
     /// TOML configuration file

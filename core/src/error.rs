@@ -23,6 +23,10 @@ pub enum Error {
     InvalidConfig { name: String, reason: String },
     #[error("this broker is not the leader of {0}")]
     NotLeader(PartitionKey),
+    #[error("partition {0} has no leader available yet")]
+    LeaderNotAvailable(PartitionKey),
+    #[error("this broker is loading {0}, whose leadership it just received")]
+    LeaderLoading(PartitionKey),
     #[error("leader epoch {requested} of {partition} is older than the current {current}")]
     FencedLeaderEpoch {
         partition: PartitionKey,
@@ -73,6 +77,8 @@ impl Error {
             Error::Metadata(e) => e.is_retriable(),
             Error::Group(e) => e.is_retriable(),
             Error::NotLeader(_)
+            | Error::LeaderNotAvailable(_)
+            | Error::LeaderLoading(_)
             | Error::UnknownLeaderEpoch { .. }
             | Error::Timeout(_)
             | Error::ShuttingDown => true,

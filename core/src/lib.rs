@@ -4,6 +4,7 @@
 //! metadata store, clock); knows no Kafka wire types, no S3 and no etcd.
 
 pub mod batch;
+pub mod cluster;
 pub mod error;
 pub mod group;
 pub mod log;

@@ -13,7 +13,8 @@ use kafscale_adapters::{
 };
 use kafscale_core::batch;
 use kafscale_core::log::{
-    keys, AppendRequest, CreateTopic, LogConfig, LogService, PartitionRecord, ReadRequest,
+    keys, AppendRequest, CreateTopic, LeaderRecord, LogConfig, LogService, PartitionRecord,
+    ReadRequest,
 };
 use kafscale_core::ports::metadata::encode_json;
 use kafscale_core::ports::{Clock, ManualClock, MetadataStore, MetadataStoreExt, ObjectStore};
@@ -182,17 +183,18 @@ async fn a_new_leader_fences_the_old_one() {
     let p = topic(&s.log, "fence", 2).await;
     assert_eq!(append(&s.log, p[0], 1).await.unwrap(), Offset(0));
     // Another broker takes partition 0 over: new epoch, new leader, written behind our back.
-    let key = keys::partition(p[0]);
-    let (mut record, kv): (PartitionRecord, _) = s.meta.get_json(&key).await.unwrap().unwrap();
+    let leader_key = keys::leader(p[0]);
+    let (mut record, kv): (LeaderRecord, _) = s.meta.get_json(&leader_key).await.unwrap().unwrap();
     record.leader = Some(kafscale_core::BrokerId(9));
     record.leader_epoch = record.leader_epoch.next();
     assert!(
         s.meta
-            .compare_and_swap(&key, kv.mod_revision, encode_json(&record))
+            .compare_and_swap(&leader_key, kv.mod_revision, encode_json(&record))
             .await
             .unwrap()
             .succeeded
     );
+    let key = keys::partition(p[0]);
     // Our next commit is fenced: NOT_LEADER, and nothing of ours becomes visible.
     let err = append(&s.log, p[0], 1).await.unwrap_err();
     assert!(matches!(err, Error::NotLeader(_)), "{err}");

@@ -22,6 +22,72 @@ use std::time::Duration;
 pub struct EtcdMetadataStore {
     client: Client,
     endpoints: Vec<String>,
+    /// Prepended to every key (a namespace shared etcd clusters can tell apart); empty or
+    /// ending in `/`.
+    prefix: String,
+}
+
+/// Where and how to reach etcd, from `etcd://[user:password@]host:port[,host:port...][/prefix]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    pub endpoints: Vec<String>,
+    pub user: Option<(String, String)>,
+    /// Key namespace: every key lives under `<prefix>/`.
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for EtcdSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdSettings")
+            .field("endpoints", &self.endpoints)
+            .field("user", &self.user.as_ref().map(|(u, _)| u))
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl EtcdSettings {
+    /// Parses the part of the URL after `etcd://`.
+    pub fn parse(rest: &str) -> Result<EtcdSettings, MetadataError> {
+        let bad = |why: &str| MetadataError::Fatal {
+            message: format!(
+                "etcd url: {why}; expected etcd://[user:password@]host:port[,host:port...][/prefix]"
+            ),
+        };
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((auth, rest)) => (Some(auth), rest),
+            None => (None, rest),
+        };
+        let user = match auth {
+            None => None,
+            Some(a) => match a.split_once(':') {
+                Some((u, p)) if !u.is_empty() => Some((u.to_owned(), p.to_owned())),
+                _ => return Err(bad("credentials must be user:password")),
+            },
+        };
+        let (hosts, prefix) = match rest.split_once('/') {
+            Some((h, p)) => (h, p.trim_matches('/')),
+            None => (rest, ""),
+        };
+        let endpoints: Vec<String> = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if endpoints.is_empty() {
+            return Err(bad("no endpoint"));
+        }
+        Ok(EtcdSettings {
+            endpoints,
+            user,
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+        })
+    }
 }
 
 impl std::fmt::Debug for EtcdMetadataStore {
@@ -67,13 +133,12 @@ mod grpc {
     pub const UNAUTHENTICATED: i32 = 16;
 }
 
-fn to_kv(kv: &etcd_client::KeyValue) -> Result<KeyValue, MetadataError> {
-    let key = std::str::from_utf8(kv.key())
-        .map_err(|e| MetadataError::Corrupt {
-            key: String::from_utf8_lossy(kv.key()).into_owned(),
-            message: e.to_string(),
-        })?
-        .to_owned();
+fn to_kv(prefix: &str, kv: &etcd_client::KeyValue) -> Result<KeyValue, MetadataError> {
+    let full = std::str::from_utf8(kv.key()).map_err(|e| MetadataError::Corrupt {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        message: e.to_string(),
+    })?;
+    let key = full.strip_prefix(prefix).unwrap_or(full).to_owned();
     Ok(KeyValue {
         key,
         value: Bytes::copy_from_slice(kv.value()),
@@ -86,7 +151,12 @@ fn to_kv(kv: &etcd_client::KeyValue) -> Result<KeyValue, MetadataError> {
 impl EtcdMetadataStore {
     /// Connects to the endpoints (`host:port`, comma-separated in the URL) and checks that
     /// etcd answers, so a wrong address fails at start-up.
-    pub async fn connect(endpoints: Vec<String>) -> Result<EtcdMetadataStore, MetadataError> {
+    pub async fn connect(settings: EtcdSettings) -> Result<EtcdMetadataStore, MetadataError> {
+        let EtcdSettings {
+            endpoints,
+            user,
+            prefix,
+        } = settings;
         if endpoints.is_empty() {
             return Err(MetadataError::Fatal {
                 message: "etcd url names no endpoint: expected etcd://host:port[,host:port]".into(),
@@ -102,13 +172,20 @@ impl EtcdMetadataStore {
                 }
             })
             .collect();
-        let options = etcd_client::ConnectOptions::new()
+        let mut options = etcd_client::ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(10));
+        if let Some((name, password)) = user {
+            options = options.with_user(name, password);
+        }
         let client = Client::connect(&urls, Some(options))
             .await
             .map_err(|e| map_error("connect", e))?;
-        let store = EtcdMetadataStore { client, endpoints };
+        let store = EtcdMetadataStore {
+            client,
+            endpoints,
+            prefix,
+        };
         store
             .client
             .clone()
@@ -119,29 +196,38 @@ impl EtcdMetadataStore {
     }
 }
 
+impl EtcdMetadataStore {
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
 #[async_trait]
 impl MetadataStore for EtcdMetadataStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, MetadataError> {
         let resp = self
             .client
             .clone()
-            .get(key, None)
+            .get(self.full(key), None)
             .await
             .map_err(|e| map_error("get", e))?;
-        resp.kvs().first().map(to_kv).transpose()
+        resp.kvs()
+            .first()
+            .map(|kv| to_kv(&self.prefix, kv))
+            .transpose()
     }
 
     async fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
         let resp = self
             .client
             .clone()
-            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .get(self.full(prefix), Some(GetOptions::new().with_prefix()))
             .await
             .map_err(|e| map_error("range", e))?;
         let kvs = resp
             .kvs()
             .iter()
-            .map(to_kv)
+            .map(|kv| to_kv(&self.prefix, kv))
             .collect::<Result<Vec<_>, _>>()?;
         let revision = resp.header().map_or(0, |h| h.revision());
         Ok(RangeResult { kvs, revision })
@@ -153,14 +239,14 @@ impl MetadataStore for EtcdMetadataStore {
             .into_iter()
             .map(|c| match c {
                 Compare::Value { key, value: None } => {
-                    EtcdCompare::version(key, CompareOp::Equal, 0)
+                    EtcdCompare::version(self.full(&key), CompareOp::Equal, 0)
                 }
                 Compare::Value {
                     key,
                     value: Some(v),
-                } => EtcdCompare::value(key, CompareOp::Equal, v.to_vec()),
+                } => EtcdCompare::value(self.full(&key), CompareOp::Equal, v.to_vec()),
                 Compare::ModRevision { key, revision } => {
-                    EtcdCompare::mod_revision(key, CompareOp::Equal, revision)
+                    EtcdCompare::mod_revision(self.full(&key), CompareOp::Equal, revision)
                 }
             })
             .collect();
@@ -169,13 +255,13 @@ impl MetadataStore for EtcdMetadataStore {
             .into_iter()
             .map(|op| match op {
                 TxnOp::Put { key, value, lease } => EtcdTxnOp::put(
-                    key,
+                    self.full(&key),
                     value.to_vec(),
                     lease.map(|l| PutOptions::new().with_lease(l.0)),
                 ),
-                TxnOp::Delete { key } => EtcdTxnOp::delete(key, None),
+                TxnOp::Delete { key } => EtcdTxnOp::delete(self.full(&key), None),
                 TxnOp::DeletePrefix { prefix } => {
-                    EtcdTxnOp::delete(prefix, Some(DeleteOptions::new().with_prefix()))
+                    EtcdTxnOp::delete(self.full(&prefix), Some(DeleteOptions::new().with_prefix()))
                 }
             })
             .collect();
@@ -237,7 +323,7 @@ impl MetadataStore for EtcdMetadataStore {
         let mut stream = self
             .client
             .clone()
-            .watch(prefix, Some(WatchOptions::new().with_prefix()))
+            .watch(self.full(prefix), Some(WatchOptions::new().with_prefix()))
             .await
             .map_err(|e| map_error("watch", e))?;
         // Wait for etcd to confirm the watch, so every later change is delivered.
@@ -249,7 +335,8 @@ impl MetadataStore for EtcdMetadataStore {
                 })
             }
         }
-        let events = stream.flat_map(|resp| {
+        let namespace = self.prefix.clone();
+        let events = stream.flat_map(move |resp| {
             let items: Vec<Result<WatchEvent, MetadataError>> = match resp {
                 Err(e) => vec![Err(map_error("watch", e))],
                 Ok(r) if r.canceled() => vec![Err(MetadataError::Unavailable {
@@ -264,12 +351,35 @@ impl MetadataStore for EtcdMetadataStore {
                             EventType::Put => WatchEventKind::Put,
                             EventType::Delete => WatchEventKind::Delete,
                         };
-                        Some(to_kv(kv).map(|kv| WatchEvent { kind, kv }))
+                        Some(to_kv(&namespace, kv).map(|kv| WatchEvent { kind, kv }))
                     })
                     .collect(),
             };
             futures::stream::iter(items)
         });
         Ok(Box::pin(events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::EtcdSettings;
+
+    #[test]
+    fn urls_with_credentials_and_prefix_parse() {
+        let s = EtcdSettings::parse("alice:s3cret@10.0.0.1:2379,10.0.0.2:2379/team-a").unwrap();
+        assert_eq!(s.endpoints, vec!["10.0.0.1:2379", "10.0.0.2:2379"]);
+        assert_eq!(s.user, Some(("alice".into(), "s3cret".into())));
+        assert_eq!(s.prefix, "team-a/");
+        assert!(
+            !format!("{s:?}").contains("s3cret"),
+            "password must not be logged"
+        );
+        let plain = EtcdSettings::parse("127.0.0.1:2379").unwrap();
+        assert_eq!(plain.prefix, "");
+        assert_eq!(plain.user, None);
+        assert!(EtcdSettings::parse("/prefix").is_err());
+        assert!(EtcdSettings::parse("nopassword@host:1").is_err());
     }
 }

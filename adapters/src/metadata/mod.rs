@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::location::{parse_location, Location};
 pub use embedded::EmbeddedMetadataStore;
-pub use etcd::EtcdMetadataStore;
+pub use etcd::{EtcdMetadataStore, EtcdSettings};
 pub use memory::MemoryMetadataStore;
 
 /// Opens the metadata store named by `url`:
@@ -45,18 +45,13 @@ pub fn metadata_store_from_url(url: &str) -> Result<Arc<dyn MetadataStore>, Meta
 }
 
 /// Opens the metadata store named by `url`: everything [`metadata_store_from_url`] accepts,
-/// plus `etcd://host:port[,host:port...]`, which connects and checks that etcd answers.
+/// plus `etcd://[user:password@]host:port[,host:port...][/prefix]`, which connects and
+/// checks that etcd answers.
 pub async fn connect_metadata_store(url: &str) -> Result<Arc<dyn MetadataStore>, MetadataError> {
     let trimmed = url.trim();
     if let Some(rest) = trimmed.strip_prefix("etcd://") {
-        let endpoints: Vec<String> = rest
-            .trim_end_matches('/')
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect();
-        return Ok(Arc::new(EtcdMetadataStore::connect(endpoints).await?));
+        let settings = EtcdSettings::parse(rest)?;
+        return Ok(Arc::new(EtcdMetadataStore::connect(settings).await?));
     }
     metadata_store_from_url(url)
 }

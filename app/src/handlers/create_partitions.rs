@@ -100,7 +100,15 @@ async fn grow(
         })
         .await;
     match result {
-        Ok(_) => (codes::NONE, String::new()),
+        Ok(topic) => {
+            if !validate_only {
+                // The controller assigns the new partitions in a moment.
+                ctx.log
+                    .wait_for_leaders(topic.id, std::time::Duration::from_secs(2))
+                    .await;
+            }
+            (codes::NONE, String::new())
+        }
         Err(Error::InvalidPartitions(n)) if n > 0 && n <= current.partitions => (
             codes::INVALID_PARTITIONS,
             format!(

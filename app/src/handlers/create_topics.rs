@@ -68,6 +68,13 @@ pub async fn handle(
             .await;
         match result {
             Ok(record) => {
+                if !req.validate_only {
+                    // Leaders come from the controller in a moment; a producer that starts
+                    // right after this answer finds them.
+                    ctx.log
+                        .wait_for_leaders(record.id, std::time::Duration::from_secs(2))
+                        .await;
+                }
                 if version >= 5 {
                     out.num_partitions = record.partitions;
                     out.replication_factor = 1;

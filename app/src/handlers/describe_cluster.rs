@@ -30,16 +30,20 @@ pub async fn handle(
         resp.endpoint_type = req.endpoint_type;
         return resp;
     }
-    let id = BrokerId(ctx.log.broker_id().0);
-    let mut broker = DescribeClusterBroker::default();
-    broker.broker_id = id;
-    broker.host = str_bytes(ctx.advertised.0.clone());
-    broker.port = i32::from(ctx.advertised.1);
-    broker.rack = None;
-    resp.brokers = vec![broker];
+    resp.brokers = ctx
+        .live_brokers()
+        .into_iter()
+        .map(|e| {
+            let mut b = DescribeClusterBroker::default();
+            b.broker_id = BrokerId(e.id);
+            b.host = str_bytes(e.host);
+            b.port = e.port;
+            b.rack = e.rack.map(str_bytes);
+            b
+        })
+        .collect();
     resp.cluster_id = str_bytes(ctx.cluster_id.clone());
-    // The Java admin client sends controller requests here: it must be a live broker.
-    resp.controller_id = id;
+    resp.controller_id = BrokerId(ctx.controller_id());
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
         ALL_CLUSTER_OPERATIONS
     } else {

@@ -276,8 +276,10 @@ pub async fn handle(
         };
         match entries {
             Ok(entries) => {
+                // Null or empty: every config (as Kafka).
                 let keys: Option<Vec<String>> = r
                     .configuration_keys
+                    .filter(|k| !k.is_empty())
                     .map(|k| k.iter().map(|s| s.to_string()).collect());
                 out.configs = entries
                     .into_iter()

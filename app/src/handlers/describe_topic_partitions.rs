@@ -97,7 +97,10 @@ pub async fn handle(
                     budget -= 1;
                     next += 1;
                 }
-                resp.topics.push(out);
+                // A page that ends exactly before this topic does not list it empty.
+                if resp.next_cursor.is_none() || !out.partitions.is_empty() {
+                    resp.topics.push(out);
+                }
                 if resp.next_cursor.is_some() {
                     break;
                 }

@@ -1,30 +1,47 @@
 //! FindCoordinator: single key (v0-3, answer at the top level) and batched keys (v4+, one
-//! answer per key). This broker coordinates every group of the shards it owns.
+//! answer per key). A group's coordinator is the broker owning its shard.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
-use kafscale_core::group::GroupId;
+use kafscale_core::group::{keys, GroupId};
 
 use super::str_bytes;
 use crate::context::Context;
-use crate::errors::{codes, group_code};
+use crate::errors::codes;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// (error code, message) or this broker.
-fn lookup(ctx: &Context, key_type: i8, key: &StrBytes) -> Result<(), (i16, String)> {
+/// The coordinator's (id, host, port), or (error code, message).
+fn lookup(
+    ctx: &Context,
+    key_type: i8,
+    key: &StrBytes,
+) -> Result<(i32, String, u16), (i16, String)> {
     match key_type {
         KEY_TYPE_GROUP => {
             if key.is_empty() {
                 return Err((codes::INVALID_REQUEST, "empty group id".into()));
             }
-            ctx.groups
-                .check_coordinator(&GroupId(key.to_string()))
-                .map_err(|e| (group_code(&e), e.to_string()))
+            let group = GroupId(key.to_string());
+            if ctx.groups.check_coordinator(&group).is_ok() {
+                return Ok((
+                    ctx.log.broker_id().0,
+                    ctx.advertised.0.clone(),
+                    ctx.advertised.1,
+                ));
+            }
+            match ctx.cluster.shard_owner(keys::shard_of(&group).0) {
+                Some(b) if b.id != ctx.log.broker_id() => Ok((b.id.0, b.host, b.port)),
+                // Ours but still loading, or not assigned yet.
+                _ => Err((
+                    codes::COORDINATOR_NOT_AVAILABLE,
+                    "the group's coordinator is moving; retry".into(),
+                )),
+            }
         }
         KEY_TYPE_TRANSACTION => Err((
             codes::COORDINATOR_NOT_AVAILABLE,
@@ -42,16 +59,13 @@ pub async fn handle(
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let node = BrokerId(ctx.log.broker_id().0);
-    let host = str_bytes(ctx.advertised.0.clone());
-    let port = i32::from(ctx.advertised.1);
     let mut resp = FindCoordinatorResponse::default();
     if version < 4 {
         match lookup(&ctx, req.key_type, &req.key) {
-            Ok(()) => {
-                resp.node_id = node;
-                resp.host = host;
-                resp.port = port;
+            Ok((node, host, port)) => {
+                resp.node_id = BrokerId(node);
+                resp.host = str_bytes(host);
+                resp.port = i32::from(port);
             }
             Err((code, message)) => {
                 resp.error_code = code;
@@ -67,10 +81,10 @@ pub async fn handle(
     for key in req.coordinator_keys {
         let mut c = Coordinator::default();
         match lookup(&ctx, req.key_type, &key) {
-            Ok(()) => {
-                c.node_id = node;
-                c.host = host.clone();
-                c.port = port;
+            Ok((node, host, port)) => {
+                c.node_id = BrokerId(node);
+                c.host = str_bytes(host);
+                c.port = i32::from(port);
             }
             Err((code, message)) => {
                 c.error_code = code;

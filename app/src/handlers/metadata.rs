@@ -25,14 +25,9 @@ const ALL_CLUSTER_OPERATIONS: i32 =
 
 pub async fn handle(ctx: Arc<Context>, version: i16, req: MetadataRequest) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = BrokerId(ctx.log.broker_id().0);
-    broker.host = str_bytes(ctx.advertised.0.clone());
-    broker.port = i32::from(ctx.advertised.1);
-    resp.brokers = vec![broker];
+    resp.brokers = brokers(&ctx, version);
     if version >= 1 {
-        // The Java admin client sends topic creation to the controller: it must be live.
-        resp.controller_id = BrokerId(ctx.log.broker_id().0);
+        resp.controller_id = BrokerId(ctx.controller_id());
     }
     if version >= 2 {
         resp.cluster_id = Some(str_bytes(ctx.cluster_id.clone()));
@@ -90,6 +85,22 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: MetadataRequest) -> Me
     resp
 }
 
+fn brokers(ctx: &Context, version: i16) -> Vec<MetadataResponseBroker> {
+    ctx.live_brokers()
+        .into_iter()
+        .map(|e| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(e.id);
+            b.host = str_bytes(e.host);
+            b.port = e.port;
+            if version >= 1 {
+                b.rack = e.rack.map(str_bytes);
+            }
+            b
+        })
+        .collect()
+}
+
 async fn create(ctx: &Context, name: &str) -> Result<TopicRecord, i16> {
     let req = CreateTopic {
         name: name.to_owned(),
@@ -98,7 +109,14 @@ async fn create(ctx: &Context, name: &str) -> Result<TopicRecord, i16> {
         validate_only: false,
     };
     match ctx.log.create_topic(req).await {
-        Ok(t) => Ok(t),
+        Ok(t) => {
+            // The controller assigns the new partitions in a moment; answering with their
+            // leaders spares the client a round of LEADER_NOT_AVAILABLE.
+            ctx.log
+                .wait_for_leaders(t.id, std::time::Duration::from_secs(2))
+                .await;
+            Ok(t)
+        }
         // Created concurrently by another request: describe it.
         Err(Error::TopicAlreadyExists(_)) => {
             ctx.log.topic(name).ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION)
@@ -134,7 +152,10 @@ fn describe(
             let mut part = MetadataResponsePartition::default();
             part.partition_index = p;
             match ctx.log.partition_info(key) {
-                Ok(info) => match info.leader {
+                Ok(info) => match info
+                    .leader
+                    .filter(|l| *l == ctx.log.broker_id() || ctx.cluster.broker(*l).is_some())
+                {
                     Some(leader) => {
                         part.leader_id = BrokerId(leader.0);
                         part.replica_nodes = vec![BrokerId(leader.0)];

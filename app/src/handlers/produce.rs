@@ -73,7 +73,11 @@ pub fn stage(ctx: &Arc<Context>, version: i16, req: ProduceRequest) -> Staged {
                             topic: t.id,
                             partition: PartitionId(p.index),
                         };
-                        append(ctx, version, acks, key, p.records)
+                        let max_bytes = t
+                            .configs
+                            .get("max.message.bytes")
+                            .and_then(|v| v.parse::<usize>().ok());
+                        append(ctx, version, acks, key, p.records, max_bytes)
                     } else {
                         Part::Failed(
                             codes::UNKNOWN_TOPIC_OR_PARTITION,
@@ -103,10 +107,21 @@ fn append(
     acks: i16,
     key: PartitionKey,
     records: Option<bytes::Bytes>,
+    topic_max_bytes: Option<usize>,
 ) -> Part {
     let Some(records) = records else {
         return Part::Failed(codes::INVALID_RECORD, "no records".into());
     };
+    // The topic's max.message.bytes; the broker's message.max.bytes is checked by the log.
+    if let Some(max) = topic_max_bytes.filter(|max| records.len() > *max) {
+        return Part::Failed(
+            codes::MESSAGE_TOO_LARGE,
+            format!(
+                "record batch of {} bytes exceeds the topic's max.message.bytes of {max}",
+                records.len()
+            ),
+        );
+    }
     // zstd needs Produce v7 or later.
     if version < 7 {
         if let Ok(header) = batch::peek_header(&records) {

@@ -34,6 +34,16 @@ pub fn shard(shard: ShardId) -> String {
     format!("kafscale/groups/shards/{:03}", shard.0)
 }
 
+pub fn shards_prefix() -> String {
+    "kafscale/groups/shards/".to_owned()
+}
+
+/// Parses the shard out of a shard key.
+pub fn parse_shard(key: &str) -> Option<ShardId> {
+    let n: u32 = key.strip_prefix("kafscale/groups/shards/")?.parse().ok()?;
+    (n < SHARDS).then_some(ShardId(n))
+}
+
 pub fn shard_offsets_prefix(shard: ShardId) -> String {
     format!("kafscale/groups/offsets/{:03}/", shard.0)
 }
@@ -142,5 +152,7 @@ mod tests {
         );
         assert!(shard_of(&GroupId("anything".into())).0 < SHARDS);
         assert_eq!(shard(ShardId(3)), "kafscale/groups/shards/003");
+        assert_eq!(parse_shard(&shard(ShardId(3))), Some(ShardId(3)));
+        assert!(shard(ShardId(3)).starts_with(&shards_prefix()));
     }
 }

@@ -19,8 +19,12 @@ use crate::types::BrokerId;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardRecord {
     pub owner: BrokerId,
-    /// Grows by one at every claim.
+    /// Grows by one at every change of owner.
     pub epoch: u64,
+    /// The incarnation of the owner's registration the shard was given to (0 when claimed
+    /// by a standalone coordinator).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +44,8 @@ pub(crate) struct ShardSlot {
     /// Serialises the shard's offset writes and deletes, so that the in-memory offsets
     /// follow the store's order.
     pub writes: tokio::sync::Mutex<()>,
+    /// Revision of the newest shard record observed; older observations are ignored.
+    seen: std::sync::atomic::AtomicI64,
 }
 
 impl Default for ShardSlot {
@@ -47,6 +53,7 @@ impl Default for ShardSlot {
         ShardSlot {
             status: Mutex::new(ShardStatus::NotOwned),
             writes: tokio::sync::Mutex::new(()),
+            seen: std::sync::atomic::AtomicI64::new(0),
         }
     }
 }
@@ -89,6 +96,7 @@ impl GroupCoordinator {
         let record = ShardRecord {
             owner: self.config.broker_id,
             epoch: epoch + 1,
+            incarnation: 0,
         };
         let outcome = self
             .meta
@@ -99,6 +107,15 @@ impl GroupCoordinator {
                 "shard {shard}"
             ))));
         }
+        self.load_offsets(shard, record.epoch).await?;
+        Ok(ShardStatus::Owned {
+            epoch: record.epoch,
+            revision: outcome.revision,
+        })
+    }
+
+    /// Loads a shard's committed offsets into its groups.
+    async fn load_offsets(&self, shard: ShardId, epoch: u64) -> GroupResult<()> {
         let range = self.meta.range(&keys::shard_offsets_prefix(shard)).await?;
         let now = self.now();
         let mut loaded = 0usize;
@@ -125,14 +142,92 @@ impl GroupCoordinator {
         drop(groups);
         tracing::debug!(
             shard = shard.0,
-            epoch = record.epoch,
+            epoch,
             offsets = loaded,
-            "claimed coordinator shard"
+            "loaded coordinator shard"
         );
-        Ok(ShardStatus::Owned {
-            epoch: record.epoch,
-            revision: outcome.revision,
-        })
+        Ok(())
+    }
+
+    /// Tells the coordinator what a shard record says (from the cluster's watch). `ours`:
+    /// it names this broker's current incarnation. A shard given to this broker is loaded
+    /// (its groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile) and fenced by the record's
+    /// revision; a shard given to another is dropped.
+    pub async fn observe_shard(
+        &self,
+        shard: ShardId,
+        record: &ShardRecord,
+        revision: i64,
+        ours: bool,
+    ) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let slot = &self.shards[shard.0 as usize];
+        if slot.seen.fetch_max(revision, SeqCst) >= revision {
+            // Seen already (the first sync and the watch can both deliver a record).
+            return;
+        }
+        let current = || slot.seen.load(SeqCst) == revision;
+        match slot.status() {
+            ShardStatus::Owned { revision: r, .. } if r == revision && ours => return,
+            ShardStatus::Owned { .. } | ShardStatus::Loading => self.lose_shard(shard),
+            ShardStatus::NotOwned => {}
+        }
+        if !ours {
+            return;
+        }
+        let _writes = slot.writes.lock().await;
+        if !current() {
+            return;
+        }
+        slot.set(ShardStatus::Loading);
+        let mut attempt = 0u32;
+        loop {
+            match self.load_offsets(shard, record.epoch).await {
+                Ok(()) => break,
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(shard = shard.0, error = %e, attempt, "cannot load coordinator shard; retrying");
+                    self.clock
+                        .sleep(std::time::Duration::from_millis(100u64 << attempt.min(5)))
+                        .await;
+                }
+            }
+            if slot.status() != ShardStatus::Loading || !current() {
+                return;
+            }
+        }
+        if slot.status() == ShardStatus::Loading && current() {
+            slot.set(ShardStatus::Owned {
+                epoch: record.epoch,
+                revision,
+            });
+            tracing::info!(shard = shard.0, epoch = record.epoch, "coordinating shard");
+        }
+    }
+
+    /// Drops every shard (the broker's registration was lost).
+    pub fn release_all_shards(&self) {
+        for s in 0..keys::SHARDS {
+            if self.shards[s as usize].status() != ShardStatus::NotOwned {
+                self.lose_shard(ShardId(s));
+            }
+        }
+    }
+
+    /// Whether a shard is owned and loaded.
+    pub fn shard_loaded(&self, shard: ShardId) -> bool {
+        matches!(
+            self.shards[shard.0 as usize].status(),
+            ShardStatus::Owned { .. }
+        )
+    }
+
+    /// Shards this broker owns or is loading.
+    pub fn owned_shards(&self) -> Vec<ShardId> {
+        (0..keys::SHARDS)
+            .filter(|s| self.shards[*s as usize].status() != ShardStatus::NotOwned)
+            .map(ShardId)
+            .collect()
     }
 
     /// The fence every write of the shard carries.

@@ -10,22 +10,24 @@
 //! request is queued and the flusher answers it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 use super::keys;
 use super::state::PartitionRecord;
-use super::{lock, ChunkIndex, LogService, Partition, ReadRequest, Shared};
+use super::{lock, LogService, ReadRequest, Shared};
 use crate::batch;
 use crate::error::{Error, Result};
 use crate::ports::metadata::encode_json;
 use crate::ports::{Compare, MetadataError, MetadataStoreExt, Txn, TxnOp};
 use crate::topic::{self, TopicRecord};
 use crate::topic_config::{self, ConfigOp};
-use crate::types::{LeaderEpoch, Offset, PartitionId, PartitionKey};
+use crate::types::{LeaderEpoch, Offset, PartitionKey};
 
 /// Attempts at a topic record update that keeps losing the race with other writers.
 const TOPIC_UPDATE_ATTEMPTS: u32 = 5;
+/// How often a waiting DeleteRecords looks whether the broker is shutting down.
+const SHUTDOWN_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
 /// Chunk keys deleted per transaction, below etcd's 128 operations.
 const DELETES_PER_TXN: usize = 100;
 
@@ -65,6 +67,8 @@ pub enum DeleteBefore {
 
 /// A DeleteRecords request waiting for the flusher.
 pub(super) struct DeleteRecordsJob {
+    /// Lets a requester take back a job the flusher has not started.
+    id: uuid::Uuid,
     partition: PartitionKey,
     before: DeleteBefore,
     reply: oneshot::Sender<Result<Offset>>,
@@ -129,15 +133,33 @@ impl LogService {
         {
             return Err(Error::ShuttingDown);
         }
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
+        let id = uuid::Uuid::new_v4();
         lock(&shared.admin_jobs).push(DeleteRecordsJob {
+            id,
             partition,
             before,
             reply,
         });
         shared.flush_wake.notify_one();
-        // The job is dropped unanswered only when the flusher has stopped.
-        answer.await.unwrap_or(Err(Error::ShuttingDown))
+        loop {
+            tokio::select! {
+                result = &mut answer => return result.unwrap_or(Err(Error::ShuttingDown)),
+                _ = shared.clock.sleep(SHUTDOWN_CHECK) => {}
+            }
+            // A stopping flusher may have looked at the queue for the last time before the
+            // job arrived: take it back if it was not started. A started job is answered.
+            if shared
+                .shutting_down
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                let mut jobs = lock(&shared.admin_jobs);
+                if let Some(i) = jobs.iter().position(|j| j.id == id) {
+                    jobs.swap_remove(i);
+                    return Err(Error::ShuttingDown);
+                }
+            }
+        }
     }
 
     /// The end offset of `epoch` in a partition this broker leads: the first offset written
@@ -219,7 +241,7 @@ impl LogService {
                 return Ok(updated);
             }
             if updated == stored {
-                self.shared.install_updated_topic(&updated).await?;
+                self.install_updated_topic(&updated).await?;
                 return Ok(updated);
             }
             let outcome = self
@@ -239,7 +261,7 @@ impl LogService {
                 )
                 .await?;
             if outcome.succeeded {
-                self.shared.install_updated_topic(&updated).await?;
+                self.install_updated_topic(&updated).await?;
                 return Ok(updated);
             }
             tracing::debug!(topic = %name, "topic changed concurrently; retrying the update");
@@ -250,35 +272,28 @@ impl LogService {
     }
 }
 
+impl LogService {
+    async fn install_updated_topic(&self, topic: &TopicRecord) -> Result<()> {
+        if self.topic(&topic.name).is_some_and(|t| t.id != topic.id) {
+            // Deleted and re-created elsewhere: installing it is for the topic watch.
+            tracing::debug!(topic = %topic.name, "not installing a topic re-created elsewhere");
+            return Ok(());
+        }
+        self.shared.install_updated_topic(topic).await
+    }
+}
+
 impl Shared {
     /// Makes a topic record just written (or found current) the local state: its configs,
     /// and partitions it has beyond those known here, which this broker then leads.
     async fn install_updated_topic(&self, topic: &TopicRecord) -> Result<()> {
-        let added: Vec<PartitionKey> = {
-            let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-            let mut added = Vec::new();
-            for p in 0..topic.partitions {
-                let key = PartitionKey {
-                    topic: topic.id,
-                    partition: PartitionId(p),
-                };
-                partitions.entry(key).or_insert_with(|| {
-                    added.push(key);
-                    Arc::new(Mutex::new(Partition {
-                        record: PartitionRecord::default(),
-                        revision: 0,
-                        index: ChunkIndex::default(),
-                        stale: false,
-                    }))
-                });
-            }
-            added
-        };
+        let added = self.install_topic(topic);
         self.topics
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(topic.clone());
-        if !added.is_empty() {
+        // In a cluster the controller assigns the new partitions.
+        if self.standalone && !added.is_empty() {
             self.take_leadership(&added).await?;
         }
         Ok(())
@@ -300,9 +315,9 @@ impl Shared {
         // Serialised with compaction and retention, which replace chunk keys too.
         let _maintenance = self.maintenance.lock().await;
         let partition = self.partition(key)?;
-        let (record, revision, doomed) = {
+        let (record, revision, leader_revision, doomed) = {
             let p = lock(&partition);
-            if p.record.leader != Some(self.config.broker_id) {
+            if !p.writable() {
                 return Err(Error::NotLeader(key));
             }
             let (start, end) = (p.record.log_start_offset, p.record.log_end_offset);
@@ -330,11 +345,15 @@ impl Shared {
                 log_start_offset: target,
                 ..p.record
             };
-            (record, p.revision, doomed)
+            (record, p.revision, p.leader_revision, doomed)
         };
         let pk = keys::partition(key);
         let mut batches = doomed.chunks(DELETES_PER_TXN - 1);
         let mut txn = Txn::new()
+            .when(Compare::ModRevision {
+                key: keys::leader(key),
+                revision: leader_revision,
+            })
             .when(Compare::ModRevision {
                 key: pk.clone(),
                 revision,

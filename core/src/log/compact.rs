@@ -73,9 +73,9 @@ impl Shared {
     /// partition into one segment. Returns how many chunks were merged.
     async fn compact(&self, key: PartitionKey) -> Result<usize> {
         let partition = self.partition(key)?;
-        let run = {
+        let (run, leader_revision) = {
             let p = lock(&partition);
-            if p.record.leader != Some(self.config.broker_id) || p.stale {
+            if !p.writable() {
                 return Ok(0);
             }
             let mut bytes = 0u64;
@@ -89,7 +89,7 @@ impl Shared {
                 .take(COMPACTION_MAX_CHUNKS)
                 .cloned()
                 .collect();
-            run
+            (run, p.leader_revision)
         };
         if run.len() < 2 {
             return Ok(0);
@@ -132,7 +132,10 @@ impl Shared {
             }),
         };
         let _maintenance = self.maintenance.lock().await;
-        let mut txn = Txn::new();
+        let mut txn = Txn::new().when(Compare::ModRevision {
+            key: keys::leader(key),
+            revision: leader_revision,
+        });
         for chunk in &run {
             txn = txn.when(Compare::Value {
                 key: keys::chunk(key, chunk.base_offset),

@@ -16,13 +16,16 @@ use crate::ports::metadata::{decode_json, encode_json};
 use crate::ports::{Compare, MetadataError, PutMode, StoreError, Txn, TxnOp};
 use crate::types::{Offset, PartitionKey};
 
-/// Partitions per commit transaction: one compare and two puts each, so both the compare and
-/// the operation lists stay below etcd's 128 per transaction.
+/// Partitions per commit transaction: two compares (leader and extent) and two puts (extent
+/// and chunk) each, so both the compare and the operation lists stay below etcd's 128 per
+/// transaction.
 const COMMIT_GROUP: usize = 60;
 
 /// One partition's part of a flush.
 struct Planned {
     key: PartitionKey,
+    /// The fence: the leader record's revision when the flush was planned.
+    leader_revision: i64,
     expected_revision: i64,
     record: PartitionRecord,
     chunk: ChunkRecord,
@@ -57,7 +60,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
         };
         if ready {
             let taken = std::mem::take(&mut *lock(&shared.pending));
+            lock(&shared.flushing).extend(taken.batches.keys().copied());
             flush(&shared, taken.batches).await;
+            lock(&shared.flushing).clear();
+            // Wakes hand-overs waiting for their partition's last flush.
+            shared.committed.send_modify(|n| *n += 1);
             continue;
         }
         if stopping {
@@ -117,20 +124,21 @@ async fn flush(shared: &Arc<Shared>, batches: BTreeMap<PartitionKey, Vec<Pending
             fail_batches(pending, || Error::UnknownPartition(key));
             continue;
         };
-        let (record, revision) = {
+        let (record, revision, leadership, leader_revision) = {
             let p = lock(&partition);
-            (p.record, p.revision)
+            if !p.writable() {
+                drop(p);
+                fail_batches(pending, || Error::NotLeader(key));
+                continue;
+            }
+            (p.record, p.revision, p.leadership, p.leader_revision)
         };
-        if record.leader != Some(shared.config.broker_id) {
-            fail_batches(pending, || Error::NotLeader(key));
-            continue;
-        }
         let base = record.log_end_offset;
         let entry = match builder.add_chunk(
             key.topic,
             key.partition,
             base,
-            record.leader_epoch,
+            leadership.leader_epoch,
             pending.iter().map(|b| b.batch.as_ref()),
         ) {
             Ok(entry) => entry,
@@ -158,6 +166,7 @@ async fn flush(shared: &Arc<Shared>, batches: BTreeMap<PartitionKey, Vec<Pending
         planned.push((
             Planned {
                 key,
+                leader_revision,
                 expected_revision: revision,
                 record: new_record,
                 chunk: ChunkRecord::from_entry("", &entry),
@@ -247,6 +256,10 @@ impl Shared {
                 let pk = keys::partition(p.key);
                 txn = txn
                     .when(Compare::ModRevision {
+                        key: keys::leader(p.key),
+                        revision: p.leader_revision,
+                    })
+                    .when(Compare::ModRevision {
                         key: pk.clone(),
                         revision: p.expected_revision,
                     })
@@ -300,22 +313,14 @@ impl Shared {
         let mut retry = Vec::new();
         let mut applied = false;
         for p in group {
-            match self.meta.get(&keys::partition(p.key)).await {
-                Ok(Some(kv)) if kv.mod_revision == p.expected_revision => retry.push(p),
-                Ok(Some(kv)) => {
-                    let ours = decode_json::<PartitionRecord>(&kv).is_ok_and(|r| r == p.record)
-                        && self.chunk_is(&p).await;
-                    if ours {
-                        self.apply(p, kv.mod_revision);
-                        applied = true;
-                    } else {
-                        tracing::warn!(partition = %p.key, "commit fenced: partition changed under this leader");
-                        self.fence(p.key);
-                        fail(p.replies, || Error::NotLeader(p.key));
-                    }
+            match self.commit_state(&p).await {
+                Ok(CommitState::Unchanged) => retry.push(p),
+                Ok(CommitState::Applied(revision)) => {
+                    self.apply(p, revision);
+                    applied = true;
                 }
-                Ok(None) => {
-                    tracing::warn!(partition = %p.key, "commit fenced: partition record is gone");
+                Ok(CommitState::Fenced) => {
+                    tracing::warn!(partition = %p.key, "commit fenced: the partition has a new leader");
                     self.fence(p.key);
                     fail(p.replies, || Error::NotLeader(p.key));
                 }
@@ -334,6 +339,26 @@ impl Shared {
             self.committed.send_modify(|n| *n += 1);
         }
         retry
+    }
+
+    /// Where a planned commit stands after a failed compare.
+    async fn commit_state(&self, p: &Planned) -> Result<CommitState, MetadataError> {
+        let leader = self.meta.get(&keys::leader(p.key)).await?;
+        if leader.map_or(0, |kv| kv.mod_revision) != p.leader_revision {
+            return Ok(CommitState::Fenced);
+        }
+        match self.meta.get(&keys::partition(p.key)).await? {
+            Some(kv) if kv.mod_revision == p.expected_revision => Ok(CommitState::Unchanged),
+            Some(kv)
+                if decode_json::<PartitionRecord>(&kv).is_ok_and(|r| r == p.record)
+                    && self.chunk_is(p).await =>
+            {
+                Ok(CommitState::Applied(kv.mod_revision))
+            }
+            // The extent changed under a leader that did not change: only this broker writes
+            // it, so this cannot happen unless state was edited by hand. Stop writing.
+            _ => Ok(CommitState::Fenced),
+        }
     }
 
     async fn chunk_is(&self, p: &Planned) -> bool {
@@ -370,12 +395,14 @@ impl Shared {
         }
     }
 
+    /// A commit showed that the partition has another leader: stop leading it. The watch
+    /// of leader records brings the new leadership.
     fn fence(&self, key: PartitionKey) {
         if let Ok(partition) = self.partition(key) {
             let mut state = lock(&partition);
-            state.record.leader = None;
-            state.stale = true;
+            state.become_follower();
         }
+        self.leadership_changed.send_modify(|n| *n += 1);
     }
 
     fn mark_stale(&self, key: PartitionKey) {
@@ -392,6 +419,7 @@ impl Shared {
         if !lock(&partition).stale {
             return Ok(());
         }
+        let leader = self.meta.get(&keys::leader(key)).await?;
         let (record, revision) = match self.meta.get(&keys::partition(key)).await? {
             Some(kv) => (decode_json::<PartitionRecord>(&kv)?, kv.mod_revision),
             None => (PartitionRecord::default(), 0),
@@ -402,6 +430,11 @@ impl Shared {
             list.push(decode_json::<ChunkRecord>(kv)?);
         }
         let mut state = lock(&partition);
+        if leader.map_or(0, |kv| kv.mod_revision) != state.leader_revision {
+            // Leadership moved meanwhile: not ours to refresh.
+            state.become_follower();
+            return Ok(());
+        }
         state.record = record;
         state.revision = revision;
         state.index = super::ChunkIndex::from_chunks(list);
@@ -410,6 +443,15 @@ impl Shared {
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
+enum CommitState {
+    /// Nothing of the commit applied and the partition is still ours: retry.
+    Unchanged,
+    /// An earlier attempt with an unknown outcome applied, at this revision.
+    Applied(i64),
+    /// Another leader owns the partition.
+    Fenced,
+}
+
+pub(super) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(50u64 << attempt.min(6))
 }

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! kafscale/topics/<name>                          TopicRecord
-//! kafscale/partitions/<topic id>/<partition>      PartitionRecord
+//! kafscale/leaders/<topic id>/<partition>         LeaderRecord (changes with leadership only)
+//! kafscale/partitions/<topic id>/<partition>      PartitionRecord (log start and end)
 //! kafscale/chunks/<topic id>/<partition>/<base>   ChunkRecord
 //! ```
 //! Numbers are zero-padded so that byte order is numeric order.
@@ -30,6 +31,23 @@ pub fn topic_partitions_prefix(topic: TopicId) -> String {
 
 pub fn partition(p: PartitionKey) -> String {
     format!("{ROOT}partitions/{}/{:05}", p.topic, p.partition.0)
+}
+
+pub fn leaders_prefix() -> String {
+    format!("{ROOT}leaders/")
+}
+
+pub fn topic_leaders_prefix(topic: TopicId) -> String {
+    format!("{ROOT}leaders/{topic}/")
+}
+
+pub fn leader(p: PartitionKey) -> String {
+    format!("{ROOT}leaders/{}/{:05}", p.topic, p.partition.0)
+}
+
+/// Parses the partition out of a leader key.
+pub fn parse_leader(key: &str) -> Option<PartitionKey> {
+    parse_topic_partition(key.strip_prefix(ROOT)?.strip_prefix("leaders/")?)
 }
 
 pub fn chunks_prefix() -> String {
@@ -66,7 +84,11 @@ pub fn parse_chunk(key: &str) -> Option<(PartitionKey, Offset)> {
 
 /// Parses the partition out of a partition key.
 pub fn parse_partition(key: &str) -> Option<PartitionKey> {
-    let rest = key.strip_prefix(ROOT)?.strip_prefix("partitions/")?;
+    parse_topic_partition(key.strip_prefix(ROOT)?.strip_prefix("partitions/")?)
+}
+
+/// Parses `<topic id>/<partition>`.
+pub fn parse_topic_partition(rest: &str) -> Option<PartitionKey> {
     let (topic, partition) = rest.split_once('/')?;
     Some(PartitionKey {
         topic: TopicId(uuid::Uuid::parse_str(topic).ok()?),
@@ -100,5 +122,7 @@ mod tests {
         assert!(a < b);
         assert_eq!(parse_chunk(&b), Some((p, Offset(10))));
         assert_eq!(parse_partition(&partition(p)), Some(p));
+        assert_eq!(parse_leader(&leader(p)), Some(p));
+        assert_eq!(parse_leader(&partition(p)), None);
     }
 }

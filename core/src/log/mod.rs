@@ -12,6 +12,7 @@ mod compact;
 mod flush;
 mod gc;
 pub mod keys;
+mod leadership;
 mod read;
 mod retention;
 pub mod state;
@@ -32,7 +33,7 @@ pub use admin::{AlterTopicConfigs, ConfigChange, CreatePartitions, DeleteBefore}
 pub use gc::GcStats;
 pub use read::{ReadRequest, ReadResult};
 pub use retention::Retention;
-pub use state::{ChunkIndex, ChunkRecord, PartitionRecord};
+pub use state::{ChunkIndex, ChunkRecord, LeaderRecord, PartitionRecord};
 pub use topics::CreateTopic;
 
 use cache::ChunkCache;
@@ -151,15 +152,62 @@ pub struct PartitionInfo {
     pub high_watermark: Offset,
 }
 
+/// What this broker does with a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Another broker leads it, or nobody does; only its leadership is known here.
+    Follower,
+    /// Named leader; its extent and chunks are being read.
+    Loading,
+    /// Leads it: appends, commits, reads.
+    Leader,
+    /// Hands it over: accepts no appends, flushes what is pending, then writes the new
+    /// leader.
+    HandingOver,
+}
+
 #[derive(Debug)]
 struct Partition {
+    leadership: LeaderRecord,
+    /// Mod revision of the leader record; every commit compares it (0 = absent): the fence.
+    leader_revision: i64,
+    role: Role,
     record: Record,
-    /// Mod revision of the partition record; every commit compares it (0 = absent).
+    /// Mod revision of the partition record (0 = absent); a commit compares it too, so a
+    /// commit with an unknown outcome is recognised on retry.
     revision: i64,
     index: ChunkIndex,
     /// Set when a commit's outcome is unknown: the state must be re-read before the next
     /// offset is assigned.
     stale: bool,
+}
+
+impl Partition {
+    fn follower(leadership: LeaderRecord, leader_revision: i64) -> Partition {
+        Partition {
+            leadership,
+            leader_revision,
+            role: Role::Follower,
+            record: Record::default(),
+            revision: 0,
+            index: ChunkIndex::default(),
+            stale: false,
+        }
+    }
+
+    /// Leadership is lost: pending appends fail at the next flush, the index is dropped.
+    fn become_follower(&mut self) {
+        self.role = Role::Follower;
+        self.index = ChunkIndex::default();
+        self.record = Record::default();
+        self.revision = 0;
+        self.stale = false;
+    }
+
+    /// Whether commits and maintenance of this partition may go on here.
+    fn writable(&self) -> bool {
+        matches!(self.role, Role::Leader | Role::HandingOver) && !self.stale
+    }
 }
 
 struct PendingBatch {
@@ -184,6 +232,12 @@ struct Shared {
     topics: RwLock<topics::Topics>,
     partitions: RwLock<HashMap<PartitionKey, Arc<Mutex<Partition>>>>,
     pending: Mutex<Pending>,
+    /// Partitions of the flush under way.
+    flushing: Mutex<std::collections::HashSet<PartitionKey>>,
+    /// Bumped whenever a partition's leadership changes here.
+    leadership_changed: watch::Sender<u64>,
+    /// Single-node use without a cluster: the log leads every partition itself.
+    standalone: bool,
     /// Wakes the flusher: new work, a threshold crossed, or shutdown.
     flush_wake: Notify,
     /// Bumped after every commit; fetch long-polls wait on it.
@@ -221,15 +275,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl LogService {
-    /// Loads topics and partitions from the metadata store, takes leadership of every
-    /// partition (single-node mode) and starts the flusher.
+    /// Loads topics from the metadata store, takes leadership of every partition itself
+    /// (standalone: one broker, no cluster; for tests and tools) and starts the flusher.
     pub async fn open(
         config: LogConfig,
         store: Arc<dyn ObjectStore>,
         meta: Arc<dyn MetadataStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<LogService> {
-        Self::open_observed(config, store, meta, clock, Arc::new(NoObserver)).await
+        Self::start(config, store, meta, clock, Arc::new(NoObserver), true).await
+    }
+
+    /// Loads topics and who leads their partitions, and starts the flusher. Leadership comes
+    /// from the cluster: [`LogService::observe_leadership`] tells the log what the leader
+    /// records say.
+    pub async fn open_clustered(
+        config: LogConfig,
+        store: Arc<dyn ObjectStore>,
+        meta: Arc<dyn MetadataStore>,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn LogObserver>,
+    ) -> Result<LogService> {
+        Self::start(config, store, meta, clock, observer, false).await
     }
 
     /// [`LogService::open`] with an observer of flushes (for metrics).
@@ -240,7 +307,19 @@ impl LogService {
         clock: Arc<dyn Clock>,
         observer: Arc<dyn LogObserver>,
     ) -> Result<LogService> {
+        Self::start(config, store, meta, clock, observer, true).await
+    }
+
+    async fn start(
+        config: LogConfig,
+        store: Arc<dyn ObjectStore>,
+        meta: Arc<dyn MetadataStore>,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn LogObserver>,
+        standalone: bool,
+    ) -> Result<LogService> {
         let (committed, _) = watch::channel(0);
+        let (leadership_changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             cache: ChunkCache::new(config.cache_bytes),
             compactable: Mutex::new(std::collections::BTreeSet::new()),
@@ -255,6 +334,9 @@ impl LogService {
             topics: RwLock::new(topics::Topics::default()),
             partitions: RwLock::new(HashMap::new()),
             pending: Mutex::new(Pending::default()),
+            flushing: Mutex::new(std::collections::HashSet::new()),
+            leadership_changed,
+            standalone,
             flush_wake: Notify::new(),
             committed,
             shutting_down: std::sync::atomic::AtomicBool::new(false),
@@ -328,15 +410,31 @@ impl LogService {
         Ok(ticket)
     }
 
+    /// Leadership (from the leader records) and, where this broker leads, the extent of a
+    /// partition.
     pub fn partition_info(&self, partition: PartitionKey) -> Result<PartitionInfo> {
         let p = self.shared.partition(partition)?;
         let p = lock(&p);
         Ok(PartitionInfo {
-            leader: p.record.leader,
-            leader_epoch: p.record.leader_epoch,
+            leader: p.leadership.leader,
+            leader_epoch: p.leadership.leader_epoch,
             log_start_offset: p.record.log_start_offset,
             high_watermark: p.record.log_end_offset,
         })
+    }
+
+    /// Ok if this broker leads the partition and serves its reads.
+    pub fn check_serving(&self, partition: PartitionKey) -> Result<()> {
+        let p = self.shared.partition(partition)?;
+        let p = lock(&p);
+        match p.role {
+            Role::Leader | Role::HandingOver => Ok(()),
+            Role::Loading => Err(Error::LeaderLoading(partition)),
+            Role::Follower if p.leadership.leader.is_none() => {
+                Err(Error::LeaderNotAvailable(partition))
+            }
+            Role::Follower => Err(Error::NotLeader(partition)),
+        }
     }
 
     /// Checks a client's idea of the leader epoch against ours.
@@ -345,6 +443,7 @@ impl LogService {
         partition: PartitionKey,
         requested: Option<LeaderEpoch>,
     ) -> Result<()> {
+        self.check_serving(partition)?;
         let Some(requested) = requested else {
             return Ok(());
         };
@@ -414,10 +513,12 @@ impl Shared {
     fn check_leader(&self, key: PartitionKey) -> Result<()> {
         let p = self.partition(key)?;
         let p = lock(&p);
-        if p.record.leader != Some(self.config.broker_id) {
-            return Err(Error::NotLeader(key));
+        match p.role {
+            Role::Leader => Ok(()),
+            Role::Loading => Err(Error::LeaderLoading(key)),
+            Role::Follower if p.leadership.leader.is_none() => Err(Error::LeaderNotAvailable(key)),
+            Role::Follower | Role::HandingOver => Err(Error::NotLeader(key)),
         }
-        Ok(())
     }
 
     fn topic_partitions(topic: &TopicRecord) -> impl Iterator<Item = PartitionKey> + '_ {
@@ -427,24 +528,18 @@ impl Shared {
         })
     }
 
-    fn install_topic(
-        &self,
-        topic: &TopicRecord,
-        states: &mut BTreeMap<PartitionKey, (Record, i64, Vec<ChunkRecord>)>,
-    ) {
+    /// Adds the partitions of a topic not known yet (a new topic, or partitions added to
+    /// one), as followers; known partitions keep their state.
+    fn install_topic(&self, topic: &TopicRecord) -> Vec<PartitionKey> {
         let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        let mut added = Vec::new();
         for key in Self::topic_partitions(topic) {
-            let (record, revision, chunks) = states.remove(&key).unwrap_or_default();
-            partitions.insert(
-                key,
-                Arc::new(Mutex::new(Partition {
-                    record,
-                    revision,
-                    index: ChunkIndex::from_chunks(chunks),
-                    stale: false,
-                })),
-            );
+            partitions.entry(key).or_insert_with(|| {
+                added.push(key);
+                Arc::new(Mutex::new(Partition::follower(LeaderRecord::default(), 0)))
+            });
         }
+        added
     }
 
     fn remove_topic(&self, id: TopicId) {

@@ -60,7 +60,7 @@ impl LogService {
                 })
                 .cloned()
                 .collect();
-            ((hw, start, p.record.leader_epoch), chunks)
+            ((hw, start, p.leadership.leader_epoch), chunks)
         };
         let (hw, start, epoch) = info;
         // Batches are returned as slices of the chunk or block buffers they live in: a read

@@ -84,9 +84,9 @@ impl Shared {
         // Serialised with compaction's commits: both replace chunk keys.
         let _maintenance = self.maintenance.lock().await;
         let partition = self.partition(key)?;
-        let (record, revision, doomed, new_start) = {
+        let (record, revision, leader_revision, doomed, new_start) = {
             let p = lock(&partition);
-            if p.record.leader != Some(self.config.broker_id) || p.stale {
+            if !p.writable() {
                 return Ok(());
             }
             let chunks: Vec<_> = p
@@ -109,7 +109,7 @@ impl Shared {
                 return Ok(());
             };
             let new_start = last.last_offset.next();
-            (p.record, p.revision, doomed, new_start)
+            (p.record, p.revision, p.leader_revision, doomed, new_start)
         };
         debug_assert!(new_start > record.log_start_offset);
         let new_record = PartitionRecord {
@@ -118,6 +118,10 @@ impl Shared {
         };
         let pk = keys::partition(key);
         let mut txn = Txn::new()
+            .when(Compare::ModRevision {
+                key: keys::leader(key),
+                revision: leader_revision,
+            })
             .when(Compare::ModRevision {
                 key: pk.clone(),
                 revision,

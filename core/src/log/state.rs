@@ -7,26 +7,27 @@ use std::collections::BTreeMap;
 use crate::object_format::ChunkEntry;
 use crate::types::{BrokerId, LeaderEpoch, Millis, Offset};
 
-/// A partition as stored under `partitions/<topic>/<p>`. Absent means: epoch 0, no leader,
-/// empty log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The extent of a partition's log as stored under `partitions/<topic>/<p>`. Absent means an
+/// empty log. Written by the leader's commits, fenced by the [`LeaderRecord`]'s revision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRecord {
-    pub leader: Option<BrokerId>,
-    pub leader_epoch: LeaderEpoch,
     pub log_start_offset: Offset,
     /// Next offset to assign: the committed log end, which is the high watermark.
     pub log_end_offset: Offset,
 }
 
-impl Default for PartitionRecord {
-    fn default() -> Self {
-        PartitionRecord {
-            leader: None,
-            leader_epoch: LeaderEpoch(0),
-            log_start_offset: Offset::ZERO,
-            log_end_offset: Offset::ZERO,
-        }
-    }
+/// Who leads a partition, as stored under `leaders/<topic>/<p>`. Written only when the
+/// leadership changes (by the controller, or by a leader handing the partition over), so
+/// every commit of the leader compares its mod revision: a change of leader fences the old
+/// one's commits. Absent means: no leader yet, epoch 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderRecord {
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: LeaderEpoch,
+    /// The incarnation of the leader's registration this leadership was given to. A broker
+    /// restarted under the same id has a new incarnation and does not adopt it.
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 /// Where a committed range of a partition's records lives, as stored under

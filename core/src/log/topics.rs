@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::keys;
-use super::state::{ChunkRecord, PartitionRecord};
+use super::state::LeaderRecord;
 use super::{lock, LogService, Shared};
 use crate::error::{Error, Result};
 use crate::ports::metadata::{decode_json, encode_json};
@@ -47,44 +47,55 @@ pub struct CreateTopic {
     pub validate_only: bool,
 }
 
-type LoadedStates = BTreeMap<PartitionKey, (PartitionRecord, i64, Vec<ChunkRecord>)>;
-
 impl Shared {
+    /// Loads the topics and the leader records of their partitions: every partition starts
+    /// as a follower. In standalone mode the log then takes every partition itself.
     pub(super) async fn load(&self) -> Result<()> {
-        // Partitions and chunks before topics: a topic's key is written before any key below
-        // it, so a partition whose topic is missing afterwards belongs to a deleted topic.
+        // Partition keys before topics: a topic's key is written before any key below it,
+        // so a partition whose topic is missing afterwards belongs to a deleted topic.
+        let leaders = self.meta.range(&keys::leaders_prefix()).await?;
         let partitions = self.meta.range(&keys::partitions_prefix()).await?;
-        let chunks = self.meta.range(&keys::chunks_prefix()).await?;
         let topics = self.meta.range(&keys::topics_prefix()).await?;
-        let mut states: LoadedStates = BTreeMap::new();
-        for kv in &partitions.kvs {
-            if let Some(key) = keys::parse_partition(&kv.key) {
-                let record: PartitionRecord = decode_json(kv)?;
-                states.insert(key, (record, kv.mod_revision, Vec::new()));
-            }
-        }
-        for kv in &chunks.kvs {
-            if let Some((key, _)) = keys::parse_chunk(&kv.key) {
-                let chunk: ChunkRecord = decode_json(kv)?;
-                states.entry(key).or_default().2.push(chunk);
-            }
-        }
+        let mut seen: std::collections::BTreeSet<TopicId> = std::collections::BTreeSet::new();
+        seen.extend(
+            leaders
+                .kvs
+                .iter()
+                .filter_map(|kv| keys::parse_leader(&kv.key).map(|k| k.topic)),
+        );
+        seen.extend(
+            partitions
+                .kvs
+                .iter()
+                .filter_map(|kv| keys::parse_partition(&kv.key).map(|k| k.topic)),
+        );
         let mut all = Vec::new();
         for kv in &topics.kvs {
             let t: TopicRecord = decode_json(kv)?;
-            self.install_topic(&t, &mut states);
+            self.install_topic(&t);
             all.extend(Self::topic_partitions(&t));
             self.topics
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(t);
         }
-        self.remove_orphans(&states).await?;
-        self.take_leadership(&all).await?;
+        for kv in &leaders.kvs {
+            if let Some(key) = keys::parse_leader(&kv.key) {
+                let record: LeaderRecord = decode_json(kv)?;
+                if let Ok(p) = self.partition(key) {
+                    let mut p = lock(&p);
+                    p.leadership = record;
+                    p.leader_revision = kv.mod_revision;
+                }
+            }
+        }
+        self.remove_orphans(seen).await?;
+        if self.standalone {
+            self.take_leadership(&all).await?;
+        }
         tracing::info!(
             topics = topics.kvs.len(),
             partitions = all.len(),
-            chunks = chunks.kvs.len(),
             "log loaded"
         );
         Ok(())
@@ -92,35 +103,20 @@ impl Shared {
 
     /// Deletes the keys of partitions whose topic is gone: a commit that raced the topic's
     /// deletion can leave them, and their chunk records would keep objects from collection.
-    async fn remove_orphans(&self, states: &LoadedStates) -> Result<()> {
+    async fn remove_orphans(&self, seen: std::collections::BTreeSet<TopicId>) -> Result<()> {
         let known: std::collections::HashSet<TopicId> = {
             let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
             topics.by_id.keys().copied().collect()
         };
-        let orphans: std::collections::BTreeSet<TopicId> = states
-            .keys()
-            .map(|k| k.topic)
-            .filter(|t| !known.contains(t))
-            .collect();
-        for topic in orphans {
+        for topic in seen.into_iter().filter(|t| !known.contains(t)) {
             tracing::warn!(topic = %topic, "removing metadata of a deleted topic");
-            self.meta
-                .txn(
-                    Txn::new()
-                        .then(TxnOp::DeletePrefix {
-                            prefix: keys::topic_partitions_prefix(topic),
-                        })
-                        .then(TxnOp::DeletePrefix {
-                            prefix: keys::topic_chunks_prefix(topic),
-                        }),
-                )
-                .await?;
+            self.meta.txn(delete_topic_keys(Txn::new(), topic)).await?;
         }
         Ok(())
     }
 
-    /// Records this broker as leader of the partitions with a new epoch (epoch 0 for a
-    /// partition that never had a record).
+    /// Standalone mode: records this broker as leader of the partitions with a new epoch
+    /// (epoch 0 for a partition that never had a leader), then loads them.
     pub(super) async fn take_leadership(&self, partitions: &[PartitionKey]) -> Result<()> {
         for group in partitions.chunks(LEADERSHIP_GROUP) {
             let mut txn = Txn::new();
@@ -128,16 +124,20 @@ impl Shared {
             for key in group {
                 let p = self.partition(*key)?;
                 let p = lock(&p);
-                let mut record = p.record;
-                if p.revision != 0 {
-                    record.leader_epoch = record.leader_epoch.next();
-                }
-                record.leader = Some(self.config.broker_id);
-                let k = keys::partition(*key);
+                let record = LeaderRecord {
+                    leader: Some(self.config.broker_id),
+                    leader_epoch: if p.leader_revision == 0 {
+                        p.leadership.leader_epoch
+                    } else {
+                        p.leadership.leader_epoch.next()
+                    },
+                    incarnation: 0,
+                };
+                let k = keys::leader(*key);
                 txn = txn
                     .when(Compare::ModRevision {
                         key: k.clone(),
-                        revision: p.revision,
+                        revision: p.leader_revision,
                     })
                     .then(TxnOp::Put {
                         key: k,
@@ -149,18 +149,29 @@ impl Shared {
             let outcome = self.meta.txn(txn).await?;
             if !outcome.succeeded {
                 return Err(Error::Metadata(crate::ports::MetadataError::Fatal {
-                    message: "partition records changed while taking leadership".into(),
+                    message: "leader records changed while taking leadership".into(),
                 }));
             }
             for (key, record) in updates {
-                let p = self.partition(key)?;
-                let mut p = lock(&p);
-                p.record = record;
-                p.revision = outcome.revision;
+                self.set_leadership(key, record, outcome.revision, true);
+                self.load_partition(key, outcome.revision).await?;
             }
         }
         Ok(())
     }
+}
+
+/// Adds to `txn` the deletion of every key of a topic's partitions.
+pub(super) fn delete_topic_keys(txn: Txn, topic: TopicId) -> Txn {
+    txn.then(TxnOp::DeletePrefix {
+        prefix: keys::topic_leaders_prefix(topic),
+    })
+    .then(TxnOp::DeletePrefix {
+        prefix: keys::topic_partitions_prefix(topic),
+    })
+    .then(TxnOp::DeletePrefix {
+        prefix: keys::topic_chunks_prefix(topic),
+    })
 }
 
 impl LogService {
@@ -181,6 +192,38 @@ impl LogService {
     pub fn topics(&self) -> Vec<TopicRecord> {
         let topics = self.shared.topics.read().unwrap_or_else(|e| e.into_inner());
         topics.by_name.values().cloned().collect()
+    }
+
+    /// Learns a topic (created here or seen in the metadata store) or a change of it; its
+    /// new partitions start as followers. Returns the partitions added.
+    pub fn install_topic(&self, record: TopicRecord) -> Vec<PartitionKey> {
+        let added = self.shared.install_topic(&record);
+        let mut topics = self
+            .shared
+            .topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = topics.get_by_id(record.id).map(|t| t.name.clone()) {
+            if old != record.name {
+                topics.remove(&old);
+            }
+        }
+        topics.insert(record);
+        added
+    }
+
+    /// Forgets a deleted topic and its partitions (pending appends to them fail).
+    pub fn forget_topic(&self, name: &str, id: TopicId) {
+        let mut topics = self
+            .shared
+            .topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if topics.by_name.get(name).is_some_and(|t| t.id == id) {
+            topics.remove(name);
+        }
+        drop(topics);
+        self.shared.remove_topic(id);
     }
 
     pub async fn create_topic(&self, req: CreateTopic) -> Result<TopicRecord> {
@@ -220,14 +263,11 @@ impl LogService {
         if !outcome.succeeded {
             return Err(Error::TopicAlreadyExists(req.name));
         }
-        self.shared.install_topic(&record, &mut BTreeMap::new());
-        self.shared
-            .topics
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(record.clone());
-        let partitions: Vec<PartitionKey> = Shared::topic_partitions(&record).collect();
-        self.shared.take_leadership(&partitions).await?;
+        self.install_topic(record.clone());
+        if self.shared.standalone {
+            let partitions: Vec<PartitionKey> = Shared::topic_partitions(&record).collect();
+            self.shared.take_leadership(&partitions).await?;
+        }
         tracing::info!(topic = %record.name, id = %record.id, partitions = record.partitions, "topic created");
         Ok(record)
     }
@@ -245,30 +285,20 @@ impl LogService {
         let outcome = self
             .shared
             .meta
-            .txn(
+            .txn(delete_topic_keys(
                 Txn::new()
                     .when(Compare::ModRevision {
                         key: topic_key.clone(),
                         revision: kv.mod_revision,
                     })
-                    .then(TxnOp::Delete { key: topic_key })
-                    .then(TxnOp::DeletePrefix {
-                        prefix: keys::topic_partitions_prefix(stored.id),
-                    })
-                    .then(TxnOp::DeletePrefix {
-                        prefix: keys::topic_chunks_prefix(stored.id),
-                    }),
-            )
+                    .then(TxnOp::Delete { key: topic_key }),
+                stored.id,
+            ))
             .await?;
         if !outcome.succeeded {
             return Err(Error::UnknownTopic(name.to_owned()));
         }
-        self.shared
-            .topics
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
-        self.shared.remove_topic(stored.id);
+        self.forget_topic(name, stored.id);
         tracing::info!(topic = %name, id = %stored.id, "topic deleted");
         Ok(stored)
     }

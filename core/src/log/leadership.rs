@@ -1,0 +1,319 @@
+//! Leadership of partitions as the leader records say: taking a partition up (loading its
+//! extent and chunks), dropping it, and handing it over to another broker after flushing.
+
+use std::time::Duration;
+
+use super::keys;
+use super::state::{ChunkRecord, LeaderRecord, PartitionRecord};
+use super::{lock, LogService, Role, Shared};
+use crate::error::{Error, Result};
+use crate::ports::metadata::{decode_json, encode_json};
+use crate::ports::{Compare, Txn, TxnOp};
+use crate::types::{BrokerId, PartitionKey, TopicId};
+
+/// How long a hand-over waits for the partition's pending appends to be committed.
+const HANDOVER_FLUSH_WAIT: Duration = Duration::from_secs(10);
+
+impl Shared {
+    /// Records a leader record seen at `revision`. `ours` says whether it names this broker
+    /// (and its current incarnation). Returns true when the partition must now be loaded.
+    pub(super) fn set_leadership(
+        &self,
+        key: PartitionKey,
+        record: LeaderRecord,
+        revision: i64,
+        ours: bool,
+    ) -> bool {
+        let Ok(partition) = self.partition(key) else {
+            return false;
+        };
+        let load = {
+            let mut p = lock(&partition);
+            if revision < p.leader_revision
+                || (revision == p.leader_revision && p.leadership == record)
+            {
+                return false;
+            }
+            let was = p.role;
+            p.leadership = record;
+            p.leader_revision = revision;
+            if was != Role::Follower {
+                if was != Role::Loading {
+                    tracing::info!(partition = %key, epoch = record.leader_epoch.0, leader = ?record.leader, "leadership moved away");
+                }
+                p.become_follower();
+            }
+            if ours {
+                p.role = Role::Loading;
+            }
+            ours
+        };
+        self.leadership_changed.send_modify(|n| *n += 1);
+        load
+    }
+
+    /// Reads the extent and chunks of a partition this broker was just given; it leads the
+    /// partition once they are loaded, unless its leadership changed meanwhile. The reads
+    /// come after the leader record changed, so they see every commit of the previous
+    /// leader (whose later commits are fenced by that change).
+    pub(super) async fn load_partition(
+        &self,
+        key: PartitionKey,
+        leader_revision: i64,
+    ) -> Result<()> {
+        let extent = self.meta.get(&keys::partition(key)).await?;
+        let (record, revision) = match &extent {
+            Some(kv) => (decode_json::<PartitionRecord>(kv)?, kv.mod_revision),
+            None => (PartitionRecord::default(), 0),
+        };
+        let chunks = self.meta.range(&keys::partition_chunks_prefix(key)).await?;
+        let mut list = Vec::with_capacity(chunks.kvs.len());
+        for kv in &chunks.kvs {
+            list.push(decode_json::<ChunkRecord>(kv)?);
+        }
+        let partition = self.partition(key)?;
+        {
+            let mut p = lock(&partition);
+            if p.role != Role::Loading || p.leader_revision != leader_revision {
+                return Ok(());
+            }
+            p.record = record;
+            p.revision = revision;
+            p.index = super::ChunkIndex::from_chunks(list);
+            p.stale = false;
+            p.role = Role::Leader;
+            tracing::info!(partition = %key, epoch = p.leadership.leader_epoch.0, log_end = record.log_end_offset.0, "leading partition");
+        }
+        self.leadership_changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Loads a partition until it is loaded or its leadership changes.
+    async fn load_until_done(&self, key: PartitionKey, leader_revision: i64) {
+        let mut attempt = 0;
+        loop {
+            match self.load_partition(key, leader_revision).await {
+                Ok(()) => return,
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(partition = %key, error = %e, attempt, "cannot load partition; retrying");
+                }
+            }
+            self.clock.sleep(super::flush::backoff(attempt)).await;
+            let still = self.partition(key).is_ok_and(|p| {
+                let p = lock(&p);
+                p.role == Role::Loading && p.leader_revision == leader_revision
+            });
+            if !still {
+                return;
+            }
+        }
+    }
+}
+
+impl LogService {
+    /// Tells the log what the leader record of a partition says (from the cluster's watch).
+    /// `ours`: it names this broker's current incarnation. Loading happens in the background.
+    pub fn observe_leadership(
+        &self,
+        key: PartitionKey,
+        record: LeaderRecord,
+        revision: i64,
+        ours: bool,
+    ) {
+        if self.shared.set_leadership(key, record, revision, ours) {
+            let shared = self.shared.clone();
+            tokio::spawn(async move { shared.load_until_done(key, revision).await });
+        }
+    }
+
+    /// Leadership of every partition of a topic, as last seen: (partition, leader record,
+    /// revision).
+    pub fn leadership_of(&self, topic: TopicId) -> Vec<(PartitionKey, LeaderRecord, i64)> {
+        let partitions = self
+            .shared
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = partitions
+            .iter()
+            .filter(|(k, _)| k.topic == topic)
+            .map(|(k, p)| {
+                let p = lock(p);
+                (*k, p.leadership, p.leader_revision)
+            })
+            .collect();
+        out.sort_by_key(|(k, _, _)| *k);
+        out
+    }
+
+    /// Partitions this broker leads, is loading or is handing over.
+    pub fn led_partitions(&self) -> Vec<PartitionKey> {
+        let partitions = self
+            .shared
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = partitions
+            .iter()
+            .filter(|(_, p)| lock(p).role != Role::Follower)
+            .map(|(k, _)| *k)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Partitions whose leadership this broker received and is still loading.
+    pub fn loading_partitions(&self) -> usize {
+        let partitions = self
+            .shared
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        partitions
+            .values()
+            .filter(|p| lock(p).role == Role::Loading)
+            .count()
+    }
+
+    /// Drops every partition (the broker's registration was lost: its leadership is no
+    /// longer its own to use). Pending appends fail with NOT_LEADER_OR_FOLLOWER.
+    pub fn release_all(&self) {
+        let partitions = self
+            .shared
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        for p in partitions.values() {
+            let mut p = lock(p);
+            if p.role != Role::Follower {
+                p.become_follower();
+            }
+        }
+        drop(partitions);
+        self.shared.leadership_changed.send_modify(|n| *n += 1);
+    }
+
+    /// Hands a partition this broker leads over to `to`: new appends are refused, pending
+    /// ones are flushed and committed, then the leader record names `to` (incarnation
+    /// `to_incarnation`) with the next epoch, in one transaction with `also` (e.g. deleting
+    /// the move request). The old leader's commits are fenced by that write.
+    pub async fn hand_over(
+        &self,
+        key: PartitionKey,
+        to: BrokerId,
+        to_incarnation: u64,
+        also: Vec<TxnOp>,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        let partition = shared.partition(key)?;
+        {
+            let mut p = lock(&partition);
+            match p.role {
+                Role::Leader => p.role = Role::HandingOver,
+                Role::Loading => return Err(Error::LeaderLoading(key)),
+                Role::Follower | Role::HandingOver => return Err(Error::NotLeader(key)),
+            }
+        }
+        shared.flush_wake.notify_one();
+        let mut committed = shared.committed.subscribe();
+        let waited = tokio::time::timeout(HANDOVER_FLUSH_WAIT, async {
+            loop {
+                let busy = lock(&shared.pending).batches.contains_key(&key)
+                    || lock(&shared.flushing).contains(&key);
+                if !busy {
+                    return;
+                }
+                shared.flush_wake.notify_one();
+                if committed.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        let (current, leader_revision) = {
+            let mut p = lock(&partition);
+            if p.role != Role::HandingOver {
+                // Fenced or moved meanwhile.
+                return Err(Error::NotLeader(key));
+            }
+            if waited.is_err() || p.stale {
+                p.role = Role::Leader;
+                return Err(Error::Timeout(HANDOVER_FLUSH_WAIT.as_millis() as u64));
+            }
+            (p.leadership, p.leader_revision)
+        };
+        let record = LeaderRecord {
+            leader: Some(to),
+            leader_epoch: current.leader_epoch.next(),
+            incarnation: to_incarnation,
+        };
+        let mut txn = Txn::new()
+            .when(Compare::ModRevision {
+                key: keys::leader(key),
+                revision: leader_revision,
+            })
+            .then(TxnOp::Put {
+                key: keys::leader(key),
+                value: encode_json(&record),
+                lease: None,
+            });
+        for op in also {
+            txn = txn.then(op);
+        }
+        let outcome = shared.meta.txn(txn).await;
+        let mut p = lock(&partition);
+        match outcome {
+            Ok(o) if o.succeeded => {
+                p.leadership = record;
+                p.leader_revision = o.revision;
+                p.become_follower();
+                tracing::info!(partition = %key, to = to.0, epoch = record.leader_epoch.0, "partition handed over");
+                drop(p);
+                shared.leadership_changed.send_modify(|n| *n += 1);
+                Ok(())
+            }
+            Ok(_) => {
+                p.become_follower();
+                Err(Error::NotLeader(key))
+            }
+            Err(e) => {
+                // Unknown outcome: the watch tells whether the record changed; until then
+                // this broker keeps the partition but re-reads it before writing.
+                if p.role == Role::HandingOver {
+                    p.role = Role::Leader;
+                    p.stale = true;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Waits until every partition of the topic has a leader (as last seen here), or the
+    /// timeout passes. Returns whether they all have one.
+    pub async fn wait_for_leaders(&self, topic: TopicId, timeout: Duration) -> bool {
+        let mut changed = self.shared.leadership_changed.subscribe();
+        let all_led = |log: &LogService| {
+            let led = log.leadership_of(topic);
+            !led.is_empty() && led.iter().all(|(_, r, _)| r.leader.is_some())
+        };
+        tokio::time::timeout(timeout, async {
+            loop {
+                if all_led(self) {
+                    return;
+                }
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok()
+            || all_led(self)
+    }
+
+    /// Changes whenever leadership of some partition changes here.
+    pub fn subscribe_leadership(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.leadership_changed.subscribe()
+    }
+}

@@ -1,0 +1,339 @@
+"""A cluster of brokers sharing one etcd and one bucket (scripts/test.sh starts etcd and
+SeaweedFS): leadership spread and agreed on, failover after kill -9 and SIGSTOP with every
+acknowledged record kept at its offset, brokers joining and leaving (SIGTERM) under load,
+and an etcd restart under load. Each test uses its own etcd key prefix and object prefix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness import free_port
+from history import History
+from clients import unique
+
+ETCD_URL = os.environ.get("KAFSCALE_TEST_ETCD_URL")
+S3_URL = os.environ.get("KAFSCALE_TEST_S3_URL")
+REQUIRED = os.environ.get("KAFSCALE_TEST_REQUIRE_ETCD") == "1"
+LEASE_MS = 3000
+
+pytestmark = pytest.mark.skipif(
+    not (ETCD_URL and S3_URL) and not REQUIRED,
+    reason="no etcd / S3 server; ./scripts/test.sh starts both",
+)
+
+
+def cluster_args(etcd_url: str, namespace: str, broker_id: int, extra: list[str] | None = None) -> list[str]:
+    return ["--metadata", f"{etcd_url}/{namespace}", "--object-store", f"{S3_URL}/{namespace}",
+            "--broker-id", str(broker_id)] + (extra or [])
+
+
+CLUSTER_CONFIG = f"""
+"broker.session.timeout.ms" = {LEASE_MS}
+"flush.ms" = 5
+"group.initial.rebalance.delay.ms" = 0
+"""
+
+
+def start_cluster(broker_factory, n: int, etcd_url: str | None = None, namespace: str | None = None):
+    namespace = namespace or unique("cl")
+    url = etcd_url or ETCD_URL
+    return [broker_factory(args=cluster_args(url, namespace, i + 1), config=CLUSTER_CONFIG, name=f"b{i + 1}")
+            for i in range(n)], namespace
+
+
+def leaders(bootstrap: str, topic: str) -> dict[int, int]:
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    t = md.topics[topic]
+    return {p: pm.leader for p, pm in t.partitions.items()}
+
+
+def live_brokers(bootstrap: str) -> set[int]:
+    return set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).brokers)
+
+
+def wait_for(what: str, cond, timeout: float = 30.0, step: float = 0.1):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = cond()
+            if last:
+                return last
+        except Exception as e:  # a broker mid-failover may not answer: try again
+            last = e
+        time.sleep(step)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def create(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    futures[topic].result(30)
+
+
+class Load:
+    """A producer thread writing unique values with acks=all, recording every delivery."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, rate_sleep: float = 0.002):
+        self.history = History()
+        self.errors: list[str] = []
+        self.sent = 0
+        self.stop_flag = threading.Event()
+        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
+                           "enable.idempotence": False, "message.timeout.ms": 60000,
+                           "retry.backoff.ms": 50, "topic.metadata.refresh.interval.ms": 1000})
+        self.topic, self.partitions, self.rate_sleep = topic, partitions, rate_sleep
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def on_delivery(self, err, msg):
+        with self.lock:
+            if err is not None:
+                self.errors.append(str(err))
+                self.history.failed.append(msg.value())
+            else:
+                self.history.ack(msg.partition(), msg.offset(), msg.value())
+
+    def run(self):
+        i = 0
+        while not self.stop_flag.is_set():
+            value = f"v-{i:08d}".encode()
+            try:
+                self.p.produce(self.topic, value=value, partition=i % self.partitions,
+                               on_delivery=self.on_delivery)
+                i += 1
+            except BufferError:
+                pass
+            self.p.poll(0)
+            time.sleep(self.rate_sleep)
+        self.sent = i
+
+    def acked(self) -> int:
+        with self.lock:
+            return len(self.history.acked)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def finish(self, timeout: float = 90) -> History:
+        self.stop_flag.set()
+        self.thread.join()
+        left = self.p.flush(timeout)
+        assert left == 0, f"{left} records neither delivered nor failed within {timeout}s"
+        return self.history
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+
+
+def read_all(bootstrap: str, topic: str, partitions: int, history: History, timeout: float = 60) -> None:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False,
+                  "enable.partition.eof": True, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(at_end) < partitions:
+            assert time.monotonic() < deadline, f"reading back timed out; at end: {sorted(at_end)}"
+            msg = c.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                continue
+            at_end.discard(msg.partition())
+            history.read.append((msg.partition(), msg.offset(), msg.value()))
+    finally:
+        c.close()
+
+
+def etcd_txns(etcd_url: str) -> float:
+    """Transactions etcd has answered OK (its own /metrics on the client port)."""
+    import urllib.request
+    with urllib.request.urlopen(etcd_url.replace("etcd://", "http://") + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("grpc_server_handled_total{") and 'grpc_method="Txn"' in line
+               and 'grpc_code="OK"' in line)
+
+
+def spread_ok(bootstrap: str, topic: str, brokers: set[int], per: int) -> dict[int, int] | None:
+    ld = leaders(bootstrap, topic)
+    counts = {b: sum(1 for l in ld.values() if l == b) for b in brokers}
+    return ld if all(n == per for n in counts.values()) and set(ld.values()) <= brokers else None
+
+
+def test_three_brokers_spread_leadership_and_agree(broker_factory):
+    (b1, b2, b3), _ = start_cluster(broker_factory, 3)
+    wait_for("three live brokers", lambda: live_brokers(b1.bootstrap) == {1, 2, 3})
+    topic = unique("spread")
+    create(b2.bootstrap, topic, 12)
+    ld = wait_for("4 partitions led by each broker",
+                  lambda: spread_ok(b1.bootstrap, topic, {1, 2, 3}, 4))
+    for b in (b2, b3):
+        assert wait_for(f"{b.name} agreeing", lambda: leaders(b.bootstrap, topic) == ld)
+    with Load(b1.bootstrap, topic, 12, rate_sleep=0.0005) as load:
+        wait_for("first acknowledgements", lambda: load.acked() >= 100, timeout=60)
+        txns0, acked0, t0 = etcd_txns(ETCD_URL), load.acked(), time.monotonic()
+        wait_for("2000 acknowledged records", lambda: load.acked() >= 2000, timeout=60)
+        txns1, acked1, t1 = etcd_txns(ETCD_URL), load.acked(), time.monotonic()
+        history = load.finish()
+    assert not load.errors, load.errors[:5]
+    secs = t1 - t0
+    print(f"\netcd under load (3 brokers, 12 partitions, flush.ms 5): {(txns1 - txns0) / secs:.0f} txn/s "
+          f"for {(acked1 - acked0) / secs:.0f} acknowledged records/s")
+    read_all(b3.bootstrap, topic, 12, history)
+    history.check()
+
+
+def failover_seconds(b, topic: str, gone: int, t0: float) -> float:
+    wait_for(f"partitions of broker {gone} to move",
+             lambda: all(l not in (gone, -1) for l in leaders(b.bootstrap, topic).values()),
+             timeout=30, step=0.05)
+    return time.monotonic() - t0
+
+
+def test_kill9_of_a_leader_under_load_loses_nothing(broker_factory):
+    (b1, b2, b3), _ = start_cluster(broker_factory, 3)
+    topic = unique("kill")
+    create(b1.bootstrap, topic, 6)
+    wait_for("2 partitions per broker", lambda: spread_ok(b1.bootstrap, topic, {1, 2, 3}, 2))
+    with Load(b1.bootstrap, topic, 6) as load:
+        wait_for("records acknowledged", lambda: load.acked() >= 500, timeout=60)
+        t0 = time.monotonic()
+        b2.kill()
+        took = failover_seconds(b1, topic, 2, t0)
+        before = load.acked()
+        wait_for("records acknowledged after the failover", lambda: load.acked() >= before + 500, timeout=60)
+        history = load.finish()
+    print(f"\nfailover after kill -9: {took:.2f} s (lease {LEASE_MS} ms)")
+    assert took < LEASE_MS / 1000 + 5, f"failover took {took:.1f} s"
+    read_all(b1.bootstrap, topic, 6, history)
+    history.check()
+    print(f"acked {len(history.acked)}, failed {len(history.failed)}, read {len(history.read)}, "
+          f"duplicated values {history.duplicated_values()}")
+
+
+def test_sigstopped_leader_is_fenced_and_its_late_writes_never_appear(broker_factory):
+    (b1, b2), _ = start_cluster(broker_factory, 2)
+    topic = unique("stop")
+    create(b1.bootstrap, topic, 4)
+    wait_for("2 partitions per broker", lambda: spread_ok(b1.bootstrap, topic, {1, 2}, 2))
+    with Load(b1.bootstrap, topic, 4) as load:
+        wait_for("records acknowledged", lambda: load.acked() >= 300, timeout=60)
+        os.kill(b2.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            took = failover_seconds(b1, topic, 2, t0)
+            before = load.acked()
+            wait_for("writes to the new leader", lambda: load.acked() >= before + 300, timeout=60)
+        finally:
+            os.kill(b2.pid, signal.SIGCONT)
+        # The paused broker wakes up with flushes in hand: they must be fenced.
+        wait_for("the old leader to notice", lambda: "lease lost" in b2.log_text()
+                 or "fenced" in b2.log_text() or "moved away" in b2.log_text(), timeout=20)
+        before = load.acked()
+        wait_for("more writes after SIGCONT", lambda: load.acked() >= before + 300, timeout=60)
+        history = load.finish()
+    print(f"\nfailover after SIGSTOP: {took:.2f} s")
+    read_all(b1.bootstrap, topic, 4, history)
+    history.check()
+    # It rejoins: the cluster balances again over both brokers.
+    wait_for("the woken broker to lead again", lambda: spread_ok(b1.bootstrap, topic, {1, 2}, 2), timeout=30)
+
+
+def test_join_and_sigterm_handover_under_load(broker_factory):
+    (b1, b2), ns = start_cluster(broker_factory, 2)
+    topic = unique("join")
+    create(b1.bootstrap, topic, 12)
+    wait_for("6 partitions per broker", lambda: spread_ok(b1.bootstrap, topic, {1, 2}, 6))
+    with Load(b1.bootstrap, topic, 12) as load:
+        wait_for("records acknowledged", lambda: load.acked() >= 300, timeout=60)
+        b3 = broker_factory(args=cluster_args(ETCD_URL, ns, 3), config=CLUSTER_CONFIG, name="b3")
+        wait_for("the new broker to receive its share",
+                 lambda: spread_ok(b1.bootstrap, topic, {1, 2, 3}, 4), timeout=30)
+        before = load.acked()
+        wait_for("records acknowledged", lambda: load.acked() >= before + 300, timeout=60)
+        t0 = time.monotonic()
+        b1.proc.send_signal(signal.SIGTERM)
+        code = b1.proc.wait(30)
+        took = failover_seconds(b2, topic, 1, t0)
+        assert code == 0, b1.log_tail()
+        before = load.acked()
+        wait_for("records acknowledged after the hand-over", lambda: load.acked() >= before + 300, timeout=60)
+        history = load.finish()
+    print(f"\nhand-over after SIGTERM: {took:.2f} s")
+    assert not load.errors, f"errors visible to the producer: {load.errors[:5]}"
+    read_all(b2.bootstrap, topic, 12, history)
+    history.check()
+    assert "partition handed over" in b1.log_text()
+
+
+@pytest.fixture
+def own_etcd(tmp_path):
+    """An etcd of this test's own, so that it can be restarted."""
+    etcd = shutil.which("etcd")
+    if etcd is None:
+        pytest.skip("no etcd binary")
+    client, peer = free_port(), free_port()
+    data = tmp_path / "etcd-data"
+    cmd = [etcd, "--name", "t", "--data-dir", str(data),
+           "--listen-client-urls", f"http://127.0.0.1:{client}",
+           "--advertise-client-urls", f"http://127.0.0.1:{client}",
+           "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+           "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+           "--initial-cluster", f"t=http://127.0.0.1:{peer}"]
+    log = open(tmp_path / "etcd.log", "ab")
+    state = {}
+
+    def start():
+        state["proc"] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        import socket
+        wait_for("etcd", lambda: socket.create_connection(("127.0.0.1", client), timeout=1).close() or True)
+
+    def stop():
+        p = state.get("proc")
+        if p and p.poll() is None:
+            p.kill()
+            p.wait()
+
+    start()
+    yield f"etcd://127.0.0.1:{client}", start, stop
+    stop()
+    log.close()
+
+
+def test_etcd_restart_under_load(broker_factory, own_etcd):
+    url, start_etcd, stop_etcd = own_etcd
+    (b1, b2), _ = start_cluster(broker_factory, 2, etcd_url=url)
+    topic = unique("etcd")
+    create(b1.bootstrap, topic, 4)
+    wait_for("2 partitions per broker", lambda: spread_ok(b1.bootstrap, topic, {1, 2}, 2))
+    with Load(b1.bootstrap, topic, 4) as load:
+        wait_for("records acknowledged", lambda: load.acked() >= 300, timeout=60)
+        stop_etcd()
+        time.sleep(1.0)
+        # No commit, no ack: nothing new is acknowledged while etcd is down.
+        frozen = load.acked()
+        time.sleep(2.0)
+        assert load.acked() <= frozen + 5, "acknowledged without a metadata commit?"
+        assert b1.http_get("/readyz")[0] == 503
+        start_etcd()
+        before = load.acked()
+        wait_for("writes acknowledged after etcd returned", lambda: load.acked() >= before + 300, timeout=60)
+        wait_for("ready again", lambda: b1.http_get("/readyz")[0] == 200 and b2.http_get("/readyz")[0] == 200)
+        history = load.finish()
+    read_all(b1.bootstrap, topic, 4, history)
+    history.check()
