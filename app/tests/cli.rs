@@ -37,6 +37,9 @@ struct Script {
     calls: BTreeMap<i16, usize>,
     /// Records per produce request that got through.
     produced: Vec<i32>,
+    /// A port nothing listens on: the first Metadata answer names broker 1 there as the
+    /// leader, as if it had just died.
+    dead_leader: Option<u16>,
 }
 
 type Shared = Arc<Mutex<Script>>;
@@ -157,6 +160,14 @@ fn answer(
             b.host = s("127.0.0.1");
             b.port = i32::from(addr.port());
             r.brokers = vec![b];
+            let dead = sc.dead_leader.filter(|_| call == 1);
+            if let Some(port) = dead {
+                let mut d = MetadataResponseBroker::default();
+                d.node_id = BrokerId(1);
+                d.host = s("127.0.0.1");
+                d.port = i32::from(port);
+                r.brokers.push(d);
+            }
             r.controller_id = BrokerId(0);
             r.cluster_id = Some(s("scripted"));
             for t in req.topics.unwrap_or_default() {
@@ -165,7 +176,7 @@ fn answer(
                 mt.topic_id = uuid::Uuid::from_u128(7);
                 let mut p = MetadataResponsePartition::default();
                 p.partition_index = 0;
-                p.leader_id = BrokerId(0);
+                p.leader_id = BrokerId(if dead.is_some() { 1 } else { 0 });
                 // A new epoch on every look-up, as after a change of leader.
                 p.leader_epoch = call as i32;
                 p.replica_nodes = vec![BrokerId(0)];
@@ -328,6 +339,43 @@ async fn offsets_and_coordinators_are_retried() {
     assert_eq!(sc.calls[&(ApiKey::FindCoordinator as i16)], 3);
 }
 
+fn dead_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn a_dead_leader_is_looked_up_again() {
+    for what in ["offsets", "produce"] {
+        let (addr, script) = start(BASIC, &[]).await;
+        script.lock().unwrap().dead_leader = Some(dead_port());
+        let mut c = client(addr).await;
+        if what == "offsets" {
+            let offsets = c
+                .list_offsets("t", &[0], OffsetSpec::Earliest)
+                .await
+                .unwrap();
+            assert_eq!(offsets.get(&0), Some(&3));
+        } else {
+            let args = ProduceArgs {
+                topic: "t".into(),
+                key_separator: None,
+                partition: None,
+                verbose: false,
+                conn: conn(addr),
+            };
+            produce::produce_from(&mut c, &args, &b"x\n"[..])
+                .await
+                .unwrap();
+            assert_eq!(script.lock().unwrap().produced, vec![1]);
+        }
+        assert!(
+            script.lock().unwrap().calls[&(ApiKey::Metadata as i16)] >= 2,
+            "{what}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn describe_without_describe_configs_says_so() {
     let (addr, _script) = start(BASIC, &[]).await;
@@ -370,9 +418,7 @@ async fn commands_needing_a_missing_api_name_it() {
 
 #[tokio::test]
 async fn an_unreachable_broker_is_one_line() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = SocketAddr::from(([127, 0, 0, 1], dead_port()));
     let err = Client::connect(&addr.to_string(), Duration::from_secs(2))
         .await
         .err()

@@ -2,13 +2,15 @@
 //! negotiated with ApiVersions, brokers and leaders learned from Metadata, group
 //! coordinators from FindCoordinator.
 
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FindCoordinatorRequest, ListOffsetsRequest, MetadataRequest,
     MetadataResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 pub use super::conn::Conn;
@@ -201,6 +203,28 @@ impl Client {
         }
     }
 
+    /// Sends a request to a broker in the highest version both speak within `ours`. A
+    /// broker that cannot be reached loses its connection, so the next call opens a new one.
+    pub async fn call_broker<R: Request>(
+        &mut self,
+        id: i32,
+        key: ApiKey,
+        ours: RangeInclusive<i16>,
+        needed_by: &str,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response, CliError> {
+        let result = async {
+            let conn = self.broker(id).await?;
+            let v = conn.version(key, ours, needed_by)?;
+            conn.call(v, &build(v)).await
+        }
+        .await;
+        if result.as_ref().is_err_and(CliError::is_transport) {
+            self.forget(id);
+        }
+        result
+    }
+
     /// Forgets a broker's connection (after an I/O error or a change of leader).
     pub fn forget(&mut self, id: i32) {
         self.conns.remove(&id);
@@ -308,25 +332,36 @@ impl Client {
                 }
             }
             for (leader, parts) in by_leader {
-                let conn = self.broker(leader).await?;
-                let v = conn.version(ApiKey::ListOffsets, 1..=7, "offsets")?;
-                let mut req = ListOffsetsRequest::default();
-                req.replica_id = BrokerId(-1);
-                let mut t =
-                    kafka_protocol::messages::list_offsets_request::ListOffsetsTopic::default();
-                t.name = topic_name(topic);
-                t.partitions = parts
-                    .iter()
-                    .map(|p| {
-                        let mut lp = kafka_protocol::messages::list_offsets_request::ListOffsetsPartition::default();
-                        lp.partition_index = *p;
-                        lp.current_leader_epoch = -1;
-                        lp.timestamp = spec.timestamp();
-                        lp
-                    })
-                    .collect();
-                req.topics = vec![t];
-                let resp = conn.call(v, &req).await?;
+                let build = |_v: i16| {
+                    let mut req = ListOffsetsRequest::default();
+                    req.replica_id = BrokerId(-1);
+                    let mut t = ListOffsetsTopic::default();
+                    t.name = topic_name(topic);
+                    t.partitions = parts
+                        .iter()
+                        .map(|p| {
+                            let mut lp = ListOffsetsPartition::default();
+                            lp.partition_index = *p;
+                            lp.current_leader_epoch = -1;
+                            lp.timestamp = spec.timestamp();
+                            lp
+                        })
+                        .collect();
+                    req.topics = vec![t];
+                    req
+                };
+                let called = self
+                    .call_broker(leader, ApiKey::ListOffsets, 1..=7, "offsets", build)
+                    .await;
+                let resp = match called {
+                    Ok(r) => r,
+                    // The leader is gone: ask again who leads.
+                    Err(e) if e.is_transport() && attempt + 1 < ATTEMPTS => {
+                        retry.extend(&parts);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 for t in resp.topics {
                     for p in t.partitions {
                         if p.error_code == 0 {

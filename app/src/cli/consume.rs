@@ -170,35 +170,48 @@ async fn fetch_loop(
             }
         }
         for (leader, ps) in by_leader {
-            let conn = client.broker(leader).await?;
-            let v = conn.version(ApiKey::Fetch, 4..=12, "consume")?;
-            let mut t = FetchTopic::default();
-            t.topic = topic_name(&args.topic);
-            for p in &ps {
-                let mut fp = FetchPartition::default();
-                fp.partition = *p;
-                fp.fetch_offset = pos.next[p];
-                fp.partition_max_bytes = 1 << 20;
-                if v >= 9 {
-                    fp.current_leader_epoch = -1;
+            let next = &pos.next;
+            let build = |v: i16| {
+                let mut t = FetchTopic::default();
+                t.topic = topic_name(&args.topic);
+                for p in &ps {
+                    let mut fp = FetchPartition::default();
+                    fp.partition = *p;
+                    fp.fetch_offset = next[p];
+                    fp.partition_max_bytes = 1 << 20;
+                    if v >= 9 {
+                        fp.current_leader_epoch = -1;
+                    }
+                    if v >= 5 {
+                        fp.log_start_offset = -1;
+                    }
+                    t.partitions.push(fp);
                 }
-                if v >= 5 {
-                    fp.log_start_offset = -1;
+                let mut req = FetchRequest::default();
+                req.replica_id = BrokerId(-1);
+                req.max_wait_ms = max_wait.as_millis() as i32;
+                req.min_bytes = 1;
+                req.max_bytes = 8 << 20;
+                req.isolation_level = 0;
+                if v >= 7 {
+                    req.session_id = 0;
+                    req.session_epoch = -1;
                 }
-                t.partitions.push(fp);
-            }
-            let mut req = FetchRequest::default();
-            req.replica_id = BrokerId(-1);
-            req.max_wait_ms = max_wait.as_millis() as i32;
-            req.min_bytes = 1;
-            req.max_bytes = 8 << 20;
-            req.isolation_level = 0;
-            if v >= 7 {
-                req.session_id = 0;
-                req.session_epoch = -1;
-            }
-            req.topics = vec![t];
-            let resp = conn.call(v, &req).await?;
+                req.topics = vec![t];
+                req
+            };
+            let resp = match client
+                .call_broker(leader, ApiKey::Fetch, 4..=12, "consume", build)
+                .await
+            {
+                Ok(r) => r,
+                // The leader is gone: look up who leads now.
+                Err(e) if e.is_transport() => {
+                    refresh = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if resp.error_code != 0 {
                 return Err(CliError::kafka("fetch", resp.error_code, None));
             }

@@ -32,6 +32,15 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// The broker could not be reached or did not answer: after looking the leader up
+    /// again, another attempt may reach a broker that does.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            CliError::Connect { .. } | CliError::Io { .. } | CliError::Timeout { .. }
+        )
+    }
+
     pub fn kafka(context: impl Into<String>, code: i16, message: Option<&StrBytes>) -> CliError {
         CliError::Kafka {
             context: context.into(),

@@ -194,8 +194,6 @@ impl Producer {
             }
             let mut retry: Vec<i32> = leaderless;
             for (leader, parts) in by_leader {
-                let conn = client.broker(leader).await?;
-                let v = conn.version(ApiKey::Produce, 3..=9, "produce")?;
                 let mut t = TopicProduceData::default();
                 t.name = topic_name(&self.topic);
                 for p in &parts {
@@ -208,7 +206,19 @@ impl Producer {
                 req.acks = -1;
                 req.timeout_ms = 30_000;
                 req.topic_data = vec![t];
-                let resp = conn.call(v, &req).await?;
+                let called = client
+                    .call_broker(leader, ApiKey::Produce, 3..=9, "produce", |_| req)
+                    .await;
+                let resp = match called {
+                    Ok(r) => r,
+                    // Not sent: the leader is gone, so ask again who leads. (After a lost
+                    // answer the records may have been written: that is not retried.)
+                    Err(CliError::Connect { .. }) if attempt + 1 < ATTEMPTS => {
+                        retry.extend(&parts);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 for t in resp.responses {
                     for p in t.partition_responses {
                         if p.error_code == 0 {
