@@ -4,9 +4,14 @@ group's coordinator, whichever broker the tool was pointed at."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+
 import pytest
 
 from clients import unique
+from harness import BIN
 from test_cli import cli, cli_json
 from test_cluster import ETCD_URL, REQUIRED, S3_URL, leaders, start_cluster, wait_for
 
@@ -57,3 +62,39 @@ def test_cli_on_three_brokers(broker_factory):
     cli(b2, "topic", "delete", topic)
     wait_for("topic gone from every broker",
              lambda: all(topic not in [t["name"] for t in cli_json(b, "topic", "list")["topics"]] for b in brokers))
+
+
+def test_cli_consume_follows_a_failover(broker_factory):
+    brokers, _ = start_cluster(broker_factory, 3)
+    b1 = brokers[0]
+    topic = unique("cli-failover")
+    cli(b1, "topic", "create", topic, "--partitions", "6")
+
+    def spread():
+        d = cli_json(b1, "topic", "describe", topic)
+        return d if {p["leader"] for p in d["partitions"]} == {1, 2, 3} else None
+
+    wait_for("leaders on every broker", spread, timeout=60)
+    first = [f"before {i}" for i in range(120)]
+    cli(b1, "produce", topic, input=("\n".join(first) + "\n").encode())
+
+    # A consumer through broker 1 that waits for 240 records.
+    cmd = [str(BIN), "consume", topic, "--bootstrap", b1.bootstrap, "--from-beginning", "--max", "240",
+           "--timeout-ms", "60000"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFSCALE_")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        time.sleep(1.0)
+        brokers[2].kill()  # broker 3 leads some partitions the consumer is reading
+        wait_for("partitions of broker 3 taken over",
+                 lambda: {p["leader"] for p in cli_json(b1, "topic", "describe", topic)["partitions"]} <= {1, 2},
+                 timeout=60)
+        second = [f"after {i}" for i in range(120)]
+        cli(b1, "produce", topic, input=("\n".join(second) + "\n").encode())
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert sorted(out.decode().splitlines()) == sorted(first + second)
