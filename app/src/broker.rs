@@ -142,7 +142,8 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
             http_listener,
             stop_rx.clone(),
         )),
-        tokio::spawn(groups.run_timers(stop_rx.clone())),
+        tokio::spawn(groups.clone().run_timers(stop_rx.clone())),
+        tokio::spawn(groups.run_snapshots(stop_rx.clone())),
         tokio::spawn(probe_unavailable_store(ctx.clone(), store, stop_rx)),
     ];
     tracing::info!(

@@ -58,6 +58,18 @@ impl Context {
         list
     }
 
+    /// The live leader of a partition, its epoch and how to reach it: what a
+    /// NOT_LEADER_OR_FOLLOWER answer tells clients that understand it (KIP-951).
+    pub fn current_leader(
+        &self,
+        key: kafscale_core::PartitionKey,
+    ) -> Option<(i32, BrokerEndpoint)> {
+        let info = self.log.partition_info(key).ok()?;
+        let leader = info.leader?;
+        let endpoint = self.live_brokers().into_iter().find(|b| b.id == leader.0)?;
+        Some((info.leader_epoch.0, endpoint))
+    }
+
     /// The controller; any broker can create topics here, so this one stands in while no
     /// controller is known (the Java admin client sends some requests to the controller).
     pub fn controller_id(&self) -> i32 {

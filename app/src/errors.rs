@@ -84,6 +84,8 @@ pub mod codes {
     pub const INVALID_REPLICA_ASSIGNMENT: i16 = R::InvalidReplicaAssignment.code();
     pub const INVALID_CONFIG: i16 = R::InvalidConfig.code();
     pub const LEADER_NOT_AVAILABLE: i16 = R::LeaderNotAvailable.code();
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = R::NotLeaderOrFollower.code();
+    pub const FENCED_LEADER_EPOCH: i16 = R::FencedLeaderEpoch.code();
     pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = R::UnsupportedEndpointType.code();
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
         R::TransactionalIdAuthorizationFailed.code();

@@ -2,8 +2,10 @@
 //! notification until `min_bytes` is reached, an error occurs or `max_wait_ms` passes.
 
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, NodeEndpoint, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +13,8 @@ use kafscale_core::log::ReadRequest;
 use kafscale_core::topic::TopicRecord;
 use kafscale_core::{LeaderEpoch, Offset, PartitionId, PartitionKey, TopicId};
 
-use super::{topic_name, wire_uuid};
-use crate::context::Context;
+use super::{str_bytes, topic_name, wire_uuid};
+use crate::context::{BrokerEndpoint, Context};
 use crate::errors::{self, codes};
 
 /// Upper bound on a long-poll, whatever the client asks.
@@ -55,11 +57,14 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> Fetch
     let mut commits = ctx.log.subscribe();
     loop {
         commits.borrow_and_update();
-        let (responses, bytes, failed) = read_all(&ctx, version, &wanted, max_bytes).await;
+        let (responses, bytes, failed, moved) = read_all(&ctx, version, &wanted, max_bytes).await;
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || failed || expired {
             ctx.metrics.fetched_bytes.inc_by(bytes as u64);
             resp.responses = responses;
+            if version >= 16 {
+                resp.node_endpoints = node_endpoints(moved);
+            }
             return resp;
         }
         tokio::select! {
@@ -79,8 +84,14 @@ async fn read_all(
     version: i16,
     wanted: &[Wanted],
     max_bytes: usize,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> (
+    Vec<FetchableTopicResponse>,
+    usize,
+    bool,
+    Vec<BrokerEndpoint>,
+) {
     let mut total = 0usize;
+    let mut moved: Vec<BrokerEndpoint> = Vec::new();
     let mut failed = false;
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
@@ -147,10 +158,32 @@ async fn read_all(
                     data.records = Some(records);
                 }
                 Err(e) => {
-                    if !matches!(e, kafscale_core::Error::OffsetOutOfRange { .. }) {
-                        tracing::warn!(partition = %key, error = %e, "fetch failed");
+                    use kafscale_core::Error as E;
+                    match &e {
+                        E::OffsetOutOfRange { .. } => {}
+                        // Leadership moves are routine: the client follows.
+                        E::NotLeader(_)
+                        | E::LeaderLoading(_)
+                        | E::LeaderNotAvailable(_)
+                        | E::FencedLeaderEpoch { .. }
+                        | E::UnknownLeaderEpoch { .. } => {
+                            tracing::debug!(partition = %key, error = %e, "fetch refused")
+                        }
+                        _ => tracing::warn!(partition = %key, error = %e, "fetch failed"),
                     }
                     data.error_code = errors::code(&e);
+                    if version >= 12
+                        && matches!(
+                            data.error_code,
+                            codes::NOT_LEADER_OR_FOLLOWER | codes::FENCED_LEADER_EPOCH
+                        )
+                    {
+                        if let Some((epoch, leader)) = ctx.current_leader(key) {
+                            data.current_leader.leader_id = BrokerId(leader.id);
+                            data.current_leader.leader_epoch = epoch;
+                            moved.push(leader);
+                        }
+                    }
                     set_unknown_offsets(&mut data);
                     if let Ok(info) = ctx.log.partition_info(key) {
                         data.high_watermark = info.high_watermark.0;
@@ -164,7 +197,24 @@ async fn read_all(
         }
         out.push(topic);
     }
-    (out, total, failed)
+    (out, total, failed, moved)
+}
+
+/// Endpoints of the leaders named in NOT_LEADER answers (v16+), once each.
+fn node_endpoints(moved: Vec<BrokerEndpoint>) -> Vec<NodeEndpoint> {
+    let mut out: Vec<NodeEndpoint> = Vec::new();
+    for b in moved {
+        if out.iter().any(|e| e.node_id.0 == b.id) {
+            continue;
+        }
+        let mut e = NodeEndpoint::default();
+        e.node_id = BrokerId(b.id);
+        e.host = str_bytes(b.host);
+        e.port = b.port;
+        e.rack = b.rack.map(str_bytes);
+        out.push(e);
+    }
+    out
 }
 
 fn set_unknown_offsets(data: &mut PartitionData) {

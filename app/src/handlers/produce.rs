@@ -2,15 +2,17 @@
 //! (`stage`); the response waits for their commit (`finish`). acks=0 gets no response, and a
 //! connection whose acks=0 produce failed is closed, which is how Kafka tells such producers.
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kafscale_adapters::HealthState;
 use kafscale_core::batch::{self, Codec};
 use kafscale_core::log::{AppendRequest, AppendTicket, Appended};
-use kafscale_core::{PartitionId, PartitionKey};
+use kafscale_core::{PartitionId, PartitionKey, TopicId};
 
 use super::{str_bytes, topic_name};
 use crate::context::Context;
@@ -27,11 +29,15 @@ enum Part {
 }
 
 pub struct Staged {
+    ctx: Arc<Context>,
     version: i16,
     acks: i16,
     timeout: Duration,
-    topics: Vec<(String, Vec<(i32, Part)>)>,
+    topics: Vec<StagedTopic>,
 }
+
+/// A topic of the request: its name, its id if known, and each partition's part.
+type StagedTopic = (String, Option<TopicId>, Vec<(i32, Part)>);
 
 pub enum Outcome {
     Respond(ProduceResponse),
@@ -87,10 +93,11 @@ pub fn stage(ctx: &Arc<Context>, version: i16, req: ProduceRequest) -> Staged {
                     (p.index, part)
                 })
                 .collect();
-            (name, parts)
+            (name, record.map(|t| t.id), parts)
         })
         .collect();
     Staged {
+        ctx: ctx.clone(),
         version,
         acks,
         timeout: u64::try_from(req.timeout_ms)
@@ -157,7 +164,7 @@ impl Staged {
             let failed = self
                 .topics
                 .iter()
-                .flat_map(|(_, p)| p)
+                .flat_map(|(_, _, p)| p)
                 .find_map(|(_, p)| match p {
                     Part::Failed(code, message) => Some(format!(
                         "acks=0 produce failed with error {code}: {message}"
@@ -168,7 +175,7 @@ impl Staged {
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut resp = ProduceResponse::default();
-        for (name, parts) in self.topics {
+        for (name, topic_id, parts) in self.topics {
             let mut topic = TopicProduceResponse::default();
             topic.name = topic_name(&name);
             for (index, part) in parts {
@@ -191,9 +198,30 @@ impl Staged {
                         }
                     }
                 };
-                topic
-                    .partition_responses
-                    .push(partition_response(self.version, index, result));
+                let moved =
+                    matches!(&result, Err((code, _)) if *code == codes::NOT_LEADER_OR_FOLLOWER);
+                let mut p = partition_response(self.version, index, result);
+                if moved && self.version >= 10 {
+                    if let Some(topic) = topic_id {
+                        let key = PartitionKey {
+                            topic,
+                            partition: PartitionId(index),
+                        };
+                        if let Some((epoch, leader)) = self.ctx.current_leader(key) {
+                            p.current_leader.leader_id = BrokerId(leader.id);
+                            p.current_leader.leader_epoch = epoch;
+                            if !resp.node_endpoints.iter().any(|e| e.node_id.0 == leader.id) {
+                                let mut e = NodeEndpoint::default();
+                                e.node_id = BrokerId(leader.id);
+                                e.host = str_bytes(leader.host);
+                                e.port = leader.port;
+                                e.rack = leader.rack.map(str_bytes);
+                                resp.node_endpoints.push(e);
+                            }
+                        }
+                    }
+                }
+                topic.partition_responses.push(p);
             }
             resp.responses.push(topic);
         }

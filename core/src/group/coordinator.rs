@@ -33,6 +33,9 @@ pub struct GroupCoordinator {
     pub(crate) shards: Vec<ShardSlot>,
     /// Wakes the timer task when a deadline may have moved earlier.
     wake: Notify,
+    /// Group states to persist (None: delete), newest per group.
+    pub(crate) pending_snapshots: Mutex<HashMap<GroupId, Option<super::snapshot::GroupSnapshot>>>,
+    pub(crate) snapshot_wake: Notify,
 }
 
 impl std::fmt::Debug for GroupCoordinator {
@@ -57,6 +60,8 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             shards: (0..SHARDS).map(|_| ShardSlot::default()).collect(),
             wake: Notify::new(),
+            pending_snapshots: Mutex::new(HashMap::new()),
+            snapshot_wake: Notify::new(),
         }
     }
 
@@ -137,6 +142,7 @@ impl GroupCoordinator {
             (None, Some(m)) => return Err(GroupError::UnknownMember(m.clone())),
         };
         let step = group.join(req, now, &self.config);
+        self.collect_snapshot(group);
         drop(groups);
         self.poke();
         Ok(step)
@@ -157,6 +163,7 @@ impl GroupCoordinator {
             return Step::Ready(Err(GroupError::UnknownMember(req.member)));
         };
         let step = group.sync(req, now);
+        self.collect_snapshot(group);
         drop(groups);
         self.poke();
         step
@@ -199,6 +206,7 @@ impl GroupCoordinator {
                 .collect());
         };
         let out = g.leave(leaving, now, &self.config);
+        self.collect_snapshot(g);
         drop(groups);
         self.poke();
         out
@@ -235,6 +243,7 @@ impl GroupCoordinator {
         let mut next: Option<Millis> = None;
         for g in groups.values_mut() {
             g.tick(now, &self.config);
+            self.collect_snapshot(g);
             if let Some(d) = g.next_deadline() {
                 next = Some(next.map_or(d, |n| n.min(d)));
             }

@@ -51,6 +51,8 @@ pub(crate) struct Group {
     pub offsets: BTreeMap<OffsetKey, CommittedOffset>,
     /// When the group last became Empty (for dropping empty groups without offsets).
     pub empty_since: Option<Millis>,
+    /// The (state, generation) last persisted for the next coordinator.
+    pub persisted: Option<(GroupState, GenerationId)>,
 }
 
 impl Group {
@@ -72,6 +74,7 @@ impl Group {
             sync_deadline: None,
             offsets: BTreeMap::new(),
             empty_since: Some(now),
+            persisted: Some((GroupState::Empty, GenerationId(0))),
         }
     }
 

@@ -44,6 +44,26 @@ pub fn parse_shard(key: &str) -> Option<ShardId> {
     (n < SHARDS).then_some(ShardId(n))
 }
 
+pub fn shard_states_prefix(shard: ShardId) -> String {
+    format!("kafscale/groups/state/{:03}/", shard.0)
+}
+
+/// Where a group's membership is persisted for the next coordinator.
+pub fn group_state(group: &GroupId) -> String {
+    format!(
+        "{}{}",
+        shard_states_prefix(shard_of(group)),
+        escape(&group.0)
+    )
+}
+
+/// The group of a state key.
+pub fn parse_group_state(key: &str) -> Option<GroupId> {
+    let rest = key.strip_prefix("kafscale/groups/state/")?;
+    let (_shard, group) = rest.split_once('/')?;
+    unescape(group).map(GroupId)
+}
+
 pub fn shard_offsets_prefix(shard: ShardId) -> String {
     format!("kafscale/groups/offsets/{:03}/", shard.0)
 }
@@ -153,6 +173,8 @@ mod tests {
         assert!(shard_of(&GroupId("anything".into())).0 < SHARDS);
         assert_eq!(shard(ShardId(3)), "kafscale/groups/shards/003");
         assert_eq!(parse_shard(&shard(ShardId(3))), Some(ShardId(3)));
+        let g = GroupId("a/b%c".into());
+        assert_eq!(parse_group_state(&group_state(&g)), Some(g));
         assert!(shard(ShardId(3)).starts_with(&shards_prefix()));
     }
 }

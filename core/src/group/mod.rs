@@ -46,6 +46,7 @@ mod member;
 mod membership;
 mod offsets;
 mod shard;
+mod snapshot;
 mod types;
 
 #[cfg(test)]

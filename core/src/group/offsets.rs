@@ -146,9 +146,14 @@ impl GroupCoordinator {
             // Dead while the delete is in flight: joins and commits wait it out.
             g.state = GroupState::Dead;
         }
-        let txn = Txn::new().when(fence).then(TxnOp::DeletePrefix {
-            prefix: keys::group_offsets_prefix(group),
-        });
+        let txn = Txn::new()
+            .when(fence)
+            .then(TxnOp::DeletePrefix {
+                prefix: keys::group_offsets_prefix(group),
+            })
+            .then(TxnOp::Delete {
+                key: keys::group_state(group),
+            });
         let outcome = self.meta.txn(txn).await;
         let mut groups = self.lock();
         match outcome {

@@ -114,9 +114,29 @@ impl GroupCoordinator {
         })
     }
 
-    /// Loads a shard's committed offsets into its groups.
+    /// Loads a shard's persisted groups and committed offsets.
     async fn load_offsets(&self, shard: ShardId, epoch: u64) -> GroupResult<()> {
+        let states = self.meta.range(&keys::shard_states_prefix(shard)).await?;
         let range = self.meta.range(&keys::shard_offsets_prefix(shard)).await?;
+        {
+            let now = self.now();
+            let mut groups = self.lock();
+            for kv in &states.kvs {
+                let Some(group) = keys::parse_group_state(&kv.key) else {
+                    continue;
+                };
+                let restored = decode_json(kv)
+                    .ok()
+                    .and_then(|snap| Group::restore(group.clone(), snap, now));
+                match restored {
+                    Some(g) => {
+                        tracing::info!(group = %group, generation = %g.generation, members = g.members.len(), "restored group");
+                        groups.insert(group, g);
+                    }
+                    None => tracing::warn!(key = %kv.key, "ignoring an unreadable group state"),
+                }
+            }
+        }
         let now = self.now();
         let mut loaded = 0usize;
         let mut groups = self.lock();

@@ -289,17 +289,36 @@ impl LogService {
         }
     }
 
-    /// Waits until every partition of the topic has a leader (as last seen here), or the
-    /// timeout passes. Returns whether they all have one.
+    /// Waits until every partition of the topic has a leader (as last seen here) and those
+    /// this broker was given are loaded, or the timeout passes. Returns whether they are.
     pub async fn wait_for_leaders(&self, topic: TopicId, timeout: Duration) -> bool {
         let mut changed = self.shared.leadership_changed.subscribe();
-        let all_led = |log: &LogService| {
-            let led = log.leadership_of(topic);
-            !led.is_empty() && led.iter().all(|(_, r, _)| r.leader.is_some())
+        let me = self.shared.config.broker_id;
+        let ready = |log: &LogService| {
+            let partitions = log
+                .shared
+                .partitions
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut any = false;
+            for (k, p) in partitions.iter() {
+                if k.topic != topic {
+                    continue;
+                }
+                any = true;
+                let p = lock(p);
+                let led = p.leadership.leader.is_some();
+                let loaded_if_mine = p.leadership.leader != Some(me)
+                    || matches!(p.role, Role::Leader | Role::HandingOver);
+                if !led || p.role == Role::Loading || !loaded_if_mine {
+                    return false;
+                }
+            }
+            any
         };
         tokio::time::timeout(timeout, async {
             loop {
-                if all_led(self) {
+                if ready(self) {
                     return;
                 }
                 if changed.changed().await.is_err() {
@@ -309,7 +328,7 @@ impl LogService {
         })
         .await
         .is_ok()
-            || all_led(self)
+            || ready(self)
     }
 
     /// Changes whenever leadership of some partition changes here.
