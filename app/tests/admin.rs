@@ -45,6 +45,42 @@ async fn create_with_configs(
     )
 }
 
+/// Waits until every partition of `topic` has a leader: in a cluster the controller assigns
+/// new partitions (and partitions after a restart) shortly after the request that made them.
+async fn led(c: &mut Client, topic: &str, partitions: usize) {
+    for _ in 0..200 {
+        let mut t = metadata_request::MetadataRequestTopic::default();
+        t.name = Some(name(topic));
+        let mut req = MetadataRequest::default();
+        req.topics = Some(vec![t]);
+        req.allow_auto_topic_creation = false;
+        let resp: MetadataResponse = c.call(ApiKey::Metadata, 12, &req).await;
+        let parts = &resp.topics[0].partitions;
+        if parts.len() == partitions
+            && parts
+                .iter()
+                .all(|p| p.error_code == 0 && p.leader_id.0 >= 0)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{topic}: partitions without a leader after 10 s");
+}
+
+/// Produces, retrying NOT_LEADER_OR_FOLLOWER as clients do while the broker takes up the
+/// leadership that Metadata already shows.
+async fn produce_led(c: &mut Client, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+    for _ in 0..200 {
+        let out = produce(c, 9, topic, partition, records.clone()).await;
+        if out.0 != 6 {
+            return out;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{topic}-{partition}: not the leader after 10 s");
+}
+
 fn describe_req(
     resource_type: i8,
     name: &str,
@@ -611,7 +647,8 @@ async fn create_partitions_every_version() {
                 .contains("has 3 partitions"));
         }
         // The new partition takes data and serves it back.
-        let (code, base) = produce(&mut c, 9, &topic, 2, batch(3, 0, Compression::None)).await;
+        led(&mut c, &topic, 3).await;
+        let (code, base) = produce_led(&mut c, &topic, 2, batch(3, 0, Compression::None)).await;
         assert_eq!((code, base), (0, 0), "v{v}");
         let resp: FetchResponse = c
             .call(
@@ -681,8 +718,9 @@ async fn delete_records_every_version() {
     for v in 0..=2i16 {
         let topic = format!("dr-v{v}");
         assert_eq!(create_topic(&mut c, &topic, 1).await, 0);
+        led(&mut c, &topic, 1).await;
         for _ in 0..3 {
-            produce(&mut c, 9, &topic, 0, batch(5, 0, Compression::None)).await;
+            produce_led(&mut c, &topic, 0, batch(5, 0, Compression::None)).await;
         }
         // Mid-batch, a missing partition, a negative offset, beyond the high watermark.
         let resp: DeleteRecordsResponse = c
@@ -759,7 +797,7 @@ async fn delete_records_every_version() {
         );
         assert_eq!(list_offset(&mut c, &topic, -2).await, 15);
         // Appends continue after it.
-        let (code, base) = produce(&mut c, 9, &topic, 0, batch(2, 0, Compression::None)).await;
+        let (code, base) = produce_led(&mut c, &topic, 0, batch(2, 0, Compression::None)).await;
         assert_eq!((code, base), (0, 15));
         let resp: DeleteRecordsResponse = c
             .call(
@@ -834,6 +872,8 @@ async fn describe_topic_partitions_pages_with_a_cursor() {
     let mut c = Client::connect(broker.kafka_addr).await;
     assert_eq!(create_topic(&mut c, "dtp-a", 3).await, 0);
     assert_eq!(create_topic(&mut c, "dtp-b", 2).await, 0);
+    led(&mut c, "dtp-a", 3).await;
+    led(&mut c, "dtp-b", 2).await;
     // Pages of two partitions, following the cursor, in name order.
     let mut seen = Vec::new();
     let mut cursor: Option<(String, i32)> = None;
@@ -932,7 +972,11 @@ async fn offset_for_leader_epoch_across_restarts() {
     let broker = start(&flags).await;
     let mut c = Client::connect(broker.kafka_addr).await;
     assert_eq!(create_topic(&mut c, "ole", 1).await, 0);
-    produce(&mut c, 9, "ole", 0, batch(5, 0, Compression::None)).await;
+    led(&mut c, "ole", 1).await;
+    assert_eq!(
+        produce_led(&mut c, "ole", 0, batch(5, 0, Compression::None)).await,
+        (0, 0)
+    );
     for v in 2..=4i16 {
         assert_eq!(epoch_end(&mut c, v, "ole", -1, 0).await, (0, 0, 5));
         assert_eq!(epoch_end(&mut c, v, "ole", 0, 0).await, (0, 0, 5));
@@ -953,11 +997,21 @@ async fn offset_for_leader_epoch_across_restarts() {
     broker.shutdown().await;
     // Epoch 1 writes nothing; epoch 2 writes offsets 5..8 and 8..10.
     let broker = start(&flags).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    led(&mut c, "ole", 1).await;
+    drop(c);
     broker.shutdown().await;
     let broker = start(&flags).await;
     let mut c = Client::connect(broker.kafka_addr).await;
-    produce(&mut c, 9, "ole", 0, batch(3, 0, Compression::None)).await;
-    produce(&mut c, 9, "ole", 0, batch(2, 0, Compression::None)).await;
+    led(&mut c, "ole", 1).await;
+    assert_eq!(
+        produce_led(&mut c, "ole", 0, batch(3, 0, Compression::None)).await,
+        (0, 5)
+    );
+    assert_eq!(
+        produce_led(&mut c, "ole", 0, batch(2, 0, Compression::None)).await,
+        (0, 8)
+    );
     for v in 2..=4i16 {
         assert_eq!(epoch_end(&mut c, v, "ole", -1, 0).await, (0, 0, 5), "v{v}");
         assert_eq!(epoch_end(&mut c, v, "ole", -1, 1).await, (0, 1, 5), "v{v}");
@@ -1076,6 +1130,7 @@ async fn topic_max_message_bytes_is_enforced_and_can_change() {
             .0,
         0
     );
+    led(&mut c, "mmb", 1).await;
     let big = batch(20, 0, Compression::None);
     let small = batch(1, 0, Compression::None);
     assert!(big.len() > 200 && small.len() <= 200);
@@ -1087,7 +1142,7 @@ async fn topic_max_message_bytes_is_enforced_and_can_change() {
         .error_message
         .as_ref()
         .is_some_and(|m| m.contains("max.message.bytes")));
-    assert_eq!(produce(&mut c, 9, "mmb", 0, small).await, (0, 0));
+    assert_eq!(produce_led(&mut c, "mmb", 0, small).await, (0, 0));
     // Raised: the big batch goes in.
     let resp: IncrementalAlterConfigsResponse = c
         .call(
@@ -1097,6 +1152,6 @@ async fn topic_max_message_bytes_is_enforced_and_can_change() {
         )
         .await;
     assert_eq!(resp.responses[0].error_code, 0);
-    assert_eq!(produce(&mut c, 9, "mmb", 0, big).await, (0, 1));
+    assert_eq!(produce_led(&mut c, "mmb", 0, big).await, (0, 1));
     broker.shutdown().await;
 }

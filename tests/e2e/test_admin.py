@@ -42,6 +42,20 @@ def records(n: int, tag: str) -> list[Rec]:
     return [Rec(f"k{i}".encode(), f"{tag}-{i}".encode(), [], None, None, None, None) for i in range(n)]
 
 
+def wait_led(bootstrap: str, topic: str, partitions: int) -> None:
+    """Waits until Metadata shows a leader for every partition: the controller assigns new
+    partitions shortly after the request that made them."""
+    a = admin(bootstrap)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        t = a.list_topics(topic, timeout=10).topics.get(topic)
+        parts = [] if t is None or t.error is not None else list(t.partitions.values())
+        if len(parts) == partitions and all(p.error is None and p.leader >= 0 for p in parts):
+            return
+        assert time.monotonic() < deadline, f"{topic}: partitions without a leader"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def bootstrap(broker_factory) -> str:
     return broker_factory(ephemeral=True, config='"log.retention.bytes" = 1073741824\n').bootstrap
@@ -251,6 +265,7 @@ def test_describe_topics_and_delete_topics(bootstrap):
     a = admin(bootstrap)
     name = unique("adm-topics")
     create_topic(bootstrap, name, 4)
+    wait_led(bootstrap, name, 4)
     desc = a.describe_topics(TopicCollection([name]))[name].result(TIMEOUT)
     assert [p.id for p in desc.partitions] == [0, 1, 2, 3]
     assert all(p.leader.id == 0 and [r.id for r in p.isr] == [0] for p in desc.partitions)
@@ -266,6 +281,7 @@ def test_kcat_lists_brokers_topics_partitions_and_leaders(broker_factory):
     names = [unique("adm-kcat"), unique("adm-kcat")]
     for n, parts in zip(names, (1, 3)):
         create_topic(b.bootstrap, n, parts)
+        wait_led(b.bootstrap, n, parts)
     out = json.loads(run_kcat(["-b", b.bootstrap, "-L", "-J"]).stdout)
     assert [(br["id"], br["name"]) for br in out["brokers"]] == [(0, f"127.0.0.1:{b.port}")]
     topics = {t["topic"]: t for t in out["topics"]}
