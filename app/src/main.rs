@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run a broker (default: single node, data in ./kafscale-data).
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(kafscale::cli::Command),
 }
 
 #[derive(Args)]
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
             init_tracing(config.log_format);
             serve(config)
         }
+        Command::Client(cmd) => kafscale::cli::run(cmd),
     }
 }
 

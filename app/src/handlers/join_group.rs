@@ -17,6 +17,7 @@ pub async fn handle(
     version: i16,
     req: JoinGroupRequest,
     client_id: String,
+    client_host: String,
 ) -> JoinGroupResponse {
     let session = req.session_timeout_ms;
     // v0 has no rebalance timeout: Kafka uses the session timeout.
@@ -46,7 +47,7 @@ pub async fn handle(
             .collect(),
         require_known_member_id: version >= 4,
         client_id,
-        client_host: String::new(),
+        client_host,
     };
     let mut resp = JoinGroupResponse::default();
     resp.generation_id = -1;

@@ -68,7 +68,7 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
         let Ok(permit) = budget.clone().acquire_many_owned(weight).await else {
             break;
         };
-        match dispatch::dispatch(&ctx, frame) {
+        match dispatch::dispatch(&ctx, frame, peer.ip()) {
             Ok(task) => {
                 if tx.send((task, permit)).await.is_err() {
                     break;

@@ -198,8 +198,13 @@ where
     })
 }
 
-/// Decodes one frame and starts its handling. An error closes the connection.
-pub fn dispatch(ctx: &Arc<Context>, frame: Bytes) -> Result<JoinHandle<Reply>, String> {
+/// Decodes one frame from a client at `peer` and starts its handling. An error closes the
+/// connection.
+pub fn dispatch(
+    ctx: &Arc<Context>,
+    frame: Bytes,
+    peer: std::net::IpAddr,
+) -> Result<JoinHandle<Reply>, String> {
     let Decoded {
         api_key: key,
         version: v,
@@ -233,7 +238,8 @@ pub fn dispatch(ctx: &Arc<Context>, frame: Bytes) -> Result<JoinHandle<Reply>, S
             key,
             v,
             corr,
-            handlers::join_group::handle(c, v, r, client_id),
+            // DescribeGroups shows the member's host as Kafka does, "/1.2.3.4".
+            handlers::join_group::handle(c, v, r, client_id, format!("/{peer}")),
         ),
         Request::SyncGroup(r) => spawn_handler(key, v, corr, handlers::sync_group::handle(c, v, r)),
         Request::Heartbeat(r) => spawn_handler(key, v, corr, handlers::heartbeat::handle(c, v, r)),
