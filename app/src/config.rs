@@ -94,6 +94,8 @@ pub struct RawConfig {
     object_store_retries: Option<u32>,
     #[serde(rename = "log.format")]
     log_format: Option<String>,
+    #[serde(rename = "producer.id.expiration.ms")]
+    producer_id_expiration_ms: Option<u64>,
     #[serde(rename = "testing.metadata.lost.reply.every")]
     testing_lost_reply_every: Option<u64>,
 }
@@ -360,6 +362,11 @@ impl TryFrom<RawConfig> for Config {
                     64 << 10,
                 )?,
                 compaction_min_bytes: raw.compaction_min_bytes.unwrap_or(4 << 20),
+                producer_expiration_ms: positive(
+                    "producer.id.expiration.ms",
+                    raw.producer_id_expiration_ms,
+                    86_400_000,
+                )? as i64,
                 read_ahead_bytes: usize::try_from(raw.read_ahead_bytes.unwrap_or(1 << 20))
                     .map_err(|_| invalid("read.ahead.bytes: too large"))?,
                 ..LogConfig::default()
