@@ -91,6 +91,7 @@ pub enum Request {
     DescribeTopicPartitions(DescribeTopicPartitionsRequest),
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     InitProducerId(InitProducerIdRequest),
+    DescribeProducers(DescribeProducersRequest),
 }
 
 /// A frame taken apart: the API, its version, the header and the body.
@@ -177,6 +178,7 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, String> {
         }
         ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(&mut frame, version)?),
         ApiKey::InitProducerId => Request::InitProducerId(decode(&mut frame, version)?),
+        ApiKey::DescribeProducers => Request::DescribeProducers(decode(&mut frame, version)?),
         other => return Err(format!("unsupported api {other:?}")),
     };
     Ok(Decoded {
@@ -299,6 +301,9 @@ pub fn dispatch(
         ),
         Request::InitProducerId(r) => {
             spawn_handler(key, v, corr, handlers::init_producer_id::handle(c, v, r))
+        }
+        Request::DescribeProducers(r) => {
+            spawn_handler(key, v, corr, handlers::describe_producers::handle(c, v, r))
         }
         Request::Produce(r) => {
             // Staging runs now, in arrival order; only the wait for the commit is deferred.

@@ -36,6 +36,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     // Idempotent producers (transactional ids are refused).
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 pub fn supported(key: ApiKey) -> Option<(i16, i16)> {

@@ -436,6 +436,12 @@ impl LogService {
         })
     }
 
+    fn producer_states(&self, partition: PartitionKey) -> Result<producers::ProducerStates> {
+        let p = self.shared.partition(partition)?;
+        let p = lock(&p);
+        Ok(p.producers.clone())
+    }
+
     /// Ok if this broker leads the partition and serves its reads.
     pub fn check_serving(&self, partition: PartitionKey) -> Result<()> {
         let p = self.shared.partition(partition)?;

@@ -234,3 +234,33 @@ mod tests {
         assert_eq!(last_seq(&header(2, 0, i32::MAX, 2)), 0);
     }
 }
+
+/// An idempotent producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_ms: Millis,
+}
+
+impl crate::log::LogService {
+    /// The idempotent producers of a partition this broker leads.
+    pub fn active_producers(
+        &self,
+        partition: crate::types::PartitionKey,
+    ) -> crate::error::Result<Vec<ActiveProducer>> {
+        self.check_serving(partition)?;
+        Ok(self
+            .producer_states(partition)?
+            .producers
+            .iter()
+            .map(|(pid, e)| ActiveProducer {
+                producer_id: *pid,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |(_, l, _)| *l),
+                last_ms: e.last_ms,
+            })
+            .collect())
+    }
+}

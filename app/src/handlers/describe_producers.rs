@@ -1,0 +1,68 @@
+//! DescribeProducers v0: the idempotent producers of each partition this broker leads (no
+//! transactions here: coordinator epoch and transaction start are always -1).
+
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
+use std::sync::Arc;
+
+use kafscale_core::{PartitionId, PartitionKey};
+
+use super::str_bytes;
+use crate::context::Context;
+use crate::errors::{self, codes};
+
+pub async fn handle(
+    ctx: Arc<Context>,
+    _version: i16,
+    req: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let mut resp = DescribeProducersResponse::default();
+    for t in req.topics {
+        let topic = ctx.log.topic(&t.name.0);
+        let mut out = TopicResponse::default();
+        out.name = t.name;
+        for index in t.partition_indexes {
+            let mut p = PartitionResponse::default();
+            p.partition_index = index;
+            let result = match &topic {
+                Some(topic) if (0..topic.partitions).contains(&index) => ctx
+                    .log
+                    .active_producers(PartitionKey {
+                        topic: topic.id,
+                        partition: PartitionId(index),
+                    })
+                    .map_err(|e| (errors::code(&e), e.to_string())),
+                _ => Err((
+                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    "unknown topic or partition".to_owned(),
+                )),
+            };
+            match result {
+                Ok(producers) => {
+                    p.active_producers = producers
+                        .into_iter()
+                        .map(|a| {
+                            let mut s = ProducerState::default();
+                            s.producer_id = ProducerId(a.producer_id);
+                            s.producer_epoch = i32::from(a.epoch);
+                            s.last_sequence = a.last_sequence;
+                            s.last_timestamp = a.last_ms;
+                            s.coordinator_epoch = -1;
+                            s.current_txn_start_offset = -1;
+                            s
+                        })
+                        .collect();
+                }
+                Err((code, message)) => {
+                    p.error_code = code;
+                    p.error_message = Some(str_bytes(message));
+                }
+            }
+            out.partitions.push(p);
+        }
+        resp.topics.push(out);
+    }
+    resp
+}
