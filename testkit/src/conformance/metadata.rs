@@ -40,7 +40,7 @@ pub struct MetadataSuiteOptions {
 impl Default for MetadataSuiteOptions {
     fn default() -> Self {
         MetadataSuiteOptions {
-            lease_ttl: Duration::from_secs(1),
+            lease_ttl: Duration::from_secs(2),
             exclusive: true,
             cas_tasks: 8,
             cas_increments: 25,
