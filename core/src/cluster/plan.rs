@@ -134,7 +134,7 @@ pub fn plan<K: Copy + Ord>(
         else {
             break;
         };
-        if most <= load[&to] + 1 {
+        if most <= load.get(&to).copied().unwrap_or(0) + 1 {
             break;
         }
         let Some(key) = movable.get_mut(&from).and_then(|v| v.pop()) else {
