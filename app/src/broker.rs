@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use kafscale_adapters::{
-    HealthObjectStore, HealthPolicy, HealthState, HealthTracker, MeteredObjectStore,
-    RetryingObjectStore, TimeoutObjectStore,
+    HealthObjectStore, HealthPolicy, HealthState, HealthTracker, MeteredMetadataStore,
+    MeteredObjectStore, RetryingObjectStore, TimeoutObjectStore,
 };
 use kafscale_core::cluster::{Cluster, Registration};
 use kafscale_core::group::{GroupConfig, GroupCoordinator};
@@ -55,6 +55,8 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
     let meta = kafscale_adapters::connect_metadata_store(&config.metadata_url)
         .await
         .with_context(|| format!("metadata store {}", config.metadata_url))?;
+    let meta: Arc<dyn MetadataStore> =
+        Arc::new(MeteredMetadataStore::new(meta, metrics.metadata.clone()));
     check_object_store(store.as_ref())
         .await
         .with_context(|| format!("object store {} is not usable", config.object_store_url))?;

@@ -9,6 +9,7 @@ mod engine;
 pub mod etcd;
 mod leases;
 pub mod memory;
+mod metered;
 mod state;
 mod watch;
 
@@ -19,6 +20,7 @@ use crate::location::{parse_location, Location};
 pub use embedded::EmbeddedMetadataStore;
 pub use etcd::{EtcdMetadataStore, EtcdSettings};
 pub use memory::MemoryMetadataStore;
+pub use metered::{MetadataMetrics, MeteredMetadataStore};
 
 /// Opens the metadata store named by `url`:
 /// - `memory://`: in memory, lost with the process;
