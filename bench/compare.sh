@@ -109,7 +109,7 @@ fi
 # start BROKER STORAGE NAME: a fresh process on new ports (same data for the same NAME);
 # sets K (Kafka port), H (KafScale's HTTP port, empty for Tansu), BROKER_PID.
 start() {
-  local broker=$1 storage=$2 name=$3 log="$WORK/$1-$3.log"
+  local broker=$1 storage=$2 name=$3 log="$WORK/$3.log"
   K=$(port)
   H=""
   echo "===== start $(date -u +%T)" >>"$log"
@@ -174,7 +174,7 @@ for rep in $(seq 1 "$REPEAT"); do
       [ "$st" = s3 ] && s3=(--s3-metrics "$S3_METRICS")
       start "$br" "$st" "$name"
       line="$(load "$label" produce,consume,consume,e2e --size "$sz" --partitions "$pa" --acks "$ak" \
-        "${s3[@]}")" || { echo "  failed; log $WORK/$br-$name.log" >&2; stop; continue; }
+        "${s3[@]}")" || { echo "  failed; log $WORK/$name.log" >&2; stop; continue; }
       echo "$line" >>"$OUT"
       if [ "$st" = s3 ]; then
         # Cold read: a new broker process on the same storage, a fresh consumer.
@@ -182,7 +182,7 @@ for rep in $(seq 1 "$REPEAT"); do
         stop
         start "$br" "$st" "$name"
         load "$label" consume --topic "$topic" --no-create --size "$sz" --partitions "$pa" \
-          --acks "$ak" --records "$produced" >>"$OUT" || echo "  cold read failed; log $WORK/$br-$name.log" >&2
+          --acks "$ak" --records "$produced" >>"$OUT" || echo "  cold read failed; log $WORK/$name.log" >&2
       fi
       stop
     done

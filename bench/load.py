@@ -89,6 +89,11 @@ class Broker:
         return out
 
 
+def client_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def pct(sorted_values: list[float], p: float) -> float | None:
     if not sorted_values:
         return None
@@ -136,7 +141,7 @@ def phase_produce(a, b: Broker, topic: str, out: dict) -> None:
             state["last"] = now
             latencies.append(now - sent)
 
-    c0, m0 = b.cpu_s(), b.counters()
+    c0, m0, own0 = b.cpu_s(), b.counters(), client_cpu_s()
     t0 = time.perf_counter()
     deadline = t0 + a.max_seconds
     queued = 0
@@ -161,13 +166,18 @@ def phase_produce(a, b: Broker, topic: str, out: dict) -> None:
         p.purge()
         p.flush(5)
     elapsed = (state["last"] or time.perf_counter()) - t0
-    c1, m1 = b.cpu_s(), b.counters()
+    c1, m1, own1 = b.cpu_s(), b.counters(), client_cpu_s()
     delivered = state["ok"]
     nbytes = delivered * a.size
     gib = nbytes / 2**30
     out.update({"produced": delivered, "produce_errors": state["errors"], "produce_undelivered": left,
                 "produce_rec_s": round(delivered / elapsed), "produce_mb_s": round(nbytes / elapsed / 1e6, 1),
                 "produce_s": round(elapsed, 2), **percentiles("produce_load", latencies)})
+    # Cores busy in this client process (Python and librdkafka's threads): near the
+    # client's limit, the figure says more about the client than about the broker.
+    out["produce_client_cores"] = round((own1 - own0) / elapsed, 2)
+    if c0 is not None:
+        out["produce_broker_cores"] = round((c1 - c0) / elapsed, 2)
     if c0 is not None and gib:
         out["produce_cpu_s_per_gib"] = round((c1 - c0) / gib, 1)
     for k in m0:

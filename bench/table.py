@@ -24,6 +24,8 @@ COLUMNS = [
     ("consume_mb_s", "cons MB/s", "hi"),
     ("consume_warm_mb_s", "warm MB/s", "hi"),
     ("consume_cold_mb_s", "cold MB/s", "hi"),
+    ("produce_broker_cores", "broker cores prod", "lo"),
+    ("produce_client_cores", "client cores prod", "lo"),
     ("peak_rss_mib", "peak RSS MiB", "lo"),
     ("produce_cpu_s_per_gib", "CPU s/GiB prod", "lo"),
     ("consume_cpu_s_per_gib", "CPU s/GiB cons", "lo"),
