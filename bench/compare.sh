@@ -11,7 +11,8 @@
 #                         server on loopback for both (KafScale s3://BUCKET/PREFIX, Tansu
 #                         s3://BUCKET/), KafScale with embedded metadata
 #   --brokers kafscale,tansu
-#   --sizes, --partitions, --acks   the matrix (default: see DEFAULT_* below)
+#   --sizes, --partitions, --acks   the matrix (default 1024 / 1,50 / all, plus 100 B,
+#                         1 partition, acks=1 on memory)
 #   --records N           records per produce phase (default 100000)
 #   --flush-ms N          KafScale's flush.ms on s3 (default 100; memory keeps its default 0)
 #   --repeat N            run everything N times, interleaved (default 1)
