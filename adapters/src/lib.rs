@@ -36,7 +36,7 @@ pub mod object;
 pub use clock::SystemClock;
 pub use metadata::{
     connect_metadata_store, metadata_store_from_url, EmbeddedMetadataStore, EtcdMetadataStore,
-    LostRepliesMetadataStore, MemoryMetadataStore,
+    LostRepliesMetadataStore, MemoryMetadataStore, MetadataMetrics, MeteredMetadataStore,
 };
 pub use object::{
     object_store_from_url, HealthObjectStore, HealthPolicy, HealthState, HealthTracker,

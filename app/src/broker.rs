@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use kafscale_adapters::{
-    HealthObjectStore, HealthPolicy, HealthState, HealthTracker, MeteredObjectStore,
-    RetryingObjectStore, TimeoutObjectStore,
+    HealthObjectStore, HealthPolicy, HealthState, HealthTracker, MeteredMetadataStore,
+    MeteredObjectStore, RetryingObjectStore, TimeoutObjectStore,
 };
 use kafscale_core::cluster::{Cluster, Registration};
 use kafscale_core::group::{GroupConfig, GroupCoordinator};
@@ -61,6 +61,8 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
             meta, every,
         ));
     }
+    let meta: Arc<dyn MetadataStore> =
+        Arc::new(MeteredMetadataStore::new(meta, metrics.metadata.clone()));
     check_object_store(store.as_ref())
         .await
         .with_context(|| format!("object store {} is not usable", config.object_store_url))?;

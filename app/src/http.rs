@@ -80,7 +80,7 @@ async fn respond(
         ("GET", "/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4",
-            ctx.metrics.render(ctx.log.cache_stats(), ctx.log.stats()),
+            ctx.metrics.render(&ctx),
         ),
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
         _ => (

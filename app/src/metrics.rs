@@ -8,10 +8,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::Mutex;
 
-use kafscale_adapters::ObjectStoreMetrics;
+use kafscale_adapters::{MetadataMetrics, ObjectStoreMetrics};
 use kafscale_core::log::{FlushReport, LogObserver};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::Context;
 
 /// Flush measurements from the log.
 #[derive(Debug, Clone)]
@@ -36,9 +39,55 @@ struct ApiLabels {
     api: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiErrorLabels {
+    api: String,
+    /// The Kafka error name, e.g. `NotLeaderOrFollower`.
+    error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LagLabels {
+    group: String,
+    topic: String,
+    partition: i32,
+}
+
+/// Records and bytes per topic, one direction (produce or fetch).
+#[derive(Clone, Debug, Default)]
+struct TopicTraffic {
+    records: Family<TopicLabels, Counter>,
+    bytes: Family<TopicLabels, Counter>,
+}
+
+impl TopicTraffic {
+    fn add(&self, topic: &str, records: u64, bytes: u64) {
+        let labels = TopicLabels {
+            topic: topic.to_owned(),
+        };
+        self.records.get_or_create(&labels).inc_by(records);
+        self.bytes.get_or_create(&labels).inc_by(bytes);
+    }
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<ApiLabels, Counter>,
+    request_duration: Family<ApiLabels, Histogram>,
+    request_errors: Family<ApiErrorLabels, Counter>,
+    topic_produced: TopicTraffic,
+    topic_fetched: TopicTraffic,
+    /// Set at scrape time from the log.
+    partitions_led: Gauge,
+    /// Set at scrape time: log end offset minus committed offset, for the groups this
+    /// broker coordinates and the partitions it leads.
+    consumer_lag: Family<LagLabels, Gauge>,
+    pub metadata: MetadataMetrics,
     pub produced_bytes: Counter,
     pub produced_batches: Counter,
     pub fetched_bytes: Counter,
@@ -65,9 +114,20 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
         let object_store = ObjectStoreMetrics::register(&mut registry);
+        let metadata = MetadataMetrics::register(&mut registry);
         let m = Metrics {
             registry: Mutex::new(Registry::default()),
             requests: Family::default(),
+            request_duration: Family::new_with_constructor(|| {
+                // 0.1 ms .. ~26 s: produce waits for a flush, fetch long-polls.
+                Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+            }),
+            request_errors: Family::default(),
+            topic_produced: TopicTraffic::default(),
+            topic_fetched: TopicTraffic::default(),
+            partitions_led: Gauge::default(),
+            consumer_lag: Family::default(),
+            metadata,
             produced_bytes: Counter::default(),
             produced_batches: Counter::default(),
             fetched_bytes: Counter::default(),
@@ -92,6 +152,47 @@ impl Metrics {
         };
         let k = registry.sub_registry_with_prefix("kafscale");
         k.register("requests", "Kafka requests by API", m.requests.clone());
+        k.register(
+            "request_duration_seconds",
+            "Time from decoding a Kafka request to its response, by API",
+            m.request_duration.clone(),
+        );
+        k.register(
+            "request_errors",
+            "Error codes in Kafka responses, by API and error (each partition counts)",
+            m.request_errors.clone(),
+        );
+        k.register(
+            "topic_produced_records",
+            "Records accepted by produce, by topic",
+            m.topic_produced.records.clone(),
+        );
+        k.register(
+            "topic_produced_bytes",
+            "Record batch bytes accepted by produce, by topic",
+            m.topic_produced.bytes.clone(),
+        );
+        k.register(
+            "topic_fetched_records",
+            "Records returned by fetch, by topic",
+            m.topic_fetched.records.clone(),
+        );
+        k.register(
+            "topic_fetched_bytes",
+            "Record bytes returned by fetch, by topic",
+            m.topic_fetched.bytes.clone(),
+        );
+        k.register(
+            "partitions_led",
+            "Partitions this broker leads (or is loading or handing over)",
+            m.partitions_led.clone(),
+        );
+        k.register(
+            "consumer_group_lag",
+            "Log end offset minus committed offset, per group and partition this broker \
+             coordinates and leads",
+            m.consumer_lag.clone(),
+        );
         k.register(
             "produced_bytes",
             "Record batch bytes accepted by produce",
@@ -176,9 +277,43 @@ impl Metrics {
             .inc();
     }
 
-    /// Renders every metric; `cache` is (bytes held, hits, misses) of the chunk cache.
-    pub fn render(&self, cache: (usize, u64, u64), log: &kafscale_core::log::LogStats) -> String {
+    /// A response is ready: its latency and the error codes it carries.
+    pub fn responded(&self, key: ApiKey, elapsed: Duration, codes: &[i16]) {
+        use kafka_protocol::error::ParseResponseErrorCode;
+        let api = format!("{key:?}");
+        self.request_duration
+            .get_or_create(&ApiLabels { api: api.clone() })
+            .observe(elapsed.as_secs_f64());
+        for code in codes {
+            let error = match code.err() {
+                Some(e) => format!("{e:?}"),
+                None => continue,
+            };
+            self.request_errors
+                .get_or_create(&ApiErrorLabels {
+                    api: api.clone(),
+                    error,
+                })
+                .inc();
+        }
+    }
+
+    pub fn topic_produced(&self, topic: &str, records: u64, bytes: u64) {
+        self.topic_produced.add(topic, records, bytes);
+    }
+
+    pub fn topic_fetched(&self, topic: &str, records: u64, bytes: u64) {
+        self.topic_fetched.add(topic, records, bytes);
+    }
+
+    /// Renders every metric, after bringing the scrape-time ones up to date.
+    pub fn render(&self, ctx: &Context) -> String {
         use std::sync::atomic::Ordering::Relaxed;
+        let cache = ctx.log.cache_stats();
+        let log = ctx.log.stats();
+        let led = ctx.log.led_partitions();
+        self.partitions_led.set(led.len() as i64);
+        self.update_lag(ctx, &led);
         for (counter, total) in [
             (&self.flushes, log.flushes.load(Relaxed)),
             (&self.flushed_bytes, log.flushed_bytes.load(Relaxed)),
@@ -199,5 +334,47 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         out
+    }
+}
+
+impl Metrics {
+    /// Lag of every committed offset whose group this broker coordinates and whose
+    /// partition it leads (elsewhere the log end is not known here). Groups and partitions
+    /// that went away disappear from the family.
+    fn update_lag(&self, ctx: &Context, led: &[kafscale_core::PartitionKey]) {
+        use kafscale_core::PartitionKey;
+        let led: std::collections::HashSet<PartitionKey> = led.iter().copied().collect();
+        self.consumer_lag.clear();
+        for listing in ctx.groups.list(&[]) {
+            let Ok(offsets) = ctx.groups.fetch_offsets(&listing.group, None) else {
+                continue;
+            };
+            for (key, committed) in offsets {
+                let Some(committed) = committed else { continue };
+                let Some(topic) = ctx.log.topic(&key.topic) else {
+                    continue;
+                };
+                if committed.topic_id.is_some_and(|id| id != topic.id) {
+                    continue;
+                }
+                let partition = PartitionKey {
+                    topic: topic.id,
+                    partition: key.partition,
+                };
+                if !led.contains(&partition) {
+                    continue;
+                }
+                let Ok(info) = ctx.log.partition_info(partition) else {
+                    continue;
+                };
+                self.consumer_lag
+                    .get_or_create(&LagLabels {
+                        group: listing.group.to_string(),
+                        topic: key.topic.clone(),
+                        partition: key.partition.0,
+                    })
+                    .set((info.high_watermark.0 - committed.offset.0).max(0));
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@ pub mod etcd;
 mod leases;
 pub mod lost_replies;
 pub mod memory;
+mod metered;
 mod state;
 mod watch;
 
@@ -21,6 +22,7 @@ pub use embedded::EmbeddedMetadataStore;
 pub use etcd::{EtcdMetadataStore, EtcdSettings};
 pub use lost_replies::LostRepliesMetadataStore;
 pub use memory::MemoryMetadataStore;
+pub use metered::{MetadataMetrics, MeteredMetadataStore};
 
 /// Opens the metadata store named by `url`:
 /// - `memory://`: in memory, lost with the process;

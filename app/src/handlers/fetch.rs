@@ -61,6 +61,7 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> Fetch
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || failed || expired {
             ctx.metrics.fetched_bytes.inc_by(bytes as u64);
+            count_traffic(&ctx, &wanted, &responses);
             resp.responses = responses;
             if version >= 16 {
                 resp.node_endpoints = node_endpoints(moved);
@@ -198,6 +199,23 @@ async fn read_all(
         out.push(topic);
     }
     (out, total, failed, moved)
+}
+
+/// Records and bytes returned, per topic (one response per wanted topic, in order).
+fn count_traffic(ctx: &Context, wanted: &[Wanted], responses: &[FetchableTopicResponse]) {
+    for (w, topic) in wanted.iter().zip(responses) {
+        let Ok(record) = &w.topic else { continue };
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for p in &topic.partitions {
+            if let Some(data) = p.records.as_ref().filter(|r| !r.is_empty()) {
+                records += super::record_count(data);
+                bytes += data.len() as u64;
+            }
+        }
+        if bytes > 0 {
+            ctx.metrics.topic_fetched(&record.name, records, bytes);
+        }
+    }
 }
 
 /// Endpoints of the leaders named in NOT_LEADER answers (v16+), once each.

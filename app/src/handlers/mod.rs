@@ -45,3 +45,14 @@ pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
 pub(crate) fn wire_uuid(id: kafscale_core::TopicId) -> uuid::Uuid {
     id.0
 }
+
+/// Records in a buffer of whole v2 batches, from their headers alone (for metrics); stops at
+/// the first batch it cannot read.
+pub(crate) fn record_count(mut buf: &[u8]) -> u64 {
+    let mut n = 0u64;
+    while let Ok(h) = kafscale_core::batch::peek_header(buf) {
+        n += u64::try_from(h.record_count).unwrap_or(0);
+        buf = &buf[h.size..];
+    }
+    n
+}

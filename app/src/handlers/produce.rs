@@ -83,7 +83,17 @@ pub fn stage(ctx: &Arc<Context>, version: i16, req: ProduceRequest) -> Staged {
                             .configs
                             .get("max.message.bytes")
                             .and_then(|v| v.parse::<usize>().ok());
-                        append(ctx, version, acks, key, p.records, max_bytes)
+                        let traffic = p
+                            .records
+                            .as_ref()
+                            .map(|r| (super::record_count(r), r.len() as u64));
+                        let part = append(ctx, version, acks, key, p.records, max_bytes);
+                        if let (Some((records, bytes)), false) =
+                            (traffic, matches!(part, Part::Failed(..)))
+                        {
+                            ctx.metrics.topic_produced(&name, records, bytes);
+                        }
+                        part
                     } else {
                         Part::Failed(
                             codes::UNKNOWN_TOPIC_OR_PARTITION,

@@ -6,8 +6,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::task::JoinHandle;
 
+use super::error_codes::ErrorCodes;
 use super::versions;
 use crate::context::Context;
 use crate::handlers;
@@ -189,13 +191,29 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, String> {
     })
 }
 
-fn spawn_handler<R, F>(key: ApiKey, version: i16, corr: i32, fut: F) -> JoinHandle<Reply>
+/// Records the request's latency and the error codes of its response.
+fn observe<R: ErrorCodes>(ctx: &Context, key: ApiKey, started: Instant, resp: &R) {
+    let mut codes = Vec::new();
+    resp.error_codes(&mut codes);
+    ctx.metrics.responded(key, started.elapsed(), &codes);
+}
+
+fn spawn_handler<R, F>(
+    ctx: &Arc<Context>,
+    key: ApiKey,
+    version: i16,
+    corr: i32,
+    fut: F,
+) -> JoinHandle<Reply>
 where
-    R: Encodable,
+    R: Encodable + ErrorCodes,
     F: std::future::Future<Output = R> + Send + 'static,
 {
+    let ctx = ctx.clone();
+    let started = Instant::now();
     tokio::spawn(async move {
         let resp = fut.await;
+        observe(&ctx, key, started, &resp);
         encode(key, version, corr, &resp)
     })
 }
@@ -220,97 +238,139 @@ pub fn dispatch(
     let c = ctx.clone();
     Ok(match request {
         Request::ApiVersions(r) => {
-            spawn_handler(key, v, corr, handlers::api_versions::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::api_versions::handle(c, v, r))
         }
-        Request::Metadata(r) => spawn_handler(key, v, corr, handlers::metadata::handle(c, v, r)),
+        Request::Metadata(r) => {
+            spawn_handler(ctx, key, v, corr, handlers::metadata::handle(c, v, r))
+        }
         Request::CreateTopics(r) => {
-            spawn_handler(key, v, corr, handlers::create_topics::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::create_topics::handle(c, v, r))
         }
         Request::DeleteTopics(r) => {
-            spawn_handler(key, v, corr, handlers::delete_topics::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::delete_topics::handle(c, v, r))
         }
-        Request::Fetch(r) => spawn_handler(key, v, corr, handlers::fetch::handle(c, v, r)),
+        Request::Fetch(r) => spawn_handler(ctx, key, v, corr, handlers::fetch::handle(c, v, r)),
         Request::ListOffsets(r) => {
-            spawn_handler(key, v, corr, handlers::list_offsets::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::list_offsets::handle(c, v, r))
         }
-        Request::FindCoordinator(r) => {
-            spawn_handler(key, v, corr, handlers::find_coordinator::handle(c, v, r))
-        }
+        Request::FindCoordinator(r) => spawn_handler(
+            ctx,
+            key,
+            v,
+            corr,
+            handlers::find_coordinator::handle(c, v, r),
+        ),
         Request::JoinGroup(r, client_id) => spawn_handler(
+            ctx,
             key,
             v,
             corr,
             // DescribeGroups shows the member's host as Kafka does, "/1.2.3.4".
             handlers::join_group::handle(c, v, r, client_id, format!("/{peer}")),
         ),
-        Request::SyncGroup(r) => spawn_handler(key, v, corr, handlers::sync_group::handle(c, v, r)),
-        Request::Heartbeat(r) => spawn_handler(key, v, corr, handlers::heartbeat::handle(c, v, r)),
+        Request::SyncGroup(r) => {
+            spawn_handler(ctx, key, v, corr, handlers::sync_group::handle(c, v, r))
+        }
+        Request::Heartbeat(r) => {
+            spawn_handler(ctx, key, v, corr, handlers::heartbeat::handle(c, v, r))
+        }
         Request::LeaveGroup(r) => {
-            spawn_handler(key, v, corr, handlers::leave_group::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::leave_group::handle(c, v, r))
         }
         Request::OffsetCommit(r) => {
-            spawn_handler(key, v, corr, handlers::offset_commit::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::offset_commit::handle(c, v, r))
         }
         Request::OffsetFetch(r) => {
-            spawn_handler(key, v, corr, handlers::offset_fetch::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::offset_fetch::handle(c, v, r))
         }
-        Request::DescribeGroups(r) => {
-            spawn_handler(key, v, corr, handlers::describe_groups::handle(c, v, r))
-        }
+        Request::DescribeGroups(r) => spawn_handler(
+            ctx,
+            key,
+            v,
+            corr,
+            handlers::describe_groups::handle(c, v, r),
+        ),
         Request::ListGroups(r) => {
-            spawn_handler(key, v, corr, handlers::list_groups::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::list_groups::handle(c, v, r))
         }
         Request::DeleteGroups(r) => {
-            spawn_handler(key, v, corr, handlers::delete_groups::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::delete_groups::handle(c, v, r))
         }
         Request::OffsetDelete(r) => {
-            spawn_handler(key, v, corr, handlers::offset_delete::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::offset_delete::handle(c, v, r))
         }
-        Request::DescribeConfigs(r) => {
-            spawn_handler(key, v, corr, handlers::describe_configs::handle(c, v, r))
-        }
+        Request::DescribeConfigs(r) => spawn_handler(
+            ctx,
+            key,
+            v,
+            corr,
+            handlers::describe_configs::handle(c, v, r),
+        ),
         Request::AlterConfigs(r) => {
-            spawn_handler(key, v, corr, handlers::alter_configs::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::alter_configs::handle(c, v, r))
         }
         Request::IncrementalAlterConfigs(r) => spawn_handler(
+            ctx,
             key,
             v,
             corr,
             handlers::alter_configs::handle_incremental(c, v, r),
         ),
-        Request::CreatePartitions(r) => {
-            spawn_handler(key, v, corr, handlers::create_partitions::handle(c, v, r))
-        }
+        Request::CreatePartitions(r) => spawn_handler(
+            ctx,
+            key,
+            v,
+            corr,
+            handlers::create_partitions::handle(c, v, r),
+        ),
         Request::DeleteRecords(r) => {
-            spawn_handler(key, v, corr, handlers::delete_records::handle(c, v, r))
+            spawn_handler(ctx, key, v, corr, handlers::delete_records::handle(c, v, r))
         }
-        Request::DescribeCluster(r) => {
-            spawn_handler(key, v, corr, handlers::describe_cluster::handle(c, v, r))
-        }
+        Request::DescribeCluster(r) => spawn_handler(
+            ctx,
+            key,
+            v,
+            corr,
+            handlers::describe_cluster::handle(c, v, r),
+        ),
         Request::DescribeTopicPartitions(r) => spawn_handler(
+            ctx,
             key,
             v,
             corr,
             handlers::describe_topic_partitions::handle(c, v, r),
         ),
         Request::OffsetForLeaderEpoch(r) => spawn_handler(
+            ctx,
             key,
             v,
             corr,
             handlers::offset_for_leader_epoch::handle(c, v, r),
         ),
-        Request::InitProducerId(r) => {
-            spawn_handler(key, v, corr, handlers::init_producer_id::handle(c, v, r))
-        }
-        Request::DescribeProducers(r) => {
-            spawn_handler(key, v, corr, handlers::describe_producers::handle(c, v, r))
-        }
+        Request::InitProducerId(r) => spawn_handler(
+            ctx,
+            key,
+            v,
+            corr,
+            handlers::init_producer_id::handle(c, v, r),
+        ),
+        Request::DescribeProducers(r) => spawn_handler(
+            ctx,
+            key,
+            v,
+            corr,
+            handlers::describe_producers::handle(c, v, r),
+        ),
         Request::Produce(r) => {
             // Staging runs now, in arrival order; only the wait for the commit is deferred.
+            let started = Instant::now();
             let staged = handlers::produce::stage(ctx, v, r);
             tokio::spawn(async move {
                 match staged.finish().await {
-                    handlers::produce::Outcome::Respond(resp) => encode(key, v, corr, &resp),
+                    handlers::produce::Outcome::Respond(resp) => {
+                        observe(&c, key, started, &resp);
+                        encode(key, v, corr, &resp)
+                    }
                     handlers::produce::Outcome::Silent => Reply::None,
                     handlers::produce::Outcome::Close(reason) => Reply::Close(reason),
                 }

@@ -2,6 +2,7 @@
 
 pub mod connection;
 pub mod dispatch;
+pub mod error_codes;
 pub mod versions;
 
 use std::sync::Arc;
