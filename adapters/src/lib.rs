@@ -32,6 +32,7 @@ pub mod clock;
 mod location;
 pub mod metadata;
 pub mod object;
+mod request_metrics;
 
 pub use clock::SystemClock;
 pub use metadata::{

@@ -10,55 +10,32 @@ use async_trait::async_trait;
 use kafscale_core::ports::{
     KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, Txn, TxnOutcome, WatchStream,
 };
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    op: &'static str,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OpLabels {
-    op: &'static str,
-}
+use crate::request_metrics::RequestMetrics;
 
 /// Metadata-store metrics, registered once and shared by the wrapper.
 #[derive(Clone, Debug)]
 pub struct MetadataMetrics {
-    requests: Family<RequestLabels, Counter>,
-    duration: Family<OpLabels, Histogram>,
+    requests: RequestMetrics,
     txn_ops: Counter,
 }
 
 impl MetadataMetrics {
     pub fn register(registry: &mut Registry) -> MetadataMetrics {
+        let sub = registry.sub_registry_with_prefix("kafscale_metadata");
         let m = MetadataMetrics {
-            requests: Family::default(),
-            duration: Family::new_with_constructor(|| {
-                // 0.1 ms .. ~6.5 s: the embedded store answers in microseconds, etcd in
-                // milliseconds (one fsync per commit).
+            // 0.1 ms .. ~6.5 s: the embedded store answers in microseconds, etcd in
+            // milliseconds (one fsync per commit).
+            requests: RequestMetrics::register(sub, "Metadata store", || {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 17))
             }),
             txn_ops: Counter::default(),
         };
-        let sub = registry.sub_registry_with_prefix("kafscale_metadata");
-        sub.register(
-            "requests",
-            "Metadata store requests by operation and result",
-            m.requests.clone(),
-        );
-        sub.register(
-            "request_duration_seconds",
-            "Metadata store request latency",
-            m.duration.clone(),
-        );
         sub.register(
             "txn_ops",
             "Puts and deletes applied by successful metadata transactions",
@@ -68,12 +45,7 @@ impl MetadataMetrics {
     }
 
     fn record(&self, op: &'static str, started: Instant, result: &'static str) {
-        self.requests
-            .get_or_create(&RequestLabels { op, result })
-            .inc();
-        self.duration
-            .get_or_create(&OpLabels { op })
-            .observe(started.elapsed().as_secs_f64());
+        self.requests.record(op, started, result);
     }
 
     fn record_result<T>(
@@ -89,11 +61,7 @@ impl MetadataMetrics {
     pub fn transactions(&self) -> u64 {
         ["ok", "compare_failed"]
             .into_iter()
-            .map(|result| {
-                self.requests
-                    .get_or_create(&RequestLabels { op: "txn", result })
-                    .get()
-            })
+            .map(|result| self.requests.count("txn", result))
             .sum()
     }
 }

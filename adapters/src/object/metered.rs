@@ -5,57 +5,34 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use kafscale_core::ports::{ObjectMeta, ObjectStore, PutMode, StoreError};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    op: &'static str,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OpLabels {
-    op: &'static str,
-}
+use crate::request_metrics::RequestMetrics;
 
 /// Object-store metrics, registered once and shared by the wrapper.
 #[derive(Clone, Debug)]
 pub struct ObjectStoreMetrics {
-    requests: Family<RequestLabels, Counter>,
-    duration: Family<OpLabels, Histogram>,
+    requests: RequestMetrics,
     bytes_written: Counter,
     bytes_read: Counter,
 }
 
 impl ObjectStoreMetrics {
     pub fn register(registry: &mut Registry) -> ObjectStoreMetrics {
+        let sub = registry.sub_registry_with_prefix("kafscale_object_store");
         let m = ObjectStoreMetrics {
-            requests: Family::default(),
-            duration: Family::new_with_constructor(|| {
-                // 1 ms .. ~33 s
+            // 1 ms .. ~33 s
+            requests: RequestMetrics::register(sub, "Object store", || {
                 Histogram::new(exponential_buckets(0.001, 2.0, 16))
             }),
             bytes_written: Counter::default(),
             bytes_read: Counter::default(),
         };
-        let sub = registry.sub_registry_with_prefix("kafscale_object_store");
-        sub.register(
-            "requests",
-            "Object store requests by operation and result",
-            m.requests.clone(),
-        );
-        sub.register(
-            "request_duration_seconds",
-            "Object store request latency",
-            m.duration.clone(),
-        );
         sub.register(
             "written_bytes",
             "Bytes written to the object store",
@@ -77,22 +54,12 @@ impl ObjectStoreMetrics {
             Err(StoreError::Transient { .. }) => "transient",
             Err(StoreError::Fatal { .. }) => "fatal",
         };
-        self.requests
-            .get_or_create(&RequestLabels { op, result })
-            .inc();
-        self.duration
-            .get_or_create(&OpLabels { op })
-            .observe(started.elapsed().as_secs_f64());
+        self.requests.record(op, started, result);
     }
 
     /// Successful PUTs so far (for tests and benchmarks).
     pub fn puts(&self) -> u64 {
-        self.requests
-            .get_or_create(&RequestLabels {
-                op: "put",
-                result: "ok",
-            })
-            .get()
+        self.requests.count("put", "ok")
     }
 }
 
