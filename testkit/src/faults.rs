@@ -135,7 +135,34 @@ pub enum TxnFault {
 pub struct FaultyMetadataStore {
     inner: Arc<dyn MetadataStore>,
     faults: Mutex<Vec<TxnFault>>,
+    hold: Mutex<Option<Hold>>,
     pub txns: AtomicU64,
+}
+
+/// A held transaction: `reached` fires when it arrives, `release` lets it go on.
+#[derive(Debug)]
+struct Hold {
+    reached: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// The test's side of [`FaultyMetadataStore::hold_next_txn`].
+#[derive(Debug)]
+pub struct HeldTxn {
+    reached: tokio::sync::oneshot::Receiver<()>,
+    release: tokio::sync::oneshot::Sender<()>,
+}
+
+impl HeldTxn {
+    /// Waits until the held transaction has arrived (and is waiting).
+    pub async fn reached(&mut self) {
+        let _ = (&mut self.reached).await;
+    }
+
+    /// Lets the held transaction go on to the store.
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
 }
 
 impl FaultyMetadataStore {
@@ -143,8 +170,24 @@ impl FaultyMetadataStore {
         Arc::new(FaultyMetadataStore {
             inner,
             faults: Mutex::new(Vec::new()),
+            hold: Mutex::new(None),
             txns: AtomicU64::new(0),
         })
+    }
+
+    /// Holds the next transaction before it reaches the store, until the test releases it:
+    /// lets a test change the store between a caller's reads and its commit.
+    pub fn hold_next_txn(&self) -> HeldTxn {
+        let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        *self.hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(Hold {
+            reached: reached_tx,
+            release: release_rx,
+        });
+        HeldTxn {
+            reached: reached_rx,
+            release: release_tx,
+        }
     }
 
     /// Arms faults for the next transactions, in order.
@@ -173,6 +216,11 @@ impl MetadataStore for FaultyMetadataStore {
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError> {
         self.txns.fetch_add(1, Ordering::SeqCst);
+        let hold = self.hold.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(hold) = hold {
+            let _ = hold.reached.send(());
+            let _ = hold.release.await;
+        }
         let fault = self.faults.lock().unwrap_or_else(|e| e.into_inner()).pop();
         match fault {
             None => self.inner.txn(txn).await,

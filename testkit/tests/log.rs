@@ -208,6 +208,50 @@ async fn a_new_leader_fences_the_old_one() {
     assert_eq!(append(&s.log, p[1], 1).await.unwrap(), Offset(0));
 }
 
+/// Moves the leader record of `p` to `leader` with the next epoch, behind the log's back, and
+/// tells the log (as the cluster's watch would).
+async fn move_leader(s: &Setup, p: PartitionKey, leader: kafscale_core::BrokerId, ours: bool) {
+    let key = keys::leader(p);
+    let (mut record, kv): (LeaderRecord, _) = s.meta.get_json(&key).await.unwrap().unwrap();
+    record.leader = Some(leader);
+    record.leader_epoch = record.leader_epoch.next();
+    let outcome = s
+        .meta
+        .compare_and_swap(&key, kv.mod_revision, encode_json(&record))
+        .await
+        .unwrap();
+    assert!(outcome.succeeded);
+    s.log.observe_leadership(p, record, outcome.revision, ours);
+}
+
+#[tokio::test]
+async fn a_late_fenced_flush_leaves_a_newer_leadership_of_the_same_broker_alone() {
+    // A paused broker's flush, planned under its old leadership, is fenced only after the
+    // broker has been given the partition again: the fence must not drop the new leadership
+    // (it did, and the partition then sat leaderless with an empty extent).
+    let s = memory().await;
+    let p = topic(&s.log, "again", 1).await[0];
+    assert_eq!(append(&s.log, p, 2).await.unwrap(), Offset(0));
+    let mut held = s.meta.hold_next_txn();
+    let log = s.log.clone();
+    let late = tokio::spawn(async move { append(&log, p, 1).await });
+    held.reached().await;
+    let me = s.log.broker_id();
+    move_leader(&s, p, kafscale_core::BrokerId(9), false).await;
+    move_leader(&s, p, me, true).await;
+    assert!(
+        s.log
+            .wait_for_leaders(p.topic, Duration::from_secs(5))
+            .await
+    );
+    held.release();
+    let err = late.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::NotLeader(_)), "{err}");
+    // Still the leader, with the committed extent: appends continue after offset 1.
+    assert_eq!(append(&s.log, p, 1).await.unwrap(), Offset(2));
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 1), (2, 2)]);
+}
+
 #[tokio::test]
 async fn flush_waits_for_flush_ms_on_the_clock_or_flush_bytes() {
     let clock = ManualClock::new(1_000_000);

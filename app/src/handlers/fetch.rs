@@ -130,14 +130,17 @@ async fn read_all(
             let epoch = (version >= 9 && p.current_leader_epoch >= 0)
                 .then_some(LeaderEpoch(p.current_leader_epoch));
             let result = if budget == 0 && total > 0 {
-                // Out of budget: report offsets without data.
-                ctx.log.partition_info(key).map(|info| {
-                    (
-                        bytes::Bytes::new(),
-                        info.high_watermark,
-                        info.log_start_offset,
-                    )
-                })
+                // Out of budget: report offsets without data, as the leader only.
+                ctx.log
+                    .check_epoch(key, epoch)
+                    .and_then(|()| ctx.log.partition_info(key))
+                    .map(|info| {
+                        (
+                            bytes::Bytes::new(),
+                            info.high_watermark,
+                            info.log_start_offset,
+                        )
+                    })
             } else {
                 ctx.log
                     .read(ReadRequest {
@@ -186,10 +189,13 @@ async fn read_all(
                         }
                     }
                     set_unknown_offsets(&mut data);
-                    if let Ok(info) = ctx.log.partition_info(key) {
-                        data.high_watermark = info.high_watermark.0;
-                        data.last_stable_offset = info.high_watermark.0;
-                        data.log_start_offset = info.log_start_offset.0;
+                    // Offsets only from the leader: a broker that does not serve the
+                    // partition holds no extent for it, and a high watermark of 0 next to
+                    // NOT_LEADER would read as "at the end" to a consumer at offset 0.
+                    if let E::OffsetOutOfRange { start, end, .. } = &e {
+                        data.high_watermark = end.0;
+                        data.last_stable_offset = end.0;
+                        data.log_start_offset = start.0;
                     }
                     failed = true;
                 }

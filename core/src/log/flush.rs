@@ -352,7 +352,7 @@ impl Shared {
                 }
                 Ok(CommitState::Fenced) => {
                     tracing::warn!(partition = %p.key, "commit fenced: the partition has a new leader");
-                    self.fence(p.key);
+                    self.fence(p.key, p.leader_revision);
                     fail(p.replies, || Error::NotLeader(p.key));
                 }
                 Err(e) => {
@@ -429,11 +429,16 @@ impl Shared {
         }
     }
 
-    /// A commit showed that the partition has another leader: stop leading it. The watch
-    /// of leader records brings the new leadership.
-    fn fence(&self, key: PartitionKey) {
+    /// A commit planned under the leader record at `leader_revision` showed that the
+    /// partition has another leader: stop leading it under that record. The watch of leader
+    /// records brings the new leadership; if it already did (this broker may even lead the
+    /// partition again, under a newer record), there is nothing to drop.
+    fn fence(&self, key: PartitionKey, leader_revision: i64) {
         if let Ok(partition) = self.partition(key) {
             let mut state = lock(&partition);
+            if state.leader_revision != leader_revision {
+                return;
+            }
             state.become_follower();
         }
         self.leadership_changed.send_modify(|n| *n += 1);
@@ -450,9 +455,13 @@ impl Shared {
         let Ok(partition) = self.partition(key) else {
             return Ok(());
         };
-        if !lock(&partition).stale {
-            return Ok(());
-        }
+        let expected = {
+            let p = lock(&partition);
+            if !p.stale {
+                return Ok(());
+            }
+            p.leader_revision
+        };
         let leader = self.meta.get(&keys::leader(key)).await?;
         let (record, revision) = match self.meta.get(&keys::partition(key)).await? {
             Some(kv) => (decode_json::<PartitionRecord>(&kv)?, kv.mod_revision),
@@ -468,7 +477,11 @@ impl Shared {
             None => ProducerStates::default(),
         };
         let mut state = lock(&partition);
-        if leader.map_or(0, |kv| kv.mod_revision) != state.leader_revision {
+        if state.leader_revision != expected || !state.stale {
+            // The watch changed the leadership while this read ran; it took care of it.
+            return Ok(());
+        }
+        if leader.map_or(0, |kv| kv.mod_revision) != expected {
             // Leadership moved meanwhile: not ours to refresh.
             state.become_follower();
             return Ok(());

@@ -268,6 +268,18 @@ impl LogService {
         }
         let outcome = shared.meta.txn(txn).await;
         let mut p = lock(&partition);
+        if p.leader_revision != leader_revision {
+            // The watch brought a newer leader record meanwhile (possibly naming this broker
+            // again); it decides the partition's state, not this hand-over.
+            return match outcome {
+                Ok(o) if o.succeeded => {
+                    tracing::info!(partition = %key, to = to.0, epoch = record.leader_epoch.0, "partition handed over");
+                    Ok(())
+                }
+                Ok(_) => Err(Error::NotLeader(key)),
+                Err(e) => Err(e.into()),
+            };
+        }
         match outcome {
             Ok(o) if o.succeeded => {
                 p.leadership = record;
