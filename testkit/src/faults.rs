@@ -7,11 +7,59 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 use kafscale_core::ports::{
     KeyValue, LeaseId, MetadataError, MetadataStore, ObjectMeta, ObjectStore, PutMode, RangeResult,
     StoreError, Txn, TxnOutcome, WatchStream,
 };
+
+/// Holds the next call that passes it, once armed, until the test lets it go on or fail.
+#[derive(Debug, Default)]
+struct Gate(Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<bool>)>>);
+
+impl Gate {
+    fn arm(&self) -> Held {
+        let (reached_tx, reached) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((reached_tx, release_rx));
+        Held { reached, release }
+    }
+
+    /// Waits while the call is held; true when it must fail.
+    async fn pass(&self) -> bool {
+        let armed = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some((reached, release)) = armed else {
+            return false;
+        };
+        let _ = reached.send(());
+        release.await.unwrap_or(false)
+    }
+}
+
+/// The test's side of a held call.
+#[derive(Debug)]
+pub struct Held {
+    reached: oneshot::Receiver<()>,
+    release: oneshot::Sender<bool>,
+}
+
+impl Held {
+    /// Waits until the held call has arrived (and is waiting).
+    pub async fn reached(&mut self) {
+        let _ = (&mut self.reached).await;
+    }
+
+    /// Lets the held call go on.
+    pub fn release(self) {
+        let _ = self.release.send(false);
+    }
+
+    /// Makes the held call fail.
+    pub fn fail(self) {
+        let _ = self.release.send(true);
+    }
+}
 
 /// Counts operations and fails the next `fail_puts` PUTs with a transient error.
 #[derive(Debug)]
@@ -23,6 +71,10 @@ pub struct FaultyObjectStore {
     put_delay: Mutex<Duration>,
     /// Operations left before every further one fails (`usize::MAX` = never).
     healthy_ops: AtomicUsize,
+    hold: Gate,
+    puts_under_way: AtomicUsize,
+    /// The most PUTs seen under way at once.
+    pub max_concurrent_puts: AtomicUsize,
     pub puts: AtomicU64,
     pub gets: AtomicU64,
 }
@@ -34,9 +86,18 @@ impl FaultyObjectStore {
             fail_puts: AtomicUsize::new(0),
             put_delay: Mutex::new(Duration::ZERO),
             healthy_ops: AtomicUsize::new(usize::MAX),
+            hold: Gate::default(),
+            puts_under_way: AtomicUsize::new(0),
+            max_concurrent_puts: AtomicUsize::new(0),
             puts: AtomicU64::new(0),
             gets: AtomicU64::new(0),
         })
+    }
+
+    /// Holds the next PUT until the test releases it or fails it (with a fatal error, so
+    /// that the caller does not retry it).
+    pub fn hold_next_put(&self) -> Held {
+        self.hold.arm()
     }
 
     pub fn fail_next_puts(&self, n: usize) {
@@ -70,6 +131,26 @@ impl FaultyObjectStore {
         *self.put_delay.lock().unwrap_or_else(|e| e.into_inner()) = delay;
     }
 
+    async fn put_inner(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), StoreError> {
+        let delay = *self.put_delay.lock().unwrap_or_else(|e| e.into_inner());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if self.hold.pass().await {
+            return Err(StoreError::Fatal {
+                message: "injected put failure (held)".into(),
+            });
+        }
+        self.gone()?;
+        if Self::take_fault(&self.fail_puts) {
+            return Err(StoreError::Transient {
+                message: "injected put failure".into(),
+            });
+        }
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(key, data, mode).await
+    }
+
     fn take_fault(counter: &AtomicUsize) -> bool {
         counter
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -80,18 +161,11 @@ impl FaultyObjectStore {
 #[async_trait]
 impl ObjectStore for FaultyObjectStore {
     async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), StoreError> {
-        let delay = *self.put_delay.lock().unwrap_or_else(|e| e.into_inner());
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        self.gone()?;
-        if Self::take_fault(&self.fail_puts) {
-            return Err(StoreError::Transient {
-                message: "injected put failure".into(),
-            });
-        }
-        self.puts.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(key, data, mode).await
+        let now = self.puts_under_way.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_concurrent_puts.fetch_max(now, Ordering::SeqCst);
+        let result = self.put_inner(key, data, mode).await;
+        self.puts_under_way.fetch_sub(1, Ordering::SeqCst);
+        result
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
@@ -135,34 +209,8 @@ pub enum TxnFault {
 pub struct FaultyMetadataStore {
     inner: Arc<dyn MetadataStore>,
     faults: Mutex<Vec<TxnFault>>,
-    hold: Mutex<Option<Hold>>,
+    hold: Gate,
     pub txns: AtomicU64,
-}
-
-/// A held transaction: `reached` fires when it arrives, `release` lets it go on.
-#[derive(Debug)]
-struct Hold {
-    reached: tokio::sync::oneshot::Sender<()>,
-    release: tokio::sync::oneshot::Receiver<()>,
-}
-
-/// The test's side of [`FaultyMetadataStore::hold_next_txn`].
-#[derive(Debug)]
-pub struct HeldTxn {
-    reached: tokio::sync::oneshot::Receiver<()>,
-    release: tokio::sync::oneshot::Sender<()>,
-}
-
-impl HeldTxn {
-    /// Waits until the held transaction has arrived (and is waiting).
-    pub async fn reached(&mut self) {
-        let _ = (&mut self.reached).await;
-    }
-
-    /// Lets the held transaction go on to the store.
-    pub fn release(self) {
-        let _ = self.release.send(());
-    }
 }
 
 impl FaultyMetadataStore {
@@ -170,24 +218,16 @@ impl FaultyMetadataStore {
         Arc::new(FaultyMetadataStore {
             inner,
             faults: Mutex::new(Vec::new()),
-            hold: Mutex::new(None),
+            hold: Gate::default(),
             txns: AtomicU64::new(0),
         })
     }
 
-    /// Holds the next transaction before it reaches the store, until the test releases it:
-    /// lets a test change the store between a caller's reads and its commit.
-    pub fn hold_next_txn(&self) -> HeldTxn {
-        let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
-        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
-        *self.hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(Hold {
-            reached: reached_tx,
-            release: release_rx,
-        });
-        HeldTxn {
-            reached: reached_rx,
-            release: release_tx,
-        }
+    /// Holds the next transaction before it reaches the store, until the test releases it
+    /// (or fails it, as `FailBefore`): lets a test change the store between a caller's
+    /// reads and its commit.
+    pub fn hold_next_txn(&self) -> Held {
+        self.hold.arm()
     }
 
     /// Arms faults for the next transactions, in order.
@@ -216,10 +256,8 @@ impl MetadataStore for FaultyMetadataStore {
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError> {
         self.txns.fetch_add(1, Ordering::SeqCst);
-        let hold = self.hold.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(hold) = hold {
-            let _ = hold.reached.send(());
-            let _ = hold.release.await;
+        if self.hold.pass().await {
+            return Err(unavailable());
         }
         let fault = self.faults.lock().unwrap_or_else(|e| e.into_inner()).pop();
         match fault {

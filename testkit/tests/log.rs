@@ -890,3 +890,96 @@ async fn idempotent_sequence_errors_and_state_across_a_restart() {
     );
     assert_eq!(read_all(&s.log, p).await, vec![(0, 0), (1, 1), (2, 2)]);
 }
+
+/// Waits until `f` holds (a few seconds at most).
+async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn flushes_overlap_their_uploads_and_commit_in_order() {
+    let s = memory().await;
+    let parts = topic(&s.log, "pipe", 2).await;
+    let (p, q) = (parts[0], parts[1]);
+    s.store.set_put_delay(Duration::from_millis(150));
+    let mut tasks = Vec::new();
+    for (i, key) in [p, p, q, p].into_iter().enumerate() {
+        let log = s.log.clone();
+        tasks.push(tokio::spawn(async move { append(&log, key, i + 1).await }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut offsets = Vec::new();
+    for t in tasks {
+        offsets.push(t.await.unwrap().unwrap());
+    }
+    // Each append went into a flush of its own, started while the one before uploaded.
+    assert!(s.store.max_concurrent_puts.load(Ordering::SeqCst) >= 2);
+    assert_eq!(offsets, vec![Offset(0), Offset(1), Offset(0), Offset(3)]);
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 0), (1, 2), (3, 6)]);
+    assert_eq!(read_all(&s.log, q).await, vec![(0, 2)]);
+}
+
+#[tokio::test]
+async fn a_failed_flush_fails_the_flushes_built_on_it_and_no_offset_is_skipped() {
+    let s = memory().await;
+    let parts = topic(&s.log, "chain", 2).await;
+    let (p, q) = (parts[0], parts[1]);
+    assert_eq!(append(&s.log, p, 2).await.unwrap(), Offset(0));
+    let mut held = s.store.hold_next_put();
+    let log = s.log.clone();
+    let first = tokio::spawn(async move { append(&log, p, 1).await });
+    held.reached().await;
+    // The next flush is built on the held one (offset 3 for p) and uploaded meanwhile.
+    let puts = s.store.puts.load(Ordering::SeqCst);
+    let (log1, log2) = (s.log.clone(), s.log.clone());
+    let second = tokio::spawn(async move { append(&log1, p, 1).await });
+    let other = tokio::spawn(async move { append(&log2, q, 1).await });
+    until("the second flush's upload", || {
+        s.store.puts.load(Ordering::SeqCst) > puts
+    })
+    .await;
+    held.fail();
+    let err = first.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err}");
+    // Built on a flush that failed: refused, retriably, rather than committed past a gap.
+    let err = second.await.unwrap().unwrap_err();
+    assert!(err.is_retriable(), "{err}");
+    // Another partition of the same flush is unaffected.
+    assert_eq!(other.await.unwrap().unwrap(), Offset(0));
+    // The next append continues right after the last committed offset.
+    assert_eq!(append(&s.log, p, 1).await.unwrap(), Offset(2));
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 1), (2, 2)]);
+}
+
+#[tokio::test]
+async fn a_retry_of_a_batch_still_under_way_is_answered_when_it_commits() {
+    let s = memory().await;
+    let p = topic(&s.log, "retry", 1).await[0];
+    let mut held = s.store.hold_next_put();
+    let log = s.log.clone();
+    let first = tokio::spawn(async move { append_idempotent(&log, p, (7, 0, 0), 2).await });
+    held.reached().await;
+    // The producer gives up waiting and sends the same batch again: it must not be
+    // acknowledged before the original commits, nor appended twice.
+    let log = s.log.clone();
+    let retry = tokio::spawn(async move { append_idempotent(&log, p, (7, 0, 0), 2).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !retry.is_finished(),
+        "a retry was answered before its original committed"
+    );
+    held.release();
+    assert_eq!(first.await.unwrap().unwrap(), Offset(0));
+    assert_eq!(retry.await.unwrap().unwrap(), Offset(0));
+    assert_eq!(
+        append_idempotent(&s.log, p, (7, 0, 2), 1).await.unwrap(),
+        Offset(2)
+    );
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 1), (2, 2)]);
+}

@@ -225,7 +225,7 @@ impl LogService {
         let waited = tokio::time::timeout(HANDOVER_FLUSH_WAIT, async {
             loop {
                 let busy = lock(&shared.pending).batches.contains_key(&key)
-                    || lock(&shared.flushing).contains(&key);
+                    || lock(&shared.flushing).contains_key(&key);
                 if !busy {
                     return;
                 }

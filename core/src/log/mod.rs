@@ -242,8 +242,10 @@ struct Shared {
     topics: RwLock<topics::Topics>,
     partitions: RwLock<HashMap<PartitionKey, Arc<Mutex<Partition>>>>,
     pending: Mutex<Pending>,
-    /// Partitions of the flush under way.
-    flushing: Mutex<std::collections::HashSet<PartitionKey>>,
+    /// Partitions of the flushes under way, with how many hold each.
+    flushing: Mutex<HashMap<PartitionKey, usize>>,
+    /// Extents as they will stand once the flushes under way commit.
+    projected: Mutex<HashMap<PartitionKey, flush::Projected>>,
     /// Bumped whenever a partition's leadership changes here.
     leadership_changed: watch::Sender<u64>,
     /// Single-node use without a cluster: the log leads every partition itself.
@@ -346,7 +348,8 @@ impl LogService {
             topics: RwLock::new(topics::Topics::default()),
             partitions: RwLock::new(HashMap::new()),
             pending: Mutex::new(Pending::default()),
-            flushing: Mutex::new(std::collections::HashSet::new()),
+            flushing: Mutex::new(HashMap::new()),
+            projected: Mutex::new(HashMap::new()),
             leadership_changed,
             standalone,
             producer_ids: tokio::sync::Mutex::new(producer_ids::IdBlock::default()),
