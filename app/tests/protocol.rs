@@ -325,6 +325,55 @@ async fn fetch_honours_max_bytes_with_whole_batches() {
 }
 
 #[tokio::test]
+async fn fetch_of_many_partitions_keeps_order_and_the_total_budget() {
+    // Partitions are read at once; the response must still be what a reader going through
+    // them in order gets: within max_bytes, whole batches, nothing skipped.
+    let broker = start(&[]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    assert_eq!(create_topic(&mut c, "many", 6).await, 0);
+    let id = topic_id(&mut c, "many").await;
+    let one = batch(20, 0, Compression::None);
+    for p in 0..6 {
+        for _ in 0..3 {
+            assert_eq!(produce(&mut c, 9, "many", p, one.clone()).await.0, 0);
+        }
+    }
+    let mut req = fetch_request(12, "many", id, 0, 0, 0);
+    let template = req.topics[0].partitions[0].clone();
+    req.topics[0].partitions = (0..6)
+        .map(|p| {
+            let mut fp = template.clone();
+            fp.partition = p;
+            fp
+        })
+        .collect();
+    // Room for seven and a half batches: partitions 0 and 1 whole, one batch of partition 2.
+    req.max_bytes = (one.len() * 7 + one.len() / 2) as i32;
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &req).await;
+    let sizes: Vec<usize> = resp.responses[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            assert_eq!(p.error_code, 0);
+            assert_eq!(p.high_watermark, 60);
+            p.records.as_ref().map_or(0, |r| r.len())
+        })
+        .collect();
+    let order: Vec<i32> = resp.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.partition_index)
+        .collect();
+    assert_eq!(order, vec![0, 1, 2, 3, 4, 5]);
+    let n = one.len();
+    assert_eq!(sizes, vec![3 * n, 3 * n, n, 0, 0, 0]);
+    let third = decode_records(resp.responses[0].partitions[2].records.as_ref().unwrap());
+    assert_eq!(third.first().map(|r| r.offset), Some(0));
+    assert_eq!(third.last().map(|r| r.offset), Some(19));
+    broker.shutdown().await;
+}
+
+#[tokio::test]
 async fn list_offsets_every_version() {
     let broker = start(&[]).await;
     let mut c = Client::connect(broker.kafka_addr).await;

@@ -1,6 +1,7 @@
 //! Fetch: whole batches from the requested offsets, long-polling on the log's commit
 //! notification until `min_bytes` is reached, an error occurs or `max_wait_ms` passes.
 
+use futures::StreamExt;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{
     FetchableTopicResponse, NodeEndpoint, PartitionData,
@@ -19,6 +20,8 @@ use crate::errors::{self, codes};
 
 /// Upper bound on a long-poll, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Partitions of one fetch read at once.
+const READ_CONCURRENCY: usize = 16;
 
 struct Wanted {
     topic: Result<TopicRecord, (String, uuid::Uuid)>,
@@ -95,6 +98,37 @@ async fn read_all(
     let mut moved: Vec<BrokerEndpoint> = Vec::new();
     let mut failed = false;
     let mut out = Vec::with_capacity(wanted.len());
+    // The partitions are read at once (up to READ_CONCURRENCY), each with its own budget, so
+    // a consumer catching up on many partitions from object storage waits for one round of
+    // GETs rather than one per partition. The response keeps request order and stays within
+    // max_bytes: a partition's batches that do not fit are left for the next fetch.
+    let requests: Vec<Option<ReadRequest>> = wanted
+        .iter()
+        .flat_map(|w| {
+            let id = w.topic.as_ref().ok().map(|t| t.id);
+            w.partitions.iter().map(move |p| {
+                Some(ReadRequest {
+                    partition: PartitionKey {
+                        topic: id?,
+                        partition: PartitionId(p.partition),
+                    },
+                    offset: Offset(p.fetch_offset),
+                    max_bytes: usize::try_from(p.partition_max_bytes)
+                        .unwrap_or(0)
+                        .min(max_bytes),
+                    min_one_batch: true,
+                    current_leader_epoch: (version >= 9 && p.current_leader_epoch >= 0)
+                        .then_some(LeaderEpoch(p.current_leader_epoch)),
+                })
+            })
+        })
+        .collect();
+    let log = &ctx.log;
+    let reads = requests.into_iter().map(|req| async move {
+        let req = req?;
+        Some((req.partition, log.read(req).await))
+    });
+    let mut reads = futures::stream::iter(reads).buffered(READ_CONCURRENCY);
     for w in wanted {
         let mut topic = FetchableTopicResponse::default();
         match &w.topic {
@@ -106,53 +140,27 @@ async fn read_all(
         for p in &w.partitions {
             let mut data = PartitionData::default();
             data.partition_index = p.partition;
-            let record = match &w.topic {
-                Ok(t) => t,
-                Err(_) => {
-                    data.error_code = if version >= 13 {
-                        codes::UNKNOWN_TOPIC_ID
-                    } else {
-                        codes::UNKNOWN_TOPIC_OR_PARTITION
-                    };
-                    set_unknown_offsets(&mut data);
-                    failed = true;
-                    topic.partitions.push(data);
-                    continue;
-                }
+            let Some(Some((key, read))) = reads.next().await else {
+                data.error_code = if version >= 13 {
+                    codes::UNKNOWN_TOPIC_ID
+                } else {
+                    codes::UNKNOWN_TOPIC_OR_PARTITION
+                };
+                set_unknown_offsets(&mut data);
+                failed = true;
+                topic.partitions.push(data);
+                continue;
             };
-            let key = PartitionKey {
-                topic: record.id,
-                partition: PartitionId(p.partition),
-            };
-            let budget = usize::try_from(p.partition_max_bytes)
-                .unwrap_or(0)
-                .min(max_bytes.saturating_sub(total));
-            let epoch = (version >= 9 && p.current_leader_epoch >= 0)
-                .then_some(LeaderEpoch(p.current_leader_epoch));
-            let result = if budget == 0 && total > 0 {
-                // Out of budget: report offsets without data, as the leader only.
-                ctx.log
-                    .check_epoch(key, epoch)
-                    .and_then(|()| ctx.log.partition_info(key))
-                    .map(|info| {
-                        (
-                            bytes::Bytes::new(),
-                            info.high_watermark,
-                            info.log_start_offset,
-                        )
-                    })
-            } else {
-                ctx.log
-                    .read(ReadRequest {
-                        partition: key,
-                        offset: Offset(p.fetch_offset),
-                        max_bytes: budget,
-                        min_one_batch: total == 0,
-                        current_leader_epoch: epoch,
-                    })
-                    .await
-                    .map(|r| (r.records, r.high_watermark, r.log_start_offset))
-            };
+            let result = read.map(|r| {
+                // The first partition with data may exceed the budget by its first batch
+                // (KIP-74); the others fit in what is left.
+                let records = if total == 0 {
+                    r.records
+                } else {
+                    whole_batches_within(r.records, max_bytes.saturating_sub(total))
+                };
+                (records, r.high_watermark, r.log_start_offset)
+            });
             match result {
                 Ok((records, hw, start)) => {
                     total += records.len();
@@ -205,6 +213,21 @@ async fn read_all(
         out.push(topic);
     }
     (out, total, failed, moved)
+}
+
+/// The leading whole batches of `records` that fit in `room` bytes.
+fn whole_batches_within(records: bytes::Bytes, room: usize) -> bytes::Bytes {
+    if records.len() <= room {
+        return records;
+    }
+    let mut end = 0usize;
+    for item in kafscale_core::batch::iter(&records) {
+        match item {
+            Ok((header, _)) if end + header.size <= room => end += header.size,
+            _ => break,
+        }
+    }
+    records.slice(..end)
 }
 
 /// Records and bytes returned, per topic (one response per wanted topic, in order).

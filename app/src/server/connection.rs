@@ -110,10 +110,22 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
             "frame of {size} bytes is shorter than a request header"
         ));
     }
-    let mut buf = BytesMut::zeroed(size);
-    reader
-        .read_exact(&mut buf)
-        .await
-        .map_err(|e| format!("truncated frame: {e}"))?;
+    // Read into spare capacity: a frame of a megabyte is not zeroed first only to be
+    // overwritten.
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        let limit = size - buf.len();
+        let n = (&mut *reader)
+            .take(limit as u64)
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| format!("truncated frame: {e}"))?;
+        if n == 0 {
+            return Err(format!(
+                "truncated frame: connection closed after {} of {size} bytes",
+                buf.len()
+            ));
+        }
+    }
     Ok(Some(buf.freeze()))
 }

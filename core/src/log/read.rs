@@ -2,6 +2,7 @@
 //! cache or by ranged GETs verified against the chunk's checksum.
 
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 
 use super::state::ChunkRecord;
 use super::{lock, LogService, Shared};
@@ -11,6 +12,9 @@ use crate::object_format;
 use crate::ports::StoreError;
 use crate::segment::{self, BlockEntry};
 use crate::types::{LeaderEpoch, Millis, Offset, PartitionKey};
+
+/// Chunks of one read fetched from the object store at once.
+const CHUNK_LOADS: usize = 8;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ReadRequest {
@@ -67,18 +71,28 @@ impl LogService {
         // within one buffer copies nothing; only a read spanning buffers is concatenated.
         let mut parts: Vec<Bytes> = Vec::new();
         let mut total = 0usize;
+        // The chunks are fetched at once (a cold read of many small flush chunks waits for
+        // one round of GETs, not one per chunk) and used in order. Each gets the whole
+        // budget: how much of it the chunks before will use is not known yet.
+        let loads = chunks.clone().into_iter().map(|chunk| {
+            let shared = self.shared.clone();
+            async move { shared.load_from(&chunk, req.offset, req.max_bytes).await }
+        });
+        let mut loaded = futures::stream::iter(loads).buffered(CHUNK_LOADS);
         'chunks: for chunk in &chunks {
-            let data = self
-                .shared
-                .load_from(chunk, req.offset, req.max_bytes.saturating_sub(total))
-                .await?;
+            let Some(data) = loaded.next().await else {
+                break;
+            };
+            let data = data?;
             let mut taken: Option<(usize, usize)> = None;
             let mut pos = 0usize;
             let mut full = false;
+            let mut reached = None;
             for item in batch::iter(&data) {
                 let (header, _) = item.map_err(|e| corrupt(chunk, e))?;
                 let at = pos;
                 pos += header.size;
+                reached = Some(header.last_offset());
                 if header.last_offset() < req.offset.0 {
                     continue;
                 }
@@ -92,7 +106,9 @@ impl LogService {
             if let Some((s, e)) = taken {
                 parts.push(data.slice(s..e));
             }
-            if full {
+            // Only the part of a segment the budget covered was loaded: going on to the
+            // next chunk would skip the rest of this one.
+            if full || reached.is_none_or(|r| r < chunk.last_offset.0) {
                 break 'chunks;
             }
         }
