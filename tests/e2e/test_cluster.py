@@ -339,6 +339,49 @@ def test_etcd_restart_under_load(broker_factory, own_etcd):
     history.check()
 
 
+def etcd_compact(etcd_url: str) -> int:
+    """Compacts etcd's history up to its current revision (the JSON gateway of the client
+    port); returns that revision."""
+    import json
+    import urllib.request
+    base = etcd_url.replace("etcd://", "http://")
+
+    def post(path: str, body: dict) -> dict:
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    # "AA==" is the key b"\0": a range that only yields the header with the revision.
+    revision = int(post("/v3/kv/range", {"key": "AA=="})["header"]["revision"])
+    post("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+    return revision
+
+
+def test_etcd_compaction_under_load_and_a_failover_after_it(broker_factory, own_etcd):
+    url, _, _ = own_etcd
+    (b1, b2), _ = start_cluster(broker_factory, 2, etcd_url=url)
+    topic = unique("compact")
+    create(b1.bootstrap, topic, 4)
+    wait_for("2 partitions per broker", lambda: spread_ok(b1.bootstrap, topic, {1, 2}, 2))
+    with Load(b1.bootstrap, topic, 4) as load:
+        # The history of every key the brokers watch is compacted away, several times.
+        for _ in range(3):
+            before = load.acked()
+            wait_for("records acknowledged", lambda: load.acked() >= before + 200, timeout=60)
+            etcd_compact(url)
+        # The surviving broker must still see the change through its watches.
+        b2.proc.kill()
+        b2.proc.wait()
+        wait_for("b1 to lead everything", lambda: spread_ok(b1.bootstrap, topic, {1}, 4), timeout=30)
+        before = load.acked()
+        wait_for("records acknowledged after the failover", lambda: load.acked() >= before + 300, timeout=60)
+        history = load.finish()
+    read_all(b1.bootstrap, topic, 4, history)
+    history.check()
+    assert b1.http_get("/readyz")[0] == 200
+
+
 def coordinator_of(bootstrap: str, group: str) -> int:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     return admin.describe_consumer_groups([group])[group].result(10).coordinator.id
