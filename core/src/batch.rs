@@ -150,6 +150,23 @@ pub fn peek_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
+/// CRC-32C of a whole batch, from its first bytes and the CRC it stores over the rest (valid
+/// for a batch that passed [`validate`]; the base offset and leader epoch may have been
+/// rewritten since, as they lie outside the stored CRC).
+pub fn crc_of_stamped(batch: &[u8]) -> u32 {
+    let stored = u32::from_be_bytes([
+        batch[CRC_AT],
+        batch[CRC_AT + 1],
+        batch[CRC_AT + 2],
+        batch[CRC_AT + 3],
+    ]);
+    crc32c::crc32c_combine(
+        crc32c::crc32c(&batch[..CRC_FROM]),
+        stored,
+        batch.len() - CRC_FROM,
+    )
+}
+
 /// Reads and validates one complete batch: magic 2, sane lengths, CRC-32C.
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = peek_header(buf)?;
@@ -312,6 +329,15 @@ mod tests {
         assert_eq!(h.base_offset, 42);
         assert_eq!(h.partition_leader_epoch, 7);
         assert_eq!(h.last_offset(), 43);
+    }
+
+    #[test]
+    fn whole_batch_crc_comes_from_the_prefix_and_the_stored_crc() {
+        let values: Vec<Vec<u8>> = (0..50).map(|i| vec![i as u8; 10 + i]).collect();
+        let recs: Vec<SimpleRecord<'_>> = values.iter().map(|v| (None, Some(&v[..]))).collect();
+        let mut b = build(&recs, 7).to_vec();
+        stamp(&mut b, Offset(123_456), LeaderEpoch(9));
+        assert_eq!(crc_of_stamped(&b), crc32c::crc32c(&b));
     }
 
     #[test]

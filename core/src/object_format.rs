@@ -139,11 +139,22 @@ impl FlushObjectBuilder {
         let mut next = base_offset;
         let mut max_timestamp = i64::MIN;
         let mut batch_count = 0u32;
+        let mut crc = 0u32;
         for raw in batches {
             let header = batch::peek_header(raw)?;
             let at = self.buf.len();
             self.buf.put_slice(&raw[..header.size]);
-            batch::stamp(&mut self.buf[at..at + header.size], next, epoch);
+            let stamped = &mut self.buf[at..at + header.size];
+            batch::stamp(stamped, next, epoch);
+            // The chunk's CRC without a second pass over the data: the batch's own CRC
+            // (checked on append) covers everything after its first bytes, which are the
+            // only ones hashed here.
+            let whole = batch::crc_of_stamped(stamped);
+            crc = if batch_count == 0 {
+                whole
+            } else {
+                crc32c::crc32c_combine(crc, whole, header.size)
+            };
             next = next.plus(header.offset_count());
             max_timestamp = max_timestamp.max(header.max_timestamp);
             batch_count += 1;
@@ -158,8 +169,9 @@ impl FlushObjectBuilder {
             last_offset: Offset(next.0 - 1),
             max_timestamp,
             batch_count,
-            crc: crc32c::crc32c(data),
+            crc,
         };
+        debug_assert_eq!(crc, crc32c::crc32c(data));
         self.entries.push(entry);
         Ok(entry)
     }
