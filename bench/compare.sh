@@ -18,6 +18,9 @@
 #   --repeat N            run everything N times, interleaved (default 1)
 #   --max-seconds N       bound of each phase (default 60)
 #   --out FILE            JSON lines, one per run (default: a file under the work directory)
+#   --no-c-client         skip the produce_c phase: the produce load again from librdkafka's
+#                         rdkafka_performance (built by bench/rdkafka_performance.sh), on fresh
+#                         processes; it costs far less CPU per record than the Python client
 #
 # Every workload gets fresh broker processes. On s3 the broker is restarted after the
 # produce phase and a fresh consumer reads everything back: the cold read. The peer is
@@ -40,6 +43,7 @@ REPEAT=1
 MAX_SECONDS=60
 OUT=""
 EXTRA_100B=1 # the default matrix adds 100 B / acks=1 / 1 partition on memory
+C_CLIENT=1
 while [ $# -gt 0 ]; do
   case $1 in
     --storage) STORAGES=$2; shift 2 ;;
@@ -53,6 +57,7 @@ while [ $# -gt 0 ]; do
     --repeat) REPEAT=$2; shift 2 ;;
     --max-seconds) MAX_SECONDS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --no-c-client) C_CLIENT=0; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -72,6 +77,10 @@ fi
 
 cargo build --release -p kafscale
 BIN="$ROOT/target/release/kafscale"
+PERF=""
+if [ "$C_CLIENT" = 1 ]; then
+  PERF="$(bench/rdkafka_performance.sh)" || { echo "rdkafka_performance unavailable: no produce_c phase" >&2; PERF=""; }
+fi
 WORK="$(mktemp -d /tmp/kafscale-compare.XXXXXX)"
 OUT="${OUT:-$WORK/results.jsonl}"
 : >"$OUT"
@@ -184,6 +193,13 @@ for rep in $(seq 1 "$REPEAT"); do
         start "$br" "$st" "$name"
         load "$label" consume --topic "$topic" --no-create --size "$sz" --partitions "$pa" \
           --acks "$ak" --records "$produced" >>"$OUT" || echo "  cold read failed; log $WORK/$name.log" >&2
+      fi
+      if [ -n "$PERF" ]; then
+        # The produce load again from librdkafka's C benchmark, on fresh processes and storage.
+        stop
+        start "$br" "$st" "$name-c"
+        load "$label" produce_c --rdkafka-performance "$PERF" --size "$sz" --partitions "$pa" \
+          --acks "$ak" "${s3[@]}" >>"$OUT" || echo "  C-client produce failed; log $WORK/$name-c.log" >&2
       fi
       stop
     done

@@ -13,7 +13,10 @@ Phases (--phases, in order; default produce,consume,consume,e2e):
   --phases consume alone (after a broker restart) it is `consume_cold`;
 - e2e: a steady --latency-rate below saturation for --latency-seconds while a consumer
   reads along: produce latency and end-to-end latency (send to receive; each payload
-  carries its send time), p50 / p99 / p99.9.
+  carries its send time), p50 / p99 / p99.9;
+- produce_c: the produce load again from librdkafka's C benchmark, rdkafka_performance
+  (--rdkafka-performance; bench/rdkafka_performance.sh builds it): records/s, MB/s and the
+  broker's CPU with a client that costs far less per record than Python.
 
 Broker-side figures, when given the means: peak RSS (VmHWM of --pid), CPU seconds per GiB
 (utime+stime of --pid during produce / consume), object-store PUTs per GiB (the broker's own
@@ -25,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -193,6 +198,46 @@ def phase_produce(a, b: Broker, topic: str, out: dict) -> None:
         print(file=sys.stderr)
 
 
+SUMMARY = re.compile(r"% (\d+) messages produced \((\d+) bytes\), (\d+) delivered .* in (\d+)ms: "
+                     r"(\d+) msgs/s and ([\d.]+) MB/s, (\d+) produce failures")
+
+
+def phase_produce_c(a, b: Broker, topic: str, out: dict) -> None:
+    """The same produce load from librdkafka's own C benchmark, rdkafka_performance (see
+    bench/rdkafka_performance.sh): without Python's cost per record the client leaves more of
+    the machine to the broker, so the figure says more about the broker."""
+    acks = {"all": "-1"}.get(a.acks, a.acks)
+    cmd = [a.rdkafka_performance, "-P", "-t", topic, "-b", a.bootstrap, "-s", str(a.size),
+           "-c", str(a.records), "-a", acks, "-X", f"linger.ms={a.linger_ms}",
+           "-X", "batch.size=1000000", "-X", "compression.type=none",
+           "-X", "enable.idempotence=false", "-X", "max.in.flight=1000",
+           "-X", "queue.buffering.max.messages=1000000", "-X", "queue.buffering.max.kbytes=1048576"]
+    c0, m0 = b.cpu_s(), b.counters()
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=a.max_seconds + 30)
+    except subprocess.TimeoutExpired:
+        out["produce_c_error"] = "timed out"
+        return
+    elapsed = time.perf_counter() - t0
+    c1 = b.cpu_s()
+    found = SUMMARY.findall(proc.stdout)
+    if not found:
+        out["produce_c_error"] = (proc.stderr or proc.stdout)[-300:]
+        return
+    msgs, nbytes, delivered, ms, rate, mb_s, failures = found[-1]
+    out.update({"produce_c_delivered": int(delivered), "produce_c_failures": int(failures),
+                "produce_c_rec_s": int(rate), "produce_c_mb_s": round(float(mb_s), 1)})
+    if c0 is not None:
+        out["produce_c_broker_cores"] = round((c1 - c0) / elapsed, 2)
+        gib = int(delivered) * a.size / 2**30
+        if gib:
+            out["produce_c_cpu_s_per_gib"] = round((c1 - c0) / gib, 1)
+    m1 = b.counters()
+    if "txns" in m0:
+        out["produce_c_txns_per_s"] = round((m1["txns"] - m0["txns"]) / max(int(ms) / 1e3, 1e-3), 1)
+
+
 def phase_consume(a, b: Broker, topic: str, out: dict, name: str) -> None:
     want = out.get("produced", a.records)
     c = consumer(a, f"{topic}-{name}-{uuid.uuid4().hex[:6]}")
@@ -319,6 +364,7 @@ def main() -> None:
                     help="records/s of the e2e phase (below saturation, so that latency is the broker's)")
     ap.add_argument("--latency-seconds", type=float, default=5)
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    ap.add_argument("--rdkafka-performance", help="path of rdkafka_performance, for the produce_c phase")
     a = ap.parse_args()
 
     topic = a.topic or f"bench-{uuid.uuid4().hex[:8]}"
@@ -337,9 +383,14 @@ def main() -> None:
             phase_consume(a, b, topic, out, name)
         elif ph == "e2e":
             phase_e2e(a, b, topic, out)
+        elif ph == "produce_c":
+            if not a.rdkafka_performance:
+                raise SystemExit("phase produce_c needs --rdkafka-performance PATH")
+            phase_produce_c(a, b, topic, out)
         else:
             raise SystemExit(f"unknown phase {ph}")
-    out["peak_rss_mib"] = b.peak_rss_mib()
+    # A process that only ran produce_c reports its peak apart from the main one's.
+    out["produce_c_peak_rss_mib" if phases == ["produce_c"] else "peak_rss_mib"] = b.peak_rss_mib()
     print(json.dumps(out), flush=True)
 
 
