@@ -68,6 +68,8 @@ pub struct RawConfig {
     flush_bytes: Option<u64>,
     #[serde(rename = "cache.bytes")]
     cache_bytes: Option<u64>,
+    #[serde(rename = "produce.buffer.max.bytes")]
+    produce_buffer_max_bytes: Option<u64>,
     #[serde(rename = "group.initial.rebalance.delay.ms")]
     group_initial_rebalance_delay_ms: Option<u64>,
     #[serde(rename = "log.retention.ms")]
@@ -341,6 +343,11 @@ impl TryFrom<RawConfig> for Config {
                 broker_id: broker_id.unwrap_or(BrokerId(0)),
                 flush_ms: raw.flush_ms.unwrap_or(0),
                 flush_bytes: positive("flush.bytes", raw.flush_bytes, 4 << 20)?,
+                max_buffered_bytes: positive(
+                    "produce.buffer.max.bytes",
+                    raw.produce_buffer_max_bytes,
+                    256 << 20,
+                )?,
                 cache_bytes: positive("cache.bytes", raw.cache_bytes, 256 << 20)?,
                 max_batch_bytes,
                 retention_check_ms: positive(
@@ -403,13 +410,14 @@ mod tests {
         let file = dir.path().join("k.toml");
         std::fs::write(
             &file,
-            "flush.ms = 5\n\"num.partitions\" = 3\nephemeral = true\n",
+            "flush.ms = 5\n\"num.partitions\" = 3\nephemeral = true\n\"produce.buffer.max.bytes\" = 1048576\n",
         )
         .unwrap();
         let mut flags = BTreeMap::new();
         flags.insert("flush.ms".into(), serde_json::json!(9));
         let c = load(Some(&file), env(&[]), flags).unwrap();
         assert_eq!(c.log.flush_ms, 9);
+        assert_eq!(c.log.max_buffered_bytes, 1 << 20);
         assert_eq!(c.num_partitions, 3);
         assert_eq!(c.object_store_url, "memory://");
     }

@@ -94,6 +94,7 @@ pub struct Metrics {
     pub connections: Counter,
     pub open_connections: Gauge,
     cache_bytes: Gauge,
+    buffered_bytes: Gauge,
     cache_hits: Counter,
     cache_misses: Counter,
     pub object_store: ObjectStoreMetrics,
@@ -134,6 +135,7 @@ impl Metrics {
             connections: Counter::default(),
             open_connections: Gauge::default(),
             cache_bytes: Gauge::default(),
+            buffered_bytes: Gauge::default(),
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             object_store,
@@ -222,6 +224,11 @@ impl Metrics {
             "cache_bytes",
             "Bytes held by the chunk cache",
             m.cache_bytes.clone(),
+        );
+        k.register(
+            "produce_buffered_bytes",
+            "Produced bytes held, pending or in flushes under way (produce.buffer.max.bytes)",
+            m.buffered_bytes.clone(),
         );
         k.register(
             "object_store_health",
@@ -323,6 +330,7 @@ impl Metrics {
         }
         let (bytes, hits, misses) = cache;
         self.cache_bytes.set(bytes as i64);
+        self.buffered_bytes.set(ctx.log.buffered_bytes() as i64);
         // The cache keeps its own totals; move the counters up to them.
         self.cache_hits
             .inc_by(hits.saturating_sub(self.cache_hits.get()));

@@ -983,3 +983,36 @@ async fn a_retry_of_a_batch_still_under_way_is_answered_when_it_commits() {
     );
     assert_eq!(read_all(&s.log, p).await, vec![(0, 1), (2, 2)]);
 }
+
+#[tokio::test]
+async fn produced_bytes_held_are_bounded_until_flushes_finish() {
+    let s = open(
+        Arc::new(MemoryObjectStore::new()),
+        Arc::new(MemoryMetadataStore::new()),
+        Arc::new(SystemClock::new()),
+        LogConfig {
+            max_buffered_bytes: 1_000,
+            ..LogConfig::default()
+        },
+    )
+    .await;
+    let p = topic(&s.log, "bounded", 1).await[0];
+    s.log.wait_for_room().await;
+    let mut held = s.store.hold_next_put();
+    let log = s.log.clone();
+    let first = tokio::spawn(async move { append(&log, p, 200).await });
+    held.reached().await;
+    assert!(s.log.buffered_bytes() > 1_000);
+    // Over the bound: whoever takes produce requests waits for the flush under way.
+    let log = s.log.clone();
+    let waiting = tokio::spawn(async move { log.wait_for_room().await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "room while the bound is exceeded");
+    held.release();
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.await.unwrap().unwrap(), Offset(0));
+    assert_eq!(s.log.buffered_bytes(), 0);
+}

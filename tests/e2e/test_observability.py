@@ -152,6 +152,8 @@ def test_series_appear_with_sane_values(ephemeral_broker: Broker):
     assert value(have, "kafscale_metadata_txn_ops_total") >= 3
     assert value(have, "kafscale_connections_total") >= 2
     assert value(have, "kafscale_open_connections") >= 0
+    # Everything produced is committed, so no produced bytes are held any more.
+    assert value(have, "kafscale_produce_buffered_bytes") == 0
     # Lag: log end (50 per partition) minus the committed offset.
     assert value(have, "kafscale_consumer_group_lag", group=GROUP, topic=TOPIC, partition="0") == \
         RECORDS // 2 - COMMITTED // 2

@@ -86,6 +86,35 @@ def _produce_spread(bootstrap: str, topic: str, partitions: int, n: int) -> floa
     return time.monotonic() - t0
 
 
+def test_a_small_produce_buffer_holds_producers_back_and_loses_nothing(broker_factory):
+    # 256 KiB held at most while flushes of 100 ms go to S3: the producer is slowed by
+    # TCP back-pressure, never refused, and the broker never holds much more than the bound.
+    b = broker_factory(args=s3_args(), config='"produce.buffer.max.bytes" = 262144\n"flush.ms" = 100\n')
+    topic = unique("buf")
+    create_topic(b.bootstrap, topic, 4)
+    peak = [0.0]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], metric(b, "kafscale_produce_buffered_bytes"))
+            time.sleep(0.02)
+
+    w = threading.Thread(target=watch, daemon=True)
+    w.start()
+    try:
+        records = make_records(4000, seed=11)
+        delivered = produce(b.bootstrap, topic, records)
+    finally:
+        stop.set()
+        w.join()
+    assert_same_records(delivered, consume(b.bootstrap, topic, partitions=4, expected=4000))
+    # The bound is checked before a request is read, so one request's worth may pass it.
+    print(f"\npeak produced bytes held: {peak[0]:.0f}")
+    assert 0 < peak[0] <= 262144 + 1_100_000, peak[0]
+    assert metric(b, "kafscale_produce_buffered_bytes") == 0
+
+
 def test_puts_are_bounded_by_flushes_not_partitions(broker_factory):
     b = broker_factory(args=s3_args(), config='"flush.ms" = 50\n')
     figures = {}

@@ -24,6 +24,8 @@ const MAX_IN_FLIGHT: usize = 4096;
 /// Request bytes of one connection held at once (frames are counted up to this size, so a
 /// single maximal frame still passes).
 const MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
+/// The request header's api key of Produce (0), as the frame starts.
+const PRODUCE_KEY: [u8; 2] = 0i16.to_be_bytes();
 
 pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
     if let Err(e) = stream.set_nodelay(true) {
@@ -64,6 +66,11 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
+        if frame.get(..2) == Some(&PRODUCE_KEY[..]) {
+            // The broker holds at most `produce.buffer.max.bytes` of produced data: beyond
+            // it this connection is not read until flushes make room (TCP pushes back).
+            ctx.log.wait_for_room().await;
+        }
         let weight = frame.len().clamp(1, MAX_IN_FLIGHT_BYTES) as u32;
         let Ok(permit) = budget.clone().acquire_many_owned(weight).await else {
             break;

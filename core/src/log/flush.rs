@@ -150,6 +150,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
             }
             next_id += 1;
             let keys: Vec<PartitionKey> = taken.batches.keys().copied().collect();
+            let bytes = taken.bytes;
             let built = build(&shared, next_id, taken.batches).await;
             let (done, done_rx) = oneshot::channel();
             let ahead = newest.replace(done_rx);
@@ -160,6 +161,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 } else if let Some(ahead) = ahead {
                     let _ = ahead.await;
                 }
+                shared2.buffered.fetch_sub(bytes, Ordering::SeqCst);
                 shared2.done_flushing(&keys);
                 let _ = done.send(());
             }));

@@ -49,6 +49,9 @@ pub struct LogConfig {
     pub flush_ms: u64,
     /// Pending bytes that start a flush early.
     pub flush_bytes: usize,
+    /// Produced bytes held at most, pending or in flushes under way: beyond it, produce
+    /// requests wait (and their connections stop being read) until flushes finish.
+    pub max_buffered_bytes: usize,
     /// Bytes of chunk data kept in memory for reads.
     pub cache_bytes: usize,
     /// Largest record batch accepted (Kafka's `message.max.bytes`).
@@ -85,6 +88,7 @@ impl Default for LogConfig {
             broker_id: BrokerId(0),
             flush_ms: 0,
             flush_bytes: 4 << 20,
+            max_buffered_bytes: 256 << 20,
             cache_bytes: 256 << 20,
             max_batch_bytes: 1 << 20,
             attempts: 3,
@@ -246,6 +250,8 @@ struct Shared {
     flushing: Mutex<HashMap<PartitionKey, usize>>,
     /// Extents as they will stand once the flushes under way commit.
     projected: Mutex<HashMap<PartitionKey, flush::Projected>>,
+    /// Produced bytes pending or in flushes under way (bounded by `max_buffered_bytes`).
+    buffered: std::sync::atomic::AtomicUsize,
     /// Bumped whenever a partition's leadership changes here.
     leadership_changed: watch::Sender<u64>,
     /// Single-node use without a cluster: the log leads every partition itself.
@@ -350,6 +356,7 @@ impl LogService {
             pending: Mutex::new(Pending::default()),
             flushing: Mutex::new(HashMap::new()),
             projected: Mutex::new(HashMap::new()),
+            buffered: std::sync::atomic::AtomicUsize::new(0),
             leadership_changed,
             standalone,
             producer_ids: tokio::sync::Mutex::new(producer_ids::IdBlock::default()),
@@ -406,6 +413,9 @@ impl LogService {
             let mut pending = lock(&shared.pending);
             let was_empty = pending.batches.is_empty();
             pending.bytes += req.batch.len();
+            shared
+                .buffered
+                .fetch_add(req.batch.len(), std::sync::atomic::Ordering::SeqCst);
             if pending.since.is_none() {
                 pending.since = Some(shared.clock.now_ms());
             }
@@ -485,6 +495,24 @@ impl LogService {
         } else {
             Ok(())
         }
+    }
+
+    /// Waits while the produced bytes held (pending or being flushed) are at
+    /// `max_buffered_bytes`: the caller stops taking produce requests until flushes finish.
+    pub async fn wait_for_room(&self) {
+        let mut done = self.shared.committed.subscribe();
+        while self.buffered_bytes() >= self.shared.config.max_buffered_bytes {
+            if done.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Produced bytes pending or in flushes under way.
+    pub fn buffered_bytes(&self) -> usize {
+        self.shared
+            .buffered
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Changes whenever a commit makes new data visible.
