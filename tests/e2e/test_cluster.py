@@ -382,6 +382,33 @@ def test_etcd_compaction_under_load_and_a_failover_after_it(broker_factory, own_
     assert b1.http_get("/readyz")[0] == 200
 
 
+def object_lists(broker) -> float:
+    status, text = broker.http_get("/metrics")
+    assert status == 200
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("kafscale_object_store_requests_total{")
+               and 'op="list"' in line and 'result="ok"' in line)
+
+
+def test_only_the_controller_collects_garbage_and_its_successor_takes_over(broker_factory):
+    namespace = unique("gc")
+    config = CLUSTER_CONFIG + '"gc.interval.ms" = 200\n'
+    brokers = [broker_factory(args=cluster_args(ETCD_URL, namespace, i + 1), config=config, name=f"b{i + 1}")
+               for i in range(2)]
+    by_id = {i + 1: b for i, b in enumerate(brokers)}
+    admin = AdminClient({"bootstrap.servers": brokers[0].bootstrap})
+    controller = admin.describe_cluster().result(10).controller.id
+    other = next(i for i in by_id if i != controller)
+    # One LIST of the bucket per interval serves the cluster: the controller's.
+    base = {i: object_lists(b) for i, b in by_id.items()}
+    wait_for("the controller to collect", lambda: object_lists(by_id[controller]) >= base[controller] + 3)
+    assert object_lists(by_id[other]) == base[other]
+    # The controller dies: its successor collects from then on.
+    by_id[controller].proc.kill()
+    by_id[controller].proc.wait()
+    wait_for("the successor to collect", lambda: object_lists(by_id[other]) >= base[other] + 3, timeout=30)
+
+
 def coordinator_of(bootstrap: str, group: str) -> int:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     return admin.describe_consumer_groups([group])[group].result(10).coordinator.id

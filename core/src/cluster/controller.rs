@@ -50,12 +50,17 @@ async fn step(inner: &Arc<Inner>) -> Result<()> {
     let current = inner.read_view().controller;
     let fence = match current {
         Some((c, rev)) if c.broker == reg.id && c.incarnation == reg.incarnation => rev,
-        Some(_) => return Ok(()),
+        Some(_) => {
+            inner.log.set_collecting(false);
+            return Ok(());
+        }
         None => match elect(inner).await? {
             Some(rev) => rev,
             None => return Ok(()),
         },
     };
+    // The controller collects the cluster's garbage.
+    inner.log.set_collecting(true);
     reconcile(inner, fence).await
 }
 

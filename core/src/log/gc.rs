@@ -33,6 +33,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if shared.shutting_down.load(Ordering::SeqCst) {
             return;
         }
+        if !shared.collecting.load(Ordering::SeqCst) {
+            continue;
+        }
         match shared.collect_garbage().await {
             Ok(stats) if stats.deleted > 0 => {
                 tracing::info!(
@@ -88,6 +91,15 @@ impl Shared {
 }
 
 impl LogService {
+    /// Turns the periodic garbage collection on or off (in a cluster, the controller
+    /// collects for everyone; references are read from the shared metadata either way).
+    pub fn set_collecting(&self, on: bool) {
+        let was = self.shared.collecting.swap(on, Ordering::SeqCst);
+        if was != on {
+            tracing::debug!(on, "garbage collection on this broker");
+        }
+    }
+
     /// Runs one garbage collection pass now.
     pub async fn collect_garbage(&self) -> Result<GcStats> {
         self.shared.collect_garbage().await

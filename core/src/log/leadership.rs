@@ -182,8 +182,10 @@ impl LogService {
     }
 
     /// Drops every partition (the broker's registration was lost: its leadership is no
-    /// longer its own to use). Pending appends fail with NOT_LEADER_OR_FOLLOWER.
+    /// longer its own to use). Pending appends fail with NOT_LEADER_OR_FOLLOWER. Garbage
+    /// collection stops too, until this broker is the controller again.
     pub fn release_all(&self) {
+        self.set_collecting(false);
         let partitions = self
             .shared
             .partitions

@@ -252,6 +252,9 @@ struct Shared {
     projected: Mutex<HashMap<PartitionKey, flush::Projected>>,
     /// Produced bytes pending or in flushes under way (bounded by `max_buffered_bytes`).
     buffered: std::sync::atomic::AtomicUsize,
+    /// Whether this broker collects garbage: always when standalone; in a cluster only the
+    /// controller does, so that one LIST of the bucket per interval serves the cluster.
+    collecting: std::sync::atomic::AtomicBool,
     /// Bumped whenever a partition's leadership changes here.
     leadership_changed: watch::Sender<u64>,
     /// Single-node use without a cluster: the log leads every partition itself.
@@ -357,6 +360,7 @@ impl LogService {
             flushing: Mutex::new(HashMap::new()),
             projected: Mutex::new(HashMap::new()),
             buffered: std::sync::atomic::AtomicUsize::new(0),
+            collecting: std::sync::atomic::AtomicBool::new(standalone),
             leadership_changed,
             standalone,
             producer_ids: tokio::sync::Mutex::new(producer_ids::IdBlock::default()),
