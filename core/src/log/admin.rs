@@ -6,7 +6,8 @@
 //! after the write succeeded (other brokers learn it from the metadata store).
 //!
 //! Deleting records rewrites the partition record, which every flush commit of the partition
-//! compares. It therefore runs inside the flusher task, between flushes, like retention: a
+//! compares. It therefore runs inside the flusher task with no flush under way (the pipeline
+//! drained first), like retention: a
 //! request is queued and the flusher answers it.
 
 use std::collections::BTreeMap;
@@ -74,7 +75,7 @@ pub(super) struct DeleteRecordsJob {
     reply: oneshot::Sender<Result<Offset>>,
 }
 
-/// Queue of DeleteRecords requests, drained by the flusher between flushes.
+/// Queue of DeleteRecords requests, drained by the flusher with no flush under way.
 pub(super) type AdminJobs = Mutex<Vec<DeleteRecordsJob>>;
 
 impl LogService {
@@ -299,7 +300,7 @@ impl Shared {
         Ok(())
     }
 
-    /// Answers the queued DeleteRecords requests. Called by the flusher between flushes, so
+    /// Answers the queued DeleteRecords requests. Called by the flusher with no flush under way, so
     /// that the partition record it rewrites is not being committed at the same time.
     pub(super) async fn run_admin_jobs(&self) {
         let jobs = std::mem::take(&mut *lock(&self.admin_jobs));

@@ -2,9 +2,9 @@
 //! beyond the size budget (`retention.bytes`), in metadata first. The objects they lived in
 //! become garbage once nothing references them (see `gc`).
 //!
-//! Runs inside the flusher task, between flushes, so that every metadata write of a
-//! partition this broker leads is serialised with its commits and sees the revision they
-//! left.
+//! Runs inside the flusher task with no flush under way (the pipeline drained first), so that
+//! every metadata write of a partition this broker leads is serialised with its commits and
+//! sees the revision they left.
 
 use super::keys;
 use super::state::PartitionRecord;
