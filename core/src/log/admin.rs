@@ -7,8 +7,7 @@
 //!
 //! Deleting records rewrites the partition record, which every flush commit of the partition
 //! compares. It therefore runs inside the flusher task with no flush under way (the pipeline
-//! drained first), like retention: a
-//! request is queued and the flusher answers it.
+//! drained first), like retention: a request is queued and the flusher answers it.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
