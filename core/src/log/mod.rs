@@ -504,6 +504,10 @@ impl LogService {
     /// Waits while the produced bytes held (pending or being flushed) are at
     /// `max_buffered_bytes`: the caller stops taking produce requests until flushes finish.
     pub async fn wait_for_room(&self) {
+        if self.buffered_bytes() < self.shared.config.max_buffered_bytes {
+            // The usual case, on every produce request: no subscription needed.
+            return;
+        }
         let mut done = self.shared.committed.subscribe();
         while self.buffered_bytes() >= self.shared.config.max_buffered_bytes {
             if done.changed().await.is_err() {

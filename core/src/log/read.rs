@@ -74,15 +74,16 @@ impl LogService {
         // The chunks are fetched at once (a cold read of many small flush chunks waits for
         // one round of GETs, not one per chunk) and used in order. Each gets the whole
         // budget: how much of it the chunks before will use is not known yet.
-        let loads = chunks.clone().into_iter().map(|chunk| {
+        let loads = chunks.into_iter().map(|chunk| {
             let shared = self.shared.clone();
-            async move { shared.load_from(&chunk, req.offset, req.max_bytes).await }
+            async move {
+                let data = shared.load_from(&chunk, req.offset, req.max_bytes).await;
+                (chunk, data)
+            }
         });
         let mut loaded = futures::stream::iter(loads).buffered(CHUNK_LOADS);
-        'chunks: for chunk in &chunks {
-            let Some(data) = loaded.next().await else {
-                break;
-            };
+        'chunks: while let Some((chunk, data)) = loaded.next().await {
+            let chunk = &chunk;
             let data = data?;
             let mut taken: Option<(usize, usize)> = None;
             let mut pos = 0usize;
