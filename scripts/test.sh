@@ -100,6 +100,9 @@ say "install test prerequisites"
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+# etcd-client's build imports protobuf's well-known types (google/protobuf/*.proto), which
+# Debian ships in libprotobuf-dev, not with protoc itself.
+[ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 if [ "${#missing[@]}" -gt 0 ]; then
