@@ -40,6 +40,11 @@ struct ApiLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiErrorLabels {
     api: String,
     /// The Kafka error name, e.g. `NotLeaderOrFollower`.
@@ -80,6 +85,8 @@ pub struct Metrics {
     requests: Family<ApiLabels, Counter>,
     request_duration: Family<ApiLabels, Histogram>,
     request_errors: Family<ApiErrorLabels, Counter>,
+    /// Frames refused before any handler ran (each closes its connection), by reason.
+    refused_requests: Family<ReasonLabels, Counter>,
     topic_produced: TopicTraffic,
     topic_fetched: TopicTraffic,
     /// Set at scrape time from the log.
@@ -124,6 +131,7 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 19))
             }),
             request_errors: Family::default(),
+            refused_requests: Family::default(),
             topic_produced: TopicTraffic::default(),
             topic_fetched: TopicTraffic::default(),
             partitions_led: Gauge::default(),
@@ -163,6 +171,13 @@ impl Metrics {
             "request_errors",
             "Error codes in Kafka responses, by API and error (each partition counts)",
             m.request_errors.clone(),
+        );
+        k.register(
+            "refused_requests",
+            "Requests refused before handling, each closing its connection, by reason \
+             (frame: bad size or truncated; malformed: does not decode, or a length or count \
+             exceeds the frame; unknown_api; unsupported_version)",
+            m.refused_requests.clone(),
         );
         k.register(
             "topic_produced_records",
@@ -274,6 +289,13 @@ impl Metrics {
 
     pub fn set_storage_health(&self, state: i64) {
         self.storage_health.set(state);
+    }
+
+    /// A frame was refused and its connection closed.
+    pub fn refused_request(&self, reason: &'static str) {
+        self.refused_requests
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     pub fn request(&self, key: ApiKey) {

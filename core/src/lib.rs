@@ -10,6 +10,7 @@ pub mod group;
 pub mod log;
 pub mod object_format;
 pub mod ports;
+pub mod records;
 pub mod segment;
 pub mod topic;
 pub mod topic_config;

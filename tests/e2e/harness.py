@@ -9,6 +9,7 @@ where a missing binary is an error.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -67,9 +68,13 @@ class Broker:
         config: str | None = None,
         name: str = "broker",
         binary: Path | None = None,
+        memory_limit: int | None = None,
     ):
         self.workdir = workdir
         self.binary = Path(binary) if binary is not None else BIN
+        # Address-space limit (RLIMIT_AS, bytes): an allocation beyond it fails, and a failed
+        # allocation aborts a Rust process.
+        self.memory_limit = memory_limit
         self.name = name
         self.ephemeral = ephemeral
         self.data_dir = None if ephemeral else (data_dir or workdir / f"{name}-data")
@@ -125,10 +130,14 @@ class Broker:
             log.flush()
             self.proc = subprocess.Popen(
                 self.command(), cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT,
+                stdout=log, stderr=subprocess.STDOUT, preexec_fn=self._limits,
             )
         self.wait_ready(timeout)
         return self
+
+    def _limits(self) -> None:
+        if self.memory_limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -161,6 +170,16 @@ class Broker:
             return e.code, e.read().decode(errors="replace")
         except OSError:
             return None, ""
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """Sum of a metric's samples whose label text contains `labels`."""
+        status, text = self.http_get("/metrics")
+        assert status == 200, text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and labels in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import struct
 import subprocess
+import threading
 import time
 
 from confluent_kafka import Consumer, TopicPartition
@@ -345,3 +348,78 @@ def test_clear_errors(broker):
     # Bad arguments are refused by the parser, with usage, exit 2.
     res = cli(broker, "topic", "create", taken, "--config", "novalue", check=False)
     assert res.returncode == 2 and "KEY=VALUE" in res.stderr
+
+
+def serve_answers(answer) -> tuple[int, threading.Event]:
+    """A fake broker on a free port: for each request frame, `answer(api_key, version,
+    correlation_id)` gives the response body (after the correlation id), or None to close."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            while not stop.is_set():
+                head = conn.recv(4, socket.MSG_WAITALL)
+                if len(head) < 4:
+                    return
+                frame = conn.recv(struct.unpack(">i", head)[0], socket.MSG_WAITALL)
+                api, version, corr = struct.unpack(">hhi", frame[:8])
+                body = answer(api, version, corr)
+                if body is None:
+                    return
+                out = struct.pack(">i", corr) + body
+                conn.sendall(struct.pack(">i", len(out)) + out)
+
+    def run() -> None:
+        listener.settimeout(0.2)
+        with listener:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=run, daemon=True).start()
+    return port, stop
+
+
+def uvarint(v: int) -> bytes:
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def api_versions_v3(apis: list[tuple[int, int, int]]) -> bytes:
+    body = struct.pack(">h", 0) + uvarint(len(apis) + 1)
+    for key, lo, hi in apis:
+        body += struct.pack(">hhh", key, lo, hi) + b"\x00"
+    return body + struct.pack(">i", 0) + b"\x00"
+
+
+def test_hostile_broker_answers_are_clean_errors():
+    """Answers whose arrays claim billions of elements make the CLI fail with an error line,
+    never an allocation abort: first in ApiVersions itself, then in Metadata after a valid
+    ApiVersions."""
+    def hostile_api_versions(api, version, corr):
+        return struct.pack(">h", 0) + uvarint(0xFFFFFFFF) + bytes(8)
+
+    def hostile_metadata(api, version, corr):
+        if api == 18:
+            return api_versions_v3([(18, 0, 3), (3, 0, 12)])
+        # Metadata v12 response (header v1: a tagged-field count first): throttle, then a
+        # brokers array of 2^31 - 2 elements in a few bytes.
+        return b"\x00" + struct.pack(">i", 0) + uvarint(0x7FFFFFFF) + bytes(8)
+
+    for answer, api in ((hostile_api_versions, "ApiVersions"), (hostile_metadata, "Metadata")):
+        port, stop = serve_answers(answer)
+        try:
+            res = cli(None, "topic", "list", "--bootstrap", f"127.0.0.1:{port}", check=False, timeout=30)
+        finally:
+            stop.set()
+        assert res.returncode not in (-6, 134), f"the CLI aborted: {res.stderr[-400:]}"
+        assert_clean_error(res, f"cannot decode the {api}")

@@ -35,14 +35,7 @@ def s3_args(prefix: str | None = None, bucket_url: str | None = None) -> list[st
 
 
 def metric(broker, name: str, labels: str = "") -> float:
-    """Sum of a metric's samples whose label text contains `labels`."""
-    status, text = broker.http_get("/metrics")
-    assert status == 200, text
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and labels in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return broker.metric(name, labels)
 
 
 def puts(broker) -> float:

@@ -100,19 +100,21 @@ impl Conn {
         let frame = self.round_trip(ApiKey::ApiVersions, 3, &req).await?;
         // A broker that does not speak v3 answers with a v0 body (UNSUPPORTED_VERSION and
         // its own range); ask again in a version it lists.
-        let resp = match decode_response::<ApiVersionsResponse>(frame.clone(), 3) {
+        let decode = |frame, version| {
+            decode_response::<ApiVersionsResponse>(frame, ApiKey::ApiVersions, version)
+        };
+        let resp = match decode(frame.clone(), 3) {
             Ok(r) if r.error_code == 0 => r,
             _ => {
-                let old = decode_response::<ApiVersionsResponse>(frame, 0)
-                    .map_err(|e| self.protocol_error("ApiVersions", &e))?;
+                let old = decode(frame, 0).map_err(|e| self.protocol_error("ApiVersions", &e))?;
                 let max = old
                     .api_keys
                     .iter()
                     .find(|k| k.api_key == ApiKey::ApiVersions as i16)
                     .map_or(0, |k| k.max_version.min(3));
                 let frame = self.round_trip(ApiKey::ApiVersions, max, &req).await?;
-                let resp = decode_response::<ApiVersionsResponse>(frame, max)
-                    .map_err(|e| self.protocol_error("ApiVersions", &e))?;
+                let resp =
+                    decode(frame, max).map_err(|e| self.protocol_error("ApiVersions", &e))?;
                 if resp.error_code != 0 {
                     return Err(CliError::kafka(
                         format!("ApiVersions to {}", self.addr),
@@ -146,7 +148,7 @@ impl Conn {
         let key = ApiKey::try_from(R::KEY)
             .map_err(|_| CliError::Invalid(format!("unknown api key {}", R::KEY)))?;
         let frame = self.round_trip(key, version, req).await?;
-        decode_response::<R::Response>(frame, version)
+        decode_response::<R::Response>(frame, key, version)
             .map_err(|e| self.protocol_error(&format!("{key:?} v{version}"), &e))
     }
 
@@ -224,11 +226,15 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Decodes a response frame (header and body) of `version`.
-fn decode_response<R: Decodable + HeaderVersion>(
+/// Decodes a response frame (header and body) of `version`, after checking that no length or
+/// count in it claims more than the frame holds.
+pub fn decode_response<R: Decodable + HeaderVersion>(
     mut frame: Bytes,
+    key: ApiKey,
     version: i16,
 ) -> Result<R, String> {
+    crate::wire::check_response(&frame, key as i16, version, R::header_version(version))
+        .map_err(|e| e.to_string())?;
     ResponseHeader::decode(&mut frame, R::header_version(version)).map_err(|e| e.to_string())?;
     let resp = R::decode(&mut frame, version).map_err(|e| e.to_string())?;
     if frame.has_remaining() {

@@ -1,11 +1,11 @@
 //! `kafscale consume`: a topic's records to stdout, from the log start, the log end or a
 //! group's committed offsets, until `--max` records or `--timeout-ms` of silence.
 
+use crate::records::{read_batch, Record};
 use bytes::Bytes;
 use clap::Args;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest};
-use kafka_protocol::records::{Record, RecordBatchDecoder};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -259,20 +259,19 @@ async fn fetch_loop(
                     let Some(data) = p.records else { continue };
                     for batch in whole_batches(data) {
                         let end = batch_end(&batch);
-                        let mut buf = batch.clone();
-                        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+                        let (header, records) = read_batch(&batch).map_err(|e| {
                             CliError::Invalid(format!(
                                 "cannot decode a batch of {}/{partition}: {e}",
                                 args.topic
                             ))
                         })?;
-                        for r in set.records {
+                        for r in records {
                             let next = pos.next[&partition];
                             if r.offset < next {
                                 continue;
                             }
                             pos.next.insert(partition, r.offset + 1);
-                            if r.control {
+                            if header.is_control() {
                                 continue;
                             }
                             out.extend(format_record(
@@ -329,10 +328,9 @@ mod tests {
         two.extend_from_slice(&batch[..batch.len() - 3]);
         let whole = whole_batches(two.freeze());
         assert_eq!(whole.len(), 1);
-        let mut b = whole[0].clone();
-        let set = RecordBatchDecoder::decode(&mut b).expect("decode");
-        assert_eq!(set.records.len(), 2);
-        assert_eq!(set.records[1].value.as_deref(), Some(&b"v1"[..]));
-        assert_eq!(set.records[0].key.as_deref(), Some(&b"k"[..]));
+        let (_, records) = read_batch(&whole[0]).expect("decode");
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].value.as_deref(), Some(&b"v1"[..]));
+        assert_eq!(records[0].key.as_deref(), Some(&b"k"[..]));
     }
 }

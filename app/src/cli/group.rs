@@ -107,9 +107,15 @@ fn decode_assignment(mut bytes: Bytes) -> Option<BTreeMap<String, Vec<i32>>> {
     if bytes.remaining() < 2 {
         return None;
     }
-    let version = bytes.get_i16();
     // Newer versions only add fields at the end; read what this crate knows.
-    let a = ConsumerProtocolAssignment::decode(&mut bytes, version.clamp(0, 3)).ok()?;
+    let version = bytes.get_i16().clamp(0, 3);
+    crate::wire::check_data(
+        crate::wire::Data::ConsumerProtocolAssignment,
+        version,
+        &bytes,
+    )
+    .ok()?;
+    let a = ConsumerProtocolAssignment::decode(&mut bytes, version).ok()?;
     let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     for tp in a.assigned_partitions {
         out.entry(tp.topic.0.to_string())

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use kafscale_core::{Error, LeaderEpoch, PartitionId, PartitionKey};
 
-use super::{records, topic_name};
+use super::topic_name;
 use crate::context::Context;
 use crate::errors::{self, codes};
+use crate::records;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

@@ -27,7 +27,6 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
-mod records;
 pub mod sync_group;
 
 use kafka_protocol::messages::TopicName;

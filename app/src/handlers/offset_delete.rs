@@ -29,6 +29,12 @@ pub(crate) fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
         return None;
     }
     let version = buf.get_i16().clamp(0, 3);
+    crate::wire::check_data(
+        crate::wire::Data::ConsumerProtocolSubscription,
+        version,
+        &buf,
+    )
+    .ok()?;
     let decoded = catch_unwind(AssertUnwindSafe(|| {
         ConsumerProtocolSubscription::decode(&mut buf, version)
     }));

@@ -21,8 +21,9 @@ use crate::context::Context;
 /// partitions and a short linger sends a request every few milliseconds, so this must cover
 /// a flush's worth of them: 128 capped such a producer at ~1,200 requests/s.
 const MAX_IN_FLIGHT: usize = 4096;
-/// Request bytes of one connection held at once (frames are counted up to this size, so a
-/// single maximal frame still passes).
+/// Request bytes of one connection held at once: frames and an estimate of their decoded
+/// form (see `wire::Checked`), each counted up to this size so that a single maximal frame
+/// still passes.
 const MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
 /// The request header's api key of Produce (0), as the frame starts.
 const PRODUCE_KEY: [u8; 2] = 0i16.to_be_bytes();
@@ -63,6 +64,7 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
             Ok(None) => break,
             Err(reason) => {
                 tracing::warn!(%peer, %reason, "bad frame; closing connection");
+                ctx.metrics.refused_request("frame");
                 break;
             }
         };
@@ -71,21 +73,22 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
             // it this connection is not read until flushes make room (TCP pushes back).
             ctx.log.wait_for_room().await;
         }
-        let weight = frame.len().clamp(1, MAX_IN_FLIGHT_BYTES) as u32;
+        let decoded = match dispatch::decode_frame(frame) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                // Answer what is already in flight, then close.
+                tracing::warn!(%peer, %error, "closing connection");
+                ctx.metrics.refused_request(error.reason());
+                break;
+            }
+        };
+        let weight = decoded.weight.clamp(1, MAX_IN_FLIGHT_BYTES) as u32;
         let Ok(permit) = budget.clone().acquire_many_owned(weight).await else {
             break;
         };
-        match dispatch::dispatch(&ctx, frame, peer.ip()) {
-            Ok(task) => {
-                if tx.send((task, permit)).await.is_err() {
-                    break;
-                }
-            }
-            Err(reason) => {
-                // Answer what is already in flight, then close.
-                tracing::warn!(%peer, %reason, "closing connection");
-                break;
-            }
+        let task = dispatch::dispatch(&ctx, decoded, peer.ip());
+        if tx.send((task, permit)).await.is_err() {
+            break;
         }
     }
     drop(tx);

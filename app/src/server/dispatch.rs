@@ -23,13 +23,40 @@ pub enum Reply {
     Close(String),
 }
 
+/// Why a frame could not be turned into a request. Each closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes is shorter than a request header")]
+    Short(usize),
+    #[error("unknown api key {0}")]
+    UnknownApi(i16),
+    #[error("unsupported api {0:?}")]
+    UnsupportedApi(ApiKey),
+    #[error("unsupported version {version} of {api:?}")]
+    UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
+
+impl FrameError {
+    /// The `reason` label of `kafscale_refused_requests`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FrameError::Short(_) | FrameError::Malformed(_) => "malformed",
+            FrameError::UnknownApi(_) | FrameError::UnsupportedApi(_) => "unknown_api",
+            FrameError::UnsupportedVersion { .. } => "unsupported_version",
+        }
+    }
+}
+
 /// Decodes with a guard: malformed input must never take the broker down, even if a decoder
-/// panics on it.
-fn decode<T: Decodable>(frame: &mut Bytes, version: i16) -> Result<T, String> {
+/// panics on it. (Allocation failures cannot be caught; `wire::check_request` has already
+/// made sure no count in the frame exceeds its bytes.)
+fn decode<T: Decodable>(frame: &mut Bytes, version: i16) -> Result<T, FrameError> {
     match catch_unwind(AssertUnwindSafe(|| T::decode(frame, version))) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("malformed request: {e}")),
-        Err(_) => Err("malformed request: decoder panicked".to_owned()),
+        Ok(Err(e)) => Err(FrameError::Malformed(e.to_string())),
+        Err(_) => Err(FrameError::Malformed("decoder panicked".to_owned())),
     }
 }
 
@@ -104,23 +131,23 @@ pub struct Decoded {
     pub correlation_id: i32,
     /// `None` for an ApiVersions request of a version we do not speak: it gets a v0 answer.
     pub request: Option<Request>,
+    /// Bytes the request is counted as while it is in flight: its frame and an estimate of
+    /// what its decoded form holds.
+    pub weight: usize,
 }
 
 /// Decodes one frame (without its size prefix). Pure and total: any input gives a value or
 /// an error, never a panic; the fuzz target `fuzz/fuzz_targets/frame.rs` holds it to that.
-pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, String> {
+pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, FrameError> {
     if frame.len() < 8 {
-        return Err(format!(
-            "frame of {} bytes is shorter than a request header",
-            frame.len()
-        ));
+        return Err(FrameError::Short(frame.len()));
     }
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let api_key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown api key {raw_key}"))?;
+    let api_key = ApiKey::try_from(raw_key).map_err(|_| FrameError::UnknownApi(raw_key))?;
     let Some((min, max)) = versions::supported(api_key) else {
-        return Err(format!("unsupported api {api_key:?}"));
+        return Err(FrameError::UnsupportedApi(api_key));
     };
     if version < min || version > max {
         if api_key == ApiKey::ApiVersions {
@@ -129,18 +156,29 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, String> {
                 version,
                 correlation_id,
                 request: None,
+                weight: frame.len(),
             });
         }
-        return Err(format!("unsupported version {version} of {api_key:?}"));
+        return Err(FrameError::UnsupportedVersion {
+            api: api_key,
+            version,
+        });
     }
     if api_key == ApiKey::Produce && version < 3 {
         // Advertised so that old librdkafka enables compression; v0-2 carry message sets
         // older than magic 2, which are not supported.
-        return Err(format!(
-            "produce v{version} (pre-v2 message format) is not supported"
-        ));
+        return Err(FrameError::UnsupportedVersion {
+            api: api_key,
+            version,
+        });
     }
-    let header: RequestHeader = decode(&mut frame, api_key.request_header_version(version))?;
+    let header_version = api_key.request_header_version(version);
+    // Every length and count is checked against the bytes that remain before the decoder
+    // sizes anything by it: a decoder allocates what a count claims.
+    let checked = crate::wire::check_request(&frame, raw_key, version, header_version)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let weight = checked.decoded_bytes(frame.len());
+    let header: RequestHeader = decode(&mut frame, header_version)?;
     let request = match api_key {
         ApiKey::ApiVersions => Request::ApiVersions(decode(&mut frame, version)?),
         ApiKey::Metadata => Request::Metadata(decode(&mut frame, version)?),
@@ -181,13 +219,14 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, String> {
         ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(&mut frame, version)?),
         ApiKey::InitProducerId => Request::InitProducerId(decode(&mut frame, version)?),
         ApiKey::DescribeProducers => Request::DescribeProducers(decode(&mut frame, version)?),
-        other => return Err(format!("unsupported api {other:?}")),
+        other => return Err(FrameError::UnsupportedApi(other)),
     };
     Ok(Decoded {
         api_key,
         version,
         correlation_id: header.correlation_id,
         request: Some(request),
+        weight,
     })
 }
 
@@ -218,25 +257,21 @@ where
     })
 }
 
-/// Decodes one frame from a client at `peer` and starts its handling. An error closes the
-/// connection.
-pub fn dispatch(
-    ctx: &Arc<Context>,
-    frame: Bytes,
-    peer: std::net::IpAddr,
-) -> Result<JoinHandle<Reply>, String> {
+/// Starts the handling of a decoded request from a client at `peer`.
+pub fn dispatch(ctx: &Arc<Context>, decoded: Decoded, peer: std::net::IpAddr) -> JoinHandle<Reply> {
     let Decoded {
         api_key: key,
         version: v,
         correlation_id: corr,
         request,
-    } = decode_frame(frame)?;
+        weight: _,
+    } = decoded;
     let Some(request) = request else {
-        return Ok(ready(handlers::api_versions::unsupported_version(corr)));
+        return ready(handlers::api_versions::unsupported_version(corr));
     };
     ctx.metrics.request(key);
     let c = ctx.clone();
-    Ok(match request {
+    match request {
         Request::ApiVersions(r) => {
             spawn_handler(ctx, key, v, corr, handlers::api_versions::handle(c, v, r))
         }
@@ -376,5 +411,5 @@ pub fn dispatch(
                 }
             })
         }
-    })
+    }
 }
