@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use kafscale::server::dispatch::decode_frame;
+use kafscale::wire;
 use kafscale_core::batch;
 
 /// A request frame as the connection hands it to dispatch: header and body, no size prefix.
@@ -101,6 +102,20 @@ fn decode(c: &mut Criterion) {
     g.bench_function("fetch_v12_50_partitions", |b| {
         b.iter(|| decode_frame(black_box(fetch.clone())))
     });
+    g.finish();
+    // The bounds check alone (part of decode_frame above): what refusing hostile lengths
+    // costs a valid request.
+    let mut g = c.benchmark_group("wire_check");
+    for (name, key, version, frame) in [
+        ("produce_v9_16k", ApiKey::Produce, 9, &produce),
+        ("fetch_v12_50_partitions", ApiKey::Fetch, 12, &fetch),
+    ] {
+        g.throughput(Throughput::Bytes(frame.len() as u64));
+        let header = key.request_header_version(version);
+        g.bench_function(name, |b| {
+            b.iter(|| wire::check_request(black_box(frame), key as i16, version, header))
+        });
+    }
     g.finish();
 }
 
