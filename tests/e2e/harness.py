@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -228,6 +229,95 @@ class Broker:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
         raise KeyError(field)
+
+
+# ---------------------------------------------------------------------------------------
+# etcd
+
+
+class Etcd:
+    """An etcd process of a test's (or a benchmark's) own, on loopback ports of its own, so
+    that it can be killed, restarted, or started with a small `--quota-backend-bytes`."""
+
+    def __init__(self, workdir: Path, *, quota_bytes: int | None = None, name: str = "etcd"):
+        binary = shutil.which("etcd")
+        if binary is None:
+            raise FileNotFoundError("no etcd binary (apt-get install etcd-server)")
+        self.client, self.peer = free_port(), free_port()
+        self.data = workdir / f"{name}-data"
+        self.log_path = workdir / f"{name}.log"
+        self.cmd = [binary, "--name", name, "--data-dir", str(self.data),
+                    "--listen-client-urls", f"http://127.0.0.1:{self.client}",
+                    "--advertise-client-urls", f"http://127.0.0.1:{self.client}",
+                    "--listen-peer-urls", f"http://127.0.0.1:{self.peer}",
+                    "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer}",
+                    "--initial-cluster", f"{name}=http://127.0.0.1:{self.peer}"]
+        if quota_bytes is not None:
+            self.cmd.append(f"--quota-backend-bytes={quota_bytes}")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """The broker's `--metadata` URL (add `/prefix` for a key prefix)."""
+        return f"etcd://127.0.0.1:{self.client}"
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client}"
+
+    def start(self, timeout: float = 30) -> Etcd:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"etcd exited: {tail(self.log_path.read_text(), 30)}")
+            try:
+                if self.metrics_text():
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("etcd did not become healthy")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def ctl(self, *args: str, check: bool = True) -> str:
+        """Runs etcdctl (v3 API) against this etcd; returns its output."""
+        res = subprocess.run(["etcdctl", f"--endpoints={self.endpoint}", *args],
+                             env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True,
+                             text=True, timeout=60)
+        if check and res.returncode != 0:
+            raise RuntimeError(f"etcdctl {' '.join(args)}: {res.stderr.strip()}")
+        return res.stdout + res.stderr
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(f"http://{self.endpoint}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def metrics(self) -> dict[str, float]:
+        """etcd's own counters that measure what clients write: puts, transactions, bytes
+        received, and the size of its database."""
+        want = {
+            "etcd_mvcc_put_total": None,
+            "etcd_mvcc_delete_total": None,
+            'grpc_server_handled_total{grpc_code="OK",grpc_method="Txn"': "txn",
+            "etcd_network_client_grpc_received_bytes_total": None,
+            "etcd_mvcc_db_total_size_in_bytes": None,
+            "etcd_mvcc_db_total_size_in_use_in_bytes": None,
+            "etcd_debugging_mvcc_keys_total": None,
+            "etcd_debugging_mvcc_current_revision": None,
+        }
+        out = {(alias or name): 0.0 for name, alias in want.items()}
+        for line in self.metrics_text().splitlines():
+            for name, alias in want.items():
+                if line.startswith(name) and (len(line) == len(name) or line[len(name)] in " {,"):
+                    out[alias or name] += float(line.rsplit(" ", 1)[1])
+        return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,14 +1,16 @@
 //! A wrapper that counts and times every metadata-store request, for `/metrics`:
 //! `kafscale_metadata_requests_total{op,result}`, the latency histogram
 //! `kafscale_metadata_request_duration_seconds{op}`, and the puts and deletes of committed
-//! transactions, `kafscale_metadata_txn_ops_total`.
+//! transactions, `kafscale_metadata_txn_ops_total`, and the key and value bytes their puts
+//! wrote, `kafscale_metadata_written_bytes_total` (what the metadata budget counts).
 //!
 //! A transaction whose compares failed is not an error of the store but it is what a fenced
 //! broker sees, so it has its own result, `compare_failed`.
 
 use async_trait::async_trait;
 use kafscale_core::ports::{
-    KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, Txn, TxnOutcome, WatchStream,
+    KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, Txn, TxnOp, TxnOutcome,
+    WatchStream,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -23,6 +25,7 @@ use crate::request_metrics::RequestMetrics;
 pub struct MetadataMetrics {
     requests: RequestMetrics,
     txn_ops: Counter,
+    written_bytes: Counter,
 }
 
 impl MetadataMetrics {
@@ -35,11 +38,17 @@ impl MetadataMetrics {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 17))
             }),
             txn_ops: Counter::default(),
+            written_bytes: Counter::default(),
         };
         sub.register(
             "txn_ops",
             "Puts and deletes applied by successful metadata transactions",
             m.txn_ops.clone(),
+        );
+        sub.register(
+            "written_bytes",
+            "Key and value bytes of the puts applied by successful metadata transactions",
+            m.written_bytes.clone(),
         );
         m
     }
@@ -108,10 +117,19 @@ impl MetadataStore for MeteredMetadataStore {
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError> {
         let started = Instant::now();
         let ops = txn.ops.len() as u64;
+        let written: usize = txn
+            .ops
+            .iter()
+            .map(|op| match op {
+                TxnOp::Put { key, value, .. } => key.len() + value.len(),
+                _ => 0,
+            })
+            .sum();
         let r = self.inner.txn(txn).await;
         match &r {
             Ok(outcome) if outcome.succeeded => {
                 self.metrics.txn_ops.inc_by(ops);
+                self.metrics.written_bytes.inc_by(written as u64);
                 self.metrics.record("txn", started, "ok");
             }
             Ok(_) => self.metrics.record("txn", started, "compare_failed"),
