@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use kafscale_core::ports::{
     KeyValue, LeaseId, MetadataError, MetadataStore, ObjectMeta, ObjectStore, PutMode, RangeResult,
-    StoreError, Txn, TxnOutcome, WatchStream,
+    StoreError, StoreStatus, Txn, TxnOutcome, WatchStream,
 };
 
 /// Holds the next call that passes it, once armed, until the test lets it go on or fail.
@@ -252,6 +252,18 @@ impl MetadataStore for FaultyMetadataStore {
 
     async fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
         self.inner.range(prefix).await
+    }
+
+    async fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
+        self.inner.range_from(prefix, start).await
+    }
+
+    async fn compact(&self, revision: i64) -> Result<(), MetadataError> {
+        self.inner.compact(revision).await
+    }
+
+    async fn status(&self) -> Result<StoreStatus, MetadataError> {
+        self.inner.status().await
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError> {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use kafscale_adapters::{MemoryMetadataStore, MemoryObjectStore};
 use kafscale_core::ports::{
     KeyValue, LeaseId, MetadataError, MetadataStore, ObjectMeta, ObjectStore, PutMode, RangeResult,
-    StoreError, Txn, TxnOutcome, WatchStream,
+    StoreError, StoreStatus, Txn, TxnOutcome, WatchStream,
 };
 use kafscale_testkit::conformance::{
     metadata_suite_with, object_store_suite_with, MetadataSuiteOptions, ObjectStoreSuiteOptions,
@@ -88,6 +88,18 @@ impl MetadataStore for NoCompares {
     async fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
         self.0.range(prefix).await
     }
+    async fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
+        self.0.range_from(prefix, start).await
+    }
+
+    async fn compact(&self, revision: i64) -> Result<(), MetadataError> {
+        self.0.compact(revision).await
+    }
+
+    async fn status(&self) -> Result<StoreStatus, MetadataError> {
+        self.0.status().await
+    }
+
     async fn txn(&self, mut txn: Txn) -> Result<TxnOutcome, MetadataError> {
         txn.compares.clear();
         self.0.txn(txn).await

@@ -7,9 +7,12 @@
 //! carry a lease are deleted, since their owners did not survive the restart.
 
 use bytes::Bytes;
-use kafscale_core::ports::{KeyValue, LeaseId, MetadataError, RangeResult, Txn, TxnOp};
+use kafscale_core::ports::{
+    KeyValue, LeaseId, MetadataError, RangeResult, StoreStatus, Txn, TxnOp,
+};
 use redb::{
-    ConcurrencyMode, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition,
+    ConcurrencyMode, Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -109,6 +112,18 @@ impl KvTable for RedbKv<'_> {
         Ok(keys)
     }
 
+    fn keys_in_range(&self, start: &str, end: &str) -> Result<Vec<String>, MetadataError> {
+        let mut keys = Vec::new();
+        if start >= end {
+            return Ok(keys);
+        }
+        for entry in self.0.range(start..end).map_err(db_err)? {
+            let (key, _) = entry.map_err(db_err)?;
+            keys.push(key.value().to_owned());
+        }
+        Ok(keys)
+    }
+
     fn insert(&mut self, kv: KeyValue) -> Result<(), MetadataError> {
         self.0
             .insert(kv.key.as_str(), encode(&kv).as_slice())
@@ -126,6 +141,8 @@ impl KvTable for RedbKv<'_> {
 
 pub(crate) struct RedbBackend {
     db: Database,
+    /// The file, for its size in `status`.
+    path: PathBuf,
 }
 
 impl RedbBackend {
@@ -144,7 +161,10 @@ impl RedbBackend {
                 }
                 other => other,
             })?;
-        let backend = RedbBackend { db };
+        let backend = RedbBackend {
+            db,
+            path: path.to_owned(),
+        };
         backend.recover()?;
         Ok(backend)
     }
@@ -229,14 +249,14 @@ impl Backend for RedbBackend {
         raw.map(|raw| decode(key, raw.value())).transpose()
     }
 
-    fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
+    fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
         // One read transaction: the revision matches the snapshot of the keys.
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(KV).map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let revision = meta.get(REVISION).map_err(db_err)?.map_or(0, |v| v.value());
         let mut kvs = Vec::new();
-        for entry in table.range(prefix..).map_err(db_err)? {
+        for entry in table.range(start.max(prefix)..).map_err(db_err)? {
             let (key, raw) = entry.map_err(db_err)?;
             if !key.value().starts_with(prefix) {
                 break;
@@ -244,6 +264,27 @@ impl Backend for RedbBackend {
             kvs.push(decode(key.value(), raw.value())?);
         }
         Ok(RangeResult { kvs, revision })
+    }
+
+    fn status(&self) -> Result<StoreStatus, MetadataError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(KV).map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let revision = meta.get(REVISION).map_err(db_err)?.map_or(0, |v| v.value());
+        let keys = table.len().map_err(db_err)?;
+        let mut live = 0u64;
+        for entry in table.iter().map_err(db_err)? {
+            let (key, value) = entry.map_err(db_err)?;
+            live += (key.value().len() + value.value().len()) as u64;
+        }
+        let file = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        Ok(StoreStatus {
+            db_size_bytes: file,
+            db_in_use_bytes: live,
+            keys,
+            revision,
+            alarms: Vec::new(),
+        })
     }
 
     fn commit(

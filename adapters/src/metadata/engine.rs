@@ -3,7 +3,7 @@
 //! on the blocking pool when the backend does I/O.
 
 use kafscale_core::ports::{
-    KeyValue, LeaseId, MetadataError, RangeResult, Txn, TxnOp, TxnOutcome, WatchStream,
+    KeyValue, LeaseId, MetadataError, RangeResult, StoreStatus, Txn, TxnOp, TxnOutcome, WatchStream,
 };
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -22,7 +22,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const BLOCKING: bool;
 
     fn get(&self, key: &str) -> Result<Option<KeyValue>, MetadataError>;
-    fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError>;
+    fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
+        self.range_from(prefix, prefix)
+    }
+    /// Keys under `prefix` from `start` on, with the revision of the same snapshot.
+    fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError>;
+    /// Size of what the backend keeps, its revision and number of keys.
+    fn status(&self) -> Result<StoreStatus, MetadataError>;
     /// Applies `txn` with [`state::apply`] atomically (and durably, for a durable backend).
     /// Called with the engine's write lock held; `txn` is validated unless internal.
     fn commit(&self, txn: &Txn, live_leases: &HashSet<LeaseId>) -> Result<Applied, MetadataError>;
@@ -106,6 +112,20 @@ impl<B: Backend> Engine<B> {
     ) -> Result<RangeResult, MetadataError> {
         let prefix = prefix.to_owned();
         self.run(move |e| e.backend.range(&prefix)).await
+    }
+
+    pub(crate) async fn range_from(
+        self: &Arc<Self>,
+        prefix: &str,
+        start: &str,
+    ) -> Result<RangeResult, MetadataError> {
+        let (prefix, start) = (prefix.to_owned(), start.to_owned());
+        self.run(move |e| e.backend.range_from(&prefix, &start))
+            .await
+    }
+
+    pub(crate) async fn status(self: &Arc<Self>) -> Result<StoreStatus, MetadataError> {
+        self.run(move |e| e.backend.status()).await
     }
 
     pub(crate) async fn txn(self: &Arc<Self>, txn: Txn) -> Result<TxnOutcome, MetadataError> {
@@ -262,11 +282,35 @@ macro_rules! forward_to_engine {
                 self.engine.range(prefix).await
             }
 
+            async fn range_from(
+                &self,
+                prefix: &str,
+                start: &str,
+            ) -> Result<kafscale_core::ports::RangeResult, kafscale_core::ports::MetadataError>
+            {
+                self.engine.range_from(prefix, start).await
+            }
+
             async fn txn(
                 &self,
                 txn: kafscale_core::ports::Txn,
             ) -> Result<kafscale_core::ports::TxnOutcome, kafscale_core::ports::MetadataError> {
                 self.engine.txn(txn).await
+            }
+
+            /// Only the current value of each key is kept: there is no history to compact.
+            async fn compact(
+                &self,
+                _revision: i64,
+            ) -> Result<(), kafscale_core::ports::MetadataError> {
+                Ok(())
+            }
+
+            async fn status(
+                &self,
+            ) -> Result<kafscale_core::ports::StoreStatus, kafscale_core::ports::MetadataError>
+            {
+                self.engine.status().await
             }
 
             async fn grant_lease(

@@ -8,13 +8,13 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare as EtcdCompare, CompareOp, DeleteOptions, EventType, GetOptions, PutOptions,
-    Txn as EtcdTxn, TxnOp as EtcdTxnOp, WatchOptions,
+    AlarmAction, AlarmType, Client, Compare as EtcdCompare, CompareOp, DeleteOptions, EventType,
+    GetOptions, PutOptions, Txn as EtcdTxn, TxnOp as EtcdTxnOp, WatchOptions,
 };
 use futures::StreamExt;
 use kafscale_core::ports::{
-    Compare, KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, Txn, TxnOp, TxnOutcome,
-    WatchEvent, WatchEventKind, WatchStream,
+    Compare, KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, StoreStatus, Txn, TxnOp,
+    TxnOutcome, WatchEvent, WatchEventKind, WatchStream,
 };
 use std::time::Duration;
 
@@ -99,6 +99,19 @@ impl std::fmt::Debug for EtcdMetadataStore {
 }
 
 /// The one mapping from etcd errors into the port's kinds.
+/// The first key after every key starting with `prefix` (etcd's range end of a prefix).
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte was 0xff (or the prefix was empty): to the end of the keyspace.
+    vec![0]
+}
+
 fn map_error(op: &str, e: etcd_client::Error) -> MetadataError {
     use etcd_client::Error as E;
     let message = format!("etcd {op}: {e}");
@@ -114,6 +127,11 @@ fn map_error(op: &str, e: etcd_client::Error) -> MetadataError {
                 MetadataError::LeaseNotFound(LeaseId(0))
             }
             grpc::UNAUTHENTICATED | grpc::PERMISSION_DENIED => MetadataError::Fatal { message },
+            // "mvcc: database space exceeded": the NOSPACE alarm refuses every write until
+            // an operator compacts, defragments and disarms it.
+            grpc::RESOURCE_EXHAUSTED if status.message().contains("space exceeded") => {
+                MetadataError::NoSpace { message }
+            }
             _ => MetadataError::Unavailable { message },
         },
         E::LeaseKeepAliveError(m) if m.contains("lease not found") => {
@@ -129,6 +147,7 @@ mod grpc {
     pub const INVALID_ARGUMENT: i32 = 3;
     pub const NOT_FOUND: i32 = 5;
     pub const PERMISSION_DENIED: i32 = 7;
+    pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const FAILED_PRECONDITION: i32 = 9;
     pub const UNAUTHENTICATED: i32 = 16;
 }
@@ -233,6 +252,72 @@ impl MetadataStore for EtcdMetadataStore {
         Ok(RangeResult { kvs, revision })
     }
 
+    async fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
+        let from = self.full(start.max(prefix));
+        let resp = self
+            .client
+            .clone()
+            .get(
+                from,
+                Some(GetOptions::new().with_range(prefix_end(&self.full(prefix)))),
+            )
+            .await
+            .map_err(|e| map_error("range", e))?;
+        let kvs = resp
+            .kvs()
+            .iter()
+            .map(|kv| to_kv(&self.prefix, kv))
+            .collect::<Result<Vec<_>, _>>()?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        Ok(RangeResult { kvs, revision })
+    }
+
+    async fn compact(&self, revision: i64) -> Result<(), MetadataError> {
+        match self.client.clone().compact(revision, None).await {
+            Ok(_) => Ok(()),
+            // Another broker (or an operator) compacted at or past it already.
+            Err(e)
+                if e.to_string()
+                    .contains("required revision has been compacted") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(map_error("compact", e)),
+        }
+    }
+
+    async fn status(&self) -> Result<StoreStatus, MetadataError> {
+        let mut client = self.client.clone();
+        let status = client.status().await.map_err(|e| map_error("status", e))?;
+        let alarms = client
+            .alarm(AlarmAction::Get, AlarmType::None, None)
+            .await
+            .map_err(|e| map_error("alarm", e))?;
+        let keys = client
+            .get(
+                self.full(""),
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
+            .await
+            .map_err(|e| map_error("count", e))?;
+        Ok(StoreStatus {
+            db_size_bytes: status.db_size().max(0) as u64,
+            db_in_use_bytes: status.raft_used_db_size().max(0) as u64,
+            keys: keys.count().max(0) as u64,
+            revision: status.header().map_or(0, |h| h.revision()),
+            alarms: alarms
+                .alarms()
+                .iter()
+                .map(|a| match a.alarm() {
+                    AlarmType::Nospace => "NOSPACE".to_owned(),
+                    AlarmType::Corrupt => "CORRUPT".to_owned(),
+                    AlarmType::None => "NONE".to_owned(),
+                })
+                .filter(|a| a != "NONE")
+                .collect(),
+        })
+    }
+
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError> {
         let compares: Vec<EtcdCompare> = txn
             .compares
@@ -263,6 +348,10 @@ impl MetadataStore for EtcdMetadataStore {
                 TxnOp::DeletePrefix { prefix } => {
                     EtcdTxnOp::delete(self.full(&prefix), Some(DeleteOptions::new().with_prefix()))
                 }
+                TxnOp::DeleteRange { start, end } => EtcdTxnOp::delete(
+                    self.full(&start),
+                    Some(DeleteOptions::new().with_range(self.full(&end))),
+                ),
             })
             .collect();
         let resp = self

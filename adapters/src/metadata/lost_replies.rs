@@ -7,8 +7,8 @@
 
 use async_trait::async_trait;
 use kafscale_core::ports::{
-    KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, Txn, TxnOp, TxnOutcome,
-    WatchStream,
+    KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, StoreStatus, Txn, TxnOp,
+    TxnOutcome, WatchStream,
 };
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -65,6 +65,18 @@ impl MetadataStore for LostRepliesMetadataStore {
 
     async fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
         self.inner.range(prefix).await
+    }
+
+    async fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
+        self.inner.range_from(prefix, start).await
+    }
+
+    async fn compact(&self, revision: i64) -> Result<(), MetadataError> {
+        self.inner.compact(revision).await
+    }
+
+    async fn status(&self) -> Result<StoreStatus, MetadataError> {
+        self.inner.status().await
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError> {

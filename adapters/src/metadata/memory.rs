@@ -1,6 +1,6 @@
 //! In-memory metadata store for tests and `--ephemeral` mode.
 
-use kafscale_core::ports::{KeyValue, LeaseId, MetadataError, RangeResult, Txn};
+use kafscale_core::ports::{KeyValue, LeaseId, MetadataError, RangeResult, StoreStatus, Txn};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -33,11 +33,29 @@ impl Backend for MemoryBackend {
         Ok(self.state().kv.get(key).cloned())
     }
 
-    fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
+    fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
         let state = self.state();
         Ok(RangeResult {
-            kvs: state::range_prefix(&state.kv, prefix).cloned().collect(),
+            kvs: state::range_from(&state.kv, prefix, start)
+                .cloned()
+                .collect(),
             revision: state.revision,
+        })
+    }
+
+    fn status(&self) -> Result<StoreStatus, MetadataError> {
+        let state = self.state();
+        let bytes: usize = state
+            .kv
+            .values()
+            .map(|kv| kv.key.len() + kv.value.len())
+            .sum();
+        Ok(StoreStatus {
+            db_size_bytes: bytes as u64,
+            db_in_use_bytes: bytes as u64,
+            keys: state.kv.len() as u64,
+            revision: state.revision,
+            alarms: Vec::new(),
         })
     }
 

@@ -9,8 +9,8 @@
 
 use async_trait::async_trait;
 use kafscale_core::ports::{
-    KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, Txn, TxnOp, TxnOutcome,
-    WatchStream,
+    KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, StoreStatus, Txn, TxnOp,
+    TxnOutcome, WatchStream,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -79,6 +79,7 @@ fn result_label<T>(result: &Result<T, MetadataError>) -> &'static str {
     match result {
         Ok(_) => "ok",
         Err(MetadataError::Unavailable { .. }) => "unavailable",
+        Err(MetadataError::NoSpace { .. }) => "no_space",
         Err(MetadataError::LeaseNotFound(_)) => "lease_not_found",
         Err(MetadataError::InvalidRequest { .. }) => "invalid_request",
         Err(MetadataError::Corrupt { .. }) => "corrupt",
@@ -111,6 +112,27 @@ impl MetadataStore for MeteredMetadataStore {
         let started = Instant::now();
         let r = self.inner.range(prefix).await;
         self.metrics.record_result("range", started, &r);
+        r
+    }
+
+    async fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
+        let started = Instant::now();
+        let r = self.inner.range_from(prefix, start).await;
+        self.metrics.record_result("range", started, &r);
+        r
+    }
+
+    async fn compact(&self, revision: i64) -> Result<(), MetadataError> {
+        let started = Instant::now();
+        let r = self.inner.compact(revision).await;
+        self.metrics.record_result("compact", started, &r);
+        r
+    }
+
+    async fn status(&self) -> Result<StoreStatus, MetadataError> {
+        let started = Instant::now();
+        let r = self.inner.status().await;
+        self.metrics.record_result("status", started, &r);
         r
     }
 

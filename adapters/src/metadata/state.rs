@@ -19,6 +19,8 @@ pub(crate) trait KvTable {
     fn get(&self, key: &str) -> Result<Option<KeyValue>, MetadataError>;
     /// Keys starting with `prefix`, in byte order.
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, MetadataError>;
+    /// Keys `k` with `start <= k < end`, in byte order.
+    fn keys_in_range(&self, start: &str, end: &str) -> Result<Vec<String>, MetadataError>;
     fn insert(&mut self, kv: KeyValue) -> Result<(), MetadataError>;
     fn remove(&mut self, key: &str) -> Result<Option<KeyValue>, MetadataError>;
 }
@@ -75,6 +77,7 @@ pub(crate) fn validate(txn: &Txn) -> Result<(), MetadataError> {
                 }
             }
             TxnOp::DeletePrefix { prefix } => bytes += prefix.len(),
+            TxnOp::DeleteRange { start, end } => bytes += start.len() + end.len(),
         }
     }
     if bytes > MAX_TXN_BYTES {
@@ -89,6 +92,9 @@ pub(crate) fn validate(txn: &Txn) -> Result<(), MetadataError> {
             TxnOp::DeletePrefix { prefix } => {
                 put_keys.iter().find(|k| k.starts_with(prefix.as_str()))
             }
+            TxnOp::DeleteRange { start, end } => put_keys
+                .iter()
+                .find(|k| start.as_str() <= **k && **k < end.as_str()),
         };
         if let Some(key) = conflict {
             return invalid(format!("key both put and deleted in transaction: {key}"));
@@ -178,6 +184,13 @@ pub(crate) fn apply(
                     }
                 }
             }
+            TxnOp::DeleteRange { start, end } => {
+                for key in table.keys_in_range(start, end)? {
+                    if let Some(prev) = table.remove(&key)? {
+                        changes.push(delete_change(prev, next));
+                    }
+                }
+            }
         }
     }
     let revision = if changes.is_empty() { revision } else { next };
@@ -218,6 +231,19 @@ impl KvTable for BTreeMap<String, KeyValue> {
             .collect())
     }
 
+    fn keys_in_range(&self, start: &str, end: &str) -> Result<Vec<String>, MetadataError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .range::<str, _>((
+                std::ops::Bound::Included(start),
+                std::ops::Bound::Excluded(end),
+            ))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
     fn insert(&mut self, kv: KeyValue) -> Result<(), MetadataError> {
         BTreeMap::insert(self, kv.key.clone(), kv);
         Ok(())
@@ -233,8 +259,17 @@ pub(crate) fn range_prefix<'a>(
     map: &'a BTreeMap<String, KeyValue>,
     prefix: &'a str,
 ) -> impl Iterator<Item = &'a KeyValue> + 'a {
+    range_from(map, prefix, prefix)
+}
+
+/// Entries of `map` whose key starts with `prefix` and sorts at or after `start`.
+pub(crate) fn range_from<'a>(
+    map: &'a BTreeMap<String, KeyValue>,
+    prefix: &'a str,
+    start: &'a str,
+) -> impl Iterator<Item = &'a KeyValue> + 'a {
     map.range::<str, _>((
-        std::ops::Bound::Included(prefix),
+        std::ops::Bound::Included(start.max(prefix)),
         std::ops::Bound::Unbounded,
     ))
     .take_while(move |(k, _)| k.starts_with(prefix))

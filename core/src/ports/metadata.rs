@@ -16,8 +16,13 @@
 //!   [`MetadataError::LeaseNotFound`].
 //! - A watch delivers, in revision order, every change under its prefix committed after
 //!   `watch` returned. Combine with the revision of a `range` to avoid gaps.
+//! - `range_from` returns what `range` returns, minus the keys that sort before `start`.
+//! - `compact` discards history older than the revision given (stores without history do
+//!   nothing); it never changes a key's current value. `status` reports the store's size
+//!   and raised alarms.
 //! - Errors: `Unavailable` (retry may succeed; the outcome of a txn may be unknown),
-//!   `LeaseNotFound`, `InvalidRequest` (e.g. too many operations), `Fatal`.
+//!   `NoSpace` (the store refuses writes until an operator frees space), `LeaseNotFound`,
+//!   `InvalidRequest` (e.g. too many operations), `Fatal`.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -70,6 +75,11 @@ pub enum TxnOp {
     DeletePrefix {
         prefix: String,
     },
+    /// Deletes the keys `k` with `start <= k < end`.
+    DeleteRange {
+        start: String,
+        end: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,6 +130,8 @@ pub type WatchStream = BoxStream<'static, Result<WatchEvent, MetadataError>>;
 pub enum MetadataError {
     #[error("metadata store unavailable: {message}")]
     Unavailable { message: String },
+    #[error("metadata store out of space: {message}")]
+    NoSpace { message: String },
     #[error("lease {0:?} not found or expired")]
     LeaseNotFound(LeaseId),
     #[error("invalid metadata request: {message}")]
@@ -136,11 +148,30 @@ impl MetadataError {
     }
 }
 
+/// What a store says of itself: for metrics, and for readiness (an alarm means no writes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStatus {
+    /// Bytes the store's database takes (etcd's backend; the embedded store's file).
+    pub db_size_bytes: u64,
+    /// Of these, bytes holding live data (what a defragmentation would leave).
+    pub db_in_use_bytes: u64,
+    /// Keys under the store's prefix.
+    pub keys: u64,
+    pub revision: i64,
+    /// Raised alarms, as the store names them (etcd: "NOSPACE", "CORRUPT").
+    pub alarms: Vec<String>,
+}
+
 #[async_trait]
 pub trait MetadataStore: Send + Sync + Debug + 'static {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, MetadataError>;
     async fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError>;
+    /// The keys under `prefix` that sort at or after `start`.
+    async fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError>;
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError>;
+    /// Discards history older than `revision`, where the store keeps history.
+    async fn compact(&self, revision: i64) -> Result<(), MetadataError>;
+    async fn status(&self) -> Result<StoreStatus, MetadataError>;
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, MetadataError>;
     async fn keep_alive(&self, lease: LeaseId) -> Result<(), MetadataError>;
     async fn revoke_lease(&self, lease: LeaseId) -> Result<(), MetadataError>;

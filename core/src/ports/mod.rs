@@ -6,7 +6,7 @@ pub mod object_store;
 
 pub use clock::{Clock, ManualClock};
 pub use metadata::{
-    Compare, KeyValue, LeaseId, MetadataError, MetadataStore, MetadataStoreExt, RangeResult, Txn,
-    TxnOp, TxnOutcome, WatchEvent, WatchEventKind, WatchStream,
+    Compare, KeyValue, LeaseId, MetadataError, MetadataStore, MetadataStoreExt, RangeResult,
+    StoreStatus, Txn, TxnOp, TxnOutcome, WatchEvent, WatchEventKind, WatchStream,
 };
 pub use object_store::{ObjectMeta, ObjectStore, PutMode, StoreError};

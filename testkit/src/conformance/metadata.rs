@@ -16,9 +16,9 @@ use super::metadata_live::{
 };
 use super::metadata_txn::{
     compare_on_mod_revision, compare_on_value, concurrent_creates_exactly_one_wins,
-    delete_prefix_deletes_only_under_prefix, failed_compare_applies_nothing,
-    range_is_sorted_with_revision, too_many_operations_is_invalid_request,
-    txn_applies_all_operations,
+    delete_prefix_deletes_only_under_prefix, delete_range_deletes_from_start_to_end,
+    failed_compare_applies_nothing, range_from_starts_at_its_key, range_is_sorted_with_revision,
+    status_and_compact, too_many_operations_is_invalid_request, txn_applies_all_operations,
 };
 use super::{clauses, run_clauses, unique_prefix, Clause};
 
@@ -62,7 +62,10 @@ pub async fn metadata_suite_with(store: Store, options: MetadataSuiteOptions) {
         failed_compare_applies_nothing,
         txn_applies_all_operations,
         delete_prefix_deletes_only_under_prefix,
+        delete_range_deletes_from_start_to_end,
         range_is_sorted_with_revision,
+        range_from_starts_at_its_key,
+        status_and_compact,
         too_many_operations_is_invalid_request,
         concurrent_creates_exactly_one_wins,
         concurrent_cas_increments_lose_no_update,

@@ -219,6 +219,98 @@ pub async fn delete_prefix_deletes_only_under_prefix(store: Store, _: MetadataSu
     assert_eq!(keys, ["d", "dd/1", "e/1"]);
 }
 
+/// DeleteRange deletes the keys from its start (included) to its end (excluded).
+pub async fn delete_range_deletes_from_start_to_end(store: Store, _: MetadataSuiteOptions) {
+    let p = unique_prefix("delete_range_deletes_from_start_to_end");
+    for key in ["a", "r/01", "r/02", "r/03", "r/04", "r/10", "s"] {
+        put(&store, &format!("{p}{key}"), key).await;
+    }
+    let txn = Txn::new().then(TxnOp::DeleteRange {
+        start: format!("{p}r/02"),
+        end: format!("{p}r/04"),
+    });
+    assert!(txn_succeeds(&store, txn).await);
+    let range = store.range(&p).await.expect("range");
+    let keys: Vec<&str> = range.kvs.iter().map(|kv| &kv.key[p.len()..]).collect();
+    assert_eq!(keys, ["a", "r/01", "r/04", "r/10", "s"]);
+    // An empty or inverted range deletes nothing.
+    let txn = Txn::new().then(TxnOp::DeleteRange {
+        start: format!("{p}r/10"),
+        end: format!("{p}r/01"),
+    });
+    assert!(txn_succeeds(&store, txn).await);
+    assert_eq!(store.range(&p).await.expect("range").kvs.len(), 5);
+}
+
+/// `range_from` is `range` without the keys that sort before its start; a start before the
+/// prefix reads the whole prefix.
+pub async fn range_from_starts_at_its_key(store: Store, _: MetadataSuiteOptions) {
+    let base = unique_prefix("range_from_starts_at_its_key");
+    let p = format!("{base}in/");
+    for key in ["001", "002", "010", "011", "100"] {
+        put(&store, &format!("{p}{key}"), key).await;
+    }
+    put(&store, &format!("{base}inz"), "outside").await;
+    let keys = |r: kafscale_core::ports::RangeResult| -> Vec<String> {
+        r.kvs
+            .iter()
+            .map(|kv| kv.key[p.len()..].to_owned())
+            .collect()
+    };
+    let from = store
+        .range_from(&p, &format!("{p}010"))
+        .await
+        .expect("range");
+    assert!(from.revision > 0);
+    assert_eq!(keys(from), ["010", "011", "100"]);
+    let from = store
+        .range_from(&p, &format!("{p}0105"))
+        .await
+        .expect("range");
+    assert_eq!(keys(from), ["011", "100"]);
+    let all = store.range_from(&p, &base).await.expect("range");
+    assert_eq!(keys(all), ["001", "002", "010", "011", "100"]);
+    let none = store.range_from(&p, &format!("{p}2")).await.expect("range");
+    assert!(none.kvs.is_empty());
+}
+
+/// `status` reports at least the current revision and the keys written; `compact` to a
+/// past revision keeps every current value.
+pub async fn status_and_compact(store: Store, options: MetadataSuiteOptions) {
+    let p = unique_prefix("status_and_compact");
+    let mut last = 0;
+    for i in 0..5 {
+        last = put(&store, &format!("{p}k"), &format!("v{i}"))
+            .await
+            .revision;
+    }
+    put(&store, &format!("{p}other"), "x").await;
+    let status = store.status().await.expect("status");
+    assert!(
+        status.revision > last,
+        "status revision {} <= {last}",
+        status.revision
+    );
+    assert!(status.keys >= 2, "status counts {} keys", status.keys);
+    assert!(status.db_size_bytes > 0 || !options.exclusive || status.keys > 0);
+    assert!(
+        status.alarms.is_empty(),
+        "alarms raised: {:?}",
+        status.alarms
+    );
+    store.compact(last).await.expect("compact");
+    // Compacting again, or below an earlier compaction, is not an error.
+    store.compact(last - 1).await.expect("compact again");
+    assert_eq!(
+        get(&store, &format!("{p}k")).await.expect("key").value,
+        b("v4")
+    );
+    assert_eq!(
+        get(&store, &format!("{p}other")).await.expect("key").value,
+        b("x")
+    );
+}
+
 /// `range` returns every key under the prefix, in byte order, with the store revision.
 pub async fn range_is_sorted_with_revision(store: Store, options: MetadataSuiteOptions) {
     let base = unique_prefix("range_is_sorted_with_revision");

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::ports::{
-    Compare, KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, Txn, TxnOp, TxnOutcome,
-    WatchStream,
+    Compare, KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, StoreStatus, Txn, TxnOp,
+    TxnOutcome, WatchStream,
 };
 
 #[derive(Debug, Default)]
@@ -101,11 +101,31 @@ impl MetadataStore for MemStore {
                     s.1.remove(&key);
                 }
                 TxnOp::DeletePrefix { prefix } => s.1.retain(|k, _| !k.starts_with(&prefix)),
+                TxnOp::DeleteRange { start, end } => s.1.retain(|k, _| *k < start || *k >= end),
             }
         }
         Ok(TxnOutcome {
             succeeded: true,
             revision: rev,
+        })
+    }
+
+    async fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
+        let mut all = self.range(prefix).await?;
+        all.kvs.retain(|kv| kv.key.as_str() >= start);
+        Ok(all)
+    }
+
+    async fn compact(&self, _revision: i64) -> Result<(), MetadataError> {
+        Ok(())
+    }
+
+    async fn status(&self) -> Result<StoreStatus, MetadataError> {
+        let s = self.state.lock().unwrap();
+        Ok(StoreStatus {
+            keys: s.1.len() as u64,
+            revision: s.0,
+            ..StoreStatus::default()
         })
     }
 
