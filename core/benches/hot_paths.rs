@@ -67,7 +67,7 @@ fn flush_object(c: &mut Criterion) {
         }
         builder.finish()
     };
-    let (object, _) = build();
+    let (object, _, _) = build();
     let mut g = c.benchmark_group("flush_object");
     g.throughput(Throughput::Bytes(total as u64));
     g.bench_function("encode_50x16k", |b| b.iter(|| black_box(build())));

@@ -4,6 +4,7 @@
 //! metadata store, clock); knows no Kafka wire types, no S3 and no etcd.
 
 pub mod batch;
+pub mod checkpoint_format;
 pub mod cluster;
 pub mod error;
 pub mod group;
@@ -11,6 +12,7 @@ pub mod log;
 pub mod object_format;
 pub mod ports;
 pub mod records;
+pub mod schema;
 pub mod segment;
 pub mod topic;
 pub mod topic_config;

@@ -6,20 +6,24 @@
 //! header  32 B  "KSFO" | version u16 | flags u16 | broker id i32 | created ms i64 |
 //!               chunk count u32 | reserved 8 B
 //! chunks        per partition: its batches, stamped with offsets and leader epoch
-//! index         chunk count x 64 B entries (see ChunkEntry::encode)
+//! index         version 2: chunk count u32, chunk count x 64 B entries (see ChunkEntry::encode),
+//!               batch count u32, then per idempotent batch 30 B (see ProducerBatch::encode);
+//!               version 1: the entries only
 //! footer  24 B  index offset u64 | index length u32 | index crc32c u32 | "KSFE" |
 //!               version u16 | reserved u16
 //! ```
-//! Each index entry carries the CRC-32C of its chunk, and so does the metadata entry that
-//! points at the chunk, so a ranged read of one chunk is verified without the footer. The
-//! footer and index make an object self-describing for garbage collection and repair.
+//! Each index entry carries the CRC-32C of its chunk, and so does whatever points at the
+//! chunk, so a ranged read of one chunk is verified without the footer. The index holds what
+//! a new leader needs to take a partition over from the flushes after its checkpoint (byte
+//! ranges, offsets, timestamps, idempotent producers' sequences): it reads the index and the
+//! footer after it with one ranged GET ([`decode_index_tail`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::batch;
 use crate::types::{BrokerId, LeaderEpoch, Millis, Offset, PartitionId, TopicId};
 
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 const HEADER_MAGIC: &[u8; 4] = b"KSFO";
 const FOOTER_MAGIC: &[u8; 4] = b"KSFE";
 pub const HEADER_LEN: usize = 32;
@@ -102,11 +106,63 @@ impl ChunkEntry {
     }
 }
 
+/// An idempotent producer's batch in a chunk: what a new leader replays to rebuild the
+/// producer's sequence state, as Kafka rebuilds it from its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    /// The chunk's entry in the index.
+    pub entry: u32,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub base_offset: Offset,
+    pub last_offset_delta: i32,
+}
+
+const PRODUCER_BATCH_LEN: usize = 30;
+
+impl ProducerBatch {
+    fn encode(&self, out: &mut BytesMut) {
+        out.put_u32(self.entry);
+        out.put_i64(self.producer_id);
+        out.put_i16(self.producer_epoch);
+        out.put_i32(self.base_sequence);
+        out.put_i64(self.base_offset.0);
+        out.put_i32(self.last_offset_delta);
+    }
+
+    fn decode(b: &[u8]) -> ProducerBatch {
+        let i64_at = |at: usize| {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&b[at..at + 8]);
+            i64::from_be_bytes(raw)
+        };
+        let i32_at = |at: usize| i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        ProducerBatch {
+            entry: i32_at(0) as u32,
+            producer_id: i64_at(4),
+            producer_epoch: i16::from_be_bytes([b[12], b[13]]),
+            base_sequence: i32_at(14),
+            base_offset: Offset(i64_at(18)),
+            last_offset_delta: i32_at(26),
+        }
+    }
+}
+
+/// The index of a flush object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlushIndex {
+    pub entries: Vec<ChunkEntry>,
+    /// Idempotent batches, in object order (version 2 objects only).
+    pub producer_batches: Vec<ProducerBatch>,
+}
+
 /// Assembles one flush object. Batches are copied once into the object buffer and stamped
 /// there with their offsets.
 pub struct FlushObjectBuilder {
     buf: BytesMut,
     entries: Vec<ChunkEntry>,
+    producer_batches: Vec<ProducerBatch>,
 }
 
 impl FlushObjectBuilder {
@@ -122,6 +178,7 @@ impl FlushObjectBuilder {
         FlushObjectBuilder {
             buf,
             entries: Vec::new(),
+            producer_batches: Vec::new(),
         }
     }
 
@@ -155,6 +212,16 @@ impl FlushObjectBuilder {
             } else {
                 crc32c::crc32c_combine(crc, whole, header.size)
             };
+            if header.producer_id >= 0 {
+                self.producer_batches.push(ProducerBatch {
+                    entry: self.entries.len() as u32,
+                    producer_id: header.producer_id,
+                    producer_epoch: header.producer_epoch,
+                    base_sequence: header.base_sequence,
+                    base_offset: next,
+                    last_offset_delta: header.last_offset_delta,
+                });
+            }
             next = next.plus(header.offset_count());
             max_timestamp = max_timestamp.max(header.max_timestamp);
             batch_count += 1;
@@ -180,12 +247,18 @@ impl FlushObjectBuilder {
         self.entries.is_empty()
     }
 
-    pub fn finish(mut self) -> (Bytes, Vec<ChunkEntry>) {
+    /// The object, and where its index lies (position, length).
+    pub fn finish(mut self) -> (Bytes, Vec<ChunkEntry>, (u64, u32)) {
         let count = self.entries.len() as u32;
         self.buf[20..24].copy_from_slice(&count.to_be_bytes());
         let index_at = self.buf.len();
+        self.buf.put_u32(count);
         for e in &self.entries {
             e.encode(&mut self.buf);
+        }
+        self.buf.put_u32(self.producer_batches.len() as u32);
+        for b in &self.producer_batches {
+            b.encode(&mut self.buf);
         }
         let index_crc = crc32c::crc32c(&self.buf[index_at..]);
         let index_len = (self.buf.len() - index_at) as u32;
@@ -195,54 +268,111 @@ impl FlushObjectBuilder {
         self.buf.put_slice(FOOTER_MAGIC);
         self.buf.put_u16(VERSION);
         self.buf.put_u16(0);
-        (self.buf.freeze(), self.entries)
+        (
+            self.buf.freeze(),
+            self.entries,
+            (index_at as u64, index_len),
+        )
     }
 }
 
 /// Reads and verifies the index of a complete flush object.
-pub fn decode_index(object: &[u8]) -> Result<Vec<ChunkEntry>, FormatError> {
+pub fn decode_index(object: &[u8]) -> Result<FlushIndex, FormatError> {
     if object.len() < HEADER_LEN + FOOTER_LEN {
         return Err(FormatError::TooShort(object.len()));
     }
     if &object[0..4] != HEADER_MAGIC {
         return Err(FormatError::BadMagic);
     }
-    let version = u16::from_be_bytes([object[4], object[5]]);
-    if version != VERSION {
-        return Err(FormatError::UnsupportedVersion(version));
-    }
     let footer = &object[object.len() - FOOTER_LEN..];
-    if &footer[16..20] != FOOTER_MAGIC {
-        return Err(FormatError::BadMagic);
-    }
-    let mut raw = [0u8; 8];
-    raw.copy_from_slice(&footer[0..8]);
-    let index_at =
-        usize::try_from(u64::from_be_bytes(raw)).map_err(|_| FormatError::IndexBounds)?;
-    let index_len = u32::from_be_bytes([footer[8], footer[9], footer[10], footer[11]]) as usize;
-    let index_crc = u32::from_be_bytes([footer[12], footer[13], footer[14], footer[15]]);
-    let index_end = index_at
-        .checked_add(index_len)
-        .filter(|end| *end == object.len() - FOOTER_LEN && index_at >= HEADER_LEN)
+    let index_at = footer_index_position(footer)?;
+    let tail = object
+        .get(index_at..)
+        .filter(|_| index_at >= HEADER_LEN)
         .ok_or(FormatError::IndexBounds)?;
-    if !index_len.is_multiple_of(ENTRY_LEN) {
-        return Err(FormatError::IndexBounds);
-    }
-    let index = &object[index_at..index_end];
-    if crc32c::crc32c(index) != index_crc {
-        return Err(FormatError::IndexChecksum);
-    }
-    let entries: Vec<ChunkEntry> = index
-        .chunks_exact(ENTRY_LEN)
-        .map(ChunkEntry::decode)
-        .collect();
-    for e in &entries {
+    let index = decode_index_tail(tail)?;
+    for e in &index.entries {
         let end = e.position.checked_add(u64::from(e.length));
         if e.position < HEADER_LEN as u64 || end.is_none_or(|end| end > index_at as u64) {
             return Err(FormatError::IndexBounds);
         }
     }
-    Ok(entries)
+    Ok(index)
+}
+
+fn footer_index_position(footer: &[u8]) -> Result<usize, FormatError> {
+    if &footer[16..20] != FOOTER_MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&footer[0..8]);
+    usize::try_from(u64::from_be_bytes(raw)).map_err(|_| FormatError::IndexBounds)
+}
+
+/// Reads and verifies a flush object's index from the object's tail: the bytes from the
+/// index's position to the end of the object (the index and the footer), as one ranged read
+/// fetches them.
+pub fn decode_index_tail(tail: &[u8]) -> Result<FlushIndex, FormatError> {
+    if tail.len() < FOOTER_LEN {
+        return Err(FormatError::TooShort(tail.len()));
+    }
+    let footer = &tail[tail.len() - FOOTER_LEN..];
+    footer_index_position(footer)?;
+    let version = u16::from_be_bytes([footer[20], footer[21]]);
+    if !(1..=VERSION).contains(&version) {
+        return Err(FormatError::UnsupportedVersion(version));
+    }
+    let index_len = u32::from_be_bytes([footer[8], footer[9], footer[10], footer[11]]) as usize;
+    let index_crc = u32::from_be_bytes([footer[12], footer[13], footer[14], footer[15]]);
+    if index_len != tail.len() - FOOTER_LEN {
+        return Err(FormatError::IndexBounds);
+    }
+    let index = &tail[..index_len];
+    if crc32c::crc32c(index) != index_crc {
+        return Err(FormatError::IndexChecksum);
+    }
+    if version == 1 {
+        if !index_len.is_multiple_of(ENTRY_LEN) {
+            return Err(FormatError::IndexBounds);
+        }
+        return Ok(FlushIndex {
+            entries: index
+                .chunks_exact(ENTRY_LEN)
+                .map(ChunkEntry::decode)
+                .collect(),
+            producer_batches: Vec::new(),
+        });
+    }
+    let count_at = |at: usize| -> Result<usize, FormatError> {
+        let b = index.get(at..at + 4).ok_or(FormatError::IndexBounds)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let entries = count_at(0)?;
+    let entries_end = entries
+        .checked_mul(ENTRY_LEN)
+        .and_then(|n| n.checked_add(4))
+        .filter(|end| *end + 4 <= index_len)
+        .ok_or(FormatError::IndexBounds)?;
+    let batches = count_at(entries_end)?;
+    let batches_end = batches
+        .checked_mul(PRODUCER_BATCH_LEN)
+        .and_then(|n| n.checked_add(entries_end + 4))
+        .filter(|end| *end == index_len)
+        .ok_or(FormatError::IndexBounds)?;
+    let producer_batches: Vec<ProducerBatch> = index[entries_end + 4..batches_end]
+        .chunks_exact(PRODUCER_BATCH_LEN)
+        .map(ProducerBatch::decode)
+        .collect();
+    if producer_batches.iter().any(|b| b.entry as usize >= entries) {
+        return Err(FormatError::IndexBounds);
+    }
+    Ok(FlushIndex {
+        entries: index[4..entries_end]
+            .chunks_exact(ENTRY_LEN)
+            .map(ChunkEntry::decode)
+            .collect(),
+        producer_batches,
+    })
 }
 
 /// Checks bytes read for a chunk against the length and CRC its entry promises.
@@ -294,9 +424,12 @@ mod tests {
                 prop_assert_eq!(e.last_offset, Offset(base + sizes.len() as i64 - 1));
                 expected.push((e, batches));
             }
-            let (object, entries) = builder.finish();
+            let (object, entries, (at, len)) = builder.finish();
             let decoded = decode_index(&object).unwrap();
-            prop_assert_eq!(&decoded, &entries);
+            prop_assert_eq!(&decoded.entries, &entries);
+            prop_assert!(decoded.producer_batches.is_empty());
+            prop_assert_eq!(at as usize + len as usize + FOOTER_LEN, object.len());
+            prop_assert_eq!(decode_index_tail(&object[at as usize..]).unwrap(), decoded);
             for (entry, batches) in expected {
                 let data = &object[entry.position as usize..(entry.position + u64::from(entry.length)) as usize];
                 verify_chunk(data, entry.length, entry.crc).unwrap();
@@ -319,13 +452,65 @@ mod tests {
             let mut builder = FlushObjectBuilder::new(BrokerId(1), 5, 0);
             let batches = sample_batches(&[10, 20]);
             builder.add_chunk(TopicId::random(), PartitionId(0), Offset(0), LeaderEpoch(0), batches.iter().map(|b| b.as_ref())).unwrap();
-            let (object, _) = builder.finish();
+            let (object, _, _) = builder.finish();
             let mut damaged = object.to_vec();
             let at = flip % damaged.len();
             damaged[at] ^= byte.max(1);
             let _ = decode_index(&damaged);
             let _ = decode_index(&damaged[..at]);
         }
+    }
+
+    #[test]
+    fn idempotent_batches_are_in_the_index() {
+        let mut builder = FlushObjectBuilder::new(BrokerId(1), 5, 0);
+        let plain = sample_batches(&[10]);
+        let idem = [
+            batch::build_idempotent(&[(None, Some(b"a")), (None, Some(b"b"))], 1, 77, 3, 10),
+            batch::build_idempotent(&[(None, Some(b"c"))], 2, 77, 3, 12),
+        ];
+        let topic = TopicId::random();
+        builder
+            .add_chunk(
+                topic,
+                PartitionId(0),
+                Offset(0),
+                LeaderEpoch(0),
+                plain.iter().map(|b| b.as_ref()),
+            )
+            .unwrap();
+        builder
+            .add_chunk(
+                topic,
+                PartitionId(1),
+                Offset(40),
+                LeaderEpoch(0),
+                idem.iter().map(|b| b.as_ref()),
+            )
+            .unwrap();
+        let (object, _, _) = builder.finish();
+        let index = decode_index(&object).unwrap();
+        assert_eq!(
+            index.producer_batches,
+            vec![
+                ProducerBatch {
+                    entry: 1,
+                    producer_id: 77,
+                    producer_epoch: 3,
+                    base_sequence: 10,
+                    base_offset: Offset(40),
+                    last_offset_delta: 1,
+                },
+                ProducerBatch {
+                    entry: 1,
+                    producer_id: 77,
+                    producer_epoch: 3,
+                    base_sequence: 12,
+                    base_offset: Offset(42),
+                    last_offset_delta: 0,
+                },
+            ]
+        );
     }
 
     #[test]
@@ -341,7 +526,7 @@ mod tests {
                 batches.iter().map(|b| b.as_ref()),
             )
             .unwrap();
-        let (object, _) = builder.finish();
+        let (object, _, _) = builder.finish();
         let mut data =
             object[e.position as usize..(e.position + u64::from(e.length)) as usize].to_vec();
         data[3] ^= 1;

@@ -358,7 +358,7 @@ async fn build(
     if parts.is_empty() {
         return None;
     }
-    let (object, _) = builder.finish();
+    let (object, _, _) = builder.finish();
     Some(Built { id, object, parts })
 }
 

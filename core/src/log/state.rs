@@ -30,30 +30,7 @@ pub struct LeaderRecord {
     pub incarnation: u64,
 }
 
-/// Where a committed range of a partition's records lives, as stored under
-/// `chunks/<topic>/<p>/<base>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkRecord {
-    pub object: String,
-    pub position: u64,
-    pub length: u32,
-    pub base_offset: Offset,
-    pub last_offset: Offset,
-    pub max_timestamp: Millis,
-    /// CRC-32C of a flush chunk; unused for segments, whose blocks carry their own.
-    pub crc: u32,
-    /// Set when the range is a segment (`position`/`length` are then its data section).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub segment: Option<SegmentRef>,
-}
-
-/// Where a segment's index lies, and its checksum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SegmentRef {
-    pub index_position: u64,
-    pub index_length: u32,
-    pub index_crc: u32,
-}
+pub use crate::schema::{ChunkRecord, SegmentRef};
 
 impl ChunkRecord {
     pub fn from_entry(object: &str, e: &ChunkEntry) -> ChunkRecord {
