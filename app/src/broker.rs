@@ -89,6 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<Broker> {
         .await
         .context("cannot register this broker")?;
     config.log.broker_id = registration.id;
+    config.log.incarnation = registration.incarnation;
     let group_config = GroupConfig {
         broker_id: registration.id,
         initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,

@@ -88,6 +88,16 @@ pub struct RawConfig {
     compaction_min_bytes: Option<u64>,
     #[serde(rename = "gc.interval.ms")]
     gc_interval_ms: Option<u64>,
+    #[serde(rename = "checkpoint.interval.ms")]
+    checkpoint_interval_ms: Option<u64>,
+    #[serde(rename = "checkpoint.max.records")]
+    checkpoint_max_records: Option<u64>,
+    #[serde(rename = "metadata.status.interval.ms")]
+    metadata_status_interval_ms: Option<u64>,
+    #[serde(rename = "metadata.compaction.interval.ms")]
+    metadata_compaction_interval_ms: Option<u64>,
+    #[serde(rename = "metadata.compaction.retention.ms")]
+    metadata_compaction_retention_ms: Option<u64>,
     #[serde(rename = "gc.grace.ms")]
     gc_grace_ms: Option<u64>,
     #[serde(rename = "object.store.timeout.ms")]
@@ -292,6 +302,19 @@ impl TryFrom<RawConfig> for Config {
             drain_timeout: std::time::Duration::from_millis(
                 raw.shutdown_drain_timeout_ms.unwrap_or(30_000),
             ),
+            metadata_status_interval: std::time::Duration::from_millis(positive(
+                "metadata.status.interval.ms",
+                raw.metadata_status_interval_ms,
+                5_000,
+            )? as u64),
+            metadata_compaction_interval: std::time::Duration::from_millis(positive(
+                "metadata.compaction.interval.ms",
+                raw.metadata_compaction_interval_ms,
+                60_000,
+            )? as u64),
+            metadata_compaction_retention: std::time::Duration::from_millis(
+                raw.metadata_compaction_retention_ms.unwrap_or(300_000),
+            ),
         };
         let num_partitions = raw.num_partitions.unwrap_or(1);
         kafscale_core::topic::validate_partitions(num_partitions)
@@ -358,6 +381,16 @@ impl TryFrom<RawConfig> for Config {
                 default_retention_ms: raw.log_retention_ms.unwrap_or(7 * 24 * 3600 * 1000),
                 default_retention_bytes: raw.log_retention_bytes.unwrap_or(-1),
                 gc_interval_ms: positive("gc.interval.ms", raw.gc_interval_ms, 300_000)? as u64,
+                checkpoint_interval_ms: positive(
+                    "checkpoint.interval.ms",
+                    raw.checkpoint_interval_ms,
+                    30_000,
+                )? as u64,
+                checkpoint_max_records: positive(
+                    "checkpoint.max.records",
+                    raw.checkpoint_max_records,
+                    256,
+                )? as u64,
                 gc_grace_ms: raw.gc_grace_ms.unwrap_or(600_000),
                 segment_bytes: match raw.log_segment_bytes.unwrap_or(64 << 20) {
                     v @ 1..=0xffff_ffff => v,

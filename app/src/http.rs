@@ -39,6 +39,17 @@ pub async fn serve(
     }
 }
 
+/// Why the broker cannot take writes now, if it cannot.
+fn not_ready(ctx: &Context, ready: &AtomicBool) -> Option<String> {
+    if !ready.load(Ordering::SeqCst) {
+        return Some("shutting down".into());
+    }
+    if ctx.storage_health.state() == kafscale_adapters::HealthState::Unavailable {
+        return Some("object store unavailable".into());
+    }
+    ctx.cluster.metadata_problem()
+}
+
 async fn respond(
     ctx: Arc<Context>,
     ready: Arc<AtomicBool>,
@@ -65,18 +76,14 @@ async fn respond(
     let path = parts.next().unwrap_or("");
     let (status, content_type, body) = match (method, path) {
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
-        ("GET", "/readyz")
-            if ready.load(Ordering::SeqCst)
-                && ctx.storage_health.state() != kafscale_adapters::HealthState::Unavailable
-                && ctx.cluster.metadata_ok() =>
-        {
-            ("200 OK", "text/plain", "ready\n".to_owned())
-        }
-        ("GET", "/readyz") => (
-            "503 Service Unavailable",
-            "text/plain",
-            "not ready\n".to_owned(),
-        ),
+        ("GET", "/readyz") => match not_ready(&ctx, &ready) {
+            None => ("200 OK", "text/plain", "ready\n".to_owned()),
+            Some(reason) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("not ready: {reason}\n"),
+            ),
+        },
         ("GET", "/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4",

@@ -45,6 +45,24 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlarmLabels {
+    alarm: String,
+}
+
+/// The metadata store as it reports itself (set at scrape time).
+#[derive(Debug, Default)]
+struct StoreGauges {
+    db_bytes: Gauge,
+    db_in_use_bytes: Gauge,
+    keys: Gauge,
+    revision: Gauge,
+    alarms: Family<AlarmLabels, Gauge>,
+    compactions: Counter,
+    /// 1 while the broker cannot take writes because of the metadata store.
+    not_writable: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiErrorLabels {
     api: String,
     /// The Kafka error name, e.g. `NotLeaderOrFollower`.
@@ -87,6 +105,7 @@ pub struct Metrics {
     request_errors: Family<ApiErrorLabels, Counter>,
     /// Frames refused before any handler ran (each closes its connection), by reason.
     refused_requests: Family<ReasonLabels, Counter>,
+    store: StoreGauges,
     topic_produced: TopicTraffic,
     topic_fetched: TopicTraffic,
     /// Set at scrape time from the log.
@@ -132,6 +151,7 @@ impl Metrics {
             }),
             request_errors: Family::default(),
             refused_requests: Family::default(),
+            store: StoreGauges::default(),
             topic_produced: TopicTraffic::default(),
             topic_fetched: TopicTraffic::default(),
             partitions_led: Gauge::default(),
@@ -178,6 +198,41 @@ impl Metrics {
              (frame: bad size or truncated; malformed: does not decode, or a length or count \
              exceeds the frame; unknown_api; unsupported_version)",
             m.refused_requests.clone(),
+        );
+        k.register(
+            "metadata_store_db_bytes",
+            "Size of the metadata store's database (etcd's backend, or the embedded store's file)",
+            m.store.db_bytes.clone(),
+        );
+        k.register(
+            "metadata_store_db_in_use_bytes",
+            "Part of the metadata store's database holding live data",
+            m.store.db_in_use_bytes.clone(),
+        );
+        k.register(
+            "metadata_store_keys",
+            "Keys in the metadata store under this cluster's prefix",
+            m.store.keys.clone(),
+        );
+        k.register(
+            "metadata_store_revision",
+            "The metadata store's revision",
+            m.store.revision.clone(),
+        );
+        k.register(
+            "metadata_store_alarm",
+            "1 for each alarm the metadata store has raised (NOSPACE, CORRUPT)",
+            m.store.alarms.clone(),
+        );
+        k.register(
+            "metadata_store_compactions",
+            "Compactions of the metadata store's history by this broker (as controller)",
+            m.store.compactions.clone(),
+        );
+        k.register(
+            "metadata_store_not_writable",
+            "1 while the metadata store cannot take this broker's writes (unreachable, alarm, out of space)",
+            m.store.not_writable.clone(),
         );
         k.register(
             "topic_produced_records",
@@ -350,6 +405,32 @@ impl Metrics {
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }
+        let health = ctx.cluster.store_health();
+        if let Some(status) = &health.status {
+            self.store.db_bytes.set(status.db_size_bytes as i64);
+            self.store
+                .db_in_use_bytes
+                .set(status.db_in_use_bytes as i64);
+            self.store.keys.set(status.keys as i64);
+            self.store.revision.set(status.revision);
+            self.store.alarms.clear();
+            for alarm in &status.alarms {
+                self.store
+                    .alarms
+                    .get_or_create(&AlarmLabels {
+                        alarm: alarm.clone(),
+                    })
+                    .set(1);
+            }
+        }
+        self.store.compactions.inc_by(
+            health
+                .compactions
+                .saturating_sub(self.store.compactions.get()),
+        );
+        self.store
+            .not_writable
+            .set(i64::from(ctx.cluster.metadata_problem().is_some()));
         let (bytes, hits, misses) = cache;
         self.cache_bytes.set(bytes as i64);
         self.buffered_bytes.set(ctx.log.buffered_bytes() as i64);

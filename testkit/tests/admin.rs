@@ -1,5 +1,5 @@
 //! Administrative changes of the log against the memory stores: no lost topic updates between
-//! brokers, DeleteRecords serialised with flush commits, chunk keys below the log start removed.
+//! brokers, DeleteRecords recorded by a checkpoint (the chunks below the new start dropped from it).
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
@@ -9,10 +9,11 @@ use std::sync::Arc;
 use kafscale_adapters::{MemoryMetadataStore, MemoryObjectStore, SystemClock};
 use kafscale_core::batch;
 use kafscale_core::log::{
-    keys, AlterTopicConfigs, AppendRequest, ConfigChange, CreatePartitions, CreateTopic,
-    DeleteBefore, LogConfig, LogService,
+    AlterTopicConfigs, AppendRequest, ConfigChange, CreatePartitions, CreateTopic, DeleteBefore,
+    LogConfig, LogService,
 };
 use kafscale_core::ports::{MetadataStore, MetadataStoreExt, ObjectStore};
+use kafscale_core::schema::{keys, Checkpoint};
 use kafscale_core::topic::TopicRecord;
 use kafscale_core::topic_config::ConfigOp;
 use kafscale_core::{BrokerId, Error, Offset, PartitionId, PartitionKey};
@@ -255,7 +256,7 @@ async fn delete_records_during_appends_never_fences_the_leader() {
 }
 
 #[tokio::test]
-async fn delete_records_removes_chunk_keys_below_the_new_start() {
+async fn delete_records_is_recorded_by_the_checkpoint() {
     let stores = Stores::new();
     let log = stores.broker(0).await;
     let t = create(&log, "chunks", 1).await;
@@ -267,16 +268,16 @@ async fn delete_records_removes_chunk_keys_below_the_new_start() {
     for _ in 0..3 {
         append(&log, p, 5).await.unwrap();
     }
-    let chunk_count = || async {
-        stores
+    let checkpointed_start = || async {
+        let kv = stores
             .meta
-            .range(&keys::partition_chunks_prefix(p))
+            .get(&keys::checkpoint(p))
             .await
             .unwrap()
-            .kvs
-            .len()
+            .unwrap();
+        Checkpoint::decode(&kv.value).unwrap().log_start_offset
     };
-    assert_eq!(chunk_count().await, 3);
+    assert_eq!(checkpointed_start().await, Offset(0));
     // 12 is inside the third chunk: the first two go, the third stays.
     assert_eq!(
         log.delete_records(p, DeleteBefore::Offset(Offset(12)))
@@ -284,7 +285,7 @@ async fn delete_records_removes_chunk_keys_below_the_new_start() {
             .unwrap(),
         Offset(12)
     );
-    assert_eq!(chunk_count().await, 1);
+    assert_eq!(checkpointed_start().await, Offset(12));
     // Out of range, and below the start (no change).
     assert!(matches!(
         log.delete_records(p, DeleteBefore::Offset(Offset(16)))

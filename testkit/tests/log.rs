@@ -13,11 +13,11 @@ use kafscale_adapters::{
 };
 use kafscale_core::batch;
 use kafscale_core::log::{
-    keys, AppendRequest, CreateTopic, LeaderRecord, LogConfig, LogService, PartitionRecord,
-    ReadRequest,
+    AppendRequest, CreateTopic, LeaderRecord, LogConfig, LogService, ReadRequest,
 };
 use kafscale_core::ports::metadata::encode_json;
 use kafscale_core::ports::{Clock, ManualClock, MetadataStore, MetadataStoreExt, ObjectStore};
+use kafscale_core::schema::{keys, FlushRecord};
 use kafscale_core::{Error, LeaderEpoch, Offset, PartitionId, PartitionKey};
 use kafscale_testkit::faults::{FaultyMetadataStore, FaultyObjectStore, TxnFault};
 
@@ -161,7 +161,7 @@ async fn commit_applied_but_reported_failed_is_not_duplicated() {
 }
 
 #[tokio::test]
-async fn unknown_commit_outcome_makes_the_partition_reload() {
+async fn an_unknown_commit_outcome_is_resolved_before_the_next_flush() {
     let s = memory().await;
     let p = topic(&s.log, "unk", 1).await[0];
     // Every attempt "times out" after applying: the outcome stays unknown to the flusher.
@@ -177,43 +177,86 @@ async fn unknown_commit_outcome_makes_the_partition_reload() {
     assert_eq!(read_all(&s.log, p).await, vec![(0, 1), (2, 2)]);
 }
 
+/// The ends of `p` in every flush record of the store, in key order.
+async fn flushed_ends(meta: &dyn MetadataStore, p: PartitionKey) -> Vec<i64> {
+    let all = meta.range(&keys::flushes_prefix()).await.unwrap();
+    all.kvs
+        .iter()
+        .filter(|kv| !kv.value.is_empty())
+        .filter_map(|kv| FlushRecord::decode(&kv.value).unwrap().part(p))
+        .map(|part| part.end.0)
+        .collect()
+}
+
+/// Takes `p` from this broker as the controller takes a partition from a broker that is gone:
+/// the leader record names another broker, and this broker's fence changes in the same
+/// transaction.
+async fn take_away(s: &Setup, p: PartitionKey, to: kafscale_core::BrokerId) -> i64 {
+    let leader_key = keys::leader(p);
+    let (mut record, kv): (LeaderRecord, _) = s.meta.get_json(&leader_key).await.unwrap().unwrap();
+    record.leader = Some(to);
+    record.leader_epoch = record.leader_epoch.next();
+    let outcome = s
+        .meta
+        .txn(
+            kafscale_core::ports::Txn::new()
+                .when(kafscale_core::ports::Compare::ModRevision {
+                    key: leader_key.clone(),
+                    revision: kv.mod_revision,
+                })
+                .then(kafscale_core::ports::TxnOp::Put {
+                    key: leader_key,
+                    value: encode_json(&record),
+                    lease: None,
+                })
+                .then(kafscale_core::ports::TxnOp::Put {
+                    key: keys::fence(s.log.broker_id()),
+                    value: Bytes::from_static(b"{}"),
+                    lease: None,
+                }),
+        )
+        .await
+        .unwrap();
+    assert!(outcome.succeeded);
+    outcome.revision
+}
+
 #[tokio::test]
-async fn a_new_leader_fences_the_old_one() {
+async fn a_fence_change_stops_the_broker_writing_what_it_lost() {
     let s = memory().await;
     let p = topic(&s.log, "fence", 2).await;
     assert_eq!(append(&s.log, p[0], 1).await.unwrap(), Offset(0));
-    // Another broker takes partition 0 over: new epoch, new leader, written behind our back.
-    let leader_key = keys::leader(p[0]);
-    let (mut record, kv): (LeaderRecord, _) = s.meta.get_json(&leader_key).await.unwrap().unwrap();
-    record.leader = Some(kafscale_core::BrokerId(9));
-    record.leader_epoch = record.leader_epoch.next();
-    assert!(
-        s.meta
-            .compare_and_swap(&leader_key, kv.mod_revision, encode_json(&record))
-            .await
-            .unwrap()
-            .succeeded
-    );
-    let key = keys::partition(p[0]);
-    // Our next commit is fenced: NOT_LEADER, and nothing of ours becomes visible.
+    assert_eq!(append(&s.log, p[1], 1).await.unwrap(), Offset(0));
+    // Another broker is given partition 0 without a hand-over: the broker's fence changes.
+    take_away(&s, p[0], kafscale_core::BrokerId(9)).await;
+    // The next commit is fenced: NOT_LEADER, and nothing of it becomes visible.
     let err = append(&s.log, p[0], 1).await.unwrap_err();
     assert!(matches!(err, Error::NotLeader(_)), "{err}");
+    // The broker has re-read the fence and the leader records: it no longer leads 0...
     assert!(matches!(
         append(&s.log, p[0], 1).await,
         Err(Error::NotLeader(_))
     ));
-    let (after, _): (PartitionRecord, _) = s.meta.get_json(&key).await.unwrap().unwrap();
-    assert_eq!(after.log_end_offset, Offset(1));
-    // Other partitions are unaffected.
-    assert_eq!(append(&s.log, p[1], 1).await.unwrap(), Offset(0));
+    assert_eq!(flushed_ends(s.meta.as_ref(), p[0]).await, vec![1]);
+    // ...and goes on with partition 1, with no offset skipped or reused.
+    assert_eq!(append(&s.log, p[1], 1).await.unwrap(), Offset(1));
+    assert_eq!(read_all(&s.log, p[1]).await, vec![(0, 0), (1, 1)]);
 }
 
 /// Moves the leader record of `p` to `leader` with the next epoch, behind the log's back, and
 /// tells the log (as the cluster's watch would).
 async fn move_leader(s: &Setup, p: PartitionKey, leader: kafscale_core::BrokerId, ours: bool) {
+    if !ours {
+        let revision = take_away(s, p, leader).await;
+        let (record, _): (LeaderRecord, _) =
+            s.meta.get_json(&keys::leader(p)).await.unwrap().unwrap();
+        s.log.observe_leadership(p, record, revision, false);
+        return;
+    }
     let key = keys::leader(p);
     let (mut record, kv): (LeaderRecord, _) = s.meta.get_json(&key).await.unwrap().unwrap();
     record.leader = Some(leader);
+    record.incarnation = s.log.incarnation();
     record.leader_epoch = record.leader_epoch.next();
     let outcome = s
         .meta
@@ -477,6 +520,12 @@ async fn data_objects(s: &Setup) -> usize {
     s.store.list(keys::DATA_PREFIX).await.unwrap().len()
 }
 
+/// Flush and segment objects (checkpoint objects, `.ksc`, aside).
+async fn flush_objects(s: &Setup) -> usize {
+    let all = s.store.list(keys::DATA_PREFIX).await.unwrap();
+    all.iter().filter(|o| o.key.ends_with(".ksf")).count()
+}
+
 #[tokio::test]
 async fn retention_ms_moves_the_log_start_and_gc_deletes_the_objects() {
     let s = gc_setup().await;
@@ -486,7 +535,7 @@ async fn retention_ms_moves_the_log_start_and_gc_deletes_the_objects() {
     append_at(&s.log, p, 5, now - 7_200_000).await; // older still
     append_at(&s.log, p, 5, now).await; // fresh
     assert_eq!(data_objects(&s).await, 3);
-    s.log.enforce_retention().await;
+    s.log.enforce_retention().await.unwrap();
     let info = s.log.partition_info(p).unwrap();
     assert_eq!(info.log_start_offset, Offset(10));
     assert_eq!(info.high_watermark, Offset(15));
@@ -509,7 +558,7 @@ async fn retention_ms_moves_the_log_start_and_gc_deletes_the_objects() {
     }
     .unwrap();
     assert_eq!(stats.deleted, 2);
-    assert_eq!(data_objects(&s).await, 1);
+    assert_eq!(flush_objects(&s).await, 1);
     // The log goes on after the retained data.
     assert_eq!(append_at(&s.log, p, 1, now).await, Offset(15));
 }
@@ -537,7 +586,7 @@ async fn retention_bytes_keeps_the_newest_within_budget() {
     for _ in 0..5 {
         append_at(&s.log, p, 10, now).await;
     }
-    s.log.enforce_retention().await;
+    s.log.enforce_retention().await.unwrap();
     assert_eq!(
         s.log.partition_info(p).unwrap().log_start_offset,
         Offset(30)
@@ -560,8 +609,10 @@ async fn orphans_of_failed_commits_and_deleted_topics_are_collected() {
     .unwrap();
     assert_eq!((stats.deleted, stats.referenced), (1, 1));
     assert_eq!(read_all(&s.log, p).await, vec![(0, 1)]);
-    // Deleting the topic makes its data garbage; a re-created topic starts empty.
+    // Deleting the topic makes its data garbage (once a checkpoint round has dropped the flush
+    // records naming it); a re-created topic starts empty.
     s.log.delete_topic("orphans").await.unwrap();
+    s.log.checkpoint().await.unwrap();
     assert_eq!(
         {
             tick().await;
@@ -614,8 +665,20 @@ async fn read_from(log: &LogService, p: PartitionKey, offset: i64) -> Vec<(i64, 
         .collect()
 }
 
-async fn chunk_keys(meta: &dyn MetadataStore) -> usize {
-    meta.range(&keys::chunks_prefix()).await.unwrap().kvs.len()
+async fn segment_keys(meta: &dyn MetadataStore) -> usize {
+    meta.range(&keys::segments_prefix())
+        .await
+        .unwrap()
+        .kvs
+        .len()
+}
+
+async fn checkpoint_keys(meta: &dyn MetadataStore) -> usize {
+    meta.range(&keys::checkpoints_prefix())
+        .await
+        .unwrap()
+        .kvs
+        .len()
 }
 
 #[tokio::test]
@@ -649,15 +712,21 @@ async fn compaction_merges_chunks_into_segments_that_read_back_cold() {
         let base = append_at(&s.log, p, 3, now + i * 10).await;
         expected.push((base.0, base.0 + 2));
     }
-    // Compaction runs in the flusher between flushes; give it a moment to catch up.
-    for _ in 0..100 {
-        if chunk_keys(s.meta.as_ref()).await <= 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Checkpoint rounds merge: the 30 flush chunks go into segments, and the flush records
+    // the rounds cover are deleted.
+    for _ in 0..4 {
+        s.log.checkpoint().await.unwrap();
     }
-    let keys_left = chunk_keys(s.meta.as_ref()).await;
-    assert!(keys_left <= 10, "{keys_left} chunk keys for 30 flushes");
+    let segments = segment_keys(s.meta.as_ref()).await;
+    assert!(segments >= 1, "{segments} segments for 30 flushes");
+    let records = s
+        .meta
+        .range(&keys::flushes_prefix())
+        .await
+        .unwrap()
+        .kvs
+        .len();
+    assert_eq!(records, 0, "flush records left after the rounds");
     assert_eq!(read_all(&s.log, p).await, expected);
     assert_eq!(read_from(&s.log, p, 44).await[0], (42, 44));
     // The flush objects the segment replaced are garbage now.
@@ -747,7 +816,8 @@ async fn keys_of_deleted_topics_are_removed_at_start() {
     let p = topic(&s.log, "ghost", 1).await[0];
     append(&s.log, p, 2).await.unwrap();
     s.log.shutdown().await;
-    // As if a commit had raced the deletion: the topic key is gone, partition and chunk stay.
+    // As if a checkpoint had raced the deletion: the topic key is gone, the partition's keys
+    // stay.
     meta.txn(
         kafscale_core::ports::Txn::new().then(kafscale_core::ports::TxnOp::Delete {
             key: keys::topic("ghost"),
@@ -755,7 +825,7 @@ async fn keys_of_deleted_topics_are_removed_at_start() {
     )
     .await
     .unwrap();
-    assert!(chunk_keys(meta.as_ref()).await > 0);
+    assert!(checkpoint_keys(meta.as_ref()).await > 0);
     let s = open(
         store,
         meta.clone(),
@@ -763,9 +833,9 @@ async fn keys_of_deleted_topics_are_removed_at_start() {
         LogConfig::default(),
     )
     .await;
-    assert_eq!(chunk_keys(meta.as_ref()).await, 0);
+    assert_eq!(checkpoint_keys(meta.as_ref()).await, 0);
     assert!(meta
-        .range(&keys::partitions_prefix())
+        .range(&keys::leaders_prefix())
         .await
         .unwrap()
         .kvs
@@ -802,11 +872,16 @@ async fn idempotent_retry_after_an_unknown_commit_outcome_is_not_duplicated() {
         append_idempotent(&s.log, p, (5, 0, 0), 2).await.unwrap(),
         Offset(0)
     );
-    // Every attempt "times out" after the first applied: the producer is told "unknown".
+    // Every attempt "times out" after the first applied: the flusher resolves the outcome (the
+    // producer may still be told "unknown" and retry).
     s.meta
         .fail_next_txns(&[TxnFault::FailAfter, TxnFault::FailBefore]);
     let first = append_idempotent(&s.log, p, (5, 0, 2), 3).await;
-    assert!(first.as_ref().is_err_and(|e| e.is_retriable()), "{first:?}");
+    assert!(
+        first.as_ref().is_ok_and(|o| *o == Offset(2))
+            || first.as_ref().is_err_and(|e| e.is_retriable()),
+        "{first:?}"
+    );
     // The producer retries the same batch: it gets the offset the first attempt committed.
     assert_eq!(
         append_idempotent(&s.log, p, (5, 0, 2), 3).await.unwrap(),
@@ -1015,4 +1090,70 @@ async fn produced_bytes_held_are_bounded_until_flushes_finish() {
         .unwrap();
     assert_eq!(first.await.unwrap().unwrap(), Offset(0));
     assert_eq!(s.log.buffered_bytes(), 0);
+}
+
+#[tokio::test]
+async fn the_first_releases_layout_is_converted_at_start() {
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryObjectStore::new());
+    let meta: Arc<dyn MetadataStore> = Arc::new(MemoryMetadataStore::new());
+    let open_log = || {
+        open(
+            store.clone(),
+            meta.clone(),
+            Arc::new(SystemClock::new()),
+            LogConfig::default(),
+        )
+    };
+    let s = open_log().await;
+    let p = topic(&s.log, "old", 1).await[0];
+    s.log.shutdown().await;
+    // Rewrite the partition as the first release kept it: a flush object, one chunk key per
+    // chunk, and the extent in a partition record (JSON), no checkpoint.
+    let mut builder =
+        kafscale_core::object_format::FlushObjectBuilder::new(s.log.broker_id(), 0, 0);
+    let batches = [records(3, "a"), records(2, "b")];
+    let e1 = builder
+        .add_chunk(
+            p.topic,
+            p.partition,
+            Offset(0),
+            LeaderEpoch(0),
+            [batches[0].as_ref()],
+        )
+        .unwrap();
+    let (object, _, _) = builder.finish();
+    let key = "data/0/0191e8b0c8a07000800000000000000a.ksf";
+    store
+        .put(key, object, kafscale_core::ports::PutMode::Create)
+        .await
+        .unwrap();
+    let chunk = kafscale_core::log::ChunkRecord::from_entry(key, &e1);
+    let legacy = |kind: &str| format!("kafscale/{kind}/{}/00000", p.topic);
+    let txn = kafscale_core::ports::Txn::new()
+        .then(kafscale_core::ports::TxnOp::Delete {
+            key: keys::checkpoint(p),
+        })
+        .then(kafscale_core::ports::TxnOp::Put {
+            key: legacy("partitions"),
+            value: encode_json(&kafscale_core::log::PartitionRecord {
+                log_start_offset: Offset(0),
+                log_end_offset: Offset(3),
+            }),
+            lease: None,
+        })
+        .then(kafscale_core::ports::TxnOp::Put {
+            key: format!("{}/{:020}", legacy("chunks"), 0),
+            value: encode_json(&chunk),
+            lease: None,
+        });
+    assert!(meta.txn(txn).await.unwrap().succeeded);
+    let s = open_log().await;
+    assert_eq!(s.log.partition_info(p).unwrap().high_watermark, Offset(3));
+    assert_eq!(read_all(&s.log, p).await, vec![(0, 2)]);
+    assert_eq!(append(&s.log, p, 1).await.unwrap(), Offset(3));
+    for kind in ["partitions", "chunks", "producers"] {
+        let left = meta.range(&format!("kafscale/{kind}/")).await.unwrap().kvs;
+        assert!(left.is_empty(), "{kind} keys left: {left:?}");
+    }
+    assert!(meta.get(&keys::checkpoint(p)).await.unwrap().is_some());
 }

@@ -286,11 +286,12 @@ class Etcd:
             self.proc.kill()
             self.proc.wait()
 
-    def ctl(self, *args: str, check: bool = True) -> str:
-        """Runs etcdctl (v3 API) against this etcd; returns its output."""
+    def ctl(self, *args: str, check: bool = True, input: str | None = None) -> str:
+        """Runs etcdctl (v3 API) against this etcd; returns its output. `input` goes to its
+        standard input (a value too large for the command line)."""
         res = subprocess.run(["etcdctl", f"--endpoints={self.endpoint}", *args],
                              env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True,
-                             text=True, timeout=60)
+                             text=True, timeout=60, input=input)
         if check and res.returncode != 0:
             raise RuntimeError(f"etcdctl {' '.join(args)}: {res.stderr.strip()}")
         return res.stdout + res.stderr

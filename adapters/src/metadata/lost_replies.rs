@@ -1,7 +1,9 @@
 //! A testing wrapper of the metadata port that loses replies: every `every`-th transaction
-//! that records data (puts a chunk key: flush commits) is applied and then reported as failed (as when etcd commits but the connection drops
-//! before the answer), and the next few requests fail without applying, so that the caller's
-//! retries run out and its client sees an unknown outcome. Enabled only by the
+//! that records data (puts a flush record) is applied and then reported as failed (as when
+//! etcd commits but the connection drops before the answer), and for the next
+//! [`OUTAGE`] every read and transaction fails without applying (the store unreachable for a
+//! while). The broker cannot tell whether the flush committed until the outage ends, so its
+//! producers time out and retry batches that did commit. Enabled only by the
 //! `testing.metadata.lost.reply.every` setting, for end-to-end tests of what clients do
 //! with such outcomes (idempotent producers must not duplicate).
 
@@ -10,22 +12,23 @@ use kafscale_core::ports::{
     KeyValue, LeaseId, MetadataError, MetadataStore, RangeResult, StoreStatus, Txn, TxnOp,
     TxnOutcome, WatchStream,
 };
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Requests that fail after a lost reply: more than the log's commit attempts.
-const OUTAGE_REQUESTS: u32 = 4;
+/// How long the store stays unreachable after a lost reply: longer than the request timeout
+/// the tests give their producers.
+const OUTAGE: Duration = Duration::from_millis(1200);
 
 /// Keys whose writes mark a transaction that records data (the log's chunk records).
-const DATA_KEYS: &str = "kafscale/chunks/";
+const DATA_KEYS: &str = "kafscale/flushes/";
 
 #[derive(Debug)]
 pub struct LostRepliesMetadataStore {
     inner: Arc<dyn MetadataStore>,
     every: u64,
     txns: AtomicU64,
-    outage: AtomicU32,
+    outage_until: Mutex<Option<Instant>>,
     /// Replies lost so far.
     pub lost: AtomicU64,
 }
@@ -36,19 +39,14 @@ impl LostRepliesMetadataStore {
             inner,
             every: every.max(1),
             txns: AtomicU64::new(0),
-            outage: AtomicU32::new(0),
+            outage_until: Mutex::new(None),
             lost: AtomicU64::new(0),
         }
     }
 
     fn in_outage(&self) -> Result<(), MetadataError> {
-        let left = self.outage.load(Ordering::SeqCst);
-        if left > 0
-            && self
-                .outage
-                .compare_exchange(left, left - 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        {
+        let until = *self.outage_until.lock().unwrap_or_else(|e| e.into_inner());
+        if until.is_some_and(|t| Instant::now() < t) {
             return Err(MetadataError::Unavailable {
                 message: "injected: metadata store unreachable after a lost reply".into(),
             });
@@ -60,14 +58,17 @@ impl LostRepliesMetadataStore {
 #[async_trait]
 impl MetadataStore for LostRepliesMetadataStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, MetadataError> {
+        self.in_outage()?;
         self.inner.get(key).await
     }
 
     async fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
+        self.in_outage()?;
         self.inner.range(prefix).await
     }
 
     async fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
+        self.in_outage()?;
         self.inner.range_from(prefix, start).await
     }
 
@@ -93,7 +94,8 @@ impl MetadataStore for LostRepliesMetadataStore {
         let outcome = self.inner.txn(txn).await?;
         if records_data && n.is_multiple_of(self.every) && outcome.succeeded {
             self.lost.fetch_add(1, Ordering::SeqCst);
-            self.outage.store(OUTAGE_REQUESTS, Ordering::SeqCst);
+            *self.outage_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Instant::now() + OUTAGE);
             tracing::warn!(
                 revision = outcome.revision,
                 "injected: a committed transaction's reply is lost"

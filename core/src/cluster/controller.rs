@@ -9,18 +9,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::plan::{self, Action, Candidate, Slot};
-use super::records::{self, ControllerRecord, MoveRecord};
+use super::records::{ControllerRecord, MoveRecord};
 use super::Inner;
 use crate::error::Result;
 use crate::group::{keys as group_keys, ShardRecord};
-use crate::log::{keys as log_keys, LeaderRecord};
+use crate::log::LeaderRecord;
 use crate::ports::metadata::encode_json;
 use crate::ports::{Compare, Txn, TxnOp};
+use crate::schema::keys;
 use crate::types::{BrokerId, LeaderEpoch, PartitionKey};
 
 /// Slots changed per transaction: a compare and up to two operations each, plus the
-/// controller fence, below etcd's 128.
+/// controller fence and one broker fence per broker, below etcd's 128.
 const ACTIONS_PER_TXN: usize = 40;
+
+/// What a broker's fence holds: who changed it, when. Only its revision matters to the
+/// broker; these are for whoever reads it.
+#[derive(Debug, serde::Serialize)]
+struct FenceRecord {
+    by: BrokerId,
+    at_ms: i64,
+}
 
 pub(super) async fn run(inner: Arc<Inner>) {
     let mut failures = 0u32;
@@ -70,25 +79,14 @@ async fn elect(inner: &Arc<Inner>) -> Result<Option<i64>> {
     if inner.draining.load(Ordering::SeqCst) {
         return Ok(None);
     }
-    let key = records::controller();
+    let key = keys::controller();
     let record = ControllerRecord {
         broker: reg.id,
         incarnation: reg.incarnation,
     };
     let outcome = inner
         .meta
-        .txn(
-            Txn::new()
-                .when(Compare::ModRevision {
-                    key: key.clone(),
-                    revision: 0,
-                })
-                .then(TxnOp::Put {
-                    key,
-                    value: encode_json(&record),
-                    lease: Some(reg.lease),
-                }),
-        )
+        .txn(Txn::create(key, encode_json(&record), Some(reg.lease)))
         .await?;
     if !outcome.succeeded {
         return Ok(None);
@@ -99,6 +97,7 @@ async fn elect(inner: &Arc<Inner>) -> Result<Option<i64>> {
 }
 
 async fn reconcile(inner: &Arc<Inner>, fence: i64) -> Result<()> {
+    let reg = inner.registration();
     let (candidates, partition_slots, shard_slots, leaders, shards, moves) = {
         let view = inner.read_view();
         let candidates: Vec<Candidate> = view
@@ -145,7 +144,9 @@ async fn reconcile(inner: &Arc<Inner>, fence: i64) -> Result<()> {
             .find(|c| c.id == id)
             .map_or(0, |c| c.incarnation)
     };
-    let mut ops: Vec<(Vec<Compare>, Vec<TxnOp>)> = Vec::new();
+    // Each op: its compares, its writes, and the broker it takes something from without a
+    // hand-over (whose fence the same transaction changes).
+    let mut ops: Vec<(Vec<Compare>, Vec<TxnOp>, Option<BrokerId>)> = Vec::new();
     let actions = plan::plan(&candidates, &partition_slots, inner.config.max_moves);
     let replaced: std::collections::HashSet<PartitionKey> = actions
         .iter()
@@ -160,25 +161,37 @@ async fn reconcile(inner: &Arc<Inner>, fence: i64) -> Result<()> {
         if matches!(action, Action::CancelMove { key } if replaced.contains(key)) {
             continue;
         }
-        ops.push(partition_op(action, &leaders, &moves, incarnation));
+        let (compares, then) = partition_op(action, &leaders, &moves, incarnation);
+        let taken_from = match action {
+            Action::Assign { key, .. } => leaders.get(key).and_then(|(r, _)| r.leader),
+            _ => None,
+        };
+        ops.push((compares, then, taken_from));
     }
     // Moves of partitions that no longer exist.
     for key in moves.keys().filter(|k| !leaders.contains_key(k)) {
-        ops.push(partition_op(
+        let (compares, then) = partition_op(
             &Action::CancelMove { key: *key },
             &leaders,
             &moves,
             incarnation,
-        ));
+        );
+        ops.push((compares, then, None));
     }
     // Shards hold no unflushed data: they move directly.
     for action in plan::plan(&candidates, &shard_slots, inner.config.max_moves) {
-        let (key, to) = match action {
-            Action::Assign { key, to } | Action::Move { key, to, .. } => (key, to),
+        let (key, to, gone) = match action {
+            Action::Assign { key, to } => (key, to, true),
+            Action::Move { key, to, .. } => (key, to, false),
             Action::CancelMove { .. } => continue,
         };
         let shard_key = group_keys::shard(group_keys::ShardId(key));
         let (epoch, revision) = shards.get(&key).map_or((0, 0), |(r, rev)| (r.epoch, *rev));
+        // A shard moved away from a live owner needs no broker fence: the shard record's
+        // revision fences that owner's group writes. One taken from a gone owner does.
+        let taken_from = gone
+            .then(|| shards.get(&key).map(|(r, _)| r.owner))
+            .flatten();
         let record = ShardRecord {
             owner: to,
             epoch: epoch + 1,
@@ -194,6 +207,7 @@ async fn reconcile(inner: &Arc<Inner>, fence: i64) -> Result<()> {
                 value: encode_json(&record),
                 lease: None,
             }],
+            taken_from,
         ));
     }
     if ops.is_empty() {
@@ -203,16 +217,30 @@ async fn reconcile(inner: &Arc<Inner>, fence: i64) -> Result<()> {
     let mut last = 0;
     for group in ops.chunks(ACTIONS_PER_TXN) {
         let mut txn = Txn::new().when(Compare::ModRevision {
-            key: records::controller(),
+            key: keys::controller(),
             revision: fence,
         });
-        for (compares, then) in group {
+        let mut fenced = std::collections::BTreeSet::new();
+        for (compares, then, taken_from) in group {
             for c in compares {
                 txn = txn.when(c.clone());
             }
             for op in then {
                 txn = txn.then(op.clone());
             }
+            fenced.extend(*taken_from);
+        }
+        // Whatever was taken without a hand-over fences its broker, in the same transaction:
+        // a commit of that broker after this one fails, and it drops what it lost.
+        for broker in fenced {
+            txn = txn.then(TxnOp::Put {
+                key: keys::fence(broker),
+                value: encode_json(&FenceRecord {
+                    by: reg.id,
+                    at_ms: inner.clock.now_ms(),
+                }),
+                lease: None,
+            });
         }
         let outcome = inner.meta.txn(txn).await?;
         if !outcome.succeeded {
@@ -249,18 +277,18 @@ fn partition_op(
                 incarnation: incarnation(to),
             };
             let mut then = vec![TxnOp::Put {
-                key: log_keys::leader(key),
+                key: keys::leader(key),
                 value: encode_json(&record),
                 lease: None,
             }];
             if moves.contains_key(&key) {
                 then.push(TxnOp::Delete {
-                    key: records::move_key(key),
+                    key: keys::move_key(key),
                 });
             }
             (
                 vec![Compare::ModRevision {
-                    key: log_keys::leader(key),
+                    key: keys::leader(key),
                     revision,
                 }],
                 then,
@@ -277,16 +305,16 @@ fn partition_op(
             (
                 vec![
                     Compare::ModRevision {
-                        key: log_keys::leader(key),
+                        key: keys::leader(key),
                         revision,
                     },
                     Compare::ModRevision {
-                        key: records::move_key(key),
+                        key: keys::move_key(key),
                         revision: move_revision,
                     },
                 ],
                 vec![TxnOp::Put {
-                    key: records::move_key(key),
+                    key: keys::move_key(key),
                     value: encode_json(&record),
                     lease: None,
                 }],
@@ -296,11 +324,11 @@ fn partition_op(
             let revision = moves.get(&key).map_or(0, |(_, r)| *r);
             (
                 vec![Compare::ModRevision {
-                    key: records::move_key(key),
+                    key: keys::move_key(key),
                     revision,
                 }],
                 vec![TxnOp::Delete {
-                    key: records::move_key(key),
+                    key: keys::move_key(key),
                 }],
             )
         }

@@ -12,6 +12,7 @@
 mod controller;
 pub mod plan;
 pub mod records;
+mod upkeep;
 mod watcher;
 
 use std::collections::{BTreeMap, HashSet};
@@ -25,9 +26,11 @@ use crate::group::{GroupCoordinator, ShardRecord};
 use crate::log::LogService;
 use crate::ports::metadata::{decode_json, encode_json};
 use crate::ports::{Clock, Compare, LeaseId, MetadataError, MetadataStore, Txn, TxnOp};
+use crate::schema::keys;
 use crate::types::{BrokerId, PartitionKey};
 
 pub use records::{BrokerRecord, ControllerRecord, MoveRecord};
+pub use upkeep::StoreHealth;
 
 /// Settings of a broker's membership, validated by the app's config layer.
 #[derive(Debug, Clone)]
@@ -44,6 +47,12 @@ pub struct ClusterConfig {
     pub max_moves: usize,
     /// How long a shutting-down broker waits for its partitions to be handed over.
     pub drain_timeout: Duration,
+    /// How often the metadata store's status (size, alarms) is read.
+    pub metadata_status_interval: Duration,
+    /// How often the controller compacts the metadata store's history, and how much of it
+    /// (by age) it keeps.
+    pub metadata_compaction_interval: Duration,
+    pub metadata_compaction_retention: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -56,6 +65,9 @@ impl Default for ClusterConfig {
             lease_ttl: Duration::from_secs(10),
             max_moves: 8,
             drain_timeout: Duration::from_secs(30),
+            metadata_status_interval: upkeep::STATUS_INTERVAL,
+            metadata_compaction_interval: upkeep::COMPACTION_INTERVAL,
+            metadata_compaction_retention: upkeep::COMPACTION_RETENTION,
         }
     }
 }
@@ -136,11 +148,11 @@ impl Registration {
 
 async fn lowest_free_id(meta: &dyn MetadataStore) -> Result<BrokerId> {
     let live: HashSet<BrokerId> = meta
-        .range(&records::brokers_prefix())
+        .range(&keys::brokers_prefix())
         .await?
         .kvs
         .iter()
-        .filter_map(|kv| records::parse_broker(&kv.key))
+        .filter_map(|kv| keys::parse_broker(&kv.key))
         .collect();
     Ok((0..)
         .map(BrokerId)
@@ -155,7 +167,7 @@ async fn put_registration(
     lease: LeaseId,
     create: bool,
 ) -> Result<bool> {
-    let key = records::broker(record.id);
+    let key = keys::broker(record.id);
     let mut txn = Txn::new();
     if create {
         txn = txn.when(Compare::ModRevision {
@@ -199,6 +211,8 @@ pub(crate) struct Inner {
     pub draining: AtomicBool,
     /// Partitions with a hand-over under way here.
     pub handing_over: Mutex<HashSet<PartitionKey>>,
+    /// The metadata store's status and compactions.
+    pub health: RwLock<StoreHealth>,
 }
 
 impl Inner {
@@ -212,6 +226,22 @@ impl Inner {
 
     pub fn write_view(&self) -> std::sync::RwLockWriteGuard<'_, View> {
         self.view.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn read_health(&self) -> std::sync::RwLockReadGuard<'_, StoreHealth> {
+        self.health.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn write_health(&self) -> std::sync::RwLockWriteGuard<'_, StoreHealth> {
+        self.health.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this broker (this incarnation) is the controller.
+    pub fn is_controller(&self) -> bool {
+        let reg = self.registration();
+        self.read_view()
+            .controller
+            .is_some_and(|(c, _)| c.broker == reg.id && c.incarnation == reg.incarnation)
     }
 }
 
@@ -246,6 +276,7 @@ impl Cluster {
             metadata_ok: AtomicBool::new(true),
             draining: AtomicBool::new(false),
             handing_over: Mutex::new(HashSet::new()),
+            health: RwLock::new(StoreHealth::default()),
         });
         // The first sync happens before serving: Metadata answers from the view.
         let streams = watcher::sync(&inner).await?;
@@ -253,6 +284,7 @@ impl Cluster {
             tokio::spawn(watcher::run(inner.clone(), streams)),
             tokio::spawn(keep_alive(inner.clone())),
             tokio::spawn(controller::run(inner.clone())),
+            tokio::spawn(upkeep::run(inner.clone())),
         ];
         Ok(Cluster {
             inner,
@@ -447,6 +479,7 @@ async fn keep_alive(inner: Arc<Inner>) {
                 {
                     Ok(new) => {
                         *inner.registration.lock().unwrap_or_else(|e| e.into_inner()) = new;
+                        inner.log.set_incarnation(new.incarnation);
                         if inner.draining.load(Ordering::SeqCst) {
                             let record = inner.read_view().brokers.get(&reg.id).cloned();
                             if let Some(mut r) = record {

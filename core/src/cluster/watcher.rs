@@ -7,22 +7,23 @@ use futures::stream::{select_all, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::records::{self, ControllerRecord, MoveRecord};
+use super::records::{ControllerRecord, MoveRecord};
 use super::{decode_or_warn, Inner, View};
 use crate::error::Result;
 use crate::group::{keys as group_keys, ShardRecord};
-use crate::log::{keys as log_keys, LeaderRecord};
+use crate::log::LeaderRecord;
 use crate::ports::{KeyValue, TxnOp, WatchEvent, WatchEventKind, WatchStream};
+use crate::schema::keys;
 use crate::topic::TopicRecord;
 use crate::types::PartitionKey;
 
 fn prefixes() -> Vec<String> {
     vec![
-        records::brokers_prefix(),
-        records::controller(),
-        log_keys::topics_prefix(),
-        log_keys::leaders_prefix(),
-        records::moves_prefix(),
+        keys::brokers_prefix(),
+        keys::controller(),
+        keys::topics_prefix(),
+        keys::leaders_prefix(),
+        keys::moves_prefix(),
         group_keys::shards_prefix(),
     ]
 }
@@ -42,12 +43,12 @@ pub(super) async fn sync(inner: &Arc<Inner>) -> Result<futures::stream::SelectAl
         kvs.extend(range.kvs);
     }
     // Topics first, so that leader records find their partitions.
-    kvs.sort_by_key(|kv| !kv.key.starts_with(&log_keys::topics_prefix()));
+    kvs.sort_by_key(|kv| !kv.key.starts_with(&keys::topics_prefix()));
     let old = std::mem::take(&mut *inner.write_view());
     // Topics gone while the watch was down.
     let present: std::collections::HashSet<&str> = kvs.iter().map(|kv| kv.key.as_str()).collect();
     for topic in inner.log.topics() {
-        if !present.contains(log_keys::topic(&topic.name).as_str()) {
+        if !present.contains(keys::topic(&topic.name).as_str()) {
             inner.log.forget_topic(&topic.name, topic.id);
         }
     }
@@ -109,24 +110,30 @@ fn apply(inner: &Arc<Inner>, event: WatchEvent) {
     let key = event.kv.key.as_str();
     let put = event.kind == WatchEventKind::Put;
     let revision = event.kv.mod_revision;
-    if let Some(id) = records::parse_broker(key) {
+    if let Some(id) = keys::parse_broker(key) {
         let mut view = inner.write_view();
         match put
-            .then(|| decode_or_warn::<records::BrokerRecord>(&event.kv))
+            .then(|| decode_or_warn::<super::BrokerRecord>(&event.kv))
             .flatten()
         {
             Some(r) => view.brokers.insert(id, r),
             None => view.brokers.remove(&id),
         };
+        let live = view
+            .brokers
+            .values()
+            .map(|b| (b.id, b.incarnation))
+            .collect();
         drop(view);
+        inner.log.set_live_incarnations(live);
         inner.controller_wake.notify_one();
-    } else if key == records::controller() {
+    } else if key == keys::controller() {
         let record = put
             .then(|| decode_or_warn::<ControllerRecord>(&event.kv))
             .flatten();
         inner.write_view().controller = record.map(|r| (r, revision));
         inner.controller_wake.notify_one();
-    } else if let Some(name) = key.strip_prefix(&log_keys::topics_prefix()) {
+    } else if let Some(name) = key.strip_prefix(&keys::topics_prefix()) {
         if put {
             if let Some(topic) = decode_or_warn::<TopicRecord>(&event.kv) {
                 let added = inner.log.install_topic(topic);
@@ -148,7 +155,7 @@ fn apply(inner: &Arc<Inner>, event: WatchEvent) {
                 .retain(|k, _| k.topic != topic.id);
         }
         inner.controller_wake.notify_one();
-    } else if let Some(p) = log_keys::parse_leader(key) {
+    } else if let Some(p) = keys::parse_leader(key) {
         let record = if put {
             decode_or_warn::<LeaderRecord>(&event.kv).unwrap_or_default()
         } else {
@@ -157,7 +164,7 @@ fn apply(inner: &Arc<Inner>, event: WatchEvent) {
         inner.write_view().leaders.insert(p, (record, revision));
         observe_leader(inner, p, record, revision);
         inner.controller_wake.notify_one();
-    } else if let Some(p) = records::parse_move(key) {
+    } else if let Some(p) = keys::parse_move(key) {
         let record = put
             .then(|| decode_or_warn::<MoveRecord>(&event.kv))
             .flatten();
@@ -244,7 +251,7 @@ fn start_hand_over(inner: &Arc<Inner>, p: PartitionKey, m: MoveRecord, revision:
                 break;
             }
             let delete = TxnOp::Delete {
-                key: records::move_key(p),
+                key: keys::move_key(p),
             };
             match inner
                 .log

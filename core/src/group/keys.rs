@@ -1,4 +1,4 @@
-//! Metadata store keys of consumer groups.
+//! Coordinator shards of consumer groups, and their keys (defined in `schema::keys`).
 //!
 //! ```text
 //! kafscale/groups/shards/<shard:03>                                  owner broker, epoch
@@ -10,8 +10,7 @@
 //! lost the shard cannot write. Group ids may hold any character: `%` and `/` are escaped
 //! so that one group's prefix never covers another's keys.
 
-use super::types::{GroupId, OffsetKey};
-use crate::types::PartitionId;
+use super::types::GroupId;
 
 /// Number of coordinator shards. Fixed: changing it moves groups between shards.
 pub const SHARDS: u32 = 16;
@@ -30,114 +29,18 @@ pub fn shard_of(group: &GroupId) -> ShardId {
     ShardId(crc32c::crc32c(group.0.as_bytes()) % SHARDS)
 }
 
-pub fn shard(shard: ShardId) -> String {
-    format!("kafscale/groups/shards/{:03}", shard.0)
-}
-
-pub fn shards_prefix() -> String {
-    "kafscale/groups/shards/".to_owned()
-}
-
-/// Parses the shard out of a shard key.
-pub fn parse_shard(key: &str) -> Option<ShardId> {
-    let n: u32 = key.strip_prefix("kafscale/groups/shards/")?.parse().ok()?;
-    (n < SHARDS).then_some(ShardId(n))
-}
-
-pub fn shard_states_prefix(shard: ShardId) -> String {
-    format!("kafscale/groups/state/{:03}/", shard.0)
-}
-
-/// Where a group's membership is persisted for the next coordinator.
-pub fn group_state(group: &GroupId) -> String {
-    format!(
-        "{}{}",
-        shard_states_prefix(shard_of(group)),
-        escape(&group.0)
-    )
-}
-
-/// The group of a state key.
-pub fn parse_group_state(key: &str) -> Option<GroupId> {
-    let rest = key.strip_prefix("kafscale/groups/state/")?;
-    let (_shard, group) = rest.split_once('/')?;
-    unescape(group).map(GroupId)
-}
-
-pub fn shard_offsets_prefix(shard: ShardId) -> String {
-    format!("kafscale/groups/offsets/{:03}/", shard.0)
-}
-
-pub fn group_offsets_prefix(group: &GroupId) -> String {
-    format!(
-        "{}{}/",
-        shard_offsets_prefix(shard_of(group)),
-        escape(&group.0)
-    )
-}
-
-pub fn offset(group: &GroupId, key: &OffsetKey) -> String {
-    format!(
-        "{}{}/{:05}",
-        group_offsets_prefix(group),
-        escape(&key.topic),
-        key.partition.0
-    )
-}
-
-/// The group and partition of an offset key, or None if it is not one.
-pub fn parse_offset(key: &str) -> Option<(GroupId, OffsetKey)> {
-    let rest = key.strip_prefix("kafscale/groups/offsets/")?;
-    let mut parts = rest.split('/');
-    let _shard = parts.next()?;
-    let group = unescape(parts.next()?)?;
-    let topic = unescape(parts.next()?)?;
-    let partition = parts.next()?.parse::<i32>().ok()?;
-    if parts.next().is_some() {
-        return None;
-    }
-    Some((
-        GroupId(group),
-        OffsetKey {
-            topic,
-            partition: PartitionId(partition),
-        },
-    ))
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '/' => out.push_str("%2F"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn unescape(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('%') {
-        out.push_str(&rest[..i]);
-        let code = rest.get(i + 1..i + 3)?;
-        out.push(match code {
-            "25" => '%',
-            "2F" => '/',
-            _ => return None,
-        });
-        rest = &rest[i + 3..];
-    }
-    out.push_str(rest);
-    Some(out)
-}
+// The keys themselves live with every other key, in the schema.
+pub use crate::schema::keys::{
+    group_offsets_prefix, group_state, offset, parse_group_state, parse_offset, parse_shard, shard,
+    shard_offsets_prefix, shard_states_prefix, shards_prefix,
+};
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::group::types::OffsetKey;
+    use crate::types::PartitionId;
 
     #[test]
     fn offset_keys_round_trip_and_prefixes_do_not_overlap() {

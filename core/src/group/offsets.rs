@@ -1,5 +1,9 @@
 //! Committed offsets: OffsetCommit, OffsetFetch, OffsetDelete and DeleteGroups. A commit is
 //! acknowledged only after its fenced metadata transaction succeeded.
+//!
+//! A commit writes only the offsets that changed (a consumer auto-committing idle partitions
+//! writes nothing for them), in compact binary values, in one transaction per request (a
+//! request committing more than a transaction may hold is split; each part is atomic).
 
 use std::collections::BTreeSet;
 
@@ -8,9 +12,9 @@ use super::error::{GroupError, GroupResult};
 use super::group::Group;
 use super::keys;
 use super::types::{CommitRequest, CommittedOffset, GroupId, GroupState, OffsetKey};
-use crate::ports::metadata::encode_json;
 use crate::ports::metadata::MAX_TXN_OPS;
 use crate::ports::{Txn, TxnOp};
+use crate::schema::records::OffsetRecord;
 
 /// Offsets per transaction: the fence compare plus puts stay under etcd's limit. A larger
 /// commit is split; each part is atomic.
@@ -51,21 +55,47 @@ impl GroupCoordinator {
         let max = self.config.max_metadata_bytes;
         let mut results = Vec::with_capacity(req.offsets.len());
         let mut writes = Vec::new();
-        for (key, mut value) in req.offsets {
-            if value.metadata.len() > max {
-                let size = value.metadata.len();
-                results.push((key, Err(GroupError::MetadataTooLarge { size, max })));
-            } else {
+        let mut unchanged = Vec::new();
+        {
+            let groups = self.lock();
+            let current = groups.get(&req.group);
+            for (key, mut value) in req.offsets {
+                if value.metadata.len() > max {
+                    let size = value.metadata.len();
+                    results.push((key, Err(GroupError::MetadataTooLarge { size, max })));
+                    continue;
+                }
                 value.commit_ms = now;
-                writes.push((key, value));
+                let same = current.and_then(|g| g.offsets.get(&key)).is_some_and(|c| {
+                    c.offset == value.offset
+                        && c.leader_epoch == value.leader_epoch
+                        && c.metadata == value.metadata
+                        && c.topic_id == value.topic_id
+                });
+                if same {
+                    unchanged.push((key, value));
+                } else {
+                    writes.push((key, value));
+                }
+            }
+        }
+        if !unchanged.is_empty() {
+            // Nothing to write: the stored value already says this. The time of the commit
+            // is kept in memory only.
+            let mut groups = self.lock();
+            if let Some(group) = groups.get_mut(&req.group) {
+                for (key, value) in unchanged {
+                    group.offsets.insert(key.clone(), value);
+                    results.push((key, Ok(())));
+                }
             }
         }
         for chunk in writes.chunks(OFFSETS_PER_TXN) {
             let mut txn = Txn::new().when(fence.clone());
             for (key, value) in chunk {
                 txn = txn.then(TxnOp::Put {
-                    key: keys::offset(&req.group, key),
-                    value: encode_json(value),
+                    key: crate::schema::keys::offset(&req.group, key),
+                    value: OffsetRecord::encode(value),
                     lease: None,
                 });
             }

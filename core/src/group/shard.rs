@@ -145,7 +145,9 @@ impl GroupCoordinator {
                 tracing::warn!(key = %kv.key, "ignoring unparsable group offset key");
                 continue;
             };
-            let value: CommittedOffset = match decode_json(kv) {
+            let value: CommittedOffset = match crate::schema::records::OffsetRecord::decode(
+                &kv.value,
+            ) {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(key = %kv.key, error = %e, "ignoring corrupt committed offset");

@@ -1,35 +1,24 @@
-//! Administrative changes: topic configs, partition counts, deleting records, and the end
-//! offsets of leader epochs.
+//! Administrative changes: topic configs, partition counts, and the end offsets of leader
+//! epochs (DeleteRecords is in `maintenance`).
 //!
 //! Topic record changes are written with a compare on the topic key's mod revision, so that
 //! two brokers changing the same topic cannot lose an update; the local state is updated only
 //! after the write succeeded (other brokers learn it from the metadata store).
-//!
-//! Deleting records rewrites the partition record, which every flush commit of the partition
-//! compares. It therefore runs inside the flusher task with no flush under way (the pipeline
-//! drained first), like retention: a request is queued and the flusher answers it.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use tokio::sync::oneshot;
 
-use super::keys;
-use super::state::PartitionRecord;
-use super::{lock, LogService, ReadRequest, Shared};
+use super::{LogService, ReadRequest, Shared};
 use crate::batch;
 use crate::error::{Error, Result};
 use crate::ports::metadata::encode_json;
 use crate::ports::{Compare, MetadataError, MetadataStoreExt, Txn, TxnOp};
+use crate::schema::keys;
 use crate::topic::{self, TopicRecord};
 use crate::topic_config::{self, ConfigOp};
 use crate::types::{LeaderEpoch, Offset, PartitionKey};
 
 /// Attempts at a topic record update that keeps losing the race with other writers.
 const TOPIC_UPDATE_ATTEMPTS: u32 = 5;
-/// How often a waiting DeleteRecords looks whether the broker is shutting down.
-const SHUTDOWN_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
-/// Chunk keys deleted per transaction, below etcd's 128 operations.
-const DELETES_PER_TXN: usize = 100;
 
 /// How a topic's configs change.
 #[derive(Debug, Clone)]
@@ -56,26 +45,6 @@ pub struct CreatePartitions {
     /// Only validate; change nothing.
     pub validate_only: bool,
 }
-
-/// Where DeleteRecords moves a partition's log start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteBefore {
-    /// Everything committed so far.
-    HighWatermark,
-    Offset(Offset),
-}
-
-/// A DeleteRecords request waiting for the flusher.
-pub(super) struct DeleteRecordsJob {
-    /// Lets a requester take back a job the flusher has not started.
-    id: uuid::Uuid,
-    partition: PartitionKey,
-    before: DeleteBefore,
-    reply: oneshot::Sender<Result<Offset>>,
-}
-
-/// Queue of DeleteRecords requests, drained by the flusher with no flush under way.
-pub(super) type AdminJobs = Mutex<Vec<DeleteRecordsJob>>;
 
 impl LogService {
     /// Changes a topic's configs; returns the topic as it is (or would be) afterwards.
@@ -115,51 +84,6 @@ impl LogService {
             tracing::info!(topic = %updated.name, partitions = updated.partitions, "partitions added");
         }
         Ok(updated)
-    }
-
-    /// Moves a partition's log start to `before` (DeleteRecords); returns the new log start
-    /// (the low watermark). Offsets above the high watermark are out of range; offsets at or
-    /// below the current log start change nothing.
-    pub async fn delete_records(
-        &self,
-        partition: PartitionKey,
-        before: DeleteBefore,
-    ) -> Result<Offset> {
-        let shared = &self.shared;
-        shared.check_leader(partition)?;
-        if shared
-            .shutting_down
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(Error::ShuttingDown);
-        }
-        let (reply, mut answer) = oneshot::channel();
-        let id = uuid::Uuid::new_v4();
-        lock(&shared.admin_jobs).push(DeleteRecordsJob {
-            id,
-            partition,
-            before,
-            reply,
-        });
-        shared.flush_wake.notify_one();
-        loop {
-            tokio::select! {
-                result = &mut answer => return result.unwrap_or(Err(Error::ShuttingDown)),
-                _ = shared.clock.sleep(SHUTDOWN_CHECK) => {}
-            }
-            // A stopping flusher may have looked at the queue for the last time before the
-            // job arrived: take it back if it was not started. A started job is answered.
-            if shared
-                .shutting_down
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
-                let mut jobs = lock(&shared.admin_jobs);
-                if let Some(i) = jobs.iter().position(|j| j.id == id) {
-                    jobs.swap_remove(i);
-                    return Err(Error::ShuttingDown);
-                }
-            }
-        }
     }
 
     /// The end offset of `epoch` in a partition this broker leads: the first offset written
@@ -297,110 +221,5 @@ impl Shared {
             self.take_leadership(&added).await?;
         }
         Ok(())
-    }
-
-    /// Answers the queued DeleteRecords requests. Called by the flusher with no flush under way, so
-    /// that the partition record it rewrites is not being committed at the same time.
-    pub(super) async fn run_admin_jobs(&self) {
-        let jobs = std::mem::take(&mut *lock(&self.admin_jobs));
-        for job in jobs {
-            let result = self.move_log_start(job.partition, job.before).await;
-            // The requester may have timed out; nothing to do then.
-            let _ = job.reply.send(result);
-        }
-    }
-
-    async fn move_log_start(&self, key: PartitionKey, before: DeleteBefore) -> Result<Offset> {
-        self.refresh_if_stale(key).await?;
-        // Serialised with compaction and retention, which replace chunk keys too.
-        let _maintenance = self.maintenance.lock().await;
-        let partition = self.partition(key)?;
-        let (record, revision, leader_revision, doomed) = {
-            let p = lock(&partition);
-            if !p.writable() {
-                return Err(Error::NotLeader(key));
-            }
-            let (start, end) = (p.record.log_start_offset, p.record.log_end_offset);
-            let target = match before {
-                DeleteBefore::HighWatermark => end,
-                DeleteBefore::Offset(o) => o,
-            };
-            if target > end {
-                return Err(Error::OffsetOutOfRange {
-                    offset: target,
-                    start,
-                    end,
-                });
-            }
-            if target <= start {
-                return Ok(start);
-            }
-            let doomed: Vec<Offset> = p
-                .index
-                .from_offset(Offset::ZERO)
-                .take_while(|c| c.last_offset < target)
-                .map(|c| c.base_offset)
-                .collect();
-            let record = PartitionRecord {
-                log_start_offset: target,
-                ..p.record
-            };
-            (record, p.revision, p.leader_revision, doomed)
-        };
-        let pk = keys::partition(key);
-        let mut batches = doomed.chunks(DELETES_PER_TXN - 1);
-        let mut txn = Txn::new()
-            .when(Compare::ModRevision {
-                key: keys::leader(key),
-                revision: leader_revision,
-            })
-            .when(Compare::ModRevision {
-                key: pk.clone(),
-                revision,
-            })
-            .then(TxnOp::Put {
-                key: pk,
-                value: encode_json(&record),
-                lease: None,
-            });
-        for base in batches.next().unwrap_or_default() {
-            txn = txn.then(TxnOp::Delete {
-                key: keys::chunk(key, *base),
-            });
-        }
-        let outcome = self.meta.txn(txn).await;
-        let revision = match outcome {
-            Ok(o) if o.succeeded => o.revision,
-            Ok(_) => {
-                lock(&partition).stale = true;
-                return Err(Error::NotLeader(key));
-            }
-            Err(e) => {
-                lock(&partition).stale = true;
-                return Err(e.into());
-            }
-        };
-        {
-            let mut p = lock(&partition);
-            p.record = record;
-            p.revision = revision;
-            p.index.truncate_before(record.log_start_offset);
-        }
-        tracing::info!(partition = %key, log_start = record.log_start_offset.0, "records deleted");
-        // The rest are below the new log start: nothing reads them, and only the maintenance
-        // lock holders (which we are) would touch them.
-        for group in batches {
-            let mut txn = Txn::new();
-            for base in group {
-                txn = txn.then(TxnOp::Delete {
-                    key: keys::chunk(key, *base),
-                });
-            }
-            if let Err(e) = self.meta.txn(txn).await {
-                tracing::warn!(partition = %key, error = %e, "cannot delete chunk keys below the log start");
-                break;
-            }
-        }
-        Ok(record.log_start_offset)
     }
 }

@@ -1,5 +1,6 @@
 //! The flusher: gathers pending batches, writes one object for all partitions, commits it
-//! with one fenced metadata transaction per group of partitions, then answers the appends.
+//! with one metadata transaction (a flush record, under the broker's fence), then answers
+//! the appends.
 //!
 //! Flushes are pipelined: while one flush uploads or commits, the next is built and uploaded
 //! (up to [`FLUSHES_IN_FLIGHT`] at once), so the object store's latency does not cap the
@@ -17,21 +18,16 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::keys;
 use super::producers::{ProducerStates, SeqCheck};
-use super::state::{ChunkRecord, PartitionRecord};
+use super::state::ChunkRecord;
 use super::{lock, Appended, PendingBatch, Shared};
 use crate::error::{Error, Result};
 use crate::object_format::{ChunkEntry, FlushObjectBuilder};
 use crate::ports::{PutMode, StoreError};
-use crate::types::{Offset, PartitionKey};
+use crate::schema::keys;
+use crate::types::{Millis, Offset, PartitionKey};
 
 mod commit;
-
-/// Partitions per commit transaction: two compares (leader and extent) and up to three puts
-/// (extent, chunk, producer state) each, so both the compare and the operation lists stay
-/// below etcd's 128 per transaction.
-const COMMIT_GROUP: usize = 40;
 
 /// Flushes under way at once (building, uploading or committing).
 pub const FLUSHES_IN_FLIGHT: usize = 3;
@@ -81,23 +77,17 @@ struct Planned {
     replies: Vec<(Reply, Offset)>,
 }
 
-/// A part ready to commit: the extent record to write over the one at `expected_revision`.
-struct Ready {
-    planned: Planned,
-    expected_revision: i64,
-    record: PartitionRecord,
-}
-
 /// A flush built and ready to upload.
 struct Built {
     id: u64,
     object: Bytes,
+    /// Where the object's index lies (position, length).
+    index: (u64, u32),
+    created_ms: Millis,
     parts: Vec<(Planned, Option<ChunkEntry>)>,
 }
 
 pub(super) async fn run(shared: Arc<Shared>) {
-    let check = shared.config.retention_check_ms.max(1) as i64;
-    let mut next_retention = shared.clock.now_ms() + check;
     let mut in_flight: VecDeque<JoinHandle<()>> = VecDeque::new();
     // Completion of the newest flush under way: the next one commits after it.
     let mut newest: Option<oneshot::Receiver<()>> = None;
@@ -105,18 +95,6 @@ pub(super) async fn run(shared: Arc<Shared>) {
     loop {
         while in_flight.front().is_some_and(JoinHandle::is_finished) {
             in_flight.pop_front();
-        }
-        let now = shared.clock.now_ms();
-        let retention_due = now >= next_retention;
-        if retention_due || !lock(&shared.admin_jobs).is_empty() {
-            // DeleteRecords and retention rewrite partition records: run them with no flush
-            // under way (see `admin`).
-            drain(&mut in_flight).await;
-            shared.run_admin_jobs().await;
-            if retention_due {
-                shared.enforce_retention().await;
-                next_retention = shared.clock.now_ms() + check;
-            }
         }
         let stopping = shared.shutting_down.load(Ordering::SeqCst);
         let (ready, wait_ms) = {
@@ -172,8 +150,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
             drain(&mut in_flight).await;
             return;
         }
-        let until_retention = (next_retention - shared.clock.now_ms()).max(0) as u64;
-        let wait = wait_ms.map_or(until_retention, |ms| ms.min(until_retention));
+        let wait = wait_ms.unwrap_or(60_000);
         tokio::select! {
             _ = shared.flush_wake.notified() => {}
             _ = shared.clock.sleep(Duration::from_millis(wait)) => {}
@@ -224,14 +201,10 @@ async fn build(
     batches: BTreeMap<PartitionKey, Vec<PendingBatch>>,
 ) -> Option<Built> {
     let size: usize = batches.values().flatten().map(|b| b.batch.len()).sum();
-    let mut builder = FlushObjectBuilder::new(shared.config.broker_id, shared.clock.now_ms(), size);
+    let created_ms = shared.clock.now_ms();
+    let mut builder = FlushObjectBuilder::new(shared.config.broker_id, created_ms, size);
     let mut parts: Vec<(Planned, Option<ChunkEntry>)> = Vec::new();
     for (key, pending) in batches {
-        if let Err(e) = shared.refresh_if_stale(key).await {
-            tracing::warn!(partition = %key, error = %e, "cannot refresh partition state");
-            fail_batches(pending, || Error::NotLeader(key));
-            continue;
-        }
         let Ok(partition) = shared.partition(key) else {
             fail_batches(pending, || Error::UnknownPartition(key));
             continue;
@@ -358,13 +331,25 @@ async fn build(
     if parts.is_empty() {
         return None;
     }
-    let (object, _, _) = builder.finish();
-    Some(Built { id, object, parts })
+    let (object, _, index) = builder.finish();
+    Some(Built {
+        id,
+        object,
+        index,
+        created_ms,
+        parts,
+    })
 }
 
 /// Uploads a built flush, waits for the flush ahead of it to finish, then commits its parts.
 async fn complete(shared: &Arc<Shared>, built: Built, ahead: Option<oneshot::Receiver<()>>) {
-    let Built { id, object, parts } = built;
+    let Built {
+        id,
+        object,
+        index,
+        created_ms,
+        parts,
+    } = built;
     let object_key = keys::flush_object(shared.config.broker_id, uuid::Uuid::now_v7());
     let started = shared.clock.now_ms();
     let uploaded = shared.upload(&object_key, object.clone()).await;
@@ -391,7 +376,7 @@ async fn complete(shared: &Arc<Shared>, built: Built, ahead: Option<oneshot::Rec
         .stats
         .flushed_bytes
         .fetch_add(object.len() as u64, Ordering::Relaxed);
-    let mut ready: Vec<Ready> = Vec::with_capacity(parts.len());
+    let mut ready: Vec<Planned> = Vec::with_capacity(parts.len());
     for (mut p, entry) in parts {
         if let (Some(chunk), Some(entry)) = (&mut p.chunk, entry) {
             chunk.object = object_key.clone();
@@ -405,10 +390,15 @@ async fn complete(shared: &Arc<Shared>, built: Built, ahead: Option<oneshot::Rec
             ready.push(r);
         }
     }
-    while !ready.is_empty() {
-        let rest = ready.split_off(ready.len().min(COMMIT_GROUP));
-        shared.commit_group(ready, id).await;
-        ready = rest;
+    if !ready.is_empty() {
+        let flush = commit::Flush {
+            id,
+            object: object_key.clone(),
+            index,
+            created_ms,
+            parts: ready,
+        };
+        shared.commit_flush(flush).await;
     }
     let done = shared.clock.now_ms();
     shared.observer.flushed(super::FlushReport {

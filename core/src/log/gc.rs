@@ -1,20 +1,22 @@
-//! Garbage collection of objects that no committed chunk references: flush objects whose
-//! commit failed or was fenced, and objects whose chunks retention or topic deletion removed.
+//! Garbage collection: objects nothing references (flush objects whose commit failed or was
+//! fenced, chunks merged into segments or past retention, superseded checkpoint objects), and
+//! the flush records of incarnations that are gone once checkpoints cover them.
 //!
-//! Object keys carry a UUIDv7, so their age is known without a HEAD. Objects younger than
-//! `gc.grace.ms` are left alone: their commit may still be under way.
+//! References are every flush record's object, every checkpoint's section object together
+//! with the flush objects that object's sections list, and every segment. Object keys carry
+//! a UUIDv7, so their age is known without a HEAD; objects younger than `gc.grace.ms` are
+//! left alone, since their commit may still be under way.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::keys;
-use super::state::ChunkRecord;
-use super::{LogService, Shared};
+use super::{lock, LogService, Shared};
+use crate::checkpoint_format;
 use crate::error::Result;
-use crate::ports::metadata::decode_json;
-use crate::types::Millis;
+use crate::schema::{self, keys, Checkpoint, FlushRecord, SegmentRecord};
+use crate::types::{BrokerId, Millis};
 
 /// What one collection pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,6 +24,8 @@ pub struct GcStats {
     pub objects: usize,
     pub referenced: usize,
     pub deleted: usize,
+    /// Flush records of gone incarnations deleted.
+    pub records: usize,
 }
 
 pub(super) async fn run(shared: Arc<Shared>) {
@@ -37,10 +41,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
             continue;
         }
         match shared.collect_garbage().await {
-            Ok(stats) if stats.deleted > 0 => {
+            Ok(stats) if stats.deleted > 0 || stats.records > 0 => {
                 tracing::info!(
                     deleted = stats.deleted,
                     objects = stats.objects,
+                    records = stats.records,
                     "garbage collected"
                 )
             }
@@ -52,7 +57,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
 
 /// Creation time of an object from the UUIDv7 in its key.
 fn created_ms(key: &str) -> Option<Millis> {
-    let name = key.rsplit('/').next()?.strip_suffix(".ksf")?;
+    let name = key.rsplit('/').next()?;
+    let name = name
+        .strip_suffix(".ksf")
+        .or_else(|| name.strip_suffix(".ksc"))?;
     let id = uuid::Uuid::parse_str(name).ok()?;
     let (secs, nanos) = id.get_timestamp()?.to_unix();
     Some(secs as i64 * 1000 + i64::from(nanos / 1_000_000))
@@ -60,6 +68,8 @@ fn created_ms(key: &str) -> Option<Millis> {
 
 impl Shared {
     pub(super) async fn collect_garbage(&self) -> Result<GcStats> {
+        let live: Vec<(BrokerId, u64)> = lock(&self.live_incarnations).clone();
+        let records = self.delete_dead_records(&live).await?;
         let horizon = self.clock.now_ms() - self.config.gc_grace_ms as i64;
         let objects = self.store.list(keys::DATA_PREFIX).await?;
         let old: Vec<_> = objects
@@ -68,17 +78,14 @@ impl Shared {
             .collect();
         let mut stats = GcStats {
             objects: objects.len(),
+            records,
             ..GcStats::default()
         };
         if old.is_empty() {
             return Ok(stats);
         }
         // Read references after listing: an object committed in between is young anyway.
-        let chunks = self.meta.range(&keys::chunks_prefix()).await?;
-        let mut referenced = HashSet::new();
-        for kv in &chunks.kvs {
-            referenced.insert(decode_json::<ChunkRecord>(kv)?.object);
-        }
+        let referenced = self.referenced_objects().await?;
         stats.referenced = referenced.len();
         for o in old {
             if !referenced.contains(&o.key) {
@@ -87,6 +94,37 @@ impl Shared {
             }
         }
         Ok(stats)
+    }
+
+    async fn referenced_objects(&self) -> Result<HashSet<String>> {
+        let mut referenced = HashSet::new();
+        for kv in &self.meta.range(&keys::flushes_prefix()).await?.kvs {
+            if kv.value.is_empty() {
+                continue;
+            }
+            let r = FlushRecord::decode(&kv.value).map_err(|e| schema::corrupt(kv, e))?;
+            referenced.insert(r.object);
+        }
+        for kv in &self.meta.range(&keys::segments_prefix()).await?.kvs {
+            let s = SegmentRecord::decode(&kv.value).map_err(|e| schema::corrupt(kv, e))?;
+            referenced.insert(s.object);
+        }
+        let mut checkpoint_objects = HashSet::new();
+        for kv in &self.meta.range(&keys::checkpoints_prefix()).await?.kvs {
+            let c = Checkpoint::decode(&kv.value).map_err(|e| schema::corrupt(kv, e))?;
+            if let Some(s) = c.section {
+                checkpoint_objects.insert(s.object);
+            }
+        }
+        for object in checkpoint_objects {
+            let bytes = self.store.get(&object).await?;
+            let listed = checkpoint_format::referenced_objects(&bytes).map_err(|e| {
+                crate::error::Error::MissingData(format!("checkpoint object {object}: {e}"))
+            })?;
+            referenced.extend(listed);
+            referenced.insert(object);
+        }
+        Ok(referenced)
     }
 }
 
@@ -100,15 +138,30 @@ impl LogService {
         }
     }
 
+    /// The brokers alive, (id, incarnation): flush records of any other incarnation are
+    /// collected once checkpoints cover them.
+    pub fn set_live_incarnations(&self, live: Vec<(BrokerId, u64)>) {
+        *lock(&self.shared.live_incarnations) = live;
+    }
+
     /// Runs one garbage collection pass now.
     pub async fn collect_garbage(&self) -> Result<GcStats> {
         self.shared.collect_garbage().await
     }
 
-    /// Runs one retention pass now (normally done by the flusher every
+    /// Runs one retention pass now (normally part of a checkpoint round every
     /// `retention_check_ms`).
-    pub async fn enforce_retention(&self) {
-        self.shared.enforce_retention().await
+    pub async fn enforce_retention(&self) -> Result<()> {
+        self.shared
+            .checkpoint_round(super::maintenance::Round::Periodic { retention: true })
+            .await
+    }
+
+    /// Runs one checkpoint round now (normally every `checkpoint_interval_ms`).
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.shared
+            .checkpoint_round(super::maintenance::Round::Periodic { retention: false })
+            .await
     }
 }
 
@@ -126,6 +179,10 @@ mod tests {
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
         assert!((now - t).abs() < 5_000);
+        assert_eq!(
+            created_ms(&keys::checkpoint_object(BrokerId(2), id)),
+            created_ms(&key)
+        );
         assert_eq!(created_ms("data/1/not-a-uuid.ksf"), None);
         assert_eq!(created_ms("_probe/x"), None);
     }

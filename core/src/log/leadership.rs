@@ -1,14 +1,15 @@
-//! Leadership of partitions as the leader records say: taking a partition up (loading its
-//! extent and chunks), dropping it, and handing it over to another broker after flushing.
+//! Leadership of partitions as the leader records say: taking a partition up (see
+//! `takeover`), dropping it, and handing it over to another broker after flushing and
+//! checkpointing it.
 
 use std::time::Duration;
 
-use super::keys;
-use super::state::{ChunkRecord, LeaderRecord, PartitionRecord};
+use super::state::LeaderRecord;
 use super::{lock, LogService, Role, Shared};
 use crate::error::{Error, Result};
-use crate::ports::metadata::{decode_json, encode_json};
+use crate::ports::metadata::encode_json;
 use crate::ports::{Compare, Txn, TxnOp};
+use crate::schema::keys;
 use crate::types::{BrokerId, PartitionKey, TopicId};
 
 /// How long a hand-over waits for the partition's pending appends to be committed.
@@ -51,69 +52,6 @@ impl Shared {
         self.leadership_changed.send_modify(|n| *n += 1);
         load
     }
-
-    /// Reads the extent and chunks of a partition this broker was just given; it leads the
-    /// partition once they are loaded, unless its leadership changed meanwhile. The reads
-    /// come after the leader record changed, so they see every commit of the previous
-    /// leader (whose later commits are fenced by that change).
-    pub(super) async fn load_partition(
-        &self,
-        key: PartitionKey,
-        leader_revision: i64,
-    ) -> Result<()> {
-        let extent = self.meta.get(&keys::partition(key)).await?;
-        let (record, revision) = match &extent {
-            Some(kv) => (decode_json::<PartitionRecord>(kv)?, kv.mod_revision),
-            None => (PartitionRecord::default(), 0),
-        };
-        let chunks = self.meta.range(&keys::partition_chunks_prefix(key)).await?;
-        let mut list = Vec::with_capacity(chunks.kvs.len());
-        for kv in &chunks.kvs {
-            list.push(decode_json::<ChunkRecord>(kv)?);
-        }
-        let producers = match self.meta.get(&keys::producers(key)).await? {
-            Some(kv) => decode_json(&kv)?,
-            None => super::producers::ProducerStates::default(),
-        };
-        let partition = self.partition(key)?;
-        {
-            let mut p = lock(&partition);
-            if p.role != Role::Loading || p.leader_revision != leader_revision {
-                return Ok(());
-            }
-            p.record = record;
-            p.revision = revision;
-            p.index = super::ChunkIndex::from_chunks(list);
-            p.producers = producers;
-            p.stale = false;
-            p.role = Role::Leader;
-            tracing::info!(partition = %key, epoch = p.leadership.leader_epoch.0, log_end = record.log_end_offset.0, "leading partition");
-        }
-        self.leadership_changed.send_modify(|n| *n += 1);
-        Ok(())
-    }
-
-    /// Loads a partition until it is loaded or its leadership changes.
-    async fn load_until_done(&self, key: PartitionKey, leader_revision: i64) {
-        let mut attempt = 0;
-        loop {
-            match self.load_partition(key, leader_revision).await {
-                Ok(()) => return,
-                Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(partition = %key, error = %e, attempt, "cannot load partition; retrying");
-                }
-            }
-            self.clock.sleep(super::flush::backoff(attempt)).await;
-            let still = self.partition(key).is_ok_and(|p| {
-                let p = lock(&p);
-                p.role == Role::Loading && p.leader_revision == leader_revision
-            });
-            if !still {
-                return;
-            }
-        }
-    }
 }
 
 impl LogService {
@@ -127,8 +65,7 @@ impl LogService {
         ours: bool,
     ) {
         if self.shared.set_leadership(key, record, revision, ours) {
-            let shared = self.shared.clone();
-            tokio::spawn(async move { shared.load_until_done(key, revision).await });
+            self.shared.queue_takeover(key, revision);
         }
     }
 
@@ -238,15 +175,30 @@ impl LogService {
             }
         })
         .await;
-        let (current, leader_revision) = {
+        {
             let mut p = lock(&partition);
             if p.role != Role::HandingOver {
                 // Fenced or moved meanwhile.
                 return Err(Error::NotLeader(key));
             }
-            if waited.is_err() || p.stale {
+            if waited.is_err() {
                 p.role = Role::Leader;
                 return Err(Error::Timeout(HANDOVER_FLUSH_WAIT.as_millis() as u64));
+            }
+        }
+        // The partition's last checkpoint covers all it holds: the next leader reads no flush
+        // record of this broker for it. Held until the leader record changed, so that no
+        // checkpoint round writes the partition in between.
+        let _maintenance = shared.maintenance.lock().await;
+        let checkpointed = shared.write_final_checkpoint(key).await;
+        let (current, leader_revision) = {
+            let mut p = lock(&partition);
+            if p.role != Role::HandingOver {
+                return Err(Error::NotLeader(key));
+            }
+            if let Err(e) = checkpointed {
+                p.role = Role::Leader;
+                return Err(e);
             }
             (p.leadership, p.leader_revision)
         };
@@ -298,10 +250,10 @@ impl LogService {
             }
             Err(e) => {
                 // Unknown outcome: the watch tells whether the record changed; until then
-                // this broker keeps the partition but re-reads it before writing.
+                // this broker keeps the partition (its checkpoint covers everything, and its
+                // next checkpoint compares the key, which the new leader rewrites).
                 if p.role == Role::HandingOver {
                     p.role = Role::Leader;
-                    p.stale = true;
                 }
                 Err(e.into())
             }

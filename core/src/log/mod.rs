@@ -2,23 +2,40 @@
 //! extents, reads by offset and timestamp.
 //!
 //! An append is answered only after the flush object holding it is in the object store and
-//! the metadata transaction recording it succeeded under the partition's current leader
-//! epoch. Offsets are assigned when the flush object is built, from the committed log end,
-//! so an offset is never reused: a failed flush commits nothing.
+//! the one metadata transaction of its flush succeeded under the broker's fence (DESIGN.md,
+//! section 3). Offsets are assigned when the flush object is built, from the committed log
+//! end, so an offset is never reused: a failed flush commits nothing.
+//!
+//! The parts, each with one job:
+//! - `flush`: the pipeline (gather, build, upload, commit in order, answer);
+//! - `writer`: this broker's write identity (incarnation, fence, flush sequence);
+//! - `takeover`: loading partitions this broker was given (checkpoint + flush records after);
+//! - `leadership`: the leader records as seen, hand-overs;
+//! - `maintenance`: checkpoint rounds, segment merges, retention, DeleteRecords, and the
+//!   cleanup of covered flush records;
+//! - `gc`: objects nothing references;
+//! - `read`, `cache`: reads; `topics`, `admin`: the catalog.
+//!
+//! # Lock order
+//! A thread holds at most these, in this order, and never across an `.await`:
+//! `topics` -> `partitions` (the map) -> one partition's mutex -> `projected` ->
+//! `pending` -> `flushing` -> `writer` -> `takeovers`. The async `maintenance` lock is taken
+//! before any of them and held across awaits (one maintenance job at a time).
 
 mod admin;
 mod cache;
-mod compact;
 mod flush;
 mod gc;
-pub mod keys;
 mod leadership;
+mod maintenance;
+mod migrate;
 mod producer_ids;
 pub mod producers;
 mod read;
-mod retention;
 pub mod state;
+mod takeover;
 mod topics;
+mod writer;
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
@@ -31,10 +48,10 @@ use crate::ports::{Clock, MetadataStore, ObjectStore};
 use crate::topic::TopicRecord;
 use crate::types::{BrokerId, LeaderEpoch, Millis, Offset, PartitionId, PartitionKey, TopicId};
 
-pub use admin::{AlterTopicConfigs, ConfigChange, CreatePartitions, DeleteBefore};
+pub use admin::{AlterTopicConfigs, ConfigChange, CreatePartitions};
 pub use gc::GcStats;
+pub use maintenance::{DeleteBefore, Retention};
 pub use read::{ReadRequest, ReadResult};
-pub use retention::Retention;
 pub use state::{ChunkIndex, ChunkRecord, LeaderRecord, PartitionRecord};
 pub use topics::CreateTopic;
 
@@ -58,6 +75,13 @@ pub struct LogConfig {
     pub max_batch_bytes: usize,
     /// Attempts at an object-store upload or a metadata commit before giving up.
     pub attempts: u32,
+    /// This process's incarnation: flush records are keyed by it. 0 = a random one (a log
+    /// opened without a cluster registration).
+    pub incarnation: u64,
+    /// How often dirty partitions are checkpointed, at the latest.
+    pub checkpoint_interval_ms: u64,
+    /// Flush records not covered by a checkpoint that start a checkpoint round early.
+    pub checkpoint_max_records: u64,
     /// How often retention is enforced (Kafka's `log.retention.check.interval.ms`).
     pub retention_check_ms: u64,
     /// `retention.ms` of topics that do not set it; negative = unlimited.
@@ -92,6 +116,9 @@ impl Default for LogConfig {
             cache_bytes: 256 << 20,
             max_batch_bytes: 1 << 20,
             attempts: 3,
+            incarnation: 0,
+            checkpoint_interval_ms: 30_000,
+            checkpoint_max_records: 256,
             retention_check_ms: 60_000,
             default_retention_ms: 7 * 24 * 3600 * 1000,
             default_retention_bytes: -1,
@@ -176,22 +203,32 @@ enum Role {
     HandingOver,
 }
 
+/// Where a partition's checkpoint stands, as this broker last wrote (or read) it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Checkpointed {
+    /// Mod revision of the checkpoint key (0 = absent): the next checkpoint write compares it.
+    revision: i64,
+    /// Bumped by every change a checkpoint must record (a commit, a merge, a new log start).
+    changes: u64,
+    /// `changes` as of the last checkpoint written.
+    written: u64,
+    /// The highest flush sequence of this incarnation that holds the partition (0 = none).
+    last_flush: u64,
+}
+
 #[derive(Debug)]
 struct Partition {
     leadership: LeaderRecord,
-    /// Mod revision of the leader record; every commit compares it (0 = absent): the fence.
+    /// Mod revision of the leader record as last seen: identifies the leadership a flush was
+    /// built under (0 = absent).
     leader_revision: i64,
     role: Role,
+    /// The committed extent.
     record: Record,
-    /// Mod revision of the partition record (0 = absent); a commit compares it too, so a
-    /// commit with an unknown outcome is recognised on retry.
-    revision: i64,
     index: ChunkIndex,
     /// Idempotent producers' sequences, as committed.
     producers: producers::ProducerStates,
-    /// Set when a commit's outcome is unknown: the state must be re-read before the next
-    /// offset is assigned.
-    stale: bool,
+    checkpoint: Checkpointed,
 }
 
 impl Partition {
@@ -201,10 +238,9 @@ impl Partition {
             leader_revision,
             role: Role::Follower,
             record: Record::default(),
-            revision: 0,
             index: ChunkIndex::default(),
             producers: producers::ProducerStates::default(),
-            stale: false,
+            checkpoint: Checkpointed::default(),
         }
     }
 
@@ -213,14 +249,18 @@ impl Partition {
         self.role = Role::Follower;
         self.index = ChunkIndex::default();
         self.record = Record::default();
-        self.revision = 0;
         self.producers = producers::ProducerStates::default();
-        self.stale = false;
+        self.checkpoint = Checkpointed::default();
     }
 
     /// Whether commits and maintenance of this partition may go on here.
     fn writable(&self) -> bool {
-        matches!(self.role, Role::Leader | Role::HandingOver) && !self.stale
+        matches!(self.role, Role::Leader | Role::HandingOver)
+    }
+
+    /// Whether something changed that the last checkpoint does not hold.
+    fn dirty(&self) -> bool {
+        self.checkpoint.changes != self.checkpoint.written
     }
 }
 
@@ -269,15 +309,25 @@ struct Shared {
     /// Flush objects uploaded and segments built, for metrics.
     stats: LogStats,
     observer: Arc<dyn LogObserver>,
-    /// Partitions whose unmerged chunks want compaction.
-    compactable: Mutex<std::collections::BTreeSet<PartitionKey>>,
-    /// Wakes the compactor.
-    compact_wake: Notify,
-    /// Held while retention or compaction rewrites a partition's chunk keys.
+    /// Held by a checkpoint round, a takeover's checkpoint and a hand-over: one of them at a
+    /// time writes checkpoints.
     maintenance: tokio::sync::Mutex<()>,
+    /// Wakes the maintenance task: a checkpoint, a merge or a DeleteRecords is wanted.
+    maintenance_wake: Notify,
     shutting_down: std::sync::atomic::AtomicBool,
-    /// DeleteRecords requests for the flusher to run between flushes.
-    admin_jobs: admin::AdminJobs,
+    /// DeleteRecords requests for the next checkpoint round.
+    admin_jobs: maintenance::AdminJobs,
+    /// This broker's write identity: incarnation, fence, flush sequence.
+    writer: Mutex<writer::Writer>,
+    /// Partitions given to this broker and waiting to be loaded, with the leader record's
+    /// revision they were given under.
+    takeovers: Mutex<BTreeMap<PartitionKey, i64>>,
+    takeover_wake: Notify,
+    /// (broker, incarnation) of the live brokers, for collecting gone incarnations' flush
+    /// records.
+    live_incarnations: Mutex<Vec<(BrokerId, u64)>>,
+    /// The metadata store refused the last write for lack of space (until a write succeeds).
+    metadata_full: std::sync::atomic::AtomicBool,
 }
 
 /// Handle to a broker's log; cheap to clone.
@@ -285,10 +335,9 @@ struct Shared {
 pub struct LogService {
     shared: Arc<Shared>,
     flusher: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
-    /// The garbage collector of unreferenced objects.
-    collector: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
-    /// The compactor, merging chunks into segments beside the flusher.
-    compactor: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Background tasks beside the flusher: garbage collection, maintenance (checkpoints,
+    /// merges, retention) and takeovers.
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -343,11 +392,20 @@ impl LogService {
     ) -> Result<LogService> {
         let (committed, _) = watch::channel(0);
         let (leadership_changed, _) = watch::channel(0);
+        let incarnation = if config.incarnation == 0 {
+            writer::random_incarnation()
+        } else {
+            config.incarnation
+        };
         let shared = Arc::new(Shared {
             cache: ChunkCache::new(config.cache_bytes),
-            compactable: Mutex::new(std::collections::BTreeSet::new()),
-            compact_wake: Notify::new(),
             maintenance: tokio::sync::Mutex::new(()),
+            maintenance_wake: Notify::new(),
+            writer: Mutex::new(writer::Writer::new(incarnation)),
+            takeovers: Mutex::new(BTreeMap::new()),
+            takeover_wake: Notify::new(),
+            live_incarnations: Mutex::new(vec![(config.broker_id, incarnation)]),
+            metadata_full: std::sync::atomic::AtomicBool::new(false),
             stats: LogStats::default(),
             observer,
             config,
@@ -369,16 +427,20 @@ impl LogService {
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             admin_jobs: Mutex::new(Vec::new()),
         });
-        shared.load().await?;
+        shared.sync_fence().await?;
+        let tasks = vec![
+            tokio::spawn(takeover::run(shared.clone())),
+            tokio::spawn(gc::run(shared.clone())),
+            tokio::spawn(maintenance::run(shared.clone())),
+        ];
         let flusher = tokio::spawn(flush::run(shared.clone()));
-        let collector = tokio::spawn(gc::run(shared.clone()));
-        let compactor = tokio::spawn(compact::run(shared.clone()));
-        Ok(LogService {
+        let log = LogService {
             shared,
             flusher: Arc::new(Mutex::new(Some(flusher))),
-            collector: Arc::new(Mutex::new(Some(collector))),
-            compactor: Arc::new(Mutex::new(Some(compactor))),
-        })
+            tasks: Arc::new(Mutex::new(tasks)),
+        };
+        log.shared.load().await?;
+        Ok(log)
     }
 
     pub fn broker_id(&self) -> BrokerId {
@@ -516,6 +578,21 @@ impl LogService {
         }
     }
 
+    /// Whether the metadata store refused this broker's last write for lack of space (it
+    /// cannot take produces until an operator makes room).
+    pub fn metadata_full(&self) -> bool {
+        self.shared
+            .metadata_full
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A write went through: the store has room again.
+    pub fn clear_metadata_full(&self) {
+        self.shared
+            .metadata_full
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Produced bytes pending or in flushes under way.
     pub fn buffered_bytes(&self) -> usize {
         self.shared
@@ -538,23 +615,34 @@ impl LogService {
         self.shared.cache.stats()
     }
 
-    /// Stops accepting appends, flushes and commits what is pending, and stops the flusher.
+    /// Stops accepting appends, flushes and commits what is pending, stops the flusher, and
+    /// checkpoints what it leads so that the next leader reads little.
     pub async fn shutdown(&self) {
         self.shared
             .shutting_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.flush_wake.notify_one();
-        if let Some(collector) = lock(&self.collector).take() {
-            collector.abort();
-        }
-        if let Some(compactor) = lock(&self.compactor).take() {
-            compactor.abort();
-        }
+        self.shared.maintenance_wake.notify_one();
         let handle = lock(&self.flusher).take();
         if let Some(handle) = handle {
             if let Err(e) = handle.await {
                 tracing::error!(error = %e, "flusher task failed");
             }
+        }
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for task in &tasks {
+            task.abort();
+        }
+        // Until they are gone they hold the stores (an embedded store's file stays open).
+        for task in tasks {
+            let _ = task.await;
+        }
+        if let Err(e) = self
+            .shared
+            .checkpoint_round(maintenance::Round::Final)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot checkpoint at shutdown; the next leader reads the flush records");
         }
     }
 }

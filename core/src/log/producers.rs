@@ -5,8 +5,9 @@
 //!
 //! The check runs when a flush is built, against the committed state plus the batches
 //! ahead of it in the same flush, so a failed flush never leaves a gap that later batches
-//! were accepted on top of. The state is committed with the data, in the same transaction
-//! (`producers/<topic>/<p>`), so a new leader continues from it.
+//! were accepted on top of. A new leader continues from the state its checkpoint keeps and
+//! replays the idempotent batches of the flushes after it (each flush object's index lists
+//! them), as Kafka rebuilds producer state from its log.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -54,8 +55,13 @@ fn next_seq(last: i32) -> i32 {
 }
 
 fn last_seq(h: &BatchHeader) -> i32 {
-    // Sequences wrap at i32::MAX like offsets of a producer's own numbering.
-    let last = i64::from(h.base_sequence) + i64::from(h.last_offset_delta);
+    wrap_sequence(h.base_sequence, h.last_offset_delta)
+}
+
+/// The last sequence of a batch: sequences wrap at i32::MAX like offsets of a producer's own
+/// numbering.
+fn wrap_sequence(base_sequence: i32, last_offset_delta: i32) -> i32 {
+    let last = i64::from(base_sequence) + i64::from(last_offset_delta);
     if last > i64::from(i32::MAX) {
         (last - i64::from(i32::MAX) - 1) as i32
     } else {
@@ -120,19 +126,44 @@ impl ProducerStates {
 
     /// Records an appended batch at `base`.
     pub fn record(&mut self, h: &BatchHeader, base: Offset, now: Millis) {
-        if h.producer_id < 0 {
+        self.record_batch(
+            h.producer_id,
+            h.producer_epoch,
+            h.base_sequence,
+            h.last_offset_delta,
+            base,
+            now,
+        );
+    }
+
+    /// Records an appended batch from its producer fields (as a flush object's index keeps
+    /// them, for a new leader replaying the flushes after a checkpoint).
+    pub fn record_batch(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        last_offset_delta: i32,
+        base: Offset,
+        now: Millis,
+    ) {
+        if producer_id < 0 {
             return;
         }
-        let e = self.producers.entry(h.producer_id).or_default();
-        if e.epoch != h.producer_epoch {
+        let e = self.producers.entry(producer_id).or_default();
+        if e.epoch != epoch {
             e.batches.clear();
-            e.epoch = h.producer_epoch;
+            e.epoch = epoch;
         }
-        e.batches.push_back((h.base_sequence, last_seq(h), base.0));
+        e.batches.push_back((
+            base_sequence,
+            wrap_sequence(base_sequence, last_offset_delta),
+            base.0,
+        ));
         while e.batches.len() > TRACKED_BATCHES {
             e.batches.pop_front();
         }
-        e.last_ms = now;
+        e.last_ms = e.last_ms.max(now);
     }
 
     /// Forgets producers idle since before `cutoff`.

@@ -2,12 +2,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::keys;
 use super::state::LeaderRecord;
-use super::{lock, LogService, Shared};
+use super::{lock, LogService, Role, Shared};
 use crate::error::{Error, Result};
 use crate::ports::metadata::{decode_json, encode_json};
 use crate::ports::{Compare, MetadataStoreExt, Txn, TxnOp};
+use crate::schema::keys;
 use crate::topic::{self, TopicRecord};
 use crate::types::{PartitionKey, TopicId};
 
@@ -51,10 +51,11 @@ impl Shared {
     /// Loads the topics and the leader records of their partitions: every partition starts
     /// as a follower. In standalone mode the log then takes every partition itself.
     pub(super) async fn load(&self) -> Result<()> {
+        self.migrate_legacy().await?;
         // Partition keys before topics: a topic's key is written before any key below it,
         // so a partition whose topic is missing afterwards belongs to a deleted topic.
         let leaders = self.meta.range(&keys::leaders_prefix()).await?;
-        let partitions = self.meta.range(&keys::partitions_prefix()).await?;
+        let checkpoints = self.meta.range(&keys::checkpoints_prefix()).await?;
         let topics = self.meta.range(&keys::topics_prefix()).await?;
         let mut seen: std::collections::BTreeSet<TopicId> = std::collections::BTreeSet::new();
         seen.extend(
@@ -64,10 +65,10 @@ impl Shared {
                 .filter_map(|kv| keys::parse_leader(&kv.key).map(|k| k.topic)),
         );
         seen.extend(
-            partitions
+            checkpoints
                 .kvs
                 .iter()
-                .filter_map(|kv| keys::parse_partition(&kv.key).map(|k| k.topic)),
+                .filter_map(|kv| keys::parse_checkpoint(&kv.key).map(|k| k.topic)),
         );
         let mut all = Vec::new();
         for kv in &topics.kvs {
@@ -101,8 +102,8 @@ impl Shared {
         Ok(())
     }
 
-    /// Deletes the keys of partitions whose topic is gone: a commit that raced the topic's
-    /// deletion can leave them, and their chunk records would keep objects from collection.
+    /// Deletes the keys of partitions whose topic is gone: a checkpoint that raced the topic's
+    /// deletion can leave them, and they would keep objects from collection.
     async fn remove_orphans(&self, seen: std::collections::BTreeSet<TopicId>) -> Result<()> {
         let known: std::collections::HashSet<TopicId> = {
             let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
@@ -131,7 +132,7 @@ impl Shared {
                     } else {
                         p.leadership.leader_epoch.next()
                     },
-                    incarnation: 0,
+                    incarnation: self.incarnation(),
                 };
                 let k = keys::leader(*key);
                 txn = txn
@@ -153,11 +154,27 @@ impl Shared {
                 }));
             }
             for (key, record) in updates {
-                self.set_leadership(key, record, outcome.revision, true);
-                self.load_partition(key, outcome.revision).await?;
+                if self.set_leadership(key, record, outcome.revision, true) {
+                    self.queue_takeover(key, outcome.revision);
+                }
             }
         }
-        Ok(())
+        // Serves once loaded: wait for the takeovers.
+        let mut changed = self.leadership_changed.subscribe();
+        loop {
+            let loading = partitions.iter().any(|k| {
+                self.partition(*k)
+                    .is_ok_and(|p| lock(&p).role == Role::Loading)
+            });
+            if !loading {
+                return Ok(());
+            }
+            let waited =
+                tokio::time::timeout(std::time::Duration::from_secs(60), changed.changed()).await;
+            if waited.is_err() {
+                return Err(Error::Timeout(60_000));
+            }
+        }
     }
 }
 
@@ -167,13 +184,20 @@ pub(super) fn delete_topic_keys(txn: Txn, topic: TopicId) -> Txn {
         prefix: keys::topic_leaders_prefix(topic),
     })
     .then(TxnOp::DeletePrefix {
-        prefix: keys::topic_partitions_prefix(topic),
+        prefix: keys::topic_checkpoints_prefix(topic),
     })
     .then(TxnOp::DeletePrefix {
-        prefix: keys::topic_chunks_prefix(topic),
+        prefix: keys::topic_segments_prefix(topic),
+    })
+    // Keys of the first release's layout (see `migrate`).
+    .then(TxnOp::DeletePrefix {
+        prefix: format!("{}{topic}/", keys::legacy::partitions_prefix()),
     })
     .then(TxnOp::DeletePrefix {
-        prefix: keys::topic_producers_prefix(topic),
+        prefix: format!("{}{topic}/", keys::legacy::chunks_prefix()),
+    })
+    .then(TxnOp::DeletePrefix {
+        prefix: format!("{}{topic}/", keys::legacy::producers_prefix()),
     })
 }
 
@@ -250,18 +274,7 @@ impl LogService {
         let outcome = self
             .shared
             .meta
-            .txn(
-                Txn::new()
-                    .when(Compare::ModRevision {
-                        key: key.clone(),
-                        revision: 0,
-                    })
-                    .then(TxnOp::Put {
-                        key,
-                        value: encode_json(&record),
-                        lease: None,
-                    }),
-            )
+            .txn(Txn::create(key, encode_json(&record), None))
             .await?;
         if !outcome.succeeded {
             return Err(Error::TopicAlreadyExists(req.name));

@@ -102,6 +102,16 @@ impl Txn {
         self.ops.push(op);
         self
     }
+
+    /// Puts `key` only if it does not exist (its mod revision is 0).
+    pub fn create(key: String, value: Bytes, lease: Option<LeaseId>) -> Txn {
+        Txn::new()
+            .when(Compare::ModRevision {
+                key: key.clone(),
+                revision: 0,
+            })
+            .then(TxnOp::Put { key, value, lease })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

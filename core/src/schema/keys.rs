@@ -130,6 +130,12 @@ pub fn producer_ids() -> String {
     format!("{ROOT}producer-ids")
 }
 
+/// Written while the store refuses writes for lack of space, to notice when it takes them
+/// again.
+pub fn store_probe() -> String {
+    format!("{ROOT}probe")
+}
+
 // ---- cluster ------------------------------------------------------------------------------
 
 pub fn brokers_prefix() -> String {

@@ -274,6 +274,60 @@ impl Checkpoint {
     }
 }
 
+/// `groups/offsets/<shard>/<group>/<topic>/<p>`: a committed offset, in a few bytes (the first
+/// release wrote JSON, which is still read).
+pub struct OffsetRecord;
+
+impl OffsetRecord {
+    const VERSION: u8 = 1;
+
+    pub fn encode(c: &crate::group::CommittedOffset) -> Bytes {
+        let mut w = Writer::new(Self::VERSION);
+        w.uvarint(c.offset.0.max(0) as u64);
+        w.varint(c.leader_epoch.map_or(-1, |e| i64::from(e.0)));
+        w.str(&c.metadata);
+        w.varint(c.commit_ms);
+        match c.topic_id {
+            Some(t) => {
+                w.u8(1);
+                w.uuid(&t.0);
+            }
+            None => w.u8(0),
+        }
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<crate::group::CommittedOffset, CodecError> {
+        if bytes.first() == Some(&b'{') {
+            return serde_json::from_slice(bytes).map_err(|e| CodecError {
+                what: "committed offset",
+                at: 0,
+                reason: e.to_string(),
+            });
+        }
+        let (mut r, _) = Reader::new(bytes, "committed offset", 1..=1)?;
+        let offset = Offset(r.uvarint_as()?);
+        let epoch: i64 = r.varint()?;
+        let metadata = r.str()?.to_owned();
+        let commit_ms = r.varint()?;
+        let topic_id = match r.u8()? {
+            0 => None,
+            1 => Some(TopicId(r.uuid()?)),
+            other => return Err(r.error(format!("topic id flag {other}"))),
+        };
+        r.end()?;
+        Ok(crate::group::CommittedOffset {
+            offset,
+            leader_epoch: (epoch >= 0)
+                .then(|| i32::try_from(epoch).ok().map(LeaderEpoch))
+                .flatten(),
+            metadata,
+            commit_ms,
+            topic_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -324,6 +378,31 @@ mod tests {
             let _ = Checkpoint::decode(&bytes);
             let _ = SegmentRecord::decode(&bytes);
         }
+    }
+
+    #[test]
+    fn offsets_round_trip_and_old_json_is_read() {
+        let c = crate::group::CommittedOffset {
+            offset: Offset(1_234_567),
+            leader_epoch: Some(LeaderEpoch(3)),
+            metadata: "meta".into(),
+            commit_ms: 1_700_000_000_123,
+            topic_id: Some(TopicId::random()),
+        };
+        let bytes = OffsetRecord::encode(&c);
+        assert!(bytes.len() < 40, "{} bytes", bytes.len());
+        assert_eq!(OffsetRecord::decode(&bytes).unwrap(), c);
+        let none = crate::group::CommittedOffset {
+            leader_epoch: None,
+            topic_id: None,
+            ..c.clone()
+        };
+        assert_eq!(
+            OffsetRecord::decode(&OffsetRecord::encode(&none)).unwrap(),
+            none
+        );
+        let json = serde_json::to_vec(&c).unwrap();
+        assert_eq!(OffsetRecord::decode(&json).unwrap(), c);
     }
 
     #[test]

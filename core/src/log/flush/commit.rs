@@ -1,22 +1,44 @@
-//! The commit stage of a flush: each part's turn (the exact-base check), the fenced
-//! metadata transactions, conflict resolution after an unknown outcome, and applying what
-//! committed to the partition's state.
+//! The commit stage of a flush: each part's turn (the exact-base check), the flush's one
+//! metadata transaction, resolving an unknown outcome, and applying what committed.
+//!
+//! The transaction compares the broker's fence and that the flush record's key is absent,
+//! and puts the record. Its outcome can be unknown (a timeout): the next flush of a partition
+//! would then assign offsets on top of state that may or may not include this one. So the
+//! outcome is resolved before the pipeline goes on: by reading the key, and if it is absent,
+//! by writing a tombstone in its place, after which the original can no longer apply.
 
-use super::{backoff, earlier_flush_failed, fail, Planned, Ready};
-use crate::error::{Error, Result};
-use crate::log::keys;
-use crate::log::producers::ProducerStates;
-use crate::log::state::{ChunkRecord, PartitionRecord};
+use super::{backoff, earlier_flush_failed, fail, Planned, Reply};
+use crate::error::Error;
 use crate::log::{lock, Appended, Role, Shared};
-use crate::ports::metadata::{decode_json, encode_json};
 use crate::ports::{Compare, MetadataError, Txn, TxnOp};
-use crate::types::PartitionKey;
+use crate::schema::{keys, FlushPart, FlushRecord};
+use crate::types::{Millis, Offset, PartitionKey};
+
+/// A flush whose parts passed their turn, ready to commit.
+pub(super) struct Flush {
+    pub id: u64,
+    pub object: String,
+    pub index: (u64, u32),
+    pub created_ms: Millis,
+    pub parts: Vec<Planned>,
+}
+
+/// Written where a flush record with an unknown outcome did not land, so it never can.
+const TOMBSTONE: &[u8] = b"";
+
+enum Outcome {
+    Committed,
+    /// The fence changed: the broker lost something.
+    Fenced,
+    /// Nothing was applied.
+    Failed(MetadataError),
+}
 
 impl Shared {
     /// A part's turn to commit (every flush ahead of it has finished): it commits only if
-    /// the partition is still led under the same record and its extent stands exactly where
-    /// the part was built on. Parts holding only retries are answered here.
-    pub(in crate::log::flush) fn ready_to_commit(&self, p: Planned, id: u64) -> Option<Ready> {
+    /// the partition is still led under the same leadership and its extent stands exactly
+    /// where the part was built on. Parts holding only retries are answered here.
+    pub(in crate::log::flush) fn ready_to_commit(&self, p: Planned, id: u64) -> Option<Planned> {
         let key = p.key;
         let Ok(partition) = self.partition(key) else {
             fail(p.replies, || Error::UnknownPartition(key));
@@ -25,15 +47,13 @@ impl Shared {
         let state = lock(&partition);
         let led = matches!(state.role, Role::Leader | Role::HandingOver)
             && state.leader_revision == p.leader_revision;
-        let failure: Option<fn(PartitionKey) -> Error> = if !led {
-            Some(Error::NotLeader)
-        } else if state.stale {
-            Some(|_| {
-                Error::Metadata(MetadataError::Unavailable {
-                    message: "the outcome of an earlier commit of this partition is unknown".into(),
-                })
-            })
-        } else if p.chunk.is_none() {
+        if !led {
+            drop(state);
+            self.break_chain(key, id);
+            fail(p.replies, || Error::NotLeader(key));
+            return None;
+        }
+        if p.chunk.is_none() {
             // Retries: their originals are committed if the extent has passed them.
             let (end, start) = (state.record.log_end_offset, state.record.log_start_offset);
             drop(state);
@@ -51,25 +71,14 @@ impl Shared {
                 }
             }
             return None;
-        } else if state.record.log_end_offset != p.base {
-            Some(|_| earlier_flush_failed())
-        } else {
-            None
-        };
-        if let Some(e) = failure {
+        }
+        if state.record.log_end_offset != p.base {
             drop(state);
             self.break_chain(key, id);
-            fail(p.replies, || e(key));
+            fail(p.replies, earlier_flush_failed);
             return None;
         }
-        Some(Ready {
-            record: PartitionRecord {
-                log_end_offset: p.end,
-                ..state.record
-            },
-            expected_revision: state.revision,
-            planned: p,
-        })
+        Some(p)
     }
 
     /// A flush failed for a partition: the flushes built on it fail too (their commit check
@@ -99,254 +108,230 @@ impl Shared {
         self.committed.send_modify(|n| *n += 1);
     }
 
-    /// Commits one group atomically; partitions whose compare fails are resolved one by one.
-    pub(in crate::log::flush) async fn commit_group(&self, mut group: Vec<Ready>, id: u64) {
-        let mut attempt = 0;
-        while !group.is_empty() {
-            attempt += 1;
-            let mut txn = Txn::new();
-            for r in &group {
-                let p = &r.planned;
-                let pk = keys::partition(p.key);
-                txn = txn
-                    .when(Compare::ModRevision {
-                        key: keys::leader(p.key),
-                        revision: p.leader_revision,
-                    })
-                    .when(Compare::ModRevision {
-                        key: pk.clone(),
-                        revision: r.expected_revision,
-                    })
-                    .then(TxnOp::Put {
-                        key: pk,
-                        value: encode_json(&r.record),
-                        lease: None,
-                    });
-                if let Some(chunk) = &p.chunk {
-                    txn = txn.then(TxnOp::Put {
-                        key: keys::chunk(p.key, chunk.base_offset),
-                        value: encode_json(chunk),
-                        lease: None,
-                    });
-                }
-                if let Some(producers) = &p.producers {
-                    txn = txn.then(TxnOp::Put {
-                        key: keys::producers(p.key),
-                        value: encode_json(producers),
-                        lease: None,
-                    });
-                }
+    /// Commits a flush with one transaction and applies it, or fails its appends.
+    pub(in crate::log::flush) async fn commit_flush(&self, flush: Flush) {
+        if lock(&self.writer).fenced {
+            if let Err(e) = self.sync_fence().await {
+                tracing::warn!(error = %e, "cannot read the fence; failing the flush");
+                self.fail_flush(flush, |_| Error::Metadata(unavailable(&e.to_string())));
+                return;
             }
-            match self.meta.txn(txn).await {
-                Ok(outcome) if outcome.succeeded => {
-                    for r in group {
-                        self.apply(r, outcome.revision, id);
-                    }
-                    self.committed.send_modify(|n| *n += 1);
-                    return;
-                }
-                Ok(_) => {
-                    group = self.resolve_conflicts(group, id).await;
-                }
+        }
+        // Parts whose leadership the fence sync just dropped are not written.
+        let (parts, lost): (Vec<Planned>, Vec<Planned>) =
+            flush.parts.into_iter().partition(|p| self.still_led(p));
+        for p in lost {
+            self.break_chain(p.key, flush.id);
+            fail(p.replies, || Error::NotLeader(p.key));
+        }
+        if parts.is_empty() {
+            return;
+        }
+        let flush = Flush { parts, ..flush };
+        let (seq, incarnation, fence) = {
+            let mut w = lock(&self.writer);
+            let seq = w.next_seq;
+            w.next_seq += 1;
+            (seq, w.incarnation, w.fence_revision)
+        };
+        let record = FlushRecord {
+            object: flush.object.clone(),
+            index_position: flush.index.0,
+            index_length: flush.index.1,
+            created_ms: flush.created_ms,
+            parts: flush
+                .parts
+                .iter()
+                .map(|p| FlushPart {
+                    partition: p.key,
+                    end: p.end,
+                })
+                .collect(),
+        };
+        let key = keys::flush(self.config.broker_id, incarnation, seq);
+        let outcome = self.write_flush_record(&key, &record, fence).await;
+        match outcome {
+            Outcome::Committed => self
+                .metadata_full
+                .store(false, std::sync::atomic::Ordering::SeqCst),
+            Outcome::Failed(MetadataError::NoSpace { .. }) => self
+                .metadata_full
+                .store(true, std::sync::atomic::Ordering::SeqCst),
+            _ => {}
+        }
+        match outcome {
+            Outcome::Committed => self.apply_flush(flush, seq),
+            Outcome::Fenced => {
+                tracing::warn!(
+                    seq,
+                    "flush fenced: this broker lost partitions it was flushing"
+                );
+                lock(&self.writer).fenced = true;
+                self.fail_flush(flush, Error::NotLeader);
+            }
+            Outcome::Failed(e) => {
+                tracing::warn!(seq, error = %e, "flush commit failed");
+                let message = e.to_string();
+                let no_space = matches!(e, MetadataError::NoSpace { .. });
+                self.fail_flush(flush, move |_| {
+                    Error::Metadata(if no_space {
+                        MetadataError::NoSpace {
+                            message: message.clone(),
+                        }
+                    } else {
+                        unavailable(&message)
+                    })
+                });
+            }
+        }
+    }
+
+    fn still_led(&self, p: &Planned) -> bool {
+        self.partition(p.key).is_ok_and(|partition| {
+            let state = lock(&partition);
+            state.writable() && state.leader_revision == p.leader_revision
+        })
+    }
+
+    fn fail_flush(&self, flush: Flush, err: impl Fn(PartitionKey) -> Error) {
+        for p in flush.parts {
+            self.break_chain(p.key, flush.id);
+            let key = p.key;
+            fail(p.replies, || err(key));
+        }
+    }
+
+    /// Writes the flush record: fenced, create-only. Retries a transient failure; resolves an
+    /// unknown outcome before returning (see the module docs).
+    async fn write_flush_record(&self, key: &str, record: &FlushRecord, fence: i64) -> Outcome {
+        let value = record.encode();
+        let txn = Txn::new()
+            .when(Compare::ModRevision {
+                key: keys::fence(self.config.broker_id),
+                revision: fence,
+            })
+            .when(Compare::ModRevision {
+                key: key.to_owned(),
+                revision: 0,
+            })
+            .then(TxnOp::Put {
+                key: key.to_owned(),
+                value: value.clone(),
+                lease: None,
+            });
+        let mut attempt = 0;
+        let mut unknown = false;
+        loop {
+            attempt += 1;
+            match self.meta.txn(txn.clone()).await {
+                Ok(o) if o.succeeded => return Outcome::Committed,
+                Ok(_) if !unknown => return Outcome::Fenced,
+                // An earlier attempt may have applied: the key tells.
+                Ok(_) => return self.resolve(key, &value).await,
+                Err(e @ MetadataError::NoSpace { .. }) if !unknown => return Outcome::Failed(e),
                 Err(e) if e.is_retriable() && attempt < self.config.attempts => {
-                    // The outcome is unknown; the retry's compare tells whether it applied.
-                    tracing::debug!(attempt, error = %e, "retrying commit");
+                    unknown = true;
+                    tracing::debug!(attempt, error = %e, "retrying flush commit");
                     self.clock.sleep(backoff(attempt)).await;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, partitions = group.len(), "commit failed; outcome unknown");
-                    let message = e.to_string();
-                    for r in group {
-                        self.mark_stale(r.planned.key);
-                        self.break_chain(r.planned.key, id);
-                        fail(r.planned.replies, || {
-                            Error::Metadata(MetadataError::Unavailable {
-                                message: message.clone(),
-                            })
-                        });
+                    tracing::warn!(error = %e, "flush commit outcome unknown; resolving it");
+                    return self.resolve(key, &value).await;
+                }
+            }
+        }
+    }
+
+    /// Finds out whether a flush record with an unknown outcome landed, making sure that if
+    /// it did not, it never will. Keeps trying while the store is unreachable: the next
+    /// flush cannot be built on an unknown state.
+    async fn resolve(&self, key: &str, value: &bytes::Bytes) -> Outcome {
+        let tombstone = Txn::create(key.to_owned(), bytes::Bytes::from_static(TOMBSTONE), None);
+        let mut attempt = 0u32;
+        loop {
+            match self.meta.get(key).await {
+                Ok(Some(kv)) if kv.value == *value => return Outcome::Committed,
+                Ok(Some(_)) => {
+                    // A tombstone of ours, or a value no one else writes: not ours to apply.
+                    return Outcome::Failed(unavailable("the commit did not land"));
+                }
+                Ok(None) => match self.meta.txn(tombstone.clone()).await {
+                    Ok(o) if o.succeeded => {
+                        return Outcome::Failed(unavailable("the commit did not land"));
                     }
-                    return;
+                    // It landed meanwhile: the next read sees it.
+                    Ok(_) => continue,
+                    Err(e) => tracing::debug!(error = %e, "cannot resolve the flush commit yet"),
+                },
+                Err(e) => tracing::debug!(error = %e, "cannot read the flush record yet"),
+            }
+            if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) && attempt > 3 {
+                // Either way is safe: a new leader reads the records that landed.
+                return Outcome::Failed(unavailable("shutting down with a commit unresolved"));
+            }
+            attempt += 1;
+            self.clock.sleep(backoff(attempt)).await;
+        }
+    }
+
+    /// The flush committed: the extents move, the appends are answered.
+    fn apply_flush(&self, flush: Flush, seq: u64) {
+        let id = flush.id;
+        for p in flush.parts {
+            let Planned {
+                key,
+                end,
+                chunk,
+                producers,
+                replies,
+                ..
+            } = p;
+            let mut log_start_offset = Offset::ZERO;
+            if let Ok(partition) = self.partition(key) {
+                let mut state = lock(&partition);
+                let mut projected = lock(&self.projected);
+                if projected.get(&key).is_some_and(|c| c.last_flush == id) {
+                    // The committed extent has caught up with the chain.
+                    projected.remove(&key);
                 }
-            }
-        }
-    }
-
-    /// After a failed compare: keeps the partitions still ours, completes those whose commit
-    /// had in fact applied (an earlier attempt with an unknown outcome), fences the rest.
-    async fn resolve_conflicts(&self, group: Vec<Ready>, id: u64) -> Vec<Ready> {
-        let mut retry = Vec::new();
-        let mut applied = false;
-        for r in group {
-            let key = r.planned.key;
-            match self.commit_state(&r).await {
-                Ok(CommitState::Unchanged) => retry.push(r),
-                Ok(CommitState::Applied(revision)) => {
-                    self.apply(r, revision, id);
-                    applied = true;
+                drop(projected);
+                debug_assert!(end > state.record.log_end_offset);
+                state.record.log_end_offset = end;
+                if let Some(chunk) = chunk {
+                    state.index.push(chunk);
                 }
-                Ok(CommitState::Fenced) => {
-                    tracing::warn!(partition = %key, "commit fenced: the partition has a new leader");
-                    self.fence(key, r.planned.leader_revision);
-                    self.break_chain(key, id);
-                    fail(r.planned.replies, || Error::NotLeader(key));
+                if let Some(producers) = producers {
+                    state.producers = producers;
                 }
-                Err(e) => {
-                    self.mark_stale(key);
-                    self.break_chain(key, id);
-                    let message = e.to_string();
-                    fail(r.planned.replies, || {
-                        Error::Metadata(MetadataError::Unavailable {
-                            message: message.clone(),
-                        })
-                    });
-                }
+                state.checkpoint.changes += 1;
+                state.checkpoint.last_flush = seq;
+                log_start_offset = state.record.log_start_offset;
             }
+            answer(replies, log_start_offset);
         }
-        if applied {
-            self.committed.send_modify(|n| *n += 1);
-        }
-        retry
-    }
-
-    /// Where a planned commit stands after a failed compare.
-    async fn commit_state(&self, r: &Ready) -> Result<CommitState, MetadataError> {
-        let p = &r.planned;
-        let leader = self.meta.get(&keys::leader(p.key)).await?;
-        if leader.map_or(0, |kv| kv.mod_revision) != p.leader_revision {
-            return Ok(CommitState::Fenced);
-        }
-        match self.meta.get(&keys::partition(p.key)).await? {
-            Some(kv) if kv.mod_revision == r.expected_revision => Ok(CommitState::Unchanged),
-            Some(kv)
-                if decode_json::<PartitionRecord>(&kv).is_ok_and(|rec| rec == r.record)
-                    && self.chunk_is(p).await =>
-            {
-                Ok(CommitState::Applied(kv.mod_revision))
-            }
-            // The extent changed under a leader that did not change: only this broker writes
-            // it, so this cannot happen unless state was edited by hand. Stop writing.
-            _ => Ok(CommitState::Fenced),
-        }
-    }
-
-    async fn chunk_is(&self, p: &Planned) -> bool {
-        let Some(chunk) = &p.chunk else {
-            return true;
+        let uncovered = {
+            let mut w = lock(&self.writer);
+            w.committed_seq = seq;
+            seq
         };
-        match self.meta.get(&keys::chunk(p.key, chunk.base_offset)).await {
-            Ok(Some(kv)) => decode_json::<ChunkRecord>(&kv).is_ok_and(|c| &c == chunk),
-            _ => false,
-        }
-    }
-
-    fn apply(&self, r: Ready, revision: i64, id: u64) {
-        let Ready {
-            planned: p, record, ..
-        } = r;
-        if let Ok(partition) = self.partition(p.key) {
-            let mut state = lock(&partition);
-            let mut projected = lock(&self.projected);
-            if projected.get(&p.key).is_some_and(|c| c.last_flush == id) {
-                // The committed extent has caught up with the chain.
-                projected.remove(&p.key);
-            }
-            drop(projected);
-            debug_assert!(record.log_end_offset > state.record.log_end_offset);
-            state.record = record;
-            state.revision = revision;
-            if let Some(chunk) = p.chunk {
-                state.index.push(chunk);
-            }
-            if let Some(producers) = p.producers {
-                state.producers = producers;
-            }
-            if self.wants_compaction(state.index.unmerged()) {
-                lock(&self.compactable).insert(p.key);
-                self.compact_wake.notify_one();
-            }
-        }
-        let log_start_offset = record.log_start_offset;
-        for (reply, base_offset) in p.replies {
-            if let Some(reply) = reply {
-                let _ = reply.send(Ok(Appended {
-                    base_offset,
-                    log_start_offset,
-                }));
-            }
-        }
-    }
-
-    /// A commit planned under the leader record at `leader_revision` showed that the
-    /// partition has another leader: stop leading it under that record. The watch of leader
-    /// records brings the new leadership; if it already did (this broker may even lead the
-    /// partition again, under a newer record), there is nothing to drop.
-    fn fence(&self, key: PartitionKey, leader_revision: i64) {
-        if let Ok(partition) = self.partition(key) {
-            let mut state = lock(&partition);
-            if state.leader_revision != leader_revision {
-                return;
-            }
-            state.become_follower();
-        }
-        self.leadership_changed.send_modify(|n| *n += 1);
-    }
-
-    fn mark_stale(&self, key: PartitionKey) {
-        if let Ok(partition) = self.partition(key) {
-            lock(&partition).stale = true;
-        }
-    }
-
-    /// Re-reads a partition whose last commit had an unknown outcome or was fenced.
-    pub(in crate::log) async fn refresh_if_stale(&self, key: PartitionKey) -> Result<()> {
-        let Ok(partition) = self.partition(key) else {
-            return Ok(());
-        };
-        let expected = {
-            let p = lock(&partition);
-            if !p.stale {
-                return Ok(());
-            }
-            p.leader_revision
-        };
-        let leader = self.meta.get(&keys::leader(key)).await?;
-        let (record, revision) = match self.meta.get(&keys::partition(key)).await? {
-            Some(kv) => (decode_json::<PartitionRecord>(&kv)?, kv.mod_revision),
-            None => (PartitionRecord::default(), 0),
-        };
-        let chunks = self.meta.range(&keys::partition_chunks_prefix(key)).await?;
-        let mut list = Vec::with_capacity(chunks.kvs.len());
-        for kv in &chunks.kvs {
-            list.push(decode_json::<ChunkRecord>(kv)?);
-        }
-        let producers = match self.meta.get(&keys::producers(key)).await? {
-            Some(kv) => decode_json(&kv)?,
-            None => ProducerStates::default(),
-        };
-        let mut state = lock(&partition);
-        if state.leader_revision != expected || !state.stale {
-            // The watch changed the leadership while this read ran; it took care of it.
-            return Ok(());
-        }
-        if leader.map_or(0, |kv| kv.mod_revision) != expected {
-            // Leadership moved meanwhile: not ours to refresh.
-            state.become_follower();
-            return Ok(());
-        }
-        state.record = record;
-        state.revision = revision;
-        state.index = crate::log::ChunkIndex::from_chunks(list);
-        state.producers = producers;
-        state.stale = false;
-        Ok(())
+        self.committed.send_modify(|n| *n += 1);
+        self.note_uncovered(uncovered);
     }
 }
 
-enum CommitState {
-    /// Nothing of the commit applied and the partition is still ours: retry.
-    Unchanged,
-    /// An earlier attempt with an unknown outcome applied, at this revision.
-    Applied(i64),
-    /// Another leader owns the partition.
-    Fenced,
+fn answer(replies: Vec<(Reply, Offset)>, log_start_offset: Offset) {
+    for (reply, base_offset) in replies {
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(Appended {
+                base_offset,
+                log_start_offset,
+            }));
+        }
+    }
+}
+
+fn unavailable(message: &str) -> MetadataError {
+    MetadataError::Unavailable {
+        message: message.to_owned(),
+    }
 }

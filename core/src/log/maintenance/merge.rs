@@ -1,0 +1,102 @@
+//! Merging a partition's small flush chunks into one segment object with a block index, in a
+//! checkpoint round: the segment is uploaded first, and the round's checkpoint of the
+//! partition, written in one transaction with the segment's key, no longer lists the chunks
+//! it covers. Metadata thus holds O(partitions + segments) keys, and a checkpoint's chunk list
+//! stays short.
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::log::state::{ChunkRecord, SegmentRef};
+use crate::log::{lock, Shared};
+use crate::ports::PutMode;
+use crate::schema::keys;
+use crate::segment;
+use crate::types::PartitionKey;
+
+/// Chunks merged into one segment at most.
+pub const MERGE_MAX_CHUNKS: usize = 1000;
+
+impl Shared {
+    /// Whether a partition's unmerged chunks are worth merging: enough bytes, or so many chunks
+    /// that reading them (and listing them in checkpoints) costs more than rewriting them.
+    fn wants_merge(&self, unmerged: (usize, u64)) -> bool {
+        let (count, bytes) = unmerged;
+        count >= MERGE_MAX_CHUNKS || (count >= 2 && bytes >= self.config.compaction_min_bytes)
+    }
+
+    /// The partitions this broker leads that want a merge.
+    pub(in crate::log) fn merge_candidates(&self) -> Vec<PartitionKey> {
+        let map = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter(|(_, p)| {
+                let p = lock(p);
+                p.writable() && self.wants_merge(p.index.unmerged())
+            })
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Merges the oldest unmerged chunks of a partition (up to `segment_bytes`) into a segment
+    /// object; returns the segment, which the round's checkpoint commits.
+    pub(in crate::log) async fn merge(&self, key: PartitionKey) -> Result<Option<ChunkRecord>> {
+        let run: Vec<ChunkRecord> = {
+            let partition = self.partition(key)?;
+            let p = lock(&partition);
+            if !p.writable() {
+                return Ok(None);
+            }
+            let mut bytes = 0u64;
+            p.index
+                .unmerged_chunks()
+                .take_while(|c| {
+                    bytes += u64::from(c.length);
+                    bytes <= self.config.segment_bytes
+                })
+                .take(MERGE_MAX_CHUNKS)
+                .cloned()
+                .collect()
+        };
+        if run.len() < 2 {
+            return Ok(None);
+        }
+        let mut data: Vec<Bytes> = Vec::with_capacity(run.len());
+        for chunk in &run {
+            data.push(self.chunk_bytes(chunk).await?);
+        }
+        let batches = data
+            .iter()
+            .flat_map(crate::batch::iter)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let (object, info) = segment::build(
+            key.topic,
+            key.partition,
+            batches.iter().map(|(_, b)| b.as_ref()),
+            self.config.segment_block_bytes,
+        )?;
+        let first = &run[0];
+        let last = &run[run.len() - 1];
+        debug_assert_eq!(info.base_offset, first.base_offset);
+        debug_assert_eq!(info.last_offset, last.last_offset);
+        let object_key = keys::flush_object(self.config.broker_id, uuid::Uuid::now_v7());
+        self.store.put(&object_key, object, PutMode::Create).await?;
+        tracing::debug!(partition = %key, chunks = run.len(), "chunks merged into a segment");
+        Ok(Some(ChunkRecord {
+            object: object_key,
+            position: info.data_position,
+            length: u32::try_from(info.data_length).map_err(|_| Error::BatchTooLarge {
+                size: info.data_length as usize,
+                max: u32::MAX as usize,
+            })?,
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            max_timestamp: info.max_timestamp,
+            crc: 0,
+            segment: Some(SegmentRef {
+                index_position: info.index_position,
+                index_length: info.index_length,
+                index_crc: info.index_crc,
+            }),
+        }))
+    }
+}

@@ -1,0 +1,469 @@
+//! Maintenance of the partitions this broker leads, in rounds: checkpoints, segment merges,
+//! retention and DeleteRecords. One round writes one checkpoint object for every partition
+//! that changed since its last checkpoint, and their checkpoint records in a few
+//! transactions (many partitions each, fenced like a flush); the flush records the round
+//! covers are then deleted.
+//!
+//! A round runs every `checkpoint_interval_ms`, when this broker's uncovered flush records
+//! reach `checkpoint_max_records`, for a DeleteRecords request, for a hand-over (the leaving
+//! partition alone) and at shutdown. Rounds, takeover checkpoints and hand-overs hold the
+//! maintenance lock, so checkpoints of a partition are written one at a time.
+
+mod admin;
+mod cleanup;
+mod merge;
+mod retention;
+
+pub(in crate::log) use admin::AdminJobs;
+pub use admin::DeleteBefore;
+pub use retention::Retention;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::producers::ProducerStates;
+use super::state::{ChunkIndex, ChunkRecord};
+use super::{lock, PartitionRecord, Shared};
+use crate::checkpoint_format::{CheckpointObjectBuilder, Section};
+use crate::error::{Error, Result};
+use crate::ports::{Compare, MetadataError, PutMode, Txn, TxnOp};
+use crate::schema::{keys, Checkpoint, SectionRef, SegmentRecord, Tail};
+use crate::types::{Offset, PartitionKey};
+
+/// Partitions per checkpoint transaction: a compare and one or two puts each, plus the
+/// fence, below etcd's 128 per list.
+const CHECKPOINTS_PER_TXN: usize = 60;
+
+/// What a round covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::log) enum Round {
+    /// Every dirty partition; merges; retention when `retention` is set.
+    Periodic { retention: bool },
+    /// One partition, about to be handed over.
+    HandOver(PartitionKey),
+    /// Every dirty partition, at shutdown.
+    Final,
+}
+
+/// A partition's state as a checkpoint will record it.
+#[derive(Debug)]
+pub(in crate::log) struct Snapshot {
+    pub key: PartitionKey,
+    pub leader_revision: i64,
+    /// The checkpoint key's mod revision the write expects.
+    pub checkpoint_revision: i64,
+    pub record: PartitionRecord,
+    pub index: ChunkIndex,
+    pub producers: ProducerStates,
+    /// The partition's change counter when the snapshot was taken.
+    pub changes: u64,
+    /// A segment this round merged: its key is written with the checkpoint.
+    pub new_segment: Option<ChunkRecord>,
+    /// The round moved the log start: segment keys below it go afterwards.
+    pub moved_start: bool,
+}
+
+pub(in crate::log) async fn run(shared: Arc<Shared>) {
+    let interval = shared.config.checkpoint_interval_ms.max(1) as i64;
+    let retention_every = shared.config.retention_check_ms.max(1) as i64;
+    let now = shared.clock.now_ms();
+    let mut next_round = now + interval;
+    let mut next_retention = now + retention_every;
+    let mut failures = 0u32;
+    loop {
+        let wait = (next_round.min(next_retention) - shared.clock.now_ms()).max(0) as u64;
+        tokio::select! {
+            _ = shared.maintenance_wake.notified() => {}
+            _ = shared.clock.sleep(Duration::from_millis(wait)) => {}
+        }
+        if shared.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let retention = shared.clock.now_ms() >= next_retention;
+        match shared.checkpoint_round(Round::Periodic { retention }).await {
+            Ok(()) => {
+                failures = 0;
+                let now = shared.clock.now_ms();
+                next_round = now + interval;
+                if retention {
+                    next_retention = now + retention_every;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, failures, "checkpoint round failed");
+                shared
+                    .clock
+                    .sleep(super::flush::backoff(failures.min(5)))
+                    .await;
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// A flush committed: when this broker's uncovered flush records pile up, a round covers
+    /// them before the next interval.
+    pub(in crate::log) fn note_uncovered(&self, committed_seq: u64) {
+        let covered = lock(&self.writer).covered_seq;
+        if committed_seq.saturating_sub(covered) >= self.config.checkpoint_max_records {
+            self.maintenance_wake.notify_one();
+        }
+    }
+
+    /// Runs one round (see the module docs).
+    pub(in crate::log) async fn checkpoint_round(&self, round: Round) -> Result<()> {
+        let _maintenance = self.maintenance.lock().await;
+        self.round(round).await.map(drop)
+    }
+
+    /// Checkpoints a partition about to be handed over, so that its next leader reads no
+    /// flush record of this broker for it. The caller holds the maintenance lock.
+    pub(in crate::log) async fn write_final_checkpoint(&self, key: PartitionKey) -> Result<()> {
+        if self.round(Round::HandOver(key)).await? == 1 {
+            Ok(())
+        } else {
+            Err(Error::Metadata(MetadataError::Unavailable {
+                message: format!("cannot checkpoint {key} before handing it over"),
+            }))
+        }
+    }
+
+    /// A round, with the maintenance lock held; returns how many checkpoints committed.
+    async fn round(&self, round: Round) -> Result<usize> {
+        self.refresh_checkpoint_revisions().await;
+        // Read before the snapshots: every flush up to it is in them (later ones may be too,
+        // which a reader recognises by their end offsets).
+        let covered = lock(&self.writer).committed_seq;
+        let jobs = match round {
+            Round::HandOver(_) => Vec::new(),
+            _ => std::mem::take(&mut *lock(&self.admin_jobs)),
+        };
+        let mut new_starts: BTreeMap<PartitionKey, Offset> = BTreeMap::new();
+        let mut answers = Vec::new();
+        for job in jobs {
+            match self.delete_records_target(&job) {
+                Ok(Some(target)) => {
+                    new_starts.insert(job.partition, target);
+                    answers.push((job, target));
+                }
+                Ok(None) => {
+                    let start = self.log_start(job.partition);
+                    let _ = job.reply.send(start);
+                }
+                Err(e) => {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+        }
+        if let Round::Periodic { retention: true } = round {
+            for (key, start) in self.retention_targets() {
+                let s = new_starts.entry(key).or_insert(start);
+                *s = (*s).max(start);
+            }
+        }
+        let mut merged: BTreeMap<PartitionKey, ChunkRecord> = BTreeMap::new();
+        if let Round::Periodic { .. } = round {
+            for key in self.merge_candidates() {
+                match self.merge(key).await {
+                    Ok(Some(segment)) => {
+                        merged.insert(key, segment);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(partition = %key, error = %e, "segment merge failed"),
+                }
+            }
+        }
+        let snapshots = self.snapshots(round, &new_starts, &merged);
+        let all_taken = snapshots.len();
+        let committed = if snapshots.is_empty() {
+            Vec::new()
+        } else {
+            self.write_checkpoints(&snapshots, false).await?
+        };
+        let complete = committed.len() == all_taken;
+        let committed: Vec<(&Snapshot, i64)> = committed
+            .iter()
+            .map(|(i, r)| (&snapshots[*i], *r))
+            .collect();
+        for (s, revision) in &committed {
+            self.apply_checkpoint(s, *revision);
+        }
+        for (job, target) in answers {
+            let done = committed.iter().any(|(s, _)| s.key == job.partition);
+            let _ = job.reply.send(if done {
+                tracing::info!(partition = %job.partition, log_start = target.0, "records deleted");
+                Ok(target)
+            } else {
+                Err(Error::NotLeader(job.partition))
+            });
+        }
+        if complete && !matches!(round, Round::HandOver(_)) {
+            self.delete_covered(covered).await;
+        }
+        self.drop_segments_below(&committed).await;
+        Ok(committed.len())
+    }
+
+    /// Snapshots of the partitions the round checkpoints, with their new log starts and the
+    /// segments merged in the round applied.
+    fn snapshots(
+        &self,
+        round: Round,
+        new_starts: &BTreeMap<PartitionKey, Offset>,
+        merged: &BTreeMap<PartitionKey, ChunkRecord>,
+    ) -> Vec<Snapshot> {
+        let keys: Vec<PartitionKey> = match round {
+            Round::HandOver(key) => vec![key],
+            _ => {
+                let map = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+                map.keys().copied().collect()
+            }
+        };
+        let forced: BTreeSet<PartitionKey> =
+            new_starts.keys().chain(merged.keys()).copied().collect();
+        let mut out = Vec::new();
+        for key in keys {
+            let Ok(partition) = self.partition(key) else {
+                continue;
+            };
+            let p = lock(&partition);
+            let wanted = matches!(round, Round::HandOver(_)) || p.dirty() || forced.contains(&key);
+            // A checkpoint whose last write had an unknown outcome waits for its re-read.
+            if !p.writable() || !wanted || p.checkpoint.revision < 0 {
+                continue;
+            }
+            let mut record = p.record;
+            let mut index = p.index.clone();
+            let mut moved_start = false;
+            if let Some(segment) = merged.get(&key) {
+                let bases: Vec<Offset> = index
+                    .unmerged_chunks()
+                    .take_while(|c| c.last_offset <= segment.last_offset)
+                    .map(|c| c.base_offset)
+                    .collect();
+                index.replace(&bases, segment.clone());
+            }
+            if let Some(start) = new_starts.get(&key) {
+                if *start > record.log_start_offset {
+                    record.log_start_offset = (*start).min(record.log_end_offset);
+                    index.truncate_before(record.log_start_offset);
+                    moved_start = true;
+                }
+            }
+            out.push(Snapshot {
+                key,
+                leader_revision: p.leader_revision,
+                checkpoint_revision: p.checkpoint.revision,
+                record,
+                index,
+                producers: p.producers.clone(),
+                changes: p.checkpoint.changes,
+                new_segment: merged.get(&key).cloned(),
+                moved_start,
+            });
+        }
+        out
+    }
+
+    /// Writes the checkpoints of `snapshots`: one checkpoint object for their sections, then
+    /// transactions of up to [`CHECKPOINTS_PER_TXN`] partitions, each comparing the fence and
+    /// every checkpoint key it replaces. A takeover's checkpoints name this broker from its
+    /// next flush on; a round's cover the flushes committed when it began. Returns what
+    /// committed: the snapshots' indexes, with each checkpoint key's new revision.
+    pub(in crate::log) async fn write_checkpoints(
+        &self,
+        snapshots: &[Snapshot],
+        takeover: bool,
+    ) -> Result<Vec<(usize, i64)>> {
+        if lock(&self.writer).fenced {
+            self.sync_fence().await?;
+        }
+        let (incarnation, after, fence) = {
+            let w = lock(&self.writer);
+            let after = if takeover {
+                w.next_seq - 1
+            } else {
+                w.committed_seq
+            };
+            (w.incarnation, after, w.fence_revision)
+        };
+        let mut builder = CheckpointObjectBuilder::new(self.config.broker_id);
+        let mut sections: Vec<Option<crate::checkpoint_format::Placed>> = Vec::new();
+        for s in snapshots {
+            let chunks: Vec<ChunkRecord> = s.index.unmerged_chunks().cloned().collect();
+            if chunks.is_empty() && s.producers.is_empty() {
+                sections.push(None);
+                continue;
+            }
+            let section = Section {
+                chunks,
+                producers: s.producers.clone(),
+            };
+            sections.push(Some(builder.add(s.key, &section)));
+        }
+        let object_key = keys::checkpoint_object(self.config.broker_id, uuid::Uuid::now_v7());
+        if !builder.is_empty() {
+            let (object, _) = builder.finish();
+            self.store
+                .put(&object_key, object, PutMode::Create)
+                .await
+                .map_err(Error::Store)?;
+        }
+        let mut committed = Vec::with_capacity(snapshots.len());
+        let items: Vec<(usize, &Snapshot, Option<crate::checkpoint_format::Placed>)> = snapshots
+            .iter()
+            .zip(sections)
+            .enumerate()
+            .map(|(i, (s, p))| (i, s, p))
+            .collect();
+        for group in items.chunks(CHECKPOINTS_PER_TXN) {
+            let mut txn = Txn::new().when(Compare::ModRevision {
+                key: keys::fence(self.config.broker_id),
+                revision: fence,
+            });
+            for (_, s, placed) in group {
+                let epoch = self
+                    .partition(s.key)
+                    .map(|p| lock(&p).leadership.leader_epoch)
+                    .unwrap_or_default();
+                let checkpoint = Checkpoint {
+                    leader_epoch: epoch,
+                    log_start_offset: s.record.log_start_offset,
+                    log_end_offset: s.record.log_end_offset,
+                    tail: Tail {
+                        broker: self.config.broker_id,
+                        incarnation,
+                        after,
+                    },
+                    section: placed.map(|p| SectionRef {
+                        object: object_key.clone(),
+                        position: p.position,
+                        length: p.length,
+                        crc: p.crc,
+                    }),
+                };
+                let key = keys::checkpoint(s.key);
+                txn = txn
+                    .when(Compare::ModRevision {
+                        key: key.clone(),
+                        revision: s.checkpoint_revision,
+                    })
+                    .then(TxnOp::Put {
+                        key,
+                        value: checkpoint.encode(),
+                        lease: None,
+                    });
+                if let Some(segment) = &s.new_segment {
+                    txn = txn.then(TxnOp::Put {
+                        key: keys::segment(s.key, segment.base_offset),
+                        value: SegmentRecord::encode(segment),
+                        lease: None,
+                    });
+                }
+            }
+            match self.meta.txn(txn).await {
+                Ok(o) if o.succeeded => {
+                    committed.extend(group.iter().map(|(i, _, _)| (*i, o.revision)));
+                }
+                Ok(_) => {
+                    self.checkpoint_conflict(group.iter().map(|(_, s, _)| *s))
+                        .await;
+                }
+                Err(e @ MetadataError::NoSpace { .. }) => {
+                    self.metadata_full.store(true, Ordering::SeqCst);
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    // Unknown outcome: the next write's compare tells; re-read then.
+                    tracing::warn!(error = %e, partitions = group.len(), "checkpoint commit failed");
+                    for (_, s, _) in group {
+                        self.forget_checkpoint_revision(s.key);
+                    }
+                }
+            }
+        }
+        Ok(committed)
+    }
+
+    /// A checkpoint transaction's compare failed: the fence changed, or a checkpoint key did
+    /// (another broker took a partition over). Finds out which, and drops what was lost.
+    async fn checkpoint_conflict<'a>(&self, group: impl Iterator<Item = &'a Snapshot>) {
+        let fence = lock(&self.writer).fence_revision;
+        let current = self
+            .meta
+            .get(&keys::fence(self.config.broker_id))
+            .await
+            .ok()
+            .flatten()
+            .map_or(0, |kv| kv.mod_revision);
+        if current != fence {
+            lock(&self.writer).fenced = true;
+            if let Err(e) = self.sync_fence().await {
+                tracing::warn!(error = %e, "cannot re-read the fence");
+            }
+            return;
+        }
+        for s in group {
+            let now = self
+                .meta
+                .get(&keys::checkpoint(s.key))
+                .await
+                .ok()
+                .flatten()
+                .map_or(0, |kv| kv.mod_revision);
+            if now != s.checkpoint_revision {
+                // Adopt it if it is our own write whose reply was lost; otherwise the
+                // partition belongs to someone else now.
+                self.forget_checkpoint_revision(s.key);
+            }
+        }
+    }
+
+    /// The checkpoint key changed without this broker knowing the result: the next write
+    /// re-reads it. If it names this incarnation it was our own write; otherwise another
+    /// broker took the partition over and this one stops leading it.
+    fn forget_checkpoint_revision(&self, key: PartitionKey) {
+        if let Ok(p) = self.partition(key) {
+            lock(&p).checkpoint.revision = -1;
+        }
+        self.maintenance_wake.notify_one();
+    }
+
+    /// A checkpoint committed: the partition's state follows it.
+    fn apply_checkpoint(&self, s: &Snapshot, revision: i64) {
+        let Ok(partition) = self.partition(s.key) else {
+            return;
+        };
+        let mut p = lock(&partition);
+        if p.leader_revision != s.leader_revision || !p.writable() {
+            return;
+        }
+        p.checkpoint.revision = revision;
+        p.checkpoint.written = s.changes;
+        if let Some(segment) = &s.new_segment {
+            let bases: Vec<Offset> = p
+                .index
+                .unmerged_chunks()
+                .take_while(|c| c.last_offset <= segment.last_offset)
+                .map(|c| c.base_offset)
+                .collect();
+            p.index.replace(&bases, segment.clone());
+            self.stats.segments.fetch_add(1, Ordering::Relaxed);
+        }
+        if s.record.log_start_offset > p.record.log_start_offset {
+            p.record.log_start_offset = s.record.log_start_offset;
+            let start = p.record.log_start_offset;
+            p.index.truncate_before(start);
+            tracing::info!(partition = %s.key, log_start = start.0, "log start moved");
+        }
+    }
+
+    fn log_start(&self, key: PartitionKey) -> Result<Offset> {
+        let p = self.partition(key)?;
+        let p = lock(&p);
+        Ok(p.record.log_start_offset)
+    }
+}
