@@ -54,12 +54,17 @@ def produce(perf: Path, bootstrap: str, topic: str, rate: int, size: int, second
     lat_file = workdir / "latency.txt"
     cmd = [str(perf), "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-r", str(rate),
            "-c", str(count), "-a", "-1", "-l", "-A", str(lat_file), "-u",
-           "-X", "sticky.partitioning.linger.ms=0", "-X", "message.timeout.ms=120000"]
+           "-X", "sticky.partitioning.linger.ms=0", "-X", "message.timeout.ms=120000",
+           # rdkafka_performance sets linger.ms to 1000 unless told otherwise, which would make
+           # every latency here the client's own wait; librdkafka's default is 5 ms.
+           "-X", "linger.ms=5"]
     started = time.monotonic()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 300)
     elapsed = time.monotonic() - started
     out = res.stdout + res.stderr
     m = re.findall(r"(\d+) messages? .*?delivered", out)
+    if not lat_file.exists():
+        raise RuntimeError(f"rdkafka_performance wrote no latencies (exit {res.returncode}):\n{out[-2000:]}")
     lats = sorted(float(x) / 1000.0 for x in lat_file.read_text().split() if x.strip())
     delivered = len(lats)
     failed = len(re.findall(r"Message delivery failed", out))
@@ -75,6 +80,18 @@ def produce(perf: Path, bootstrap: str, topic: str, rate: int, size: int, second
         "max_ms": lats[-1] if lats else float("nan"),
         "rdkafka_summary": m[-1] if m else "",
         "exit": res.returncode,
+    }
+
+
+def flush_metrics(broker: Broker) -> dict[str, float]:
+    """The broker's flush counters: how often it flushed, how big, and where the time went."""
+    return {
+        "flushes": broker.metric("kafscale_flushes_total"),
+        "bytes": broker.metric("kafscale_flush_size_bytes_sum"),
+        "uploads": broker.metric("kafscale_flush_upload_duration_seconds_count"),
+        "upload_s": broker.metric("kafscale_flush_upload_duration_seconds_sum"),
+        "commits": broker.metric("kafscale_flush_commit_duration_seconds_count"),
+        "commit_s": broker.metric("kafscale_flush_commit_duration_seconds_sum"),
     }
 
 
@@ -94,6 +111,7 @@ def one_run(args, binary: Path, perf: Path, partitions: int, soak_minutes: float
         time.sleep(2)
         before_etcd = etcd.metrics()
         before_written = broker.metric("kafscale_metadata_written_bytes_total")
+        before_flush = flush_metrics(broker)
         started = time.monotonic()
         curve = []
         if soak_minutes:
@@ -119,6 +137,7 @@ def one_run(args, binary: Path, perf: Path, partitions: int, soak_minutes: float
         secs = time.monotonic() - started
         after_etcd = etcd.metrics()
         after_written = broker.metric("kafscale_metadata_written_bytes_total")
+        flush = {k: v - before_flush[k] for k, v in flush_metrics(broker).items()}
         d = {k: after_etcd[k] - before_etcd[k] for k in after_etcd}
         produced_bytes = load["delivered"] * args.size
         row = {
@@ -140,6 +159,10 @@ def one_run(args, binary: Path, perf: Path, partitions: int, soak_minutes: float
             / (produced_bytes / (1024 * MIB)) if produced_bytes else float("nan"),
             **{k: load[k] for k in ("sent", "delivered", "failed", "delivered_per_s", "p50_ms",
                                     "p99_ms", "avg_ms", "max_ms")},
+            "flushes_per_s": flush["flushes"] / secs,
+            "flush_avg_bytes": flush["bytes"] / max(flush["flushes"], 1),
+            "flush_avg_upload_ms": 1000 * flush["upload_s"] / max(flush["uploads"], 1),
+            "flush_avg_commit_ms": 1000 * flush["commit_s"] / max(flush["commits"], 1),
         }
         if curve:
             row["soak_curve"] = curve
@@ -177,7 +200,9 @@ def main() -> int:
               f"({row['etcd_mib_per_gib_received']:.1f} MiB/GiB)  "
               f"db +{row['etcd_db_growth_mb_per_min']:.1f} MB/min  "
               f"delivered {row['delivered_per_s']:.0f}/s ({row['failed']} failed)  "
-              f"p50/p99 {row['p50_ms']:.0f}/{row['p99_ms']:.0f} ms  avg/max {row['avg_ms']:.0f}/{row['max_ms']:.0f} ms",
+              f"p50/p99 {row['p50_ms']:.0f}/{row['p99_ms']:.0f} ms  avg/max {row['avg_ms']:.0f}/{row['max_ms']:.0f} ms\n"
+              f"   flushes {row['flushes_per_s']:.1f}/s of {row['flush_avg_bytes'] / 1e3:.0f} kB, "
+              f"upload {row['flush_avg_upload_ms']:.1f} ms, commit {row['flush_avg_commit_ms']:.1f} ms (averages)",
               flush=True)
     print("\n| partitions | etcd puts/s | txn/s | etcd bytes received | MiB per GiB produced | "
           "etcd db growth | delivered | p50 / p99 | avg / max |")
