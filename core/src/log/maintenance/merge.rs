@@ -5,6 +5,8 @@
 //! stays short.
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::log::state::{ChunkRecord, SegmentRef};
@@ -16,6 +18,9 @@ use crate::types::PartitionKey;
 
 /// Chunks merged into one segment at most.
 pub const MERGE_MAX_CHUNKS: usize = 1000;
+
+/// Chunk reads of one merge under way at once.
+const READS_AT_ONCE: usize = 16;
 
 impl Shared {
     /// Whether a partition's unmerged chunks are worth merging: enough bytes, or so many chunks
@@ -60,10 +65,17 @@ impl Shared {
         if run.len() < 2 {
             return Ok(None);
         }
-        let mut data: Vec<Bytes> = Vec::with_capacity(run.len());
-        for chunk in &run {
-            data.push(self.chunk_bytes(chunk).await?);
-        }
+        // Each chunk is most likely in an object of its own: read several at once.
+        let reads: Vec<BoxFuture<'_, Result<Bytes>>> = run
+            .iter()
+            .map(|c| -> BoxFuture<'_, Result<Bytes>> { Box::pin(self.chunk_bytes(c)) })
+            .collect();
+        let data: Vec<Bytes> = futures::stream::iter(reads)
+            .buffered(READS_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
         let batches = data
             .iter()
             .flat_map(crate::batch::iter)

@@ -23,6 +23,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::StreamExt;
+
 use super::producers::ProducerStates;
 use super::state::{ChunkIndex, ChunkRecord};
 use super::{lock, PartitionRecord, Shared};
@@ -35,6 +38,12 @@ use crate::types::{Offset, PartitionKey};
 /// Partitions per checkpoint transaction: a compare and one or two puts each, plus the
 /// fence, below etcd's 128 per list.
 const CHECKPOINTS_PER_TXN: usize = 60;
+
+/// Partitions merged at once in a round.
+const MERGES_AT_ONCE: usize = 4;
+
+/// Time a round spends starting merges, at most.
+const MERGE_BUDGET_MS: i64 = 10_000;
 
 /// What a round covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,18 +173,10 @@ impl Shared {
                 *s = (*s).max(start);
             }
         }
-        let mut merged: BTreeMap<PartitionKey, ChunkRecord> = BTreeMap::new();
-        if let Round::Periodic { .. } = round {
-            for key in self.merge_candidates() {
-                match self.merge(key).await {
-                    Ok(Some(segment)) => {
-                        merged.insert(key, segment);
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(partition = %key, error = %e, "segment merge failed"),
-                }
-            }
-        }
+        let merged = match round {
+            Round::Periodic { .. } => self.merges().await,
+            _ => BTreeMap::new(),
+        };
         let snapshots = self.snapshots(round, &new_starts, &merged);
         let all_taken = snapshots.len();
         let committed = if snapshots.is_empty() {
@@ -205,6 +206,39 @@ impl Shared {
         }
         self.drop_segments_below(&committed).await;
         Ok(committed.len())
+    }
+
+    /// The merges of a round: several partitions at once, and none started after
+    /// [`MERGE_BUDGET_MS`], so that a backlog of merges (a thousand partitions reaching the
+    /// chunk bound together) delays the round's checkpoints, and the cleanup of the flush
+    /// records they cover, by that long at most. The rest wait for the next round.
+    async fn merges(&self) -> BTreeMap<PartitionKey, ChunkRecord> {
+        let started = self.clock.now_ms();
+        let candidates = self.merge_candidates();
+        let mut merged = BTreeMap::new();
+        // Boxed one by one: a stream of closures borrowing `self` defeats the compiler's
+        // Send check of the spawned maintenance task.
+        type Run<'a> = BoxFuture<'a, (PartitionKey, Result<Option<ChunkRecord>>)>;
+        let runs: Vec<Run<'_>> = candidates
+            .into_iter()
+            .map(|key| -> Run<'_> { Box::pin(async move { (key, self.merge(key).await) }) })
+            .collect();
+        let mut runs = futures::stream::iter(runs).buffer_unordered(MERGES_AT_ONCE);
+        while let Some((key, outcome)) = runs.next().await {
+            match outcome {
+                Ok(Some(segment)) => {
+                    merged.insert(key, segment);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(partition = %key, error = %e, "segment merge failed"),
+            }
+            if self.clock.now_ms() - started >= MERGE_BUDGET_MS {
+                // Merges still under way are dropped: a segment they uploaded is garbage that
+                // nothing references, collected like a failed flush's object.
+                break;
+            }
+        }
+        merged
     }
 
     /// Snapshots of the partitions the round checkpoints, with their new log starts and the
