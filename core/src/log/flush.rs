@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::producers::{ProducerStates, SeqCheck};
 use super::state::ChunkRecord;
-use super::{lock, Appended, PendingBatch, Shared};
+use super::{lock, Appended, Shared};
 use crate::error::{Error, Result};
 use crate::object_format::{ChunkEntry, FlushObjectBuilder};
 use crate::ports::{PutMode, StoreError};
@@ -28,6 +28,9 @@ use crate::schema::keys;
 use crate::types::{Millis, Offset, PartitionKey};
 
 mod commit;
+mod pipeline;
+
+pub(super) use pipeline::{PendingBatch, Pipeline};
 
 /// Flushes under way at once (building, uploading or committing).
 pub const FLUSHES_IN_FLIGHT: usize = 3;
@@ -38,7 +41,7 @@ type Reply = Option<oneshot::Sender<Result<Appended>>>;
 /// of its next flush. A chain of flushes builds on it; the chain ends when its last flush
 /// commits, or breaks (and is dropped) when any of its flushes fails for the partition.
 #[derive(Debug, Clone)]
-pub(super) struct Projected {
+struct Projected {
     end: Offset,
     /// The producer state after the chain, if an idempotent producer wrote in it.
     producers: Option<ProducerStates>,
@@ -98,7 +101,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         }
         let stopping = shared.shutting_down.load(Ordering::SeqCst);
         let (ready, wait_ms) = {
-            let pending = lock(&shared.pending);
+            let pending = lock(&shared.flush.pending);
             match pending.since {
                 None => (false, None),
                 Some(since) => {
@@ -120,9 +123,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
                 continue;
             }
-            let taken = std::mem::take(&mut *lock(&shared.pending));
+            let taken = std::mem::take(&mut *lock(&shared.flush.pending));
             {
-                let mut flushing = lock(&shared.flushing);
+                let mut flushing = lock(&shared.flush.flushing);
                 for key in taken.batches.keys() {
                     *flushing.entry(*key).or_default() += 1;
                 }
@@ -140,7 +143,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 } else if let Some(ahead) = ahead {
                     let _ = ahead.await;
                 }
-                shared2.buffered.fetch_sub(bytes, Ordering::SeqCst);
+                shared2.flush.buffered.fetch_sub(bytes, Ordering::SeqCst);
                 shared2.done_flushing(&keys);
                 let _ = done.send(());
             }));
@@ -152,7 +155,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         }
         let wait = wait_ms.unwrap_or(60_000);
         tokio::select! {
-            _ = shared.flush_wake.notified() => {}
+            _ = shared.flush.wake.notified() => {}
             _ = shared.clock.sleep(Duration::from_millis(wait)) => {}
         }
     }
@@ -217,7 +220,7 @@ async fn build(
                 continue;
             }
             // Read under the partition's lock, which a commit holds while it updates both.
-            let projected = lock(&shared.projected)
+            let projected = lock(&shared.flush.projected)
                 .get(&key)
                 .filter(|c| c.leader_revision == p.leader_revision)
                 .cloned();
@@ -299,7 +302,7 @@ async fn build(
         replies.extend(in_flush_duplicates);
         let end = entry.last_offset.next();
         {
-            let mut projected = lock(&shared.projected);
+            let mut projected = lock(&shared.flush.projected);
             let chain = projected
                 .entry(key)
                 .and_modify(|c| {

@@ -159,16 +159,15 @@ impl LogService {
                 Role::Follower | Role::HandingOver => return Err(Error::NotLeader(key)),
             }
         }
-        shared.flush_wake.notify_one();
-        let mut committed = shared.committed.subscribe();
+        shared.flush.wake();
+        let mut committed = shared.flush.subscribe();
         let waited = tokio::time::timeout(HANDOVER_FLUSH_WAIT, async {
             loop {
-                let busy = lock(&shared.pending).batches.contains_key(&key)
-                    || lock(&shared.flushing).contains_key(&key);
+                let busy = shared.flush.holds(key);
                 if !busy {
                     return;
                 }
-                shared.flush_wake.notify_one();
+                shared.flush.wake();
                 if committed.changed().await.is_err() {
                     return;
                 }

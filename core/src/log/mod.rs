@@ -18,8 +18,8 @@
 //!
 //! # Lock order
 //! A thread holds at most these, in this order, and never across an `.await`:
-//! `topics` -> `partitions` (the map) -> one partition's mutex -> `projected` ->
-//! `pending` -> `flushing` -> `writer` -> `takeovers`. The async `maintenance` lock is taken
+//! `topics` -> `partitions` (the map) -> one partition's mutex -> `flush.projected` ->
+//! `flush.pending` -> `flush.flushing` -> `writer` -> `takeovers`. The async `maintenance` lock is taken
 //! before any of them and held across awaits (one maintenance job at a time).
 
 mod admin;
@@ -42,11 +42,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{oneshot, watch, Notify};
 
-use crate::batch::{self, BatchHeader};
+use crate::batch;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, MetadataStore, ObjectStore};
 use crate::topic::TopicRecord;
-use crate::types::{BrokerId, LeaderEpoch, Millis, Offset, PartitionId, PartitionKey, TopicId};
+use crate::types::{BrokerId, LeaderEpoch, Offset, PartitionId, PartitionKey, TopicId};
 
 pub use admin::{AlterTopicConfigs, ConfigChange, CreatePartitions};
 pub use gc::GcStats;
@@ -264,20 +264,6 @@ impl Partition {
     }
 }
 
-struct PendingBatch {
-    batch: Bytes,
-    header: BatchHeader,
-    reply: Option<oneshot::Sender<Result<Appended>>>,
-}
-
-#[derive(Default)]
-struct Pending {
-    batches: BTreeMap<PartitionKey, Vec<PendingBatch>>,
-    bytes: usize,
-    /// When the oldest pending batch arrived.
-    since: Option<Millis>,
-}
-
 struct Shared {
     config: LogConfig,
     store: Arc<dyn ObjectStore>,
@@ -285,13 +271,8 @@ struct Shared {
     clock: Arc<dyn Clock>,
     topics: RwLock<topics::Topics>,
     partitions: RwLock<HashMap<PartitionKey, Arc<Mutex<Partition>>>>,
-    pending: Mutex<Pending>,
-    /// Partitions of the flushes under way, with how many hold each.
-    flushing: Mutex<HashMap<PartitionKey, usize>>,
-    /// Extents as they will stand once the flushes under way commit.
-    projected: Mutex<HashMap<PartitionKey, flush::Projected>>,
-    /// Produced bytes pending or in flushes under way (bounded by `max_buffered_bytes`).
-    buffered: std::sync::atomic::AtomicUsize,
+    /// The flush pipeline: pending batches, flushes under way, their projected extents.
+    flush: flush::Pipeline,
     /// Whether this broker collects garbage: always when standalone; in a cluster only the
     /// controller does, so that one LIST of the bucket per interval serves the cluster.
     collecting: std::sync::atomic::AtomicBool,
@@ -301,10 +282,6 @@ struct Shared {
     standalone: bool,
     /// Producer ids reserved by this broker and not handed out yet.
     producer_ids: tokio::sync::Mutex<producer_ids::IdBlock>,
-    /// Wakes the flusher: new work, a threshold crossed, or shutdown.
-    flush_wake: Notify,
-    /// Bumped after every commit; fetch long-polls wait on it.
-    committed: watch::Sender<u64>,
     cache: ChunkCache,
     /// Flush objects uploaded and segments built, for metrics.
     stats: LogStats,
@@ -390,7 +367,6 @@ impl LogService {
         observer: Arc<dyn LogObserver>,
         standalone: bool,
     ) -> Result<LogService> {
-        let (committed, _) = watch::channel(0);
         let (leadership_changed, _) = watch::channel(0);
         let incarnation = if config.incarnation == 0 {
             writer::random_incarnation()
@@ -414,16 +390,11 @@ impl LogService {
             clock,
             topics: RwLock::new(topics::Topics::default()),
             partitions: RwLock::new(HashMap::new()),
-            pending: Mutex::new(Pending::default()),
-            flushing: Mutex::new(HashMap::new()),
-            projected: Mutex::new(HashMap::new()),
-            buffered: std::sync::atomic::AtomicUsize::new(0),
+            flush: flush::Pipeline::new(),
             collecting: std::sync::atomic::AtomicBool::new(standalone),
             leadership_changed,
             standalone,
             producer_ids: tokio::sync::Mutex::new(producer_ids::IdBlock::default()),
-            flush_wake: Notify::new(),
-            committed,
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             admin_jobs: Mutex::new(Vec::new()),
         });
@@ -475,30 +446,16 @@ impl LogService {
         } else {
             (None, None)
         };
-        let wake = {
-            let mut pending = lock(&shared.pending);
-            let was_empty = pending.batches.is_empty();
-            pending.bytes += req.batch.len();
-            shared
-                .buffered
-                .fetch_add(req.batch.len(), std::sync::atomic::Ordering::SeqCst);
-            if pending.since.is_none() {
-                pending.since = Some(shared.clock.now_ms());
-            }
-            pending
-                .batches
-                .entry(req.partition)
-                .or_default()
-                .push(PendingBatch {
-                    batch: req.batch,
-                    header,
-                    reply,
-                });
-            was_empty || pending.bytes >= shared.config.flush_bytes
-        };
-        if wake {
-            shared.flush_wake.notify_one();
-        }
+        shared.flush.queue(
+            req.partition,
+            flush::PendingBatch {
+                batch: req.batch,
+                header,
+                reply,
+            },
+            shared.clock.as_ref(),
+            shared.config.flush_bytes,
+        );
         Ok(ticket)
     }
 
@@ -570,7 +527,7 @@ impl LogService {
             // The usual case, on every produce request: no subscription needed.
             return;
         }
-        let mut done = self.shared.committed.subscribe();
+        let mut done = self.shared.flush.subscribe();
         while self.buffered_bytes() >= self.shared.config.max_buffered_bytes {
             if done.changed().await.is_err() {
                 return;
@@ -595,14 +552,12 @@ impl LogService {
 
     /// Produced bytes pending or in flushes under way.
     pub fn buffered_bytes(&self) -> usize {
-        self.shared
-            .buffered
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.shared.flush.buffered_bytes()
     }
 
     /// Changes whenever a commit makes new data visible.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.shared.committed.subscribe()
+        self.shared.flush.subscribe()
     }
 
     /// Running totals of flushes and compactions.
@@ -621,7 +576,7 @@ impl LogService {
         self.shared
             .shutting_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.shared.flush_wake.notify_one();
+        self.shared.flush.wake();
         self.shared.maintenance_wake.notify_one();
         let handle = lock(&self.flusher).take();
         if let Some(handle) = handle {
