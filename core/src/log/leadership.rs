@@ -188,7 +188,7 @@ impl LogService {
         // The partition's last checkpoint covers all it holds: the next leader reads no flush
         // record of this broker for it. Held until the leader record changed, so that no
         // checkpoint round writes the partition in between.
-        let _maintenance = shared.maintenance.lock().await;
+        let _maintenance = shared.maintenance.hold().await;
         let checkpointed = shared.write_final_checkpoint(key).await;
         let (current, leader_revision) = {
             let mut p = lock(&partition);

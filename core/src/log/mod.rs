@@ -19,8 +19,9 @@
 //! # Lock order
 //! A thread holds at most these, in this order, and never across an `.await`:
 //! `topics` -> `partitions` (the map) -> one partition's mutex -> `flush.projected` ->
-//! `flush.pending` -> `flush.flushing` -> `writer` -> `takeovers`. The async `maintenance` lock is taken
-//! before any of them and held across awaits (one maintenance job at a time).
+//! `flush.pending` -> `flush.flushing` -> `writer` -> `takeovers.waiting`. The async
+//! `maintenance.lock` (`maintenance::Jobs::hold`) is taken before any of them and held across
+//! awaits (one maintenance job at a time).
 
 mod admin;
 mod cache;
@@ -38,9 +39,9 @@ mod topics;
 mod writer;
 
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 
 use crate::batch;
 use crate::error::{Error, Result};
@@ -273,9 +274,6 @@ struct Shared {
     partitions: RwLock<HashMap<PartitionKey, Arc<Mutex<Partition>>>>,
     /// The flush pipeline: pending batches, flushes under way, their projected extents.
     flush: flush::Pipeline,
-    /// Whether this broker collects garbage: always when standalone; in a cluster only the
-    /// controller does, so that one LIST of the bucket per interval serves the cluster.
-    collecting: std::sync::atomic::AtomicBool,
     /// Bumped whenever a partition's leadership changes here.
     leadership_changed: watch::Sender<u64>,
     /// Single-node use without a cluster: the log leads every partition itself.
@@ -286,23 +284,15 @@ struct Shared {
     /// Flush objects uploaded and segments built, for metrics.
     stats: LogStats,
     observer: Arc<dyn LogObserver>,
-    /// Held by a checkpoint round, a takeover's checkpoint and a hand-over: one of them at a
-    /// time writes checkpoints.
-    maintenance: tokio::sync::Mutex<()>,
-    /// Wakes the maintenance task: a checkpoint, a merge or a DeleteRecords is wanted.
-    maintenance_wake: Notify,
+    /// Checkpoint rounds, merges, retention and DeleteRecords: one at a time.
+    maintenance: maintenance::Jobs,
     shutting_down: std::sync::atomic::AtomicBool,
-    /// DeleteRecords requests for the next checkpoint round.
-    admin_jobs: maintenance::AdminJobs,
     /// This broker's write identity: incarnation, fence, flush sequence.
     writer: Mutex<writer::Writer>,
-    /// Partitions given to this broker and waiting to be loaded, with the leader record's
-    /// revision they were given under.
-    takeovers: Mutex<BTreeMap<PartitionKey, i64>>,
-    takeover_wake: Notify,
-    /// (broker, incarnation) of the live brokers, for collecting gone incarnations' flush
-    /// records.
-    live_incarnations: Mutex<Vec<(BrokerId, u64)>>,
+    /// Partitions given to this broker and waiting to be loaded.
+    takeovers: takeover::Queue,
+    /// Whether this broker collects garbage, and the incarnations that are live.
+    gc: gc::Collector,
     /// The metadata store refused the last write for lack of space (until a write succeeds).
     metadata_full: std::sync::atomic::AtomicBool,
 }
@@ -375,12 +365,10 @@ impl LogService {
         };
         let shared = Arc::new(Shared {
             cache: ChunkCache::new(config.cache_bytes),
-            maintenance: tokio::sync::Mutex::new(()),
-            maintenance_wake: Notify::new(),
+            maintenance: maintenance::Jobs::default(),
             writer: Mutex::new(writer::Writer::new(incarnation)),
-            takeovers: Mutex::new(BTreeMap::new()),
-            takeover_wake: Notify::new(),
-            live_incarnations: Mutex::new(vec![(config.broker_id, incarnation)]),
+            takeovers: takeover::Queue::default(),
+            gc: gc::Collector::new(standalone, (config.broker_id, incarnation)),
             metadata_full: std::sync::atomic::AtomicBool::new(false),
             stats: LogStats::default(),
             observer,
@@ -391,12 +379,10 @@ impl LogService {
             topics: RwLock::new(topics::Topics::default()),
             partitions: RwLock::new(HashMap::new()),
             flush: flush::Pipeline::new(),
-            collecting: std::sync::atomic::AtomicBool::new(standalone),
             leadership_changed,
             standalone,
             producer_ids: tokio::sync::Mutex::new(producer_ids::IdBlock::default()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
-            admin_jobs: Mutex::new(Vec::new()),
         });
         shared.sync_fence().await?;
         let tasks = vec![
@@ -577,7 +563,7 @@ impl LogService {
             .shutting_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.flush.wake();
-        self.shared.maintenance_wake.notify_one();
+        self.shared.maintenance.wake();
         let handle = lock(&self.flusher).take();
         if let Some(handle) = handle {
             if let Err(e) = handle.await {

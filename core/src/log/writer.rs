@@ -135,7 +135,7 @@ impl Shared {
         let mut w = lock(&self.writer);
         *w = Writer::new(incarnation);
         drop(w);
-        lock(&self.live_incarnations).push((self.config.broker_id, incarnation));
+        self.gc.add_live((self.config.broker_id, incarnation));
     }
 }
 

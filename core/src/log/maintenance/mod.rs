@@ -11,11 +11,13 @@
 
 mod admin;
 mod cleanup;
+mod jobs;
 mod merge;
 mod retention;
 
-pub(in crate::log) use admin::AdminJobs;
+use admin::AdminJobs;
 pub use admin::DeleteBefore;
+pub(in crate::log) use jobs::Jobs;
 pub use retention::Retention;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,7 +77,7 @@ pub(in crate::log) async fn run(shared: Arc<Shared>) {
     loop {
         let wait = (next_round.min(next_retention) - shared.clock.now_ms()).max(0) as u64;
         tokio::select! {
-            _ = shared.maintenance_wake.notified() => {}
+            _ = shared.maintenance.wake.notified() => {}
             _ = shared.clock.sleep(Duration::from_millis(wait)) => {}
         }
         if shared.shutting_down.load(Ordering::SeqCst) {
@@ -109,13 +111,13 @@ impl Shared {
     pub(in crate::log) fn note_uncovered(&self, committed_seq: u64) {
         let covered = lock(&self.writer).covered_seq;
         if committed_seq.saturating_sub(covered) >= self.config.checkpoint_max_records {
-            self.maintenance_wake.notify_one();
+            self.maintenance.wake();
         }
     }
 
     /// Runs one round (see the module docs).
     pub(in crate::log) async fn checkpoint_round(&self, round: Round) -> Result<()> {
-        let _maintenance = self.maintenance.lock().await;
+        let _maintenance = self.maintenance.hold().await;
         self.round(round).await.map(drop)
     }
 
@@ -139,7 +141,7 @@ impl Shared {
         let covered = lock(&self.writer).committed_seq;
         let jobs = match round {
             Round::HandOver(_) => Vec::new(),
-            _ => std::mem::take(&mut *lock(&self.admin_jobs)),
+            _ => std::mem::take(&mut *lock(&self.maintenance.admin)),
         };
         let mut new_starts: BTreeMap<PartitionKey, Offset> = BTreeMap::new();
         let mut answers = Vec::new();
@@ -429,7 +431,7 @@ impl Shared {
         if let Ok(p) = self.partition(key) {
             lock(&p).checkpoint.revision = -1;
         }
-        self.maintenance_wake.notify_one();
+        self.maintenance.wake();
     }
 
     /// A checkpoint committed: the partition's state follows it.
