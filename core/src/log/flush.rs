@@ -208,7 +208,7 @@ async fn build(
     let mut builder = FlushObjectBuilder::new(shared.config.broker_id, created_ms, size);
     let mut parts: Vec<(Planned, Option<ChunkEntry>)> = Vec::new();
     for (key, pending) in batches {
-        let Ok(partition) = shared.partition(key) else {
+        let Ok(partition) = shared.partitions.get(key) else {
             fail_batches(pending, || Error::UnknownPartition(key));
             continue;
         };

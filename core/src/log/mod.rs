@@ -7,6 +7,7 @@
 //! end, so an offset is never reused: a failed flush commits nothing.
 //!
 //! The parts, each with one job:
+//! - `partition`: the partitions known here (leadership, role, committed extent) and their table;
 //! - `flush`: the pipeline (gather, build, upload, commit in order, answer);
 //! - `writer`: this broker's write identity (incarnation, fence, flush sequence);
 //! - `takeover`: loading partitions this broker was given (checkpoint + flush records after);
@@ -16,20 +17,27 @@
 //! - `gc`: objects nothing references;
 //! - `read`, `cache`: reads; `topics`, `admin`: the catalog.
 //!
+//! `Shared` holds one part per job: `partition::Table`, `flush::Pipeline`, `writer::Writer`,
+//! `maintenance::Jobs`, `takeover::Queue`, `gc::Collector`, the catalog's `topics::Topics`
+//! and the `cache::ChunkCache`, beside the settings and ports.
+//!
 //! # Lock order
 //! A thread holds at most these, in this order, and never across an `.await`:
-//! `topics` -> `partitions` (the map) -> one partition's mutex -> `flush.projected` ->
+//! `topics` -> `partitions.map` -> one partition's mutex -> `flush.projected` ->
 //! `flush.pending` -> `flush.flushing` -> `writer` -> `takeovers.waiting`. The async
 //! `maintenance.lock` (`maintenance::Jobs::hold`) is taken before any of them and held across
-//! awaits (one maintenance job at a time).
+//! awaits (one maintenance job at a time). `maintenance.admin` and `gc.live_incarnations`
+//! are taken alone.
 
 mod admin;
 mod cache;
+mod config;
 mod flush;
 mod gc;
 mod leadership;
 mod maintenance;
 mod migrate;
+mod partition;
 mod producer_ids;
 pub mod producers;
 mod read;
@@ -39,17 +47,16 @@ mod topics;
 mod writer;
 
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
 
 use crate::batch;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, MetadataStore, ObjectStore};
-use crate::topic::TopicRecord;
-use crate::types::{BrokerId, LeaderEpoch, Offset, PartitionId, PartitionKey, TopicId};
+use crate::types::{BrokerId, LeaderEpoch, Offset, PartitionKey};
 
 pub use admin::{AlterTopicConfigs, ConfigChange, CreatePartitions};
+pub use config::LogConfig;
 pub use gc::GcStats;
 pub use maintenance::{DeleteBefore, Retention};
 pub use read::{ReadRequest, ReadResult};
@@ -57,82 +64,7 @@ pub use state::{ChunkIndex, ChunkRecord, LeaderRecord, PartitionRecord};
 pub use topics::CreateTopic;
 
 use cache::ChunkCache;
-use state::PartitionRecord as Record;
-
-/// Settings of the log, validated by the app's config layer.
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    pub broker_id: BrokerId,
-    /// How long a flush may wait to gather more batches (0 = as soon as the previous is done).
-    pub flush_ms: u64,
-    /// Pending bytes that start a flush early.
-    pub flush_bytes: usize,
-    /// Produced bytes held at most, pending or in flushes under way: beyond it, produce
-    /// requests wait (and their connections stop being read) until flushes finish.
-    pub max_buffered_bytes: usize,
-    /// Bytes of chunk data kept in memory for reads.
-    pub cache_bytes: usize,
-    /// Largest record batch accepted (Kafka's `message.max.bytes`).
-    pub max_batch_bytes: usize,
-    /// Attempts at an object-store upload or a metadata commit before giving up.
-    pub attempts: u32,
-    /// This process's incarnation: flush records are keyed by it. 0 = a random one (a log
-    /// opened without a cluster registration).
-    pub incarnation: u64,
-    /// How often dirty partitions are checkpointed, at the latest.
-    pub checkpoint_interval_ms: u64,
-    /// Flush records not covered by a checkpoint that start a checkpoint round early.
-    pub checkpoint_max_records: u64,
-    /// How often retention is enforced (Kafka's `log.retention.check.interval.ms`).
-    pub retention_check_ms: u64,
-    /// `retention.ms` of topics that do not set it; negative = unlimited.
-    pub default_retention_ms: i64,
-    /// `retention.bytes` of topics that do not set it; negative = unlimited.
-    pub default_retention_bytes: i64,
-    /// How often unreferenced objects are looked for.
-    pub gc_interval_ms: u64,
-    /// Objects younger than this are never collected: they may belong to a flush whose
-    /// commit is still under way.
-    pub gc_grace_ms: u64,
-    /// Largest segment compaction builds (Kafka's `segment.bytes`).
-    pub segment_bytes: u64,
-    /// Size of the blocks a segment's index points at; a fetch reads whole blocks.
-    pub segment_block_bytes: usize,
-    /// Unmerged chunk bytes of a partition that start a compaction.
-    pub compaction_min_bytes: u64,
-    /// An idempotent producer idle this long is forgotten (Kafka's
-    /// `producer.id.expiration.ms`).
-    pub producer_expiration_ms: i64,
-    /// Segment bytes read beyond what a fetch asks for, into the cache.
-    pub read_ahead_bytes: usize,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            broker_id: BrokerId(0),
-            flush_ms: 0,
-            flush_bytes: 4 << 20,
-            max_buffered_bytes: 256 << 20,
-            cache_bytes: 256 << 20,
-            max_batch_bytes: 1 << 20,
-            attempts: 3,
-            incarnation: 0,
-            checkpoint_interval_ms: 30_000,
-            checkpoint_max_records: 256,
-            retention_check_ms: 60_000,
-            default_retention_ms: 7 * 24 * 3600 * 1000,
-            default_retention_bytes: -1,
-            gc_interval_ms: 300_000,
-            gc_grace_ms: 600_000,
-            segment_bytes: 64 << 20,
-            segment_block_bytes: 64 << 10,
-            compaction_min_bytes: 4 << 20,
-            producer_expiration_ms: 86_400_000,
-            read_ahead_bytes: 1 << 20,
-        }
-    }
-}
+use partition::Role;
 
 /// What an acknowledged append got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,109 +122,42 @@ pub struct PartitionInfo {
     pub high_watermark: Offset,
 }
 
-/// What this broker does with a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Another broker leads it, or nobody does; only its leadership is known here.
-    Follower,
-    /// Named leader; its extent and chunks are being read.
-    Loading,
-    /// Leads it: appends, commits, reads.
-    Leader,
-    /// Hands it over: accepts no appends, flushes what is pending, then writes the new
-    /// leader.
-    HandingOver,
-}
-
-/// Where a partition's checkpoint stands, as this broker last wrote (or read) it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Checkpointed {
-    /// Mod revision of the checkpoint key (0 = absent): the next checkpoint write compares it.
-    revision: i64,
-    /// Bumped by every change a checkpoint must record (a commit, a merge, a new log start).
-    changes: u64,
-    /// `changes` as of the last checkpoint written.
-    written: u64,
-    /// The highest flush sequence of this incarnation that holds the partition (0 = none).
-    last_flush: u64,
-}
-
-#[derive(Debug)]
-struct Partition {
-    leadership: LeaderRecord,
-    /// Mod revision of the leader record as last seen: identifies the leadership a flush was
-    /// built under (0 = absent).
-    leader_revision: i64,
-    role: Role,
-    /// The committed extent.
-    record: Record,
-    index: ChunkIndex,
-    /// Idempotent producers' sequences, as committed.
-    producers: producers::ProducerStates,
-    checkpoint: Checkpointed,
-}
-
-impl Partition {
-    fn follower(leadership: LeaderRecord, leader_revision: i64) -> Partition {
-        Partition {
-            leadership,
-            leader_revision,
-            role: Role::Follower,
-            record: Record::default(),
-            index: ChunkIndex::default(),
-            producers: producers::ProducerStates::default(),
-            checkpoint: Checkpointed::default(),
-        }
-    }
-
-    /// Leadership is lost: pending appends fail at the next flush, the index is dropped.
-    fn become_follower(&mut self) {
-        self.role = Role::Follower;
-        self.index = ChunkIndex::default();
-        self.record = Record::default();
-        self.producers = producers::ProducerStates::default();
-        self.checkpoint = Checkpointed::default();
-    }
-
-    /// Whether commits and maintenance of this partition may go on here.
-    fn writable(&self) -> bool {
-        matches!(self.role, Role::Leader | Role::HandingOver)
-    }
-
-    /// Whether something changed that the last checkpoint does not hold.
-    fn dirty(&self) -> bool {
-        self.checkpoint.changes != self.checkpoint.written
-    }
-}
-
+/// The engine's parts, each owned by the module that does its job; see the module docs for
+/// the lock order between them.
 struct Shared {
+    // Settings and ports.
     config: LogConfig,
+    /// Single-node use without a cluster: the log leads every partition itself.
+    standalone: bool,
     store: Arc<dyn ObjectStore>,
     meta: Arc<dyn MetadataStore>,
     clock: Arc<dyn Clock>,
+    observer: Arc<dyn LogObserver>,
+
+    // The parts.
+    /// The catalog: topics by name and id.
     topics: RwLock<topics::Topics>,
-    partitions: RwLock<HashMap<PartitionKey, Arc<Mutex<Partition>>>>,
+    /// Every partition known here: leadership, role, committed extent.
+    partitions: partition::Table,
     /// The flush pipeline: pending batches, flushes under way, their projected extents.
     flush: flush::Pipeline,
-    /// Bumped whenever a partition's leadership changes here.
-    leadership_changed: watch::Sender<u64>,
-    /// Single-node use without a cluster: the log leads every partition itself.
-    standalone: bool,
-    /// Producer ids reserved by this broker and not handed out yet.
-    producer_ids: tokio::sync::Mutex<producer_ids::IdBlock>,
-    cache: ChunkCache,
-    /// Flush objects uploaded and segments built, for metrics.
-    stats: LogStats,
-    observer: Arc<dyn LogObserver>,
-    /// Checkpoint rounds, merges, retention and DeleteRecords: one at a time.
-    maintenance: maintenance::Jobs,
-    shutting_down: std::sync::atomic::AtomicBool,
     /// This broker's write identity: incarnation, fence, flush sequence.
     writer: Mutex<writer::Writer>,
+    /// Checkpoint rounds, merges, retention and DeleteRecords: one at a time.
+    maintenance: maintenance::Jobs,
     /// Partitions given to this broker and waiting to be loaded.
     takeovers: takeover::Queue,
     /// Whether this broker collects garbage, and the incarnations that are live.
     gc: gc::Collector,
+    /// Chunk bytes kept for reads.
+    cache: ChunkCache,
+    /// Producer ids reserved by this broker and not handed out yet.
+    producer_ids: tokio::sync::Mutex<producer_ids::IdBlock>,
+
+    // State of the whole log.
+    /// Flush objects uploaded and segments built, for metrics.
+    stats: LogStats,
+    shutting_down: std::sync::atomic::AtomicBool,
     /// The metadata store refused the last write for lack of space (until a write succeeds).
     metadata_full: std::sync::atomic::AtomicBool,
 }
@@ -357,7 +222,6 @@ impl LogService {
         observer: Arc<dyn LogObserver>,
         standalone: bool,
     ) -> Result<LogService> {
-        let (leadership_changed, _) = watch::channel(0);
         let incarnation = if config.incarnation == 0 {
             writer::random_incarnation()
         } else {
@@ -377,9 +241,8 @@ impl LogService {
             meta,
             clock,
             topics: RwLock::new(topics::Topics::default()),
-            partitions: RwLock::new(HashMap::new()),
+            partitions: partition::Table::new(),
             flush: flush::Pipeline::new(),
-            leadership_changed,
             standalone,
             producer_ids: tokio::sync::Mutex::new(producer_ids::IdBlock::default()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
@@ -425,7 +288,7 @@ impl LogService {
             });
         }
         let header = batch::validate_single(&req.batch)?;
-        shared.check_leader(req.partition)?;
+        shared.partitions.check_leader(req.partition)?;
         let (reply, ticket) = if req.wait {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
@@ -448,7 +311,7 @@ impl LogService {
     /// Leadership (from the leader records) and, where this broker leads, the extent of a
     /// partition.
     pub fn partition_info(&self, partition: PartitionKey) -> Result<PartitionInfo> {
-        let p = self.shared.partition(partition)?;
+        let p = self.shared.partitions.get(partition)?;
         let p = lock(&p);
         Ok(PartitionInfo {
             leader: p.leadership.leader,
@@ -459,14 +322,14 @@ impl LogService {
     }
 
     fn producer_states(&self, partition: PartitionKey) -> Result<producers::ProducerStates> {
-        let p = self.shared.partition(partition)?;
+        let p = self.shared.partitions.get(partition)?;
         let p = lock(&p);
         Ok(p.producers.clone())
     }
 
     /// Ok if this broker leads the partition and serves its reads.
     pub fn check_serving(&self, partition: PartitionKey) -> Result<()> {
-        let p = self.shared.partition(partition)?;
+        let p = self.shared.partitions.get(partition)?;
         let p = lock(&p);
         match p.role {
             Role::Leader | Role::HandingOver => Ok(()),
@@ -585,52 +448,5 @@ impl LogService {
         {
             tracing::warn!(error = %e, "cannot checkpoint at shutdown; the next leader reads the flush records");
         }
-    }
-}
-
-impl Shared {
-    fn partition(&self, key: PartitionKey) -> Result<Arc<Mutex<Partition>>> {
-        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
-        partitions
-            .get(&key)
-            .cloned()
-            .ok_or(Error::UnknownPartition(key))
-    }
-
-    fn check_leader(&self, key: PartitionKey) -> Result<()> {
-        let p = self.partition(key)?;
-        let p = lock(&p);
-        match p.role {
-            Role::Leader => Ok(()),
-            Role::Loading => Err(Error::LeaderLoading(key)),
-            Role::Follower if p.leadership.leader.is_none() => Err(Error::LeaderNotAvailable(key)),
-            Role::Follower | Role::HandingOver => Err(Error::NotLeader(key)),
-        }
-    }
-
-    fn topic_partitions(topic: &TopicRecord) -> impl Iterator<Item = PartitionKey> + '_ {
-        (0..topic.partitions).map(move |p| PartitionKey {
-            topic: topic.id,
-            partition: PartitionId(p),
-        })
-    }
-
-    /// Adds the partitions of a topic not known yet (a new topic, or partitions added to
-    /// one), as followers; known partitions keep their state.
-    fn install_topic(&self, topic: &TopicRecord) -> Vec<PartitionKey> {
-        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-        let mut added = Vec::new();
-        for key in Self::topic_partitions(topic) {
-            partitions.entry(key).or_insert_with(|| {
-                added.push(key);
-                Arc::new(Mutex::new(Partition::follower(LeaderRecord::default(), 0)))
-            });
-        }
-        added
-    }
-
-    fn remove_topic(&self, id: TopicId) {
-        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-        partitions.retain(|k, _| k.topic != id);
     }
 }

@@ -111,7 +111,7 @@ impl Shared {
     }
 
     fn loading_under(&self, key: PartitionKey, leader_revision: i64) -> bool {
-        self.partition(key).is_ok_and(|p| {
+        self.partitions.get(key).is_ok_and(|p| {
             let p = lock(&p);
             p.role == Role::Loading && p.leader_revision == leader_revision
         })
@@ -422,7 +422,7 @@ impl Shared {
             let Some(s) = states[i].take() else {
                 continue;
             };
-            let Ok(partition) = self.partition(s.key) else {
+            let Ok(partition) = self.partitions.get(s.key) else {
                 continue;
             };
             let mut p = lock(&partition);
@@ -432,7 +432,7 @@ impl Shared {
             p.record = s.record;
             p.index = s.index;
             p.producers = s.producers;
-            p.checkpoint = super::Checkpointed {
+            p.checkpoint = super::partition::Checkpointed {
                 revision,
                 ..Default::default()
             };
@@ -441,7 +441,7 @@ impl Shared {
             tracing::debug!(partition = %s.key, epoch = p.leadership.leader_epoch.0, log_end = p.record.log_end_offset.0, "leading partition");
         }
         if led > 0 {
-            self.leadership_changed.send_modify(|n| *n += 1);
+            self.partitions.leadership_changed();
         }
         if all {
             Ok(())

@@ -40,7 +40,7 @@ impl Shared {
     /// where the part was built on. Parts holding only retries are answered here.
     pub(in crate::log::flush) fn ready_to_commit(&self, p: Planned, id: u64) -> Option<Planned> {
         let key = p.key;
-        let Ok(partition) = self.partition(key) else {
+        let Ok(partition) = self.partitions.get(key) else {
             fail(p.replies, || Error::UnknownPartition(key));
             return None;
         };
@@ -187,7 +187,7 @@ impl Shared {
     }
 
     fn still_led(&self, p: &Planned) -> bool {
-        self.partition(p.key).is_ok_and(|partition| {
+        self.partitions.get(p.key).is_ok_and(|partition| {
             let state = lock(&partition);
             state.writable() && state.leader_revision == p.leader_revision
         })
@@ -287,7 +287,7 @@ impl Shared {
                 ..
             } = p;
             let mut log_start_offset = Offset::ZERO;
-            if let Ok(partition) = self.partition(key) {
+            if let Ok(partition) = self.partitions.get(key) {
                 let mut state = lock(&partition);
                 let mut projected = lock(&self.flush.projected);
                 if projected.get(&key).is_some_and(|c| c.last_flush == id) {

@@ -42,7 +42,7 @@ impl LogService {
         before: DeleteBefore,
     ) -> Result<Offset> {
         let shared = &self.shared;
-        shared.check_leader(partition)?;
+        shared.partitions.check_leader(partition)?;
         if shared
             .shutting_down
             .load(std::sync::atomic::Ordering::SeqCst)
@@ -84,7 +84,7 @@ impl Shared {
         &self,
         job: &DeleteRecordsJob,
     ) -> Result<Option<Offset>> {
-        let p = self.partition(job.partition)?;
+        let p = self.partitions.get(job.partition)?;
         let p = lock(&p);
         if !p.writable() {
             return Err(Error::NotLeader(job.partition));

@@ -220,7 +220,7 @@ impl Shared {
         let keys: Vec<PartitionKey> = match round {
             Round::HandOver(key) => vec![key],
             _ => {
-                let map = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+                let map = self.partitions.read();
                 map.keys().copied().collect()
             }
         };
@@ -228,7 +228,7 @@ impl Shared {
             new_starts.keys().chain(merged.keys()).copied().collect();
         let mut out = Vec::new();
         for key in keys {
-            let Ok(partition) = self.partition(key) else {
+            let Ok(partition) = self.partitions.get(key) else {
                 continue;
             };
             let p = lock(&partition);
@@ -328,7 +328,8 @@ impl Shared {
             });
             for (_, s, placed) in group {
                 let epoch = self
-                    .partition(s.key)
+                    .partitions
+                    .get(s.key)
                     .map(|p| lock(&p).leadership.leader_epoch)
                     .unwrap_or_default();
                 let checkpoint = Checkpoint {
@@ -428,7 +429,7 @@ impl Shared {
     /// re-reads it. If it names this incarnation it was our own write; otherwise another
     /// broker took the partition over and this one stops leading it.
     fn forget_checkpoint_revision(&self, key: PartitionKey) {
-        if let Ok(p) = self.partition(key) {
+        if let Ok(p) = self.partitions.get(key) {
             lock(&p).checkpoint.revision = -1;
         }
         self.maintenance.wake();
@@ -436,7 +437,7 @@ impl Shared {
 
     /// A checkpoint committed: the partition's state follows it.
     fn apply_checkpoint(&self, s: &Snapshot, revision: i64) {
-        let Ok(partition) = self.partition(s.key) else {
+        let Ok(partition) = self.partitions.get(s.key) else {
             return;
         };
         let mut p = lock(&partition);
@@ -464,7 +465,7 @@ impl Shared {
     }
 
     fn log_start(&self, key: PartitionKey) -> Result<Offset> {
-        let p = self.partition(key)?;
+        let p = self.partitions.get(key)?;
         let p = lock(&p);
         Ok(p.record.log_start_offset)
     }
