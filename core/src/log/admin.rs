@@ -98,7 +98,7 @@ impl LogService {
         partition: PartitionKey,
         epoch: LeaderEpoch,
     ) -> Result<Option<Offset>> {
-        self.shared.check_leader(partition)?;
+        self.shared.partitions.check_leader(partition)?;
         let info = self.partition_info(partition)?;
         if epoch > info.leader_epoch {
             return Ok(None);
@@ -211,7 +211,7 @@ impl Shared {
     /// Makes a topic record just written (or found current) the local state: its configs,
     /// and partitions it has beyond those known here, which this broker then leads.
     async fn install_updated_topic(&self, topic: &TopicRecord) -> Result<()> {
-        let added = self.install_topic(topic);
+        let added = self.partitions.install_topic(topic);
         self.topics
             .write()
             .unwrap_or_else(|e| e.into_inner())

@@ -18,9 +18,9 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::producers::{ProducerStates, SeqCheck};
+use super::producers::ProducerStates;
 use super::state::ChunkRecord;
-use super::{lock, Appended, PendingBatch, Shared};
+use super::{lock, Appended, Shared};
 use crate::error::{Error, Result};
 use crate::object_format::{ChunkEntry, FlushObjectBuilder};
 use crate::ports::{PutMode, StoreError};
@@ -28,6 +28,11 @@ use crate::schema::keys;
 use crate::types::{Millis, Offset, PartitionKey};
 
 mod commit;
+mod pipeline;
+mod sequence;
+
+pub(super) use pipeline::{PendingBatch, Pipeline};
+use sequence::{sequence, Sequenced};
 
 /// Flushes under way at once (building, uploading or committing).
 pub const FLUSHES_IN_FLIGHT: usize = 3;
@@ -38,7 +43,7 @@ type Reply = Option<oneshot::Sender<Result<Appended>>>;
 /// of its next flush. A chain of flushes builds on it; the chain ends when its last flush
 /// commits, or breaks (and is dropped) when any of its flushes fails for the partition.
 #[derive(Debug, Clone)]
-pub(super) struct Projected {
+struct Projected {
     end: Offset,
     /// The producer state after the chain, if an idempotent producer wrote in it.
     producers: Option<ProducerStates>,
@@ -98,7 +103,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         }
         let stopping = shared.shutting_down.load(Ordering::SeqCst);
         let (ready, wait_ms) = {
-            let pending = lock(&shared.pending);
+            let pending = lock(&shared.flush.pending);
             match pending.since {
                 None => (false, None),
                 Some(since) => {
@@ -120,9 +125,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
                 continue;
             }
-            let taken = std::mem::take(&mut *lock(&shared.pending));
+            let taken = std::mem::take(&mut *lock(&shared.flush.pending));
             {
-                let mut flushing = lock(&shared.flushing);
+                let mut flushing = lock(&shared.flush.flushing);
                 for key in taken.batches.keys() {
                     *flushing.entry(*key).or_default() += 1;
                 }
@@ -140,7 +145,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 } else if let Some(ahead) = ahead {
                     let _ = ahead.await;
                 }
-                shared2.buffered.fetch_sub(bytes, Ordering::SeqCst);
+                shared2.flush.buffered.fetch_sub(bytes, Ordering::SeqCst);
                 shared2.done_flushing(&keys);
                 let _ = done.send(());
             }));
@@ -152,7 +157,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         }
         let wait = wait_ms.unwrap_or(60_000);
         tokio::select! {
-            _ = shared.flush_wake.notified() => {}
+            _ = shared.flush.wake.notified() => {}
             _ = shared.clock.sleep(Duration::from_millis(wait)) => {}
         }
     }
@@ -205,7 +210,7 @@ async fn build(
     let mut builder = FlushObjectBuilder::new(shared.config.broker_id, created_ms, size);
     let mut parts: Vec<(Planned, Option<ChunkEntry>)> = Vec::new();
     for (key, pending) in batches {
-        let Ok(partition) = shared.partition(key) else {
+        let Ok(partition) = shared.partitions.get(key) else {
             fail_batches(pending, || Error::UnknownPartition(key));
             continue;
         };
@@ -217,7 +222,7 @@ async fn build(
                 continue;
             }
             // Read under the partition's lock, which a commit holds while it updates both.
-            let projected = lock(&shared.projected)
+            let projected = lock(&shared.flush.projected)
                 .get(&key)
                 .filter(|c| c.leader_revision == p.leader_revision)
                 .cloned();
@@ -299,7 +304,7 @@ async fn build(
         replies.extend(in_flush_duplicates);
         let end = entry.last_offset.next();
         {
-            let mut projected = lock(&shared.projected);
+            let mut projected = lock(&shared.flush.projected);
             let chain = projected
                 .entry(key)
                 .and_modify(|c| {
@@ -427,71 +432,6 @@ impl Shared {
                 Err(e) => return Err(e),
             }
         }
-    }
-}
-
-/// A partition's pending batches after the idempotence check.
-struct Sequenced {
-    /// To append, in order.
-    kept: Vec<PendingBatch>,
-    /// Retries of batches kept in this same flush: answered with their offset at commit.
-    in_flush_duplicates: Vec<(Reply, Offset)>,
-    /// The producer state once `kept` is committed; `None` when no idempotent producer wrote.
-    producers: Option<ProducerStates>,
-}
-
-/// Checks the sequence of each idempotent batch against the state `before` it (after the
-/// flushes under way) and the batches ahead of it: retries of committed batches are
-/// answered at once with their offset, out-of-order or fenced batches are refused.
-fn sequence(
-    pending: Vec<PendingBatch>,
-    before: ProducerStates,
-    committed_end: Offset,
-    base: Offset,
-    log_start_offset: Offset,
-    now: crate::types::Millis,
-) -> Sequenced {
-    if pending.iter().all(|b| b.header.producer_id < 0) {
-        return Sequenced {
-            kept: pending,
-            in_flush_duplicates: Vec::new(),
-            producers: None,
-        };
-    }
-    let mut working = before;
-    let mut next = base;
-    let mut kept = Vec::with_capacity(pending.len());
-    let mut in_flush_duplicates = Vec::new();
-    for b in pending {
-        match working.check(&b.header) {
-            SeqCheck::Append => {
-                working.record(&b.header, next, now);
-                next = next.plus(b.header.offset_count());
-                kept.push(b);
-            }
-            // Committed already: answered now. A retry of a batch in a flush under way
-            // is answered when that one has committed (in this flush's turn).
-            SeqCheck::Duplicate(at) if at < committed_end => {
-                if let Some(reply) = b.reply {
-                    let _ = reply.send(Ok(Appended {
-                        base_offset: at,
-                        log_start_offset,
-                    }));
-                }
-            }
-            SeqCheck::Duplicate(at) => in_flush_duplicates.push((b.reply, at)),
-            SeqCheck::Reject(e) => {
-                tracing::debug!(error = %e, "idempotent batch refused");
-                if let Some(reply) = b.reply {
-                    let _ = reply.send(Err(e));
-                }
-            }
-        }
-    }
-    Sequenced {
-        kept,
-        in_flush_duplicates,
-        producers: Some(working),
     }
 }
 

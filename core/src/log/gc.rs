@@ -8,8 +8,8 @@
 //! left alone, since their commit may still be under way.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{lock, LogService, Shared};
@@ -28,6 +28,30 @@ pub struct GcStats {
     pub records: usize,
 }
 
+/// Whether this broker collects, and what it must not collect.
+pub(super) struct Collector {
+    /// Whether this broker collects garbage: always when standalone; in a cluster only the
+    /// controller does, so that one LIST of the bucket per interval serves the cluster.
+    collecting: AtomicBool,
+    /// (broker, incarnation) of the live brokers, for collecting gone incarnations' flush
+    /// records.
+    live_incarnations: Mutex<Vec<(BrokerId, u64)>>,
+}
+
+impl Collector {
+    pub(super) fn new(collecting: bool, live: (BrokerId, u64)) -> Collector {
+        Collector {
+            collecting: AtomicBool::new(collecting),
+            live_incarnations: Mutex::new(vec![live]),
+        }
+    }
+
+    /// A new incarnation of this broker is live.
+    pub(super) fn add_live(&self, live: (BrokerId, u64)) {
+        lock(&self.live_incarnations).push(live);
+    }
+}
+
 pub(super) async fn run(shared: Arc<Shared>) {
     loop {
         shared
@@ -37,7 +61,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if shared.shutting_down.load(Ordering::SeqCst) {
             return;
         }
-        if !shared.collecting.load(Ordering::SeqCst) {
+        if !shared.gc.collecting.load(Ordering::SeqCst) {
             continue;
         }
         match shared.collect_garbage().await {
@@ -68,7 +92,7 @@ fn created_ms(key: &str) -> Option<Millis> {
 
 impl Shared {
     pub(super) async fn collect_garbage(&self) -> Result<GcStats> {
-        let live: Vec<(BrokerId, u64)> = lock(&self.live_incarnations).clone();
+        let live: Vec<(BrokerId, u64)> = lock(&self.gc.live_incarnations).clone();
         let records = self.delete_dead_records(&live).await?;
         let horizon = self.clock.now_ms() - self.config.gc_grace_ms as i64;
         let objects = self.store.list(keys::DATA_PREFIX).await?;
@@ -132,7 +156,7 @@ impl LogService {
     /// Turns the periodic garbage collection on or off (in a cluster, the controller
     /// collects for everyone; references are read from the shared metadata either way).
     pub fn set_collecting(&self, on: bool) {
-        let was = self.shared.collecting.swap(on, Ordering::SeqCst);
+        let was = self.shared.gc.collecting.swap(on, Ordering::SeqCst);
         if was != on {
             tracing::debug!(on, "garbage collection on this broker");
         }
@@ -141,7 +165,7 @@ impl LogService {
     /// The brokers alive, (id, incarnation): flush records of any other incarnation are
     /// collected once checkpoints cover them.
     pub fn set_live_incarnations(&self, live: Vec<(BrokerId, u64)>) {
-        *lock(&self.shared.live_incarnations) = live;
+        *lock(&self.shared.gc.live_incarnations) = live;
     }
 
     /// Runs one garbage collection pass now.

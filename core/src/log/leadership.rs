@@ -25,7 +25,7 @@ impl Shared {
         revision: i64,
         ours: bool,
     ) -> bool {
-        let Ok(partition) = self.partition(key) else {
+        let Ok(partition) = self.partitions.get(key) else {
             return false;
         };
         let load = {
@@ -49,7 +49,7 @@ impl Shared {
             }
             ours
         };
-        self.leadership_changed.send_modify(|n| *n += 1);
+        self.partitions.leadership_changed();
         load
     }
 }
@@ -72,11 +72,7 @@ impl LogService {
     /// Leadership of every partition of a topic, as last seen: (partition, leader record,
     /// revision).
     pub fn leadership_of(&self, topic: TopicId) -> Vec<(PartitionKey, LeaderRecord, i64)> {
-        let partitions = self
-            .shared
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let partitions = self.shared.partitions.read();
         let mut out: Vec<_> = partitions
             .iter()
             .filter(|(k, _)| k.topic == topic)
@@ -91,11 +87,7 @@ impl LogService {
 
     /// Partitions this broker leads, is loading or is handing over.
     pub fn led_partitions(&self) -> Vec<PartitionKey> {
-        let partitions = self
-            .shared
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let partitions = self.shared.partitions.read();
         let mut out: Vec<_> = partitions
             .iter()
             .filter(|(_, p)| lock(p).role != Role::Follower)
@@ -107,11 +99,7 @@ impl LogService {
 
     /// Partitions whose leadership this broker received and is still loading.
     pub fn loading_partitions(&self) -> usize {
-        let partitions = self
-            .shared
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let partitions = self.shared.partitions.read();
         partitions
             .values()
             .filter(|p| lock(p).role == Role::Loading)
@@ -123,11 +111,7 @@ impl LogService {
     /// collection stops too, until this broker is the controller again.
     pub fn release_all(&self) {
         self.set_collecting(false);
-        let partitions = self
-            .shared
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let partitions = self.shared.partitions.read();
         for p in partitions.values() {
             let mut p = lock(p);
             if p.role != Role::Follower {
@@ -135,7 +119,7 @@ impl LogService {
             }
         }
         drop(partitions);
-        self.shared.leadership_changed.send_modify(|n| *n += 1);
+        self.shared.partitions.leadership_changed();
     }
 
     /// Hands a partition this broker leads over to `to`: new appends are refused, pending
@@ -150,7 +134,7 @@ impl LogService {
         also: Vec<TxnOp>,
     ) -> Result<()> {
         let shared = &self.shared;
-        let partition = shared.partition(key)?;
+        let partition = shared.partitions.get(key)?;
         {
             let mut p = lock(&partition);
             match p.role {
@@ -159,16 +143,15 @@ impl LogService {
                 Role::Follower | Role::HandingOver => return Err(Error::NotLeader(key)),
             }
         }
-        shared.flush_wake.notify_one();
-        let mut committed = shared.committed.subscribe();
+        shared.flush.wake();
+        let mut committed = shared.flush.subscribe();
         let waited = tokio::time::timeout(HANDOVER_FLUSH_WAIT, async {
             loop {
-                let busy = lock(&shared.pending).batches.contains_key(&key)
-                    || lock(&shared.flushing).contains_key(&key);
+                let busy = shared.flush.holds(key);
                 if !busy {
                     return;
                 }
-                shared.flush_wake.notify_one();
+                shared.flush.wake();
                 if committed.changed().await.is_err() {
                     return;
                 }
@@ -189,7 +172,7 @@ impl LogService {
         // The partition's last checkpoint covers all it holds: the next leader reads no flush
         // record of this broker for it. Held until the leader record changed, so that no
         // checkpoint round writes the partition in between.
-        let _maintenance = shared.maintenance.lock().await;
+        let _maintenance = shared.maintenance.hold().await;
         let checkpointed = shared.write_final_checkpoint(key).await;
         let (current, leader_revision) = {
             let mut p = lock(&partition);
@@ -241,7 +224,7 @@ impl LogService {
                 p.become_follower();
                 tracing::info!(partition = %key, to = to.0, epoch = record.leader_epoch.0, "partition handed over");
                 drop(p);
-                shared.leadership_changed.send_modify(|n| *n += 1);
+                shared.partitions.leadership_changed();
                 Ok(())
             }
             Ok(_) => {
@@ -263,14 +246,10 @@ impl LogService {
     /// Waits until every partition of the topic has a leader (as last seen here) and those
     /// this broker was given are loaded, or the timeout passes. Returns whether they are.
     pub async fn wait_for_leaders(&self, topic: TopicId, timeout: Duration) -> bool {
-        let mut changed = self.shared.leadership_changed.subscribe();
+        let mut changed = self.shared.partitions.watch_leadership();
         let me = self.shared.config.broker_id;
         let ready = |log: &LogService| {
-            let partitions = log
-                .shared
-                .partitions
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
+            let partitions = log.shared.partitions.read();
             let mut any = false;
             for (k, p) in partitions.iter() {
                 if k.topic != topic {
@@ -304,6 +283,6 @@ impl LogService {
 
     /// Changes whenever leadership of some partition changes here.
     pub fn subscribe_leadership(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.shared.leadership_changed.subscribe()
+        self.shared.partitions.watch_leadership()
     }
 }

@@ -7,6 +7,7 @@
 //! end, so an offset is never reused: a failed flush commits nothing.
 //!
 //! The parts, each with one job:
+//! - `partition`: the partitions known here (leadership, role, committed extent) and their table;
 //! - `flush`: the pipeline (gather, build, upload, commit in order, answer);
 //! - `writer`: this broker's write identity (incarnation, fence, flush sequence);
 //! - `takeover`: loading partitions this broker was given (checkpoint + flush records after);
@@ -16,19 +17,27 @@
 //! - `gc`: objects nothing references;
 //! - `read`, `cache`: reads; `topics`, `admin`: the catalog.
 //!
+//! `Shared` holds one part per job: `partition::Table`, `flush::Pipeline`, `writer::Writer`,
+//! `maintenance::Jobs`, `takeover::Queue`, `gc::Collector`, the catalog's `topics::Topics`
+//! and the `cache::ChunkCache`, beside the settings and ports.
+//!
 //! # Lock order
 //! A thread holds at most these, in this order, and never across an `.await`:
-//! `topics` -> `partitions` (the map) -> one partition's mutex -> `projected` ->
-//! `pending` -> `flushing` -> `writer` -> `takeovers`. The async `maintenance` lock is taken
-//! before any of them and held across awaits (one maintenance job at a time).
+//! `topics` -> `partitions.map` -> one partition's mutex -> `flush.projected` ->
+//! `flush.pending` -> `flush.flushing` -> `writer` -> `takeovers.waiting`. The async
+//! `maintenance.lock` (`maintenance::Jobs::hold`) is taken before any of them and held across
+//! awaits (one maintenance job at a time). `maintenance.admin` and `gc.live_incarnations`
+//! are taken alone.
 
 mod admin;
 mod cache;
+mod config;
 mod flush;
 mod gc;
 mod leadership;
 mod maintenance;
 mod migrate;
+mod partition;
 mod producer_ids;
 pub mod producers;
 mod read;
@@ -38,17 +47,16 @@ mod topics;
 mod writer;
 
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 
-use crate::batch::{self, BatchHeader};
+use crate::batch;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, MetadataStore, ObjectStore};
-use crate::topic::TopicRecord;
-use crate::types::{BrokerId, LeaderEpoch, Millis, Offset, PartitionId, PartitionKey, TopicId};
+use crate::types::{BrokerId, LeaderEpoch, Offset, PartitionKey};
 
 pub use admin::{AlterTopicConfigs, ConfigChange, CreatePartitions};
+pub use config::LogConfig;
 pub use gc::GcStats;
 pub use maintenance::{DeleteBefore, Retention};
 pub use read::{ReadRequest, ReadResult};
@@ -56,82 +64,7 @@ pub use state::{ChunkIndex, ChunkRecord, LeaderRecord, PartitionRecord};
 pub use topics::CreateTopic;
 
 use cache::ChunkCache;
-use state::PartitionRecord as Record;
-
-/// Settings of the log, validated by the app's config layer.
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    pub broker_id: BrokerId,
-    /// How long a flush may wait to gather more batches (0 = as soon as the previous is done).
-    pub flush_ms: u64,
-    /// Pending bytes that start a flush early.
-    pub flush_bytes: usize,
-    /// Produced bytes held at most, pending or in flushes under way: beyond it, produce
-    /// requests wait (and their connections stop being read) until flushes finish.
-    pub max_buffered_bytes: usize,
-    /// Bytes of chunk data kept in memory for reads.
-    pub cache_bytes: usize,
-    /// Largest record batch accepted (Kafka's `message.max.bytes`).
-    pub max_batch_bytes: usize,
-    /// Attempts at an object-store upload or a metadata commit before giving up.
-    pub attempts: u32,
-    /// This process's incarnation: flush records are keyed by it. 0 = a random one (a log
-    /// opened without a cluster registration).
-    pub incarnation: u64,
-    /// How often dirty partitions are checkpointed, at the latest.
-    pub checkpoint_interval_ms: u64,
-    /// Flush records not covered by a checkpoint that start a checkpoint round early.
-    pub checkpoint_max_records: u64,
-    /// How often retention is enforced (Kafka's `log.retention.check.interval.ms`).
-    pub retention_check_ms: u64,
-    /// `retention.ms` of topics that do not set it; negative = unlimited.
-    pub default_retention_ms: i64,
-    /// `retention.bytes` of topics that do not set it; negative = unlimited.
-    pub default_retention_bytes: i64,
-    /// How often unreferenced objects are looked for.
-    pub gc_interval_ms: u64,
-    /// Objects younger than this are never collected: they may belong to a flush whose
-    /// commit is still under way.
-    pub gc_grace_ms: u64,
-    /// Largest segment compaction builds (Kafka's `segment.bytes`).
-    pub segment_bytes: u64,
-    /// Size of the blocks a segment's index points at; a fetch reads whole blocks.
-    pub segment_block_bytes: usize,
-    /// Unmerged chunk bytes of a partition that start a compaction.
-    pub compaction_min_bytes: u64,
-    /// An idempotent producer idle this long is forgotten (Kafka's
-    /// `producer.id.expiration.ms`).
-    pub producer_expiration_ms: i64,
-    /// Segment bytes read beyond what a fetch asks for, into the cache.
-    pub read_ahead_bytes: usize,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            broker_id: BrokerId(0),
-            flush_ms: 0,
-            flush_bytes: 4 << 20,
-            max_buffered_bytes: 256 << 20,
-            cache_bytes: 256 << 20,
-            max_batch_bytes: 1 << 20,
-            attempts: 3,
-            incarnation: 0,
-            checkpoint_interval_ms: 30_000,
-            checkpoint_max_records: 256,
-            retention_check_ms: 60_000,
-            default_retention_ms: 7 * 24 * 3600 * 1000,
-            default_retention_bytes: -1,
-            gc_interval_ms: 300_000,
-            gc_grace_ms: 600_000,
-            segment_bytes: 64 << 20,
-            segment_block_bytes: 64 << 10,
-            compaction_min_bytes: 4 << 20,
-            producer_expiration_ms: 86_400_000,
-            read_ahead_bytes: 1 << 20,
-        }
-    }
-}
+use partition::Role;
 
 /// What an acknowledged append got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,143 +122,42 @@ pub struct PartitionInfo {
     pub high_watermark: Offset,
 }
 
-/// What this broker does with a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Another broker leads it, or nobody does; only its leadership is known here.
-    Follower,
-    /// Named leader; its extent and chunks are being read.
-    Loading,
-    /// Leads it: appends, commits, reads.
-    Leader,
-    /// Hands it over: accepts no appends, flushes what is pending, then writes the new
-    /// leader.
-    HandingOver,
-}
-
-/// Where a partition's checkpoint stands, as this broker last wrote (or read) it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Checkpointed {
-    /// Mod revision of the checkpoint key (0 = absent): the next checkpoint write compares it.
-    revision: i64,
-    /// Bumped by every change a checkpoint must record (a commit, a merge, a new log start).
-    changes: u64,
-    /// `changes` as of the last checkpoint written.
-    written: u64,
-    /// The highest flush sequence of this incarnation that holds the partition (0 = none).
-    last_flush: u64,
-}
-
-#[derive(Debug)]
-struct Partition {
-    leadership: LeaderRecord,
-    /// Mod revision of the leader record as last seen: identifies the leadership a flush was
-    /// built under (0 = absent).
-    leader_revision: i64,
-    role: Role,
-    /// The committed extent.
-    record: Record,
-    index: ChunkIndex,
-    /// Idempotent producers' sequences, as committed.
-    producers: producers::ProducerStates,
-    checkpoint: Checkpointed,
-}
-
-impl Partition {
-    fn follower(leadership: LeaderRecord, leader_revision: i64) -> Partition {
-        Partition {
-            leadership,
-            leader_revision,
-            role: Role::Follower,
-            record: Record::default(),
-            index: ChunkIndex::default(),
-            producers: producers::ProducerStates::default(),
-            checkpoint: Checkpointed::default(),
-        }
-    }
-
-    /// Leadership is lost: pending appends fail at the next flush, the index is dropped.
-    fn become_follower(&mut self) {
-        self.role = Role::Follower;
-        self.index = ChunkIndex::default();
-        self.record = Record::default();
-        self.producers = producers::ProducerStates::default();
-        self.checkpoint = Checkpointed::default();
-    }
-
-    /// Whether commits and maintenance of this partition may go on here.
-    fn writable(&self) -> bool {
-        matches!(self.role, Role::Leader | Role::HandingOver)
-    }
-
-    /// Whether something changed that the last checkpoint does not hold.
-    fn dirty(&self) -> bool {
-        self.checkpoint.changes != self.checkpoint.written
-    }
-}
-
-struct PendingBatch {
-    batch: Bytes,
-    header: BatchHeader,
-    reply: Option<oneshot::Sender<Result<Appended>>>,
-}
-
-#[derive(Default)]
-struct Pending {
-    batches: BTreeMap<PartitionKey, Vec<PendingBatch>>,
-    bytes: usize,
-    /// When the oldest pending batch arrived.
-    since: Option<Millis>,
-}
-
+/// The engine's parts, each owned by the module that does its job; see the module docs for
+/// the lock order between them.
 struct Shared {
+    // Settings and ports.
     config: LogConfig,
+    /// Single-node use without a cluster: the log leads every partition itself.
+    standalone: bool,
     store: Arc<dyn ObjectStore>,
     meta: Arc<dyn MetadataStore>,
     clock: Arc<dyn Clock>,
-    topics: RwLock<topics::Topics>,
-    partitions: RwLock<HashMap<PartitionKey, Arc<Mutex<Partition>>>>,
-    pending: Mutex<Pending>,
-    /// Partitions of the flushes under way, with how many hold each.
-    flushing: Mutex<HashMap<PartitionKey, usize>>,
-    /// Extents as they will stand once the flushes under way commit.
-    projected: Mutex<HashMap<PartitionKey, flush::Projected>>,
-    /// Produced bytes pending or in flushes under way (bounded by `max_buffered_bytes`).
-    buffered: std::sync::atomic::AtomicUsize,
-    /// Whether this broker collects garbage: always when standalone; in a cluster only the
-    /// controller does, so that one LIST of the bucket per interval serves the cluster.
-    collecting: std::sync::atomic::AtomicBool,
-    /// Bumped whenever a partition's leadership changes here.
-    leadership_changed: watch::Sender<u64>,
-    /// Single-node use without a cluster: the log leads every partition itself.
-    standalone: bool,
-    /// Producer ids reserved by this broker and not handed out yet.
-    producer_ids: tokio::sync::Mutex<producer_ids::IdBlock>,
-    /// Wakes the flusher: new work, a threshold crossed, or shutdown.
-    flush_wake: Notify,
-    /// Bumped after every commit; fetch long-polls wait on it.
-    committed: watch::Sender<u64>,
-    cache: ChunkCache,
-    /// Flush objects uploaded and segments built, for metrics.
-    stats: LogStats,
     observer: Arc<dyn LogObserver>,
-    /// Held by a checkpoint round, a takeover's checkpoint and a hand-over: one of them at a
-    /// time writes checkpoints.
-    maintenance: tokio::sync::Mutex<()>,
-    /// Wakes the maintenance task: a checkpoint, a merge or a DeleteRecords is wanted.
-    maintenance_wake: Notify,
-    shutting_down: std::sync::atomic::AtomicBool,
-    /// DeleteRecords requests for the next checkpoint round.
-    admin_jobs: maintenance::AdminJobs,
+
+    // The parts.
+    /// The catalog: topics by name and id.
+    topics: RwLock<topics::Topics>,
+    /// Every partition known here: leadership, role, committed extent.
+    partitions: partition::Table,
+    /// The flush pipeline: pending batches, flushes under way, their projected extents.
+    flush: flush::Pipeline,
     /// This broker's write identity: incarnation, fence, flush sequence.
     writer: Mutex<writer::Writer>,
-    /// Partitions given to this broker and waiting to be loaded, with the leader record's
-    /// revision they were given under.
-    takeovers: Mutex<BTreeMap<PartitionKey, i64>>,
-    takeover_wake: Notify,
-    /// (broker, incarnation) of the live brokers, for collecting gone incarnations' flush
-    /// records.
-    live_incarnations: Mutex<Vec<(BrokerId, u64)>>,
+    /// Checkpoint rounds, merges, retention and DeleteRecords: one at a time.
+    maintenance: maintenance::Jobs,
+    /// Partitions given to this broker and waiting to be loaded.
+    takeovers: takeover::Queue,
+    /// Whether this broker collects garbage, and the incarnations that are live.
+    gc: gc::Collector,
+    /// Chunk bytes kept for reads.
+    cache: ChunkCache,
+    /// Producer ids reserved by this broker and not handed out yet.
+    producer_ids: tokio::sync::Mutex<producer_ids::IdBlock>,
+
+    // State of the whole log.
+    /// Flush objects uploaded and segments built, for metrics.
+    stats: LogStats,
+    shutting_down: std::sync::atomic::AtomicBool,
     /// The metadata store refused the last write for lack of space (until a write succeeds).
     metadata_full: std::sync::atomic::AtomicBool,
 }
@@ -390,8 +222,6 @@ impl LogService {
         observer: Arc<dyn LogObserver>,
         standalone: bool,
     ) -> Result<LogService> {
-        let (committed, _) = watch::channel(0);
-        let (leadership_changed, _) = watch::channel(0);
         let incarnation = if config.incarnation == 0 {
             writer::random_incarnation()
         } else {
@@ -399,12 +229,10 @@ impl LogService {
         };
         let shared = Arc::new(Shared {
             cache: ChunkCache::new(config.cache_bytes),
-            maintenance: tokio::sync::Mutex::new(()),
-            maintenance_wake: Notify::new(),
+            maintenance: maintenance::Jobs::default(),
             writer: Mutex::new(writer::Writer::new(incarnation)),
-            takeovers: Mutex::new(BTreeMap::new()),
-            takeover_wake: Notify::new(),
-            live_incarnations: Mutex::new(vec![(config.broker_id, incarnation)]),
+            takeovers: takeover::Queue::default(),
+            gc: gc::Collector::new(standalone, (config.broker_id, incarnation)),
             metadata_full: std::sync::atomic::AtomicBool::new(false),
             stats: LogStats::default(),
             observer,
@@ -413,19 +241,11 @@ impl LogService {
             meta,
             clock,
             topics: RwLock::new(topics::Topics::default()),
-            partitions: RwLock::new(HashMap::new()),
-            pending: Mutex::new(Pending::default()),
-            flushing: Mutex::new(HashMap::new()),
-            projected: Mutex::new(HashMap::new()),
-            buffered: std::sync::atomic::AtomicUsize::new(0),
-            collecting: std::sync::atomic::AtomicBool::new(standalone),
-            leadership_changed,
+            partitions: partition::Table::new(),
+            flush: flush::Pipeline::new(),
             standalone,
             producer_ids: tokio::sync::Mutex::new(producer_ids::IdBlock::default()),
-            flush_wake: Notify::new(),
-            committed,
             shutting_down: std::sync::atomic::AtomicBool::new(false),
-            admin_jobs: Mutex::new(Vec::new()),
         });
         shared.sync_fence().await?;
         let tasks = vec![
@@ -468,44 +288,30 @@ impl LogService {
             });
         }
         let header = batch::validate_single(&req.batch)?;
-        shared.check_leader(req.partition)?;
+        shared.partitions.check_leader(req.partition)?;
         let (reply, ticket) = if req.wait {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
-        let wake = {
-            let mut pending = lock(&shared.pending);
-            let was_empty = pending.batches.is_empty();
-            pending.bytes += req.batch.len();
-            shared
-                .buffered
-                .fetch_add(req.batch.len(), std::sync::atomic::Ordering::SeqCst);
-            if pending.since.is_none() {
-                pending.since = Some(shared.clock.now_ms());
-            }
-            pending
-                .batches
-                .entry(req.partition)
-                .or_default()
-                .push(PendingBatch {
-                    batch: req.batch,
-                    header,
-                    reply,
-                });
-            was_empty || pending.bytes >= shared.config.flush_bytes
-        };
-        if wake {
-            shared.flush_wake.notify_one();
-        }
+        shared.flush.queue(
+            req.partition,
+            flush::PendingBatch {
+                batch: req.batch,
+                header,
+                reply,
+            },
+            shared.clock.as_ref(),
+            shared.config.flush_bytes,
+        );
         Ok(ticket)
     }
 
     /// Leadership (from the leader records) and, where this broker leads, the extent of a
     /// partition.
     pub fn partition_info(&self, partition: PartitionKey) -> Result<PartitionInfo> {
-        let p = self.shared.partition(partition)?;
+        let p = self.shared.partitions.get(partition)?;
         let p = lock(&p);
         Ok(PartitionInfo {
             leader: p.leadership.leader,
@@ -516,14 +322,14 @@ impl LogService {
     }
 
     fn producer_states(&self, partition: PartitionKey) -> Result<producers::ProducerStates> {
-        let p = self.shared.partition(partition)?;
+        let p = self.shared.partitions.get(partition)?;
         let p = lock(&p);
         Ok(p.producers.clone())
     }
 
     /// Ok if this broker leads the partition and serves its reads.
     pub fn check_serving(&self, partition: PartitionKey) -> Result<()> {
-        let p = self.shared.partition(partition)?;
+        let p = self.shared.partitions.get(partition)?;
         let p = lock(&p);
         match p.role {
             Role::Leader | Role::HandingOver => Ok(()),
@@ -570,7 +376,7 @@ impl LogService {
             // The usual case, on every produce request: no subscription needed.
             return;
         }
-        let mut done = self.shared.committed.subscribe();
+        let mut done = self.shared.flush.subscribe();
         while self.buffered_bytes() >= self.shared.config.max_buffered_bytes {
             if done.changed().await.is_err() {
                 return;
@@ -595,14 +401,12 @@ impl LogService {
 
     /// Produced bytes pending or in flushes under way.
     pub fn buffered_bytes(&self) -> usize {
-        self.shared
-            .buffered
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.shared.flush.buffered_bytes()
     }
 
     /// Changes whenever a commit makes new data visible.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.shared.committed.subscribe()
+        self.shared.flush.subscribe()
     }
 
     /// Running totals of flushes and compactions.
@@ -621,8 +425,8 @@ impl LogService {
         self.shared
             .shutting_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.shared.flush_wake.notify_one();
-        self.shared.maintenance_wake.notify_one();
+        self.shared.flush.wake();
+        self.shared.maintenance.wake();
         let handle = lock(&self.flusher).take();
         if let Some(handle) = handle {
             if let Err(e) = handle.await {
@@ -644,52 +448,5 @@ impl LogService {
         {
             tracing::warn!(error = %e, "cannot checkpoint at shutdown; the next leader reads the flush records");
         }
-    }
-}
-
-impl Shared {
-    fn partition(&self, key: PartitionKey) -> Result<Arc<Mutex<Partition>>> {
-        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
-        partitions
-            .get(&key)
-            .cloned()
-            .ok_or(Error::UnknownPartition(key))
-    }
-
-    fn check_leader(&self, key: PartitionKey) -> Result<()> {
-        let p = self.partition(key)?;
-        let p = lock(&p);
-        match p.role {
-            Role::Leader => Ok(()),
-            Role::Loading => Err(Error::LeaderLoading(key)),
-            Role::Follower if p.leadership.leader.is_none() => Err(Error::LeaderNotAvailable(key)),
-            Role::Follower | Role::HandingOver => Err(Error::NotLeader(key)),
-        }
-    }
-
-    fn topic_partitions(topic: &TopicRecord) -> impl Iterator<Item = PartitionKey> + '_ {
-        (0..topic.partitions).map(move |p| PartitionKey {
-            topic: topic.id,
-            partition: PartitionId(p),
-        })
-    }
-
-    /// Adds the partitions of a topic not known yet (a new topic, or partitions added to
-    /// one), as followers; known partitions keep their state.
-    fn install_topic(&self, topic: &TopicRecord) -> Vec<PartitionKey> {
-        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-        let mut added = Vec::new();
-        for key in Self::topic_partitions(topic) {
-            partitions.entry(key).or_insert_with(|| {
-                added.push(key);
-                Arc::new(Mutex::new(Partition::follower(LeaderRecord::default(), 0)))
-            });
-        }
-        added
-    }
-
-    fn remove_topic(&self, id: TopicId) {
-        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-        partitions.retain(|k, _| k.topic != id);
     }
 }

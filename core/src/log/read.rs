@@ -40,7 +40,7 @@ pub struct ReadResult {
 impl LogService {
     pub async fn read(&self, req: ReadRequest) -> Result<ReadResult> {
         self.check_epoch(req.partition, req.current_leader_epoch)?;
-        let partition = self.shared.partition(req.partition)?;
+        let partition = self.shared.partitions.get(req.partition)?;
         let (info, chunks) = {
             let p = lock(&partition);
             let hw = p.record.log_end_offset;
@@ -140,7 +140,7 @@ impl LogService {
         ts: Millis,
     ) -> Result<Option<Bytes>> {
         let chunks = {
-            let p = self.shared.partition(partition)?;
+            let p = self.shared.partitions.get(partition)?;
             let p = lock(&p);
             let Some(base) = p.index.first_at_or_after(ts) else {
                 return Ok(None);
@@ -175,7 +175,7 @@ impl LogService {
         partition: PartitionKey,
     ) -> Result<Option<(Millis, Bytes)>> {
         let found = {
-            let p = self.shared.partition(partition)?;
+            let p = self.shared.partitions.get(partition)?;
             let p = lock(&p);
             p.index
                 .max_timestamp()

@@ -11,8 +11,9 @@
 
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use super::maintenance::Snapshot;
 use super::producers::ProducerStates;
@@ -32,19 +33,41 @@ const RANGE_PER_TOPIC: usize = 16;
 /// Partitions loaded per batch.
 const BATCH: usize = 4096;
 
+/// Partitions given to this broker and waiting to be loaded, with the leader record's
+/// revision they were given under.
+#[derive(Default)]
+pub(super) struct Queue {
+    waiting: Mutex<BTreeMap<PartitionKey, i64>>,
+    /// Wakes the takeover task: a partition was queued.
+    wake: Notify,
+}
+
+impl Queue {
+    /// Takes the first `BATCH` partitions waiting.
+    fn take_batch(&self) -> BTreeMap<PartitionKey, i64> {
+        let mut queue = lock(&self.waiting);
+        let keys: Vec<PartitionKey> = queue.keys().take(BATCH).copied().collect();
+        keys.into_iter()
+            .filter_map(|k| queue.remove(&k).map(|r| (k, r)))
+            .collect()
+    }
+
+    /// Puts partitions back whose load failed, unless they were queued again meanwhile.
+    fn put_back(&self, again: Vec<(PartitionKey, i64)>) {
+        let mut queue = lock(&self.waiting);
+        for (key, revision) in again {
+            queue.entry(key).or_insert(revision);
+        }
+    }
+}
+
 pub(super) async fn run(shared: Arc<Shared>) {
     let mut failures = 0u32;
     loop {
-        let batch: BTreeMap<PartitionKey, i64> = {
-            let mut queue = lock(&shared.takeovers);
-            let keys: Vec<PartitionKey> = queue.keys().take(BATCH).copied().collect();
-            keys.into_iter()
-                .filter_map(|k| queue.remove(&k).map(|r| (k, r)))
-                .collect()
-        };
+        let batch: BTreeMap<PartitionKey, i64> = shared.takeovers.take_batch();
         if batch.is_empty() {
             tokio::select! {
-                _ = shared.takeover_wake.notified() => {}
+                _ = shared.takeovers.wake.notified() => {}
                 _ = shared.clock.sleep(Duration::from_secs(1)) => {}
             }
             continue;
@@ -59,12 +82,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     .into_iter()
                     .filter(|(k, r)| shared.loading_under(*k, *r))
                     .collect();
-                {
-                    let mut queue = lock(&shared.takeovers);
-                    for (key, revision) in again {
-                        queue.entry(key).or_insert(revision);
-                    }
-                }
+                shared.takeovers.put_back(again);
                 shared
                     .clock
                     .sleep(super::flush::backoff(failures.min(5)))
@@ -88,12 +106,12 @@ struct Loaded {
 impl Shared {
     /// Queues a partition this broker was given for loading.
     pub(super) fn queue_takeover(&self, key: PartitionKey, leader_revision: i64) {
-        lock(&self.takeovers).insert(key, leader_revision);
-        self.takeover_wake.notify_one();
+        lock(&self.takeovers.waiting).insert(key, leader_revision);
+        self.takeovers.wake.notify_one();
     }
 
     fn loading_under(&self, key: PartitionKey, leader_revision: i64) -> bool {
-        self.partition(key).is_ok_and(|p| {
+        self.partitions.get(key).is_ok_and(|p| {
             let p = lock(&p);
             p.role == Role::Loading && p.leader_revision == leader_revision
         })
@@ -395,7 +413,7 @@ impl Shared {
 
     /// Checkpoints the loaded partitions under this broker's name, then leads them.
     async fn checkpoint_takeover(&self, states: Vec<Snapshot>) -> Result<()> {
-        let _maintenance = self.maintenance.lock().await;
+        let _maintenance = self.maintenance.hold().await;
         let committed = self.write_checkpoints(&states, true).await?;
         let all = committed.len() == states.len();
         let mut states: Vec<Option<Snapshot>> = states.into_iter().map(Some).collect();
@@ -404,7 +422,7 @@ impl Shared {
             let Some(s) = states[i].take() else {
                 continue;
             };
-            let Ok(partition) = self.partition(s.key) else {
+            let Ok(partition) = self.partitions.get(s.key) else {
                 continue;
             };
             let mut p = lock(&partition);
@@ -414,7 +432,7 @@ impl Shared {
             p.record = s.record;
             p.index = s.index;
             p.producers = s.producers;
-            p.checkpoint = super::Checkpointed {
+            p.checkpoint = super::partition::Checkpointed {
                 revision,
                 ..Default::default()
             };
@@ -423,7 +441,7 @@ impl Shared {
             tracing::debug!(partition = %s.key, epoch = p.leadership.leader_epoch.0, log_end = p.record.log_end_offset.0, "leading partition");
         }
         if led > 0 {
-            self.leadership_changed.send_modify(|n| *n += 1);
+            self.partitions.leadership_changed();
         }
         if all {
             Ok(())

@@ -73,8 +73,8 @@ impl Shared {
         let mut all = Vec::new();
         for kv in &topics.kvs {
             let t: TopicRecord = decode_json(kv)?;
-            self.install_topic(&t);
-            all.extend(Self::topic_partitions(&t));
+            self.partitions.install_topic(&t);
+            all.extend(super::partition::topic_partitions(&t));
             self.topics
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
@@ -83,7 +83,7 @@ impl Shared {
         for kv in &leaders.kvs {
             if let Some(key) = keys::parse_leader(&kv.key) {
                 let record: LeaderRecord = decode_json(kv)?;
-                if let Ok(p) = self.partition(key) {
+                if let Ok(p) = self.partitions.get(key) {
                     let mut p = lock(&p);
                     p.leadership = record;
                     p.leader_revision = kv.mod_revision;
@@ -123,7 +123,7 @@ impl Shared {
             let mut txn = Txn::new();
             let mut updates = Vec::with_capacity(group.len());
             for key in group {
-                let p = self.partition(*key)?;
+                let p = self.partitions.get(*key)?;
                 let p = lock(&p);
                 let record = LeaderRecord {
                     leader: Some(self.config.broker_id),
@@ -160,10 +160,11 @@ impl Shared {
             }
         }
         // Serves once loaded: wait for the takeovers.
-        let mut changed = self.leadership_changed.subscribe();
+        let mut changed = self.partitions.watch_leadership();
         loop {
             let loading = partitions.iter().any(|k| {
-                self.partition(*k)
+                self.partitions
+                    .get(*k)
                     .is_ok_and(|p| lock(&p).role == Role::Loading)
             });
             if !loading {
@@ -224,7 +225,7 @@ impl LogService {
     /// Learns a topic (created here or seen in the metadata store) or a change of it; its
     /// new partitions start as followers. Returns the partitions added.
     pub fn install_topic(&self, record: TopicRecord) -> Vec<PartitionKey> {
-        let added = self.shared.install_topic(&record);
+        let added = self.shared.partitions.install_topic(&record);
         let mut topics = self
             .shared
             .topics
@@ -250,7 +251,7 @@ impl LogService {
             topics.remove(name);
         }
         drop(topics);
-        self.shared.remove_topic(id);
+        self.shared.partitions.remove_topic(id);
     }
 
     pub async fn create_topic(&self, req: CreateTopic) -> Result<TopicRecord> {
@@ -281,7 +282,8 @@ impl LogService {
         }
         self.install_topic(record.clone());
         if self.shared.standalone {
-            let partitions: Vec<PartitionKey> = Shared::topic_partitions(&record).collect();
+            let partitions: Vec<PartitionKey> =
+                super::partition::topic_partitions(&record).collect();
             self.shared.take_leadership(&partitions).await?;
         }
         tracing::info!(topic = %record.name, id = %record.id, partitions = record.partitions, "topic created");

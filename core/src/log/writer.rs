@@ -98,7 +98,7 @@ impl Shared {
             let Ok(record) = decode_json::<LeaderRecord>(kv) else {
                 continue;
             };
-            let Ok(p) = self.partition(partition) else {
+            let Ok(p) = self.partitions.get(partition) else {
                 continue;
             };
             let mut p = lock(&p);
@@ -124,7 +124,7 @@ impl Shared {
                 partitions = dropped,
                 "fenced: partitions were taken from this broker without a hand-over"
             );
-            self.leadership_changed.send_modify(|n| *n += 1);
+            self.partitions.leadership_changed();
         }
         Ok(())
     }
@@ -135,7 +135,7 @@ impl Shared {
         let mut w = lock(&self.writer);
         *w = Writer::new(incarnation);
         drop(w);
-        lock(&self.live_incarnations).push((self.config.broker_id, incarnation));
+        self.gc.add_live((self.config.broker_id, incarnation));
     }
 }
 

@@ -40,7 +40,7 @@ impl Shared {
     /// where the part was built on. Parts holding only retries are answered here.
     pub(in crate::log::flush) fn ready_to_commit(&self, p: Planned, id: u64) -> Option<Planned> {
         let key = p.key;
-        let Ok(partition) = self.partition(key) else {
+        let Ok(partition) = self.partitions.get(key) else {
             fail(p.replies, || Error::UnknownPartition(key));
             return None;
         };
@@ -85,7 +85,7 @@ impl Shared {
     /// sees the extent short of their base), and the next flush builds on the committed
     /// extent again.
     pub(in crate::log::flush) fn break_chain(&self, key: PartitionKey, id: u64) {
-        let mut projected = lock(&self.projected);
+        let mut projected = lock(&self.flush.projected);
         if projected.get(&key).is_some_and(|c| c.first_flush <= id) {
             projected.remove(&key);
         }
@@ -94,7 +94,7 @@ impl Shared {
     /// The flush's partitions are no longer being flushed by it.
     pub(in crate::log::flush) fn done_flushing(&self, keys: &[PartitionKey]) {
         {
-            let mut flushing = lock(&self.flushing);
+            let mut flushing = lock(&self.flush.flushing);
             for key in keys {
                 if let Some(n) = flushing.get_mut(key) {
                     *n -= 1;
@@ -105,7 +105,7 @@ impl Shared {
             }
         }
         // Wakes hand-overs waiting for their partition's last flush.
-        self.committed.send_modify(|n| *n += 1);
+        self.flush.committed.send_modify(|n| *n += 1);
     }
 
     /// Commits a flush with one transaction and applies it, or fails its appends.
@@ -187,7 +187,7 @@ impl Shared {
     }
 
     fn still_led(&self, p: &Planned) -> bool {
-        self.partition(p.key).is_ok_and(|partition| {
+        self.partitions.get(p.key).is_ok_and(|partition| {
             let state = lock(&partition);
             state.writable() && state.leader_revision == p.leader_revision
         })
@@ -287,9 +287,9 @@ impl Shared {
                 ..
             } = p;
             let mut log_start_offset = Offset::ZERO;
-            if let Ok(partition) = self.partition(key) {
+            if let Ok(partition) = self.partitions.get(key) {
                 let mut state = lock(&partition);
-                let mut projected = lock(&self.projected);
+                let mut projected = lock(&self.flush.projected);
                 if projected.get(&key).is_some_and(|c| c.last_flush == id) {
                     // The committed extent has caught up with the chain.
                     projected.remove(&key);
@@ -314,7 +314,7 @@ impl Shared {
             w.committed_seq = seq;
             seq
         };
-        self.committed.send_modify(|n| *n += 1);
+        self.flush.committed.send_modify(|n| *n += 1);
         self.note_uncovered(uncovered);
     }
 }

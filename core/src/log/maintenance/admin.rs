@@ -30,7 +30,7 @@ pub(in crate::log) struct DeleteRecordsJob {
 }
 
 /// Queue of DeleteRecords requests, drained by checkpoint rounds.
-pub(in crate::log) type AdminJobs = Mutex<Vec<DeleteRecordsJob>>;
+pub(super) type AdminJobs = Mutex<Vec<DeleteRecordsJob>>;
 
 impl LogService {
     /// Moves a partition's log start to `before` (DeleteRecords); returns the new log start
@@ -42,7 +42,7 @@ impl LogService {
         before: DeleteBefore,
     ) -> Result<Offset> {
         let shared = &self.shared;
-        shared.check_leader(partition)?;
+        shared.partitions.check_leader(partition)?;
         if shared
             .shutting_down
             .load(std::sync::atomic::Ordering::SeqCst)
@@ -51,13 +51,13 @@ impl LogService {
         }
         let (reply, mut answer) = oneshot::channel();
         let id = uuid::Uuid::new_v4();
-        lock(&shared.admin_jobs).push(DeleteRecordsJob {
+        lock(&shared.maintenance.admin).push(DeleteRecordsJob {
             id,
             partition,
             before,
             reply,
         });
-        shared.maintenance_wake.notify_one();
+        shared.maintenance.wake();
         loop {
             tokio::select! {
                 result = &mut answer => return result.unwrap_or(Err(Error::ShuttingDown)),
@@ -68,7 +68,7 @@ impl LogService {
                 .shutting_down
                 .load(std::sync::atomic::Ordering::SeqCst)
             {
-                let mut jobs = lock(&shared.admin_jobs);
+                let mut jobs = lock(&shared.maintenance.admin);
                 if let Some(i) = jobs.iter().position(|j| j.id == id) {
                     jobs.swap_remove(i);
                     return Err(Error::ShuttingDown);
@@ -84,7 +84,7 @@ impl Shared {
         &self,
         job: &DeleteRecordsJob,
     ) -> Result<Option<Offset>> {
-        let p = self.partition(job.partition)?;
+        let p = self.partitions.get(job.partition)?;
         let p = lock(&p);
         if !p.writable() {
             return Err(Error::NotLeader(job.partition));

@@ -27,7 +27,7 @@ impl Shared {
     /// partition was taken over, and this broker stops leading it.
     pub(in crate::log) async fn refresh_checkpoint_revisions(&self) {
         let unknown: Vec<PartitionKey> = {
-            let map = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+            let map = self.partitions.read();
             map.iter()
                 .filter(|(_, p)| {
                     let p = lock(p);
@@ -47,7 +47,7 @@ impl Shared {
                 (c.tail.broker == me && c.tail.incarnation == incarnation)
                     .then_some(kv.mod_revision)
             });
-            let Ok(partition) = self.partition(key) else {
+            let Ok(partition) = self.partitions.get(key) else {
                 continue;
             };
             let mut p = lock(&partition);
@@ -64,7 +64,7 @@ impl Shared {
                     if last > 0 {
                         lock(&self.writer).lost.insert(key, last);
                     }
-                    self.leadership_changed.send_modify(|n| *n += 1);
+                    self.partitions.leadership_changed();
                 }
             }
         }

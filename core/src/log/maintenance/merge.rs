@@ -32,7 +32,7 @@ impl Shared {
 
     /// The partitions this broker leads that want a merge.
     pub(in crate::log) fn merge_candidates(&self) -> Vec<PartitionKey> {
-        let map = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.partitions.read();
         map.iter()
             .filter(|(_, p)| {
                 let p = lock(p);
@@ -46,7 +46,7 @@ impl Shared {
     /// object; returns the segment, which the round's checkpoint commits.
     pub(in crate::log) async fn merge(&self, key: PartitionKey) -> Result<Option<ChunkRecord>> {
         let run: Vec<ChunkRecord> = {
-            let partition = self.partition(key)?;
+            let partition = self.partitions.get(key)?;
             let p = lock(&partition);
             if !p.writable() {
                 return Ok(None);

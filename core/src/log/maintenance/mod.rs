@@ -11,11 +11,13 @@
 
 mod admin;
 mod cleanup;
+mod jobs;
 mod merge;
 mod retention;
 
-pub(in crate::log) use admin::AdminJobs;
+use admin::AdminJobs;
 pub use admin::DeleteBefore;
+pub(in crate::log) use jobs::Jobs;
 pub use retention::Retention;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -84,7 +86,7 @@ pub(in crate::log) async fn run(shared: Arc<Shared>) {
     loop {
         let wait = (next_round.min(next_retention) - shared.clock.now_ms()).max(0) as u64;
         tokio::select! {
-            _ = shared.maintenance_wake.notified() => {}
+            _ = shared.maintenance.wake.notified() => {}
             _ = shared.clock.sleep(Duration::from_millis(wait)) => {}
         }
         if shared.shutting_down.load(Ordering::SeqCst) {
@@ -118,13 +120,13 @@ impl Shared {
     pub(in crate::log) fn note_uncovered(&self, committed_seq: u64) {
         let covered = lock(&self.writer).covered_seq;
         if committed_seq.saturating_sub(covered) >= self.config.checkpoint_max_records {
-            self.maintenance_wake.notify_one();
+            self.maintenance.wake();
         }
     }
 
     /// Runs one round (see the module docs).
     pub(in crate::log) async fn checkpoint_round(&self, round: Round) -> Result<()> {
-        let _maintenance = self.maintenance.lock().await;
+        let _maintenance = self.maintenance.hold().await;
         self.round(round).await.map(drop)
     }
 
@@ -148,7 +150,7 @@ impl Shared {
         let covered = lock(&self.writer).committed_seq;
         let jobs = match round {
             Round::HandOver(_) => Vec::new(),
-            _ => std::mem::take(&mut *lock(&self.admin_jobs)),
+            _ => std::mem::take(&mut *lock(&self.maintenance.admin)),
         };
         let mut new_starts: BTreeMap<PartitionKey, Offset> = BTreeMap::new();
         let mut answers = Vec::new();
@@ -252,7 +254,7 @@ impl Shared {
         let keys: Vec<PartitionKey> = match round {
             Round::HandOver(key) => vec![key],
             _ => {
-                let map = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+                let map = self.partitions.read();
                 map.keys().copied().collect()
             }
         };
@@ -260,7 +262,7 @@ impl Shared {
             new_starts.keys().chain(merged.keys()).copied().collect();
         let mut out = Vec::new();
         for key in keys {
-            let Ok(partition) = self.partition(key) else {
+            let Ok(partition) = self.partitions.get(key) else {
                 continue;
             };
             let p = lock(&partition);
@@ -360,7 +362,8 @@ impl Shared {
             });
             for (_, s, placed) in group {
                 let epoch = self
-                    .partition(s.key)
+                    .partitions
+                    .get(s.key)
                     .map(|p| lock(&p).leadership.leader_epoch)
                     .unwrap_or_default();
                 let checkpoint = Checkpoint {
@@ -460,15 +463,15 @@ impl Shared {
     /// re-reads it. If it names this incarnation it was our own write; otherwise another
     /// broker took the partition over and this one stops leading it.
     fn forget_checkpoint_revision(&self, key: PartitionKey) {
-        if let Ok(p) = self.partition(key) {
+        if let Ok(p) = self.partitions.get(key) {
             lock(&p).checkpoint.revision = -1;
         }
-        self.maintenance_wake.notify_one();
+        self.maintenance.wake();
     }
 
     /// A checkpoint committed: the partition's state follows it.
     fn apply_checkpoint(&self, s: &Snapshot, revision: i64) {
-        let Ok(partition) = self.partition(s.key) else {
+        let Ok(partition) = self.partitions.get(s.key) else {
             return;
         };
         let mut p = lock(&partition);
@@ -496,7 +499,7 @@ impl Shared {
     }
 
     fn log_start(&self, key: PartitionKey) -> Result<Offset> {
-        let p = self.partition(key)?;
+        let p = self.partitions.get(key)?;
         let p = lock(&p);
         Ok(p.record.log_start_offset)
     }

@@ -42,7 +42,7 @@ impl Shared {
     pub(in crate::log) fn retention_targets(&self) -> Vec<(PartitionKey, Offset)> {
         let now = self.clock.now_ms();
         let partitions: Vec<PartitionKey> = {
-            let map = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+            let map = self.partitions.read();
             map.keys().copied().collect()
         };
         let mut out = Vec::new();
@@ -76,7 +76,7 @@ impl Shared {
         retention: Retention,
         now: Millis,
     ) -> Option<Offset> {
-        let partition = self.partition(key).ok()?;
+        let partition = self.partitions.get(key).ok()?;
         let p = lock(&partition);
         if !p.writable() {
             return None;
