@@ -28,7 +28,7 @@ impl Shared {
         let Ok(partition) = self.partitions.get(key) else {
             return false;
         };
-        let load = {
+        let (load, last_flush) = {
             let mut p = lock(&partition);
             if revision < p.leader_revision
                 || (revision == p.leader_revision && p.leadership == record)
@@ -38,17 +38,26 @@ impl Shared {
             let was = p.role;
             p.leadership = record;
             p.leader_revision = revision;
+            let mut last_flush = 0;
             if was != Role::Follower {
                 if was != Role::Loading {
                     tracing::info!(partition = %key, epoch = record.leader_epoch.0, leader = ?record.leader, "leadership moved away");
+                    last_flush = p.checkpoint.last_flush;
                 }
                 p.become_follower();
             }
             if ours {
                 p.role = Role::Loading;
             }
-            ours
+            (ours, last_flush)
         };
+        if last_flush > 0 {
+            // This broker's flush records may hold the partition past its last checkpoint: they
+            // stay until a checkpoint of the next leader covers them (as when fenced).
+            let mut w = lock(&self.writer);
+            let last = w.lost.entry(key).or_default();
+            *last = (*last).max(last_flush);
+        }
         self.partitions.leadership_changed();
         load
     }

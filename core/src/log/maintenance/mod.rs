@@ -37,8 +37,8 @@ use crate::ports::{Compare, MetadataError, PutMode, Txn, TxnOp};
 use crate::schema::{keys, Checkpoint, SectionRef, SegmentRecord, Tail};
 use crate::types::{Offset, PartitionKey};
 
-/// Partitions per checkpoint transaction: a compare and one or two puts each, plus the
-/// fence, below etcd's 128 per list.
+/// Partitions per checkpoint transaction: two compares (checkpoint, leader record) and one
+/// or two puts each, plus the fence, below etcd's 128 per list.
 const CHECKPOINTS_PER_TXN: usize = 60;
 
 /// Partitions merged at once in a round.
@@ -387,6 +387,14 @@ impl Shared {
                     .when(Compare::ModRevision {
                         key: key.clone(),
                         revision: s.checkpoint_revision,
+                    })
+                    // Still this broker's partition: the snapshot may predate a fence change
+                    // that the fence read just above has already taken in, and a checkpoint
+                    // of a partition taken over would let the flush records it covers go
+                    // while the new leader reads them.
+                    .when(Compare::ModRevision {
+                        key: keys::leader(s.key),
+                        revision: s.leader_revision,
                     })
                     .then(TxnOp::Put {
                         key,
