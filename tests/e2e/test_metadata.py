@@ -308,8 +308,9 @@ def test_the_embedded_store_file_stays_bounded_under_steady_load(broker_factory)
     print(f"\nembedded store after each 24 MiB round to 300 partitions: "
           f"{[f'{s / 1024:.0f} KiB' for s in sizes]}; "
           f"{[f'{w / 1024:.0f} KiB' for w in written]} written to it by then")
-    slack = 64 * 1024
-    # The last three rounds wrote well more than the slack (flush records, checkpoints) ...
+    slack = 32 * 1024
+    # The last three rounds wrote well more than the slack (flush records, checkpoints: about
+    # 40 KiB a round here) ...
     assert written[-1] - written[1] > 2 * slack, written
     # ... and the file did not grow by more than the slack.
     assert sizes[-1] <= max(sizes[:2]) + slack, sizes
