@@ -200,11 +200,11 @@ def consume(
     `expected` records arrived). Returns records in (partition, offset) order."""
     if partitions is None:
         partitions = partition_count(bootstrap, topic)
-    c = consumer(bootstrap, **(config or {}))
+    errors = []  # the consumer's errors and the client's own (connection failures, etc.)
+    c = consumer(bootstrap, error_cb=errors.append, **(config or {}))
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     got: list[Rec] = []
     at_end: set[int] = set()
-    errors = []
     deadline = time.monotonic() + timeout
     try:
         while True:

@@ -9,6 +9,7 @@ where a missing binary is an error.
 from __future__ import annotations
 
 import os
+import random
 import resource
 import shutil
 import signal
@@ -39,10 +40,28 @@ requires_broker = pytest.mark.skipif(
 )
 
 
+# Ports handed out by free_port in this process; none is handed out twice.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, below the kernel's ephemeral range (32768 and
+    up on Linux) and SeaweedFS's (scripts/seaweedfs.sh: 20000 and up), so that neither an
+    outgoing connection nor the S3 server takes it before the broker binds it. Asking the
+    kernel for port 0 instead gave two calls the same port once (the first was closed before
+    the second asked), and a broker then listened twice on it."""
+    for _ in range(1000):
+        port = random.randrange(10000, 20000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 10000-19999")
 
 
 def tail(text: str, lines: int = LOG_TAIL_LINES) -> str:

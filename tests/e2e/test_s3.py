@@ -233,7 +233,11 @@ class ContinuousProducer:
     def check_against(self, bootstrap: str) -> None:
         """Every acknowledged record is readable at its acknowledged offset; offsets have no
         gaps; every stored record is intact."""
-        got = consume(bootstrap, self.topic, partitions=self.partitions, timeout=120)
+        try:
+            got = consume(bootstrap, self.topic, partitions=self.partitions, timeout=120)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the producer had {len(self.acked)} records acknowledged "
+                                 f"and {len(self.failed)} failed, e.g. {self.failed[:3]}") from None
         by_offset = {(r.partition, r.offset): r.value for r in got}
         missing = [k for k in self.acked if k not in by_offset]
         assert not missing, f"{len(missing)} acknowledged records missing, e.g. {missing[:5]}"

@@ -106,7 +106,12 @@ struct Loaded {
 impl Shared {
     /// Queues a partition this broker was given for loading.
     pub(super) fn queue_takeover(&self, key: PartitionKey, leader_revision: i64) {
-        lock(&self.takeovers.waiting).insert(key, leader_revision);
+        // Two observers of the same partition can queue it out of order; the newest
+        // leadership wins, or the partition would stay loading under a revision nobody loads.
+        lock(&self.takeovers.waiting)
+            .entry(key)
+            .and_modify(|r| *r = (*r).max(leader_revision))
+            .or_insert(leader_revision);
         self.takeovers.wake.notify_one();
     }
 
