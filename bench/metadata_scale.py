@@ -92,6 +92,11 @@ def flush_metrics(broker: Broker) -> dict[str, float]:
         "upload_s": broker.metric("kafscale_flush_upload_duration_seconds_sum"),
         "commits": broker.metric("kafscale_flush_commit_duration_seconds_count"),
         "commit_s": broker.metric("kafscale_flush_commit_duration_seconds_sum"),
+        # What the broker asks of the object store (flushes, merges, checkpoints, reads).
+        "store_puts": broker.metric("kafscale_object_store_requests_total", 'op="put",result="ok"'),
+        "store_gets": broker.metric("kafscale_object_store_requests_total", 'op="get",result="ok"'),
+        "store_written": broker.metric("kafscale_object_store_written_bytes_total"),
+        "store_read": broker.metric("kafscale_object_store_read_bytes_total"),
     }
 
 
@@ -163,6 +168,11 @@ def one_run(args, binary: Path, perf: Path, partitions: int, soak_minutes: float
             "flush_avg_bytes": flush["bytes"] / max(flush["flushes"], 1),
             "flush_avg_upload_ms": 1000 * flush["upload_s"] / max(flush["uploads"], 1),
             "flush_avg_commit_ms": 1000 * flush["commit_s"] / max(flush["commits"], 1),
+            "store_puts_per_s": flush["store_puts"] / secs,
+            "store_gets_per_s": flush["store_gets"] / secs,
+            # Object store bytes written (flushes, merges, checkpoints) per byte produced.
+            "store_write_amplification": flush["store_written"] / produced_bytes if produced_bytes else float("nan"),
+            "store_read_mib_per_s": flush["store_read"] / MIB / secs,
         }
         if curve:
             row["soak_curve"] = curve
@@ -202,7 +212,10 @@ def main() -> int:
               f"delivered {row['delivered_per_s']:.0f}/s ({row['failed']} failed)  "
               f"p50/p99 {row['p50_ms']:.0f}/{row['p99_ms']:.0f} ms  avg/max {row['avg_ms']:.0f}/{row['max_ms']:.0f} ms\n"
               f"   flushes {row['flushes_per_s']:.1f}/s of {row['flush_avg_bytes'] / 1e3:.0f} kB, "
-              f"upload {row['flush_avg_upload_ms']:.1f} ms, commit {row['flush_avg_commit_ms']:.1f} ms (averages)",
+              f"upload {row['flush_avg_upload_ms']:.1f} ms, commit {row['flush_avg_commit_ms']:.1f} ms (averages)\n"
+              f"   object store: {row['store_puts_per_s']:.1f} PUT/s, {row['store_gets_per_s']:.1f} GET/s, "
+              f"{row['store_write_amplification']:.2f} bytes written per byte produced, "
+              f"{row['store_read_mib_per_s']:.1f} MiB/s read",
               flush=True)
     print("\n| partitions | etcd puts/s | txn/s | etcd bytes received | MiB per GiB produced | "
           "etcd db growth | delivered | p50 / p99 | avg / max |")

@@ -129,6 +129,7 @@ pub struct Metrics {
     flushes: Counter,
     flushed_bytes: Counter,
     segments: Counter,
+    coalesced_chunks: Counter,
 }
 
 impl Default for Metrics {
@@ -179,6 +180,7 @@ impl Metrics {
             flushes: Counter::default(),
             flushed_bytes: Counter::default(),
             segments: Counter::default(),
+            coalesced_chunks: Counter::default(),
         };
         let k = registry.sub_registry_with_prefix("kafscale");
         k.register("requests", "Kafka requests by API", m.requests.clone());
@@ -336,6 +338,11 @@ impl Metrics {
             "Segments built by compaction",
             m.segments.clone(),
         );
+        k.register(
+            "coalesced_chunks",
+            "Small flush chunks rewritten into larger ones (read once per source object)",
+            m.coalesced_chunks.clone(),
+        );
         k.register("cache_hits", "Chunk cache hits", m.cache_hits.clone());
         k.register("cache_misses", "Chunk cache misses", m.cache_misses.clone());
         *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
@@ -402,6 +409,7 @@ impl Metrics {
             (&self.flushes, log.flushes.load(Relaxed)),
             (&self.flushed_bytes, log.flushed_bytes.load(Relaxed)),
             (&self.segments, log.segments.load(Relaxed)),
+            (&self.coalesced_chunks, log.coalesced.load(Relaxed)),
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }

@@ -243,6 +243,90 @@ impl FlushObjectBuilder {
         Ok(entry)
     }
 
+    /// Appends a partition's batches as they were written before (stamped, and read back
+    /// from other objects): `pieces` are consecutive verified chunks with their CRCs, copied
+    /// unchanged, offsets and leader epochs included. Returns the entry covering them all; on
+    /// an error (batches that do not follow each other) the builder is as it was.
+    pub fn add_written_chunk<'a>(
+        &mut self,
+        topic: TopicId,
+        partition: PartitionId,
+        pieces: impl IntoIterator<Item = (&'a [u8], u32)>,
+    ) -> Result<ChunkEntry, batch::BatchError> {
+        let (start, producers) = (self.buf.len(), self.producer_batches.len());
+        let entry = self.copy_written(topic, partition, pieces);
+        if entry.is_err() {
+            self.buf.truncate(start);
+            self.producer_batches.truncate(producers);
+        }
+        entry
+    }
+
+    fn copy_written<'a>(
+        &mut self,
+        topic: TopicId,
+        partition: PartitionId,
+        pieces: impl IntoIterator<Item = (&'a [u8], u32)>,
+    ) -> Result<ChunkEntry, batch::BatchError> {
+        let start = self.buf.len();
+        let mut base_offset = None;
+        let mut next = Offset(0);
+        let mut max_timestamp = i64::MIN;
+        let mut batch_count = 0u32;
+        let mut crc = 0u32;
+        for (piece, piece_crc) in pieces {
+            crc = if self.buf.len() == start {
+                piece_crc
+            } else {
+                crc32c::crc32c_combine(crc, piece_crc, piece.len())
+            };
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let header = batch::peek_header(rest)?;
+                if base_offset.is_some() && header.base_offset != next.0 {
+                    return Err(batch::BatchError::Invalid(
+                        "batches of a chunk not consecutive",
+                    ));
+                }
+                base_offset.get_or_insert(Offset(header.base_offset));
+                if header.producer_id >= 0 {
+                    self.producer_batches.push(ProducerBatch {
+                        entry: self.entries.len() as u32,
+                        producer_id: header.producer_id,
+                        producer_epoch: header.producer_epoch,
+                        base_sequence: header.base_sequence,
+                        base_offset: Offset(header.base_offset),
+                        last_offset_delta: header.last_offset_delta,
+                    });
+                }
+                next = Offset(header.last_offset() + 1);
+                max_timestamp = max_timestamp.max(header.max_timestamp);
+                batch_count += 1;
+                rest = &rest[header.size..];
+            }
+            self.buf.put_slice(piece);
+        }
+        let Some(base_offset) = base_offset else {
+            return Err(batch::BatchError::Invalid("empty chunk"));
+        };
+        let data = &self.buf[start..];
+        let entry = ChunkEntry {
+            topic,
+            partition,
+            position: start as u64,
+            length: u32::try_from(data.len())
+                .map_err(|_| batch::BatchError::Invalid("chunk over 4 GiB"))?,
+            base_offset,
+            last_offset: Offset(next.0 - 1),
+            max_timestamp,
+            batch_count,
+            crc,
+        };
+        debug_assert_eq!(crc, crc32c::crc32c(data));
+        self.entries.push(entry);
+        Ok(entry)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -511,6 +595,72 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Chunks written by several flushes, copied into one entry: the bytes are unchanged,
+    /// the entry covers them all with the CRC of the whole, and a gap between them is refused
+    /// without leaving anything behind.
+    #[test]
+    fn written_chunks_copy_into_one_entry() {
+        let topic = TopicId::random();
+        let mut first = FlushObjectBuilder::new(BrokerId(1), 5, 0);
+        let a = sample_batches(&[10, 20]);
+        let b = [batch::build_idempotent(&[(None, Some(b"x"))], 9, 77, 3, 10)];
+        let ea = first
+            .add_chunk(
+                topic,
+                PartitionId(0),
+                Offset(100),
+                LeaderEpoch(4),
+                a.iter().map(|b| b.as_ref()),
+            )
+            .unwrap();
+        let (oa, _, _) = first.finish();
+        let mut second = FlushObjectBuilder::new(BrokerId(1), 6, 0);
+        let eb = second
+            .add_chunk(
+                topic,
+                PartitionId(0),
+                Offset(102),
+                LeaderEpoch(5),
+                b.iter().map(|b| b.as_ref()),
+            )
+            .unwrap();
+        let (ob, _, _) = second.finish();
+        let slice =
+            |o: &Bytes, e: &ChunkEntry| o[e.position as usize..e.range().end as usize].to_vec();
+        let (da, db) = (slice(&oa, &ea), slice(&ob, &eb));
+
+        let mut merged = FlushObjectBuilder::new(BrokerId(1), 7, 0);
+        // Out of order: 102 does not follow 103.
+        assert!(merged
+            .add_written_chunk(
+                topic,
+                PartitionId(0),
+                [(db.as_slice(), eb.crc), (da.as_slice(), ea.crc)]
+            )
+            .is_err());
+        let e = merged
+            .add_written_chunk(
+                topic,
+                PartitionId(0),
+                [(da.as_slice(), ea.crc), (db.as_slice(), eb.crc)],
+            )
+            .unwrap();
+        assert_eq!(
+            (e.base_offset, e.last_offset, e.batch_count),
+            (Offset(100), Offset(102), 3)
+        );
+        assert_eq!(e.max_timestamp, ea.max_timestamp.max(eb.max_timestamp));
+        let (object, entries, _) = merged.finish();
+        assert_eq!(entries, vec![e]);
+        let data = slice(&object, &e);
+        verify_chunk(&data, e.length, e.crc).unwrap();
+        assert_eq!(data, [da, db].concat());
+        let index = decode_index(&object).unwrap();
+        assert_eq!(index.producer_batches.len(), 1);
+        assert_eq!(index.producer_batches[0].base_offset, Offset(102));
+        assert_eq!(index.producer_batches[0].entry, 0);
     }
 
     #[test]

@@ -65,8 +65,12 @@ fn config(b: usize, incarnation: u64) -> LogConfig {
         broker_id: BrokerId(b as i32),
         incarnation,
         attempts: 2,
-        // Small enough that rounds merge chunks into segments now and then.
-        compaction_min_bytes: 400,
+        // Small enough that rounds merge chunks into segments now and then (a chunk here is
+        // about 100-200 bytes)...
+        compaction_min_bytes: 1_500,
+        // ...and coalesce small chunks before that.
+        coalesce_min_chunks: 2,
+        coalesce_keep_newest: 1,
         segment_block_bytes: 256,
         checkpoint_interval_ms: 3_600_000,
         ..LogConfig::default()

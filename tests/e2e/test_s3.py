@@ -329,3 +329,51 @@ def test_retention_and_gc_on_s3(broker_factory):
             break
         time.sleep(0.3)
     assert metric(b, "kafscale_object_store_requests_total", 'op="delete",result="ok"') > deletes0
+
+
+def test_small_chunks_are_coalesced_and_stay_readable_on_s3(broker_factory):
+    """A partition that gathers many small flush chunks has them coalesced into one object
+    (each source object read once); the old objects are then collected, and every record is
+    still read back, also after a restart that rebuilds the partitions from checkpoints."""
+    # A grace of 0 would let the collector delete a flush object between its upload and its
+    # commit; 2 s is plenty here.
+    config = ('"checkpoint.interval.ms" = 500\n"gc.interval.ms" = 500\n"gc.grace.ms" = 2000\n'
+              '"compaction.min.bytes" = 1000000000\n')
+    b = broker_factory(args=s3_args(), config=config)
+    topic = unique("coal")
+    create_topic(b.bootstrap, topic, 2)
+    records = make_records(240, seed=11)
+    producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 0})
+    delivered = []
+    for i, r in enumerate(records):
+        # One record per flush: each leaves a small chunk of its partition.
+        producer.produce(topic, key=r.key, value=r.value, headers=list(r.headers) or None,
+                         partition=i % 2,
+                         on_delivery=lambda err, msg: delivered.append((err, msg.partition(), msg.offset())))
+        assert producer.flush(30) == 0
+    assert all(err is None for err, _, _ in delivered), delivered[:3]
+    deletes0 = metric(b, "kafscale_object_store_requests_total", 'op="delete",result="ok"')
+    # 120 chunks per partition: a coalesce starts at 64 small ones besides the newest 8, so
+    # each partition has had 64 or more coalesced (more if rounds came while it grew).
+    deadline = time.monotonic() + 30
+    while metric(b, "kafscale_coalesced_chunks_total") < 128 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert metric(b, "kafscale_coalesced_chunks_total") >= 128
+    # The flush objects nothing references any more are collected.
+    deadline = time.monotonic() + 30
+    while (metric(b, "kafscale_object_store_requests_total", 'op="delete",result="ok"') - deletes0 < 100
+           and time.monotonic() < deadline):
+        time.sleep(0.3)
+    assert metric(b, "kafscale_object_store_requests_total", 'op="delete",result="ok"') - deletes0 >= 100
+
+    def check():
+        got = consume(b.bootstrap, topic, partitions=2, expected=240)
+        for part in (0, 1):
+            mine = [r for r in got if r.partition == part]
+            assert [r.offset for r in mine] == list(range(120)), part
+            assert [r.content() for r in mine] == [r.content() for r in records[part::2]], part
+
+    check()
+    b.stop()
+    b.start()
+    check()

@@ -43,6 +43,12 @@ pub struct LogConfig {
     pub segment_block_bytes: usize,
     /// Unmerged chunk bytes of a partition that start a compaction.
     pub compaction_min_bytes: u64,
+    /// Small unmerged chunks of a partition that start a coalesce (see
+    /// `maintenance/coalesce.rs`), not counting the newest `coalesce_keep_newest`.
+    pub coalesce_min_chunks: usize,
+    /// The newest chunks of a partition a coalesce leaves alone (tail readers find them in
+    /// the cache).
+    pub coalesce_keep_newest: usize,
     /// An idempotent producer idle this long is forgotten (Kafka's
     /// `producer.id.expiration.ms`).
     pub producer_expiration_ms: i64,
@@ -71,6 +77,8 @@ impl Default for LogConfig {
             segment_bytes: 64 << 20,
             segment_block_bytes: 64 << 10,
             compaction_min_bytes: 4 << 20,
+            coalesce_min_chunks: 64,
+            coalesce_keep_newest: 8,
             producer_expiration_ms: 86_400_000,
             read_ahead_bytes: 1 << 20,
         }

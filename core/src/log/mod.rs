@@ -111,6 +111,8 @@ pub struct LogStats {
     pub flushes: std::sync::atomic::AtomicU64,
     pub flushed_bytes: std::sync::atomic::AtomicU64,
     pub segments: std::sync::atomic::AtomicU64,
+    /// Small chunks rewritten into coalesced ones.
+    pub coalesced: std::sync::atomic::AtomicU64,
 }
 
 /// Extent and leadership of a partition as this broker knows it.

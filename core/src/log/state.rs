@@ -143,6 +143,43 @@ impl ChunkIndex {
         *self = ChunkIndex::from_chunks(chunks);
     }
 
+    /// Replaces, for each of `new`, the unmerged chunks it covers: from the one starting at
+    /// its base offset to the one ending at its last. Returns false, changing nothing, if any
+    /// of them does not line up with the chunks indexed.
+    pub fn replace_chunks(&mut self, new: &[ChunkRecord]) -> bool {
+        let lines_up = new.iter().all(|n| {
+            let mut covered = self
+                .by_base
+                .range(n.base_offset..=n.last_offset)
+                .map(|(_, c)| c);
+            let first = covered.next();
+            let last = covered.next_back().or(first);
+            first.is_some_and(|c| c.base_offset == n.base_offset)
+                && last.is_some_and(|c| c.last_offset == n.last_offset)
+                && self
+                    .by_base
+                    .range(n.base_offset..=n.last_offset)
+                    .all(|(_, c)| c.segment.is_none())
+        });
+        if !lines_up {
+            return false;
+        }
+        for n in new {
+            let bases: Vec<Offset> = self
+                .by_base
+                .range(n.base_offset..=n.last_offset)
+                .map(|(b, _)| *b)
+                .collect();
+            for b in bases {
+                self.by_base.remove(&b);
+            }
+            self.by_base.insert(n.base_offset, n.clone());
+        }
+        let chunks: Vec<ChunkRecord> = self.by_base.values().cloned().collect();
+        *self = ChunkIndex::from_chunks(chunks);
+        true
+    }
+
     /// Drops chunks that end before `start`.
     pub fn truncate_before(&mut self, start: Offset) {
         let keep = self.by_base.split_off(&start);
@@ -212,6 +249,34 @@ mod tests {
             let expected = cs.iter().find(|c| c.max_timestamp >= ts).map(|c| c.base_offset);
             prop_assert_eq!(index.first_at_or_after(ts), expected);
         }
+    }
+
+    #[test]
+    fn replace_chunks_needs_exact_boundaries() {
+        let original = ChunkIndex::from_chunks(chunks(&[(10, 5), (10, 6), (10, 7), (10, 8)]));
+        let with = |base: i64, last: i64| ChunkRecord {
+            object: "new".into(),
+            position: 0,
+            length: 3,
+            base_offset: Offset(base),
+            last_offset: Offset(last),
+            max_timestamp: 7,
+            crc: 0,
+            segment: None,
+        };
+        // 5..=24 starts inside the first chunk; 10..=24 ends inside the third.
+        for bad in [with(5, 29), with(10, 24)] {
+            let mut index = original.clone();
+            assert!(!index.replace_chunks(&[with(10, 29), bad]));
+            assert_eq!(index.len(), 4);
+        }
+        let mut index = original.clone();
+        assert!(index.replace_chunks(&[with(10, 29)]));
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.find(Offset(20)).unwrap().object, "new");
+        assert_eq!(index.find(Offset(35)).unwrap().object, "o");
+        assert_eq!(index.first_at_or_after(7), Some(Offset(10)));
+        assert_eq!(index.unmerged(), (3, 5));
     }
 
     #[test]

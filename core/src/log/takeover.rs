@@ -412,6 +412,7 @@ impl Shared {
             producers,
             changes: 0,
             new_segment: None,
+            coalesced: Vec::new(),
             moved_start: false,
         })
     }

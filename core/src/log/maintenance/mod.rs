@@ -11,6 +11,7 @@
 
 mod admin;
 mod cleanup;
+mod coalesce;
 mod jobs;
 mod merge;
 mod retention;
@@ -72,6 +73,8 @@ pub(in crate::log) struct Snapshot {
     pub changes: u64,
     /// A segment this round merged: its key is written with the checkpoint.
     pub new_segment: Option<ChunkRecord>,
+    /// Chunks this round coalesced (each replaces the small chunks it covers).
+    pub coalesced: Vec<ChunkRecord>,
     /// The round moved the log start: segment keys below it go afterwards.
     pub moved_start: bool,
 }
@@ -175,11 +178,15 @@ impl Shared {
                 *s = (*s).max(start);
             }
         }
-        let merged = match round {
-            Round::Periodic { .. } => self.merges().await,
-            _ => BTreeMap::new(),
+        let (merged, coalesced) = match round {
+            Round::Periodic { .. } => {
+                let merged = self.merges().await;
+                let coalesced = self.coalesce(&merged, MERGE_BUDGET_MS).await;
+                (merged, coalesced)
+            }
+            _ => (BTreeMap::new(), BTreeMap::new()),
         };
-        let snapshots = self.snapshots(round, &new_starts, &merged);
+        let snapshots = self.snapshots(round, &new_starts, &merged, &coalesced);
         let all_taken = snapshots.len();
         let committed = if snapshots.is_empty() {
             Vec::new()
@@ -244,12 +251,13 @@ impl Shared {
     }
 
     /// Snapshots of the partitions the round checkpoints, with their new log starts and the
-    /// segments merged in the round applied.
+    /// segments merged and chunks coalesced in the round applied.
     fn snapshots(
         &self,
         round: Round,
         new_starts: &BTreeMap<PartitionKey, Offset>,
         merged: &BTreeMap<PartitionKey, ChunkRecord>,
+        coalesced: &BTreeMap<PartitionKey, Vec<ChunkRecord>>,
     ) -> Vec<Snapshot> {
         let keys: Vec<PartitionKey> = match round {
             Round::HandOver(key) => vec![key],
@@ -258,8 +266,12 @@ impl Shared {
                 map.keys().copied().collect()
             }
         };
-        let forced: BTreeSet<PartitionKey> =
-            new_starts.keys().chain(merged.keys()).copied().collect();
+        let forced: BTreeSet<PartitionKey> = new_starts
+            .keys()
+            .chain(merged.keys())
+            .chain(coalesced.keys())
+            .copied()
+            .collect();
         let mut out = Vec::new();
         for key in keys {
             let Ok(partition) = self.partitions.get(key) else {
@@ -282,6 +294,13 @@ impl Shared {
                     .collect();
                 index.replace(&bases, segment.clone());
             }
+            // Chunks that no longer line up (the log changed meanwhile) are not replaced; the
+            // new object is then garbage.
+            let coalesced = coalesced
+                .get(&key)
+                .filter(|new| index.replace_chunks(new))
+                .cloned()
+                .unwrap_or_default();
             if let Some(start) = new_starts.get(&key) {
                 if *start > record.log_start_offset {
                     record.log_start_offset = (*start).min(record.log_end_offset);
@@ -298,6 +317,7 @@ impl Shared {
                 producers: p.producers.clone(),
                 changes: p.checkpoint.changes,
                 new_segment: merged.get(&key).cloned(),
+                coalesced,
                 moved_start,
             });
         }
@@ -497,6 +517,12 @@ impl Shared {
                 .collect();
             p.index.replace(&bases, segment.clone());
             self.stats.segments.fetch_add(1, Ordering::Relaxed);
+        }
+        if !s.coalesced.is_empty() && !p.index.replace_chunks(&s.coalesced) {
+            // Cannot happen while rounds hold the maintenance lock: only a round changes the
+            // chunks a snapshot covers. The old chunks stay readable until garbage collection
+            // finds them unreferenced; say so loudly.
+            tracing::error!(partition = %s.key, "coalesced chunks do not line up with the partition's index");
         }
         if s.record.log_start_offset > p.record.log_start_offset {
             p.record.log_start_offset = s.record.log_start_offset;
