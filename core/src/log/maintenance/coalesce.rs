@@ -8,17 +8,18 @@
 //! second that is thousands of chunks per partition, tens of megabytes per checkpoint round
 //! and thousands of GETs a second.
 //!
-//! A round therefore coalesces: the partitions with `coalesce_min_chunks` small chunks or
-//! more (the newest `coalesce_keep_newest` left alone, as tail readers find them in the cache) have
-//! their runs of consecutive small chunks copied, unchanged, into new objects, a chunk of up
-//! to [`COALESCED_CHUNK_BYTES`] per run. The source objects are taken oldest first in
-//! windows of [`ROUND_BYTES`], one new object per window, and read once each, by one ranged
-//! GET over the chunks wanted from it. The round's checkpoint of each partition then
-//! lists the new chunks instead of the old ones; like a merged segment, the new object is
-//! garbage if that checkpoint does not commit. No metadata key is written: the coalesced
-//! chunks live in checkpoint sections only.
+//! A round therefore coalesces. The partitions with `coalesce_min_chunks` small chunks or
+//! more (the newest `coalesce_keep_newest` left alone, as tail readers find them in the
+//! cache) name the flush objects to read; each is read once, by one ranged GET, and every
+//! partition's runs of consecutive small chunks in them (not only those partitions') are
+//! copied, unchanged, into a new object, a chunk of up to [`COALESCED_CHUNK_BYTES`] per run.
+//! So an object is read once, and afterwards nothing references it. The source objects are
+//! taken oldest first in windows of [`ROUND_BYTES`], one new object per window. The round's
+//! checkpoint of each partition then lists the new chunks instead of the old ones; like a
+//! merged segment, the new object is garbage if that checkpoint does not commit. No metadata
+//! key is written: the coalesced chunks live in checkpoint sections only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -31,8 +32,10 @@ use crate::ports::PutMode;
 use crate::schema::keys;
 use crate::types::PartitionKey;
 
-/// A chunk below this size is small: coalescing it saves a listing and a request.
-const SMALL_CHUNK_BYTES: u32 = 64 * 1024;
+/// A chunk below this size is small: coalescing it saves a listing and a request. A window
+/// of [`ROUND_BYTES`] over 1,000 partitions gives chunks of about 64 KiB, which are not
+/// coalesced again.
+const SMALL_CHUNK_BYTES: u32 = 16 * 1024;
 
 /// Largest chunk a coalesce writes; a fetch reads a whole chunk of this size at most.
 pub const COALESCED_CHUNK_BYTES: u64 = 1024 * 1024;
@@ -115,12 +118,13 @@ fn windows_of(spans: BTreeMap<String, (u64, u64)>) -> Vec<BTreeMap<String, (u64,
 }
 
 impl Shared {
-    /// The partitions worth coalescing, with their chunks a coalesce may take (all unmerged
-    /// ones but the newest). `skip`: partitions merged in this round.
+    /// Every partition's chunks a coalesce may take (all unmerged ones but the newest), and
+    /// whether the partition has enough small ones to start a coalesce. `skip`: partitions
+    /// merged in this round.
     fn coalesce_candidates(
         &self,
         skip: &BTreeMap<PartitionKey, ChunkRecord>,
-    ) -> Vec<(PartitionKey, Vec<ChunkRecord>)> {
+    ) -> Vec<(PartitionKey, Vec<ChunkRecord>, bool)> {
         let map = self.partitions.read();
         let mut out = Vec::new();
         for (key, p) in map.iter() {
@@ -141,8 +145,9 @@ impl Shared {
                 .iter()
                 .filter(|c| c.length < SMALL_CHUNK_BYTES)
                 .count();
-            if small >= self.config.coalesce_min_chunks.max(2) {
-                out.push((*key, chunks));
+            if small >= 2 {
+                let wants = small >= self.config.coalesce_min_chunks.max(2);
+                out.push((*key, chunks, wants));
             }
         }
         out
@@ -159,17 +164,26 @@ impl Shared {
     ) -> BTreeMap<PartitionKey, Vec<ChunkRecord>> {
         let started = self.clock.now_ms();
         let candidates = self.coalesce_candidates(skip);
+        // The objects that partitions with many small chunks need; once read, everything in
+        // them that can be coalesced is, so that no object is read twice.
+        let needed: BTreeSet<&str> = candidates
+            .iter()
+            .filter(|(_, _, wants)| *wants)
+            .flat_map(|(_, chunks, _)| chunks.iter())
+            .filter(|c| c.length < SMALL_CHUNK_BYTES)
+            .map(|c| c.object.as_str())
+            .collect();
         let spans = spans_of(
             candidates
                 .iter()
-                .flat_map(|(_, chunks)| chunks.iter())
-                .filter(|c| c.length < SMALL_CHUNK_BYTES),
+                .flat_map(|(_, chunks, _)| chunks.iter())
+                .filter(|c| c.length < SMALL_CHUNK_BYTES && needed.contains(c.object.as_str())),
         );
         let mut out: BTreeMap<PartitionKey, Vec<ChunkRecord>> = BTreeMap::new();
         for window in windows_of(spans) {
             let plans: Vec<Plan> = candidates
                 .iter()
-                .map(|(key, chunks)| {
+                .map(|(key, chunks, _)| {
                     let inside: Vec<ChunkRecord> = chunks
                         .iter()
                         .filter(|c| window.contains_key(&c.object))
@@ -379,11 +393,12 @@ mod tests {
 
     #[test]
     fn runs_are_cut_at_the_coalesced_chunk_size() {
-        let size = 60 * 1024;
+        let size = SMALL_CHUNK_BYTES - 1024;
         let per_run = (COALESCED_CHUNK_BYTES / u64::from(size)) as usize;
-        let chunks: Vec<ChunkRecord> = (0..40).map(|i| chunk(i, 1, size)).collect();
+        let n = 2 * per_run + per_run / 2;
+        let chunks: Vec<ChunkRecord> = (0..n as i64).map(|i| chunk(i, 1, size)).collect();
         let lengths: Vec<usize> = runs_of(&chunks).iter().map(Vec::len).collect();
-        assert_eq!(lengths, vec![per_run, per_run, 40 - 2 * per_run]);
+        assert_eq!(lengths, vec![per_run, per_run, per_run / 2]);
         assert!(runs_of(&chunks).iter().all(|r| {
             r.iter().map(|c| u64::from(c.length)).sum::<u64>() <= COALESCED_CHUNK_BYTES
         }));
