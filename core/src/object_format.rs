@@ -157,6 +157,26 @@ pub struct FlushIndex {
     pub producer_batches: Vec<ProducerBatch>,
 }
 
+/// What a chunk being added holds so far.
+struct Tally {
+    base_offset: Offset,
+    /// The offset after its last batch.
+    next: Offset,
+    max_timestamp: Millis,
+    batch_count: u32,
+}
+
+impl Tally {
+    fn new(base_offset: Offset) -> Tally {
+        Tally {
+            base_offset,
+            next: base_offset,
+            max_timestamp: i64::MIN,
+            batch_count: 0,
+        }
+    }
+}
+
 /// Assembles one flush object. Batches are copied once into the object buffer and stamped
 /// there with their offsets.
 pub struct FlushObjectBuilder {
@@ -193,54 +213,27 @@ impl FlushObjectBuilder {
         batches: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<ChunkEntry, batch::BatchError> {
         let start = self.buf.len();
-        let mut next = base_offset;
-        let mut max_timestamp = i64::MIN;
-        let mut batch_count = 0u32;
+        let mut tally = Tally::new(base_offset);
         let mut crc = 0u32;
         for raw in batches {
             let header = batch::peek_header(raw)?;
             let at = self.buf.len();
             self.buf.put_slice(&raw[..header.size]);
             let stamped = &mut self.buf[at..at + header.size];
-            batch::stamp(stamped, next, epoch);
+            batch::stamp(stamped, tally.next, epoch);
             // The chunk's CRC without a second pass over the data: the batch's own CRC
             // (checked on append) covers everything after its first bytes, which are the
             // only ones hashed here.
             let whole = batch::crc_of_stamped(stamped);
-            crc = if batch_count == 0 {
+            crc = if tally.batch_count == 0 {
                 whole
             } else {
                 crc32c::crc32c_combine(crc, whole, header.size)
             };
-            if header.producer_id >= 0 {
-                self.producer_batches.push(ProducerBatch {
-                    entry: self.entries.len() as u32,
-                    producer_id: header.producer_id,
-                    producer_epoch: header.producer_epoch,
-                    base_sequence: header.base_sequence,
-                    base_offset: next,
-                    last_offset_delta: header.last_offset_delta,
-                });
-            }
-            next = next.plus(header.offset_count());
-            max_timestamp = max_timestamp.max(header.max_timestamp);
-            batch_count += 1;
+            let base = tally.next;
+            self.note_batch(&mut tally, &header, base);
         }
-        let data = &self.buf[start..];
-        let entry = ChunkEntry {
-            topic,
-            partition,
-            position: start as u64,
-            length: data.len() as u32,
-            base_offset,
-            last_offset: Offset(next.0 - 1),
-            max_timestamp,
-            batch_count,
-            crc,
-        };
-        debug_assert_eq!(crc, crc32c::crc32c(data));
-        self.entries.push(entry);
-        Ok(entry)
+        self.close_entry(topic, partition, start, tally, crc)
     }
 
     /// Appends a partition's batches as they were written before (stamped, and read back
@@ -269,10 +262,7 @@ impl FlushObjectBuilder {
         pieces: impl IntoIterator<Item = (&'a [u8], u32)>,
     ) -> Result<ChunkEntry, batch::BatchError> {
         let start = self.buf.len();
-        let mut base_offset = None;
-        let mut next = Offset(0);
-        let mut max_timestamp = i64::MIN;
-        let mut batch_count = 0u32;
+        let mut tally: Option<Tally> = None;
         let mut crc = 0u32;
         for (piece, piece_crc) in pieces {
             crc = if self.buf.len() == start {
@@ -283,32 +273,48 @@ impl FlushObjectBuilder {
             let mut rest = piece;
             while !rest.is_empty() {
                 let header = batch::peek_header(rest)?;
-                if base_offset.is_some() && header.base_offset != next.0 {
+                let base = Offset(header.base_offset);
+                let t = tally.get_or_insert_with(|| Tally::new(base));
+                if base != t.next {
                     return Err(batch::BatchError::Invalid(
                         "batches of a chunk not consecutive",
                     ));
                 }
-                base_offset.get_or_insert(Offset(header.base_offset));
-                if header.producer_id >= 0 {
-                    self.producer_batches.push(ProducerBatch {
-                        entry: self.entries.len() as u32,
-                        producer_id: header.producer_id,
-                        producer_epoch: header.producer_epoch,
-                        base_sequence: header.base_sequence,
-                        base_offset: Offset(header.base_offset),
-                        last_offset_delta: header.last_offset_delta,
-                    });
-                }
-                next = Offset(header.last_offset() + 1);
-                max_timestamp = max_timestamp.max(header.max_timestamp);
-                batch_count += 1;
+                self.note_batch(t, &header, base);
                 rest = &rest[header.size..];
             }
             self.buf.put_slice(piece);
         }
-        let Some(base_offset) = base_offset else {
-            return Err(batch::BatchError::Invalid("empty chunk"));
-        };
+        let tally = tally.ok_or(batch::BatchError::Invalid("empty chunk"))?;
+        self.close_entry(topic, partition, start, tally, crc)
+    }
+
+    /// Counts a batch placed at `base` into its chunk's tally, and indexes it if idempotent.
+    fn note_batch(&mut self, tally: &mut Tally, header: &batch::BatchHeader, base: Offset) {
+        if header.producer_id >= 0 {
+            self.producer_batches.push(ProducerBatch {
+                entry: self.entries.len() as u32,
+                producer_id: header.producer_id,
+                producer_epoch: header.producer_epoch,
+                base_sequence: header.base_sequence,
+                base_offset: base,
+                last_offset_delta: header.last_offset_delta,
+            });
+        }
+        tally.next = base.plus(header.offset_count());
+        tally.max_timestamp = tally.max_timestamp.max(header.max_timestamp);
+        tally.batch_count += 1;
+    }
+
+    /// The entry of the chunk written since `start`, added to the index.
+    fn close_entry(
+        &mut self,
+        topic: TopicId,
+        partition: PartitionId,
+        start: usize,
+        tally: Tally,
+        crc: u32,
+    ) -> Result<ChunkEntry, batch::BatchError> {
         let data = &self.buf[start..];
         let entry = ChunkEntry {
             topic,
@@ -316,10 +322,10 @@ impl FlushObjectBuilder {
             position: start as u64,
             length: u32::try_from(data.len())
                 .map_err(|_| batch::BatchError::Invalid("chunk over 4 GiB"))?,
-            base_offset,
-            last_offset: Offset(next.0 - 1),
-            max_timestamp,
-            batch_count,
+            base_offset: tally.base_offset,
+            last_offset: Offset(tally.next.0 - 1),
+            max_timestamp: tally.max_timestamp,
+            batch_count: tally.batch_count,
             crc,
         };
         debug_assert_eq!(crc, crc32c::crc32c(data));
