@@ -37,7 +37,7 @@ mod request_metrics;
 pub use clock::SystemClock;
 pub use metadata::{
     connect_metadata_store, metadata_store_from_url, EmbeddedMetadataStore, EtcdMetadataStore,
-    LostRepliesMetadataStore, MemoryMetadataStore, MetadataMetrics, MeteredMetadataStore,
+    MemoryMetadataStore, MetadataMetrics, MeteredMetadataStore,
 };
 pub use object::{
     object_store_from_url, HealthObjectStore, HealthPolicy, HealthState, HealthTracker,

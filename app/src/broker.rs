@@ -4,10 +4,12 @@
 use anyhow::Context as _;
 use bytes::Bytes;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use kafscale_adapters::{
     HealthObjectStore, HealthPolicy, HealthState, HealthTracker, MeteredMetadataStore,
@@ -21,172 +23,281 @@ use kafscale_core::ports::{Clock, MetadataStore, MetadataStoreExt, ObjectStore, 
 
 use crate::config::Config;
 use crate::context::Context;
+use crate::http::Readiness;
 use crate::metrics::Metrics;
 
 const CLUSTER_KEY: &str = "kafscale/cluster";
+
+/// How long shutdown waits, after the last flush, for connections to write their answers.
+const CONNECTIONS_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running broker; dropping it does not stop it, [`Broker::shutdown`] does.
 pub struct Broker {
     pub kafka_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub ctx: Arc<Context>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    readiness: Arc<Readiness>,
+    /// Cancelled once partitions are handed over: no new connections, no new requests.
+    serving: CancellationToken,
+    /// Cancelled last: the HTTP probes answer (503) throughout the shutdown.
+    http_stop: CancellationToken,
+    /// One task per client connection.
+    connections: TaskTracker,
+    /// The accept loop, the HTTP server and the background tasks.
+    tasks: TaskTracker,
 }
 
+/// Starts a broker on the stores its configuration names and the system clock.
 pub async fn start(config: Config) -> anyhow::Result<Broker> {
-    let metrics = Metrics::new();
-    let store = kafscale_adapters::object_store_from_url(&config.object_store_url)
-        .with_context(|| format!("object store {}", config.object_store_url))?;
-    // Retries outermost and timeouts innermost, so that metrics and health see every
-    // attempt, timed-out ones included.
-    let storage_health = HealthTracker::new(HealthPolicy::default());
-    let bounded = Arc::new(TimeoutObjectStore::new(
-        store,
-        config.object_store_retry.timeout,
-    ));
-    let store: Arc<dyn ObjectStore> = Arc::new(RetryingObjectStore::new(
-        Arc::new(MeteredObjectStore::new(
-            Arc::new(HealthObjectStore::new(bounded, storage_health.clone())),
-            metrics.object_store.clone(),
-        )),
-        config.object_store_retry,
-    ));
-    let mut meta = kafscale_adapters::connect_metadata_store(&config.metadata_url)
-        .await
-        .with_context(|| format!("metadata store {}", config.metadata_url))?;
-    if let Some(every) = config.testing_lost_reply_every {
-        tracing::warn!(every, "TESTING: metadata transaction replies will be lost");
-        meta = Arc::new(kafscale_adapters::LostRepliesMetadataStore::new(
-            meta, every,
+    BrokerBuilder::new(config).start().await
+}
+
+/// Assembles a broker. The object store, metadata store and clock default to what the
+/// configuration names (and the system clock); tests pass their own, such as memory stores
+/// shared by several brokers of one process, fault wrappers, or a virtual clock. The
+/// broker's own wrappers (timeouts, retries, metrics, health) wrap whatever is given.
+pub struct BrokerBuilder {
+    config: Config,
+    object_store: Option<Arc<dyn ObjectStore>>,
+    metadata: Option<Arc<dyn MetadataStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    wrap_metadata: Option<WrapMetadata>,
+}
+
+type WrapMetadata = Box<dyn FnOnce(Arc<dyn MetadataStore>) -> Arc<dyn MetadataStore> + Send>;
+
+impl BrokerBuilder {
+    pub fn new(config: Config) -> BrokerBuilder {
+        BrokerBuilder {
+            config,
+            object_store: None,
+            metadata: None,
+            clock: None,
+            wrap_metadata: None,
+        }
+    }
+
+    pub fn object_store(mut self, store: Arc<dyn ObjectStore>) -> BrokerBuilder {
+        self.object_store = Some(store);
+        self
+    }
+
+    pub fn metadata_store(mut self, meta: Arc<dyn MetadataStore>) -> BrokerBuilder {
+        self.metadata = Some(meta);
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> BrokerBuilder {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Wraps the metadata store, given or configured, before the broker's own wrappers
+    /// (fault injection in tests).
+    pub fn wrap_metadata_store(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn MetadataStore>) -> Arc<dyn MetadataStore> + Send + 'static,
+    ) -> BrokerBuilder {
+        self.wrap_metadata = Some(Box::new(wrap));
+        self
+    }
+
+    pub async fn start(self) -> anyhow::Result<Broker> {
+        let BrokerBuilder {
+            mut config,
+            object_store,
+            metadata,
+            clock,
+            wrap_metadata,
+        } = self;
+        let metrics = Metrics::new();
+        let store = match object_store {
+            Some(store) => store,
+            None => kafscale_adapters::object_store_from_url(&config.object_store_url)
+                .with_context(|| format!("object store {}", config.object_store_url))?,
+        };
+        // Retries outermost and timeouts innermost, so that metrics and health see every
+        // attempt, timed-out ones included.
+        let storage_health = HealthTracker::new(HealthPolicy::default());
+        let bounded = Arc::new(TimeoutObjectStore::new(
+            store,
+            config.object_store_retry.timeout,
         ));
-    }
-    let meta: Arc<dyn MetadataStore> =
-        Arc::new(MeteredMetadataStore::new(meta, metrics.metadata.clone()));
-    check_object_store(store.as_ref())
+        let store: Arc<dyn ObjectStore> = Arc::new(RetryingObjectStore::new(
+            Arc::new(MeteredObjectStore::new(
+                Arc::new(HealthObjectStore::new(bounded, storage_health.clone())),
+                metrics.object_store.clone(),
+            )),
+            config.object_store_retry,
+        ));
+        let meta = match metadata {
+            Some(meta) => meta,
+            None => kafscale_adapters::connect_metadata_store(&config.metadata_url)
+                .await
+                .with_context(|| format!("metadata store {}", config.metadata_url))?,
+        };
+        let meta = match wrap_metadata {
+            Some(wrap) => wrap(meta),
+            None => meta,
+        };
+        let meta: Arc<dyn MetadataStore> =
+            Arc::new(MeteredMetadataStore::new(meta, metrics.metadata.clone()));
+        check_object_store(store.as_ref())
+            .await
+            .with_context(|| format!("object store {} is not usable", config.object_store_url))?;
+        let cluster_id = cluster_id(meta.as_ref())
+            .await
+            .with_context(|| format!("metadata store {} is not usable", config.metadata_url))?;
+        let clock = clock.unwrap_or_else(|| Arc::new(kafscale_adapters::SystemClock::new()));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let http_listener = TcpListener::bind(config.http_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (http)", config.http_listen))?;
+        let kafka_addr = listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+        let advertised = config
+            .advertised
+            .clone()
+            .unwrap_or_else(|| (kafka_addr.ip().to_string(), kafka_addr.port()));
+        config.cluster.host = advertised.0.clone();
+        config.cluster.port = advertised.1;
+        let registration = Registration::register(meta.as_ref(), clock.as_ref(), &config.cluster)
+            .await
+            .context("cannot register this broker")?;
+        config.log.broker_id = registration.id;
+        config.log.incarnation = registration.incarnation;
+        let group_config = GroupConfig {
+            broker_id: registration.id,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            ..GroupConfig::default()
+        };
+        let groups = Arc::new(GroupCoordinator::new(
+            group_config,
+            meta.clone(),
+            clock.clone(),
+        ));
+        let log = LogService::open_clustered(
+            config.log.clone(),
+            store.clone(),
+            meta.clone(),
+            clock.clone(),
+            metrics.flush.clone(),
+        )
         .await
-        .with_context(|| format!("object store {} is not usable", config.object_store_url))?;
-    let cluster_id = cluster_id(meta.as_ref())
+        .context("cannot load the log")?;
+        let cluster = Cluster::start(
+            config.cluster.clone(),
+            registration,
+            meta,
+            clock.clone(),
+            log.clone(),
+            groups.clone(),
+        )
         .await
-        .with_context(|| format!("metadata store {} is not usable", config.metadata_url))?;
-    let clock: Arc<dyn Clock> = Arc::new(kafscale_adapters::SystemClock::new());
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let http_listener = TcpListener::bind(config.http_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (http)", config.http_listen))?;
-    let kafka_addr = listener.local_addr()?;
-    let http_addr = http_listener.local_addr()?;
-    let advertised = config
-        .advertised
-        .clone()
-        .unwrap_or_else(|| (kafka_addr.ip().to_string(), kafka_addr.port()));
-    let mut config = config;
-    config.cluster.host = advertised.0.clone();
-    config.cluster.port = advertised.1;
-    let registration = Registration::register(meta.as_ref(), clock.as_ref(), &config.cluster)
-        .await
-        .context("cannot register this broker")?;
-    config.log.broker_id = registration.id;
-    config.log.incarnation = registration.incarnation;
-    let group_config = GroupConfig {
-        broker_id: registration.id,
-        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
-        ..GroupConfig::default()
-    };
-    let groups = Arc::new(GroupCoordinator::new(
-        group_config,
-        meta.clone(),
-        clock.clone(),
-    ));
-    let log = LogService::open_clustered(
-        config.log.clone(),
-        store.clone(),
-        meta.clone(),
-        clock.clone(),
-        metrics.flush.clone(),
-    )
-    .await
-    .context("cannot load the log")?;
-    let cluster = Cluster::start(
-        config.cluster.clone(),
-        registration,
-        meta,
-        clock,
-        log.clone(),
-        groups.clone(),
-    )
-    .await
-    .context("cannot join the cluster")?;
-    // A single broker, or the first of a cluster, assigns everything to itself right
-    // away; waiting for that spares the first clients a round of retriable errors.
-    if !cluster
-        .wait_settled(std::time::Duration::from_secs(5))
-        .await
-    {
-        tracing::info!("cluster not settled yet; serving anyway (clients retry)");
-    }
-    let ctx = Arc::new(Context {
-        log,
-        config,
-        advertised,
-        cluster_id,
-        groups: groups.clone(),
-        cluster,
-        metrics,
-        storage_health,
-    });
-    let (stop, stop_rx) = watch::channel(false);
-    let ready = Arc::new(AtomicBool::new(true));
-    let tasks = vec![
-        tokio::spawn(crate::server::accept_loop(
+        .context("cannot join the cluster")?;
+        // A single broker, or the first of a cluster, assigns everything to itself right
+        // away; waiting for that spares the first clients a round of retriable errors.
+        if !cluster.wait_settled(Duration::from_secs(5)).await {
+            tracing::info!("cluster not settled yet; serving anyway (clients retry)");
+        }
+        let ctx = Arc::new(Context {
+            log,
+            config,
+            advertised,
+            cluster_id,
+            groups: groups.clone(),
+            cluster,
+            metrics,
+            storage_health,
+        });
+        let readiness = Arc::new(Readiness::default());
+        let serving = CancellationToken::new();
+        let http_stop = CancellationToken::new();
+        let connections = TaskTracker::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(crate::server::accept_loop(
             ctx.clone(),
             listener,
-            stop_rx.clone(),
-        )),
-        tokio::spawn(crate::http::serve(
-            ctx.clone(),
-            ready,
+            connections.clone(),
+            serving.clone(),
+        ));
+        tasks.spawn(crate::http::serve(
             http_listener,
-            stop_rx.clone(),
-        )),
-        tokio::spawn(groups.clone().run_timers(stop_rx.clone())),
-        tokio::spawn(groups.run_snapshots(stop_rx.clone())),
-        tokio::spawn(probe_unavailable_store(ctx.clone(), store, stop_rx)),
-    ];
-    tracing::info!(
-        kafka = %kafka_addr,
-        http = %http_addr,
-        advertised = %format!("{}:{}", ctx.advertised.0, ctx.advertised.1),
-        broker = ctx.log.broker_id().0,
-        cluster = %ctx.cluster_id,
-        "broker started"
-    );
-    Ok(Broker {
-        kafka_addr,
-        http_addr,
-        ctx,
-        stop,
-        tasks,
-    })
+            crate::http::router(ctx.clone(), readiness.clone()),
+            http_stop.clone(),
+        ));
+        let stop_rx = stop_signal(&tasks, &serving);
+        tasks.spawn(groups.clone().run_timers(stop_rx.clone()));
+        tasks.spawn(groups.run_snapshots(stop_rx));
+        tasks.spawn(probe_unavailable_store(
+            ctx.clone(),
+            store,
+            clock,
+            serving.clone(),
+        ));
+        tracing::info!(
+            kafka = %kafka_addr,
+            http = %http_addr,
+            advertised = %format!("{}:{}", ctx.advertised.0, ctx.advertised.1),
+            broker = ctx.log.broker_id().0,
+            cluster = %ctx.cluster_id,
+            "broker started"
+        );
+        Ok(Broker {
+            kafka_addr,
+            http_addr,
+            ctx,
+            readiness,
+            serving,
+            http_stop,
+            connections,
+            tasks,
+        })
+    }
+}
+
+/// The stop signal of core's background tasks, which watch a flag: set once `token` is
+/// cancelled.
+fn stop_signal(tasks: &TaskTracker, token: &CancellationToken) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    let token = token.clone();
+    tasks.spawn(async move {
+        token.cancelled().await;
+        let _ = tx.send(true);
+    });
+    rx
 }
 
 impl Broker {
-    /// Hands partitions and coordinator shards over to other brokers (each after flushing),
-    /// stops accepting connections, flushes and commits what is still pending so that its
-    /// producers get answers, and releases the registration.
+    /// Stops within a bound (the drain timeout plus [`CONNECTIONS_CLOSE_TIMEOUT`]):
+    /// - `/readyz` turns 503 first, so that no new clients are sent here;
+    /// - partitions and coordinator shards are handed over to other brokers, each after a
+    ///   flush (clients follow the new leaders);
+    /// - new connections and requests are refused, and what is still pending is flushed
+    ///   and committed, so that its producers get answers;
+    /// - connections write those answers and close; the registration is released.
     pub async fn shutdown(self) {
+        self.readiness.set_draining();
         tracing::info!("shutting down: handing partitions over");
         self.ctx.cluster.drain().await;
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.serving.cancel();
         self.ctx.log.shutdown().await;
+        self.connections.close();
+        if tokio::time::timeout(CONNECTIONS_CLOSE_TIMEOUT, self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.connections.len(),
+                "connections did not close in time; leaving them"
+            );
+        }
         self.ctx.cluster.leave().await;
-        // Let connection tasks write the answers of the last flush.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.http_stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
         tracing::info!("stopped");
     }
 }
@@ -196,12 +307,13 @@ impl Broker {
 async fn probe_unavailable_store(
     ctx: Arc<Context>,
     store: Arc<dyn ObjectStore>,
-    mut stop: watch::Receiver<bool>,
+    clock: Arc<dyn Clock>,
+    stop: CancellationToken,
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = clock.sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => return,
         }
         ctx.metrics
             .set_storage_health(ctx.storage_health.state() as i64);

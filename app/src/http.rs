@@ -1,105 +1,85 @@
-//! A minimal HTTP endpoint for probes and scraping: `/healthz`, `/readyz`, `/metrics`.
+//! Probes and scraping over HTTP: `/healthz` (the process serves), `/readyz` (it can take
+//! writes now) and `/metrics` (OpenMetrics text).
 
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 
-const MAX_REQUEST_HEAD: usize = 8 << 10;
+/// The content type of the OpenMetrics text exposition that `Metrics::render` produces.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-pub async fn serve(
-    ctx: Arc<Context>,
-    ready: Arc<AtomicBool>,
-    listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let ctx = ctx.clone();
-                let ready = ready.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = respond(ctx, ready, stream).await {
-                        tracing::debug!(error = %e, "http request failed");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "http accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
+/// Whether the broker is shutting down: set first on shutdown, so that load balancers and
+/// orchestrators stop sending clients here while partitions are handed over.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    draining: AtomicBool,
+}
+
+impl Readiness {
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Why the broker cannot take writes now, if it cannot.
+    pub fn problem(&self, ctx: &Context) -> Option<String> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Some("shutting down".into());
         }
+        if ctx.storage_health.state() == kafscale_adapters::HealthState::Unavailable {
+            return Some("object store unavailable".into());
+        }
+        ctx.cluster.metadata_problem()
     }
 }
 
-/// Why the broker cannot take writes now, if it cannot.
-fn not_ready(ctx: &Context, ready: &AtomicBool) -> Option<String> {
-    if !ready.load(Ordering::SeqCst) {
-        return Some("shutting down".into());
-    }
-    if ctx.storage_health.state() == kafscale_adapters::HealthState::Unavailable {
-        return Some("object store unavailable".into());
-    }
-    ctx.cluster.metadata_problem()
+#[derive(Clone)]
+struct Probes {
+    ctx: Arc<Context>,
+    readiness: Arc<Readiness>,
 }
 
-async fn respond(
-    ctx: Arc<Context>,
-    ready: Arc<AtomicBool>,
-    mut stream: TcpStream,
-) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let read = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST_HEAD {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+pub fn router(ctx: Arc<Context>, readiness: Arc<Readiness>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(Probes { ctx, readiness })
+}
+
+/// Serves until `stop` is cancelled, then finishes the requests under way.
+pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) {
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(stop.cancelled_owned())
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow http client"))??;
-    let line = String::from_utf8_lossy(&head);
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let path = parts.next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
-        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
-        ("GET", "/readyz") => match not_ready(&ctx, &ready) {
-            None => ("200 OK", "text/plain", "ready\n".to_owned()),
-            Some(reason) => (
-                "503 Service Unavailable",
-                "text/plain",
-                format!("not ready: {reason}\n"),
-            ),
-        },
-        ("GET", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4",
-            ctx.metrics.render(&ctx),
-        ),
-        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "method not allowed\n".to_owned(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    {
+        tracing::error!(error = %e, "http listener failed");
+    }
+}
+
+async fn readyz(State(p): State<Probes>) -> Response {
+    match p.readiness.problem(&p.ctx) {
+        None => "ready\n".into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(p): State<Probes>) -> Response {
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS)],
+        p.ctx.metrics.render(&p.ctx),
+    )
+        .into_response()
 }

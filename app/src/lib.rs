@@ -19,5 +19,6 @@ pub mod handlers;
 pub mod http;
 pub mod metrics;
 pub mod records;
+pub mod serve;
 pub mod server;
 pub mod wire;

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -210,6 +210,8 @@ pub struct FaultyMetadataStore {
     inner: Arc<dyn MetadataStore>,
     faults: Mutex<Vec<TxnFault>>,
     hold: Gate,
+    /// While set, every call fails without reaching the store (a network partition).
+    cut_off: AtomicBool,
     pub txns: AtomicU64,
 }
 
@@ -219,8 +221,22 @@ impl FaultyMetadataStore {
             inner,
             faults: Mutex::new(Vec::new()),
             hold: Gate::default(),
+            cut_off: AtomicBool::new(false),
             txns: AtomicU64::new(0),
         })
+    }
+
+    /// Makes the store unreachable (`true`: every call fails `Unavailable` without reaching
+    /// it, lease renewals included) or reachable again.
+    pub fn set_cut_off(&self, cut_off: bool) {
+        self.cut_off.store(cut_off, Ordering::SeqCst);
+    }
+
+    fn reachable(&self) -> Result<(), MetadataError> {
+        if self.cut_off.load(Ordering::SeqCst) {
+            return Err(unavailable());
+        }
+        Ok(())
     }
 
     /// Holds the next transaction before it reaches the store, until the test releases it
@@ -247,26 +263,32 @@ fn unavailable() -> MetadataError {
 #[async_trait]
 impl MetadataStore for FaultyMetadataStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, MetadataError> {
+        self.reachable()?;
         self.inner.get(key).await
     }
 
     async fn range(&self, prefix: &str) -> Result<RangeResult, MetadataError> {
+        self.reachable()?;
         self.inner.range(prefix).await
     }
 
     async fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
+        self.reachable()?;
         self.inner.range_from(prefix, start).await
     }
 
     async fn compact(&self, revision: i64) -> Result<(), MetadataError> {
+        self.reachable()?;
         self.inner.compact(revision).await
     }
 
     async fn status(&self) -> Result<StoreStatus, MetadataError> {
+        self.reachable()?;
         self.inner.status().await
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetadataError> {
+        self.reachable()?;
         self.txns.fetch_add(1, Ordering::SeqCst);
         if self.hold.pass().await {
             return Err(unavailable());
@@ -283,18 +305,22 @@ impl MetadataStore for FaultyMetadataStore {
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, MetadataError> {
+        self.reachable()?;
         self.inner.grant_lease(ttl).await
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<(), MetadataError> {
+        self.reachable()?;
         self.inner.keep_alive(lease).await
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<(), MetadataError> {
+        self.reachable()?;
         self.inner.revoke_lease(lease).await
     }
 
     async fn watch(&self, prefix: &str) -> Result<WatchStream, MetadataError> {
+        self.reachable()?;
         self.inner.watch(prefix).await
     }
 }

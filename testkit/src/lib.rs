@@ -14,7 +14,9 @@
 //! # }
 //! ```
 
+pub mod cluster;
 pub mod conformance;
 pub mod etcd;
 pub mod faults;
+pub mod lost_replies;
 pub mod s3;

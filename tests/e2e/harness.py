@@ -24,6 +24,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("KAFSCALE_BIN") or REPO / "target" / "debug" / "kafscale")
+# The same broker with faults injected into its ports (testkit/src/bin/faulty_broker.rs),
+# built next to it by `cargo build --workspace`.
+FAULTY_BIN = BIN.with_name("kafscale-faulty")
 REQUIRE_BROKER = os.environ.get("KAFSCALE_E2E_REQUIRE_BROKER") == "1"
 READY_TIMEOUT = float(os.environ.get("KAFSCALE_E2E_READY_TIMEOUT", "30"))
 STOP_TIMEOUT = 15.0

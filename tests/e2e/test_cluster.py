@@ -281,6 +281,38 @@ def test_join_and_sigterm_handover_under_load(broker_factory):
     assert "partition handed over" in b1.log_text()
 
 
+def test_sigterm_turns_readyz_503_first_and_exits_within_the_drain_bound(broker_factory):
+    """Shutdown tells probes first: /readyz answers 503 "shutting down" (and /healthz 200)
+    while partitions are being handed over. With the only other broker SIGSTOPped nobody
+    takes them, and the broker still exits within shutdown.drain.timeout.ms plus the
+    bounded close of its connections."""
+    drain_ms = 4000
+    config = CLUSTER_CONFIG + f'"shutdown.drain.timeout.ms" = {drain_ms}\n'
+    ns = unique("drain")
+    b1 = broker_factory(args=cluster_args(ETCD_URL, ns, 1), config=config, name="b1")
+    b2 = broker_factory(args=cluster_args(ETCD_URL, ns, 2), config=config, name="b2")
+    topic = unique("drain")
+    create(b1.bootstrap, topic, 4)
+    wait_for("2 partitions per broker", lambda: spread_ok(b1.bootstrap, topic, {1, 2}, 2))
+    assert b1.http_get("/readyz")[0] == 200
+    b2.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        b1.proc.send_signal(signal.SIGTERM)
+        status, body = wait_for("/readyz 503", lambda: (r := b1.http_get("/readyz"))[0] == 503 and r, timeout=5)
+        draining_for = time.monotonic() - t0
+        assert "shutting down" in body, body
+        assert b1.http_get("/healthz")[0] == 200, "probes must keep answering while draining"
+        code = b1.proc.wait(drain_ms / 1000 + 20)
+        took = time.monotonic() - t0
+    finally:
+        b2.proc.send_signal(signal.SIGCONT)
+    print(f"\n/readyz 503 after {draining_for:.2f} s; exit after {took:.2f} s (drain bound {drain_ms / 1000:.0f} s)")
+    assert code == 0, b1.log_tail()
+    assert draining_for < drain_ms / 1000, "not ready only after the drain"
+    assert took < drain_ms / 1000 + 15, b1.log_tail()
+
+
 @pytest.fixture
 def own_etcd(tmp_path):
     """An etcd of this test's own, so that it can be restarted."""

@@ -1,6 +1,6 @@
 """Idempotent producers (confluent-kafka, enable.idempotence=true): exactly once per partition
-while commits are applied but reported as failed (the broker's testing fault
-`testing.metadata.lost.reply.every`), and across a change of leader in a cluster."""
+while commits are applied but reported as failed (the test broker `kafscale-faulty` with
+FAULT_METADATA_LOST_REPLY_EVERY), and across a change of leader in a cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from clients import create_topic, unique
+from harness import FAULTY_BIN
 
 N = 20_000
 PARTITIONS = 3
@@ -79,11 +80,11 @@ def assert_exactly_once_in_order(values: dict[int, list[int]], n: int) -> None:
                                 f"{len(set(expected) - set(vs))} missing, in order: {vs == sorted(vs)}")
 
 
-FAULTS = '"testing.metadata.lost.reply.every" = 3\n"flush.ms" = 2\n'
+FAULTS = dict(binary=FAULTY_BIN, env={"FAULT_METADATA_LOST_REPLY_EVERY": "3"}, config='"flush.ms" = 2\n')
 
 
 def test_idempotent_producer_is_exactly_once_when_commit_replies_are_lost(broker_factory):
-    b = broker_factory(config=FAULTS)
+    b = broker_factory(**FAULTS)
     topic = unique("idem")
     create_topic(b.bootstrap, topic, PARTITIONS)
     errors = produce_numbered(b.bootstrap, topic, N, idempotent=True)
@@ -96,7 +97,7 @@ def test_idempotent_producer_is_exactly_once_when_commit_replies_are_lost(broker
 
 def test_without_idempotence_the_same_faults_duplicate(broker_factory):
     """The control: the fault really makes clients retry committed batches."""
-    b = broker_factory(config=FAULTS)
+    b = broker_factory(**FAULTS)
     topic = unique("dup")
     create_topic(b.bootstrap, topic, PARTITIONS)
     # Far fewer records than the idempotent runs: without idempotence every retry is a new

@@ -8,7 +8,6 @@ pub mod embedded;
 mod engine;
 pub mod etcd;
 mod leases;
-pub mod lost_replies;
 pub mod memory;
 mod metered;
 mod state;
@@ -20,7 +19,6 @@ use std::sync::Arc;
 use crate::location::{parse_location, Location};
 pub use embedded::EmbeddedMetadataStore;
 pub use etcd::{EtcdMetadataStore, EtcdSettings};
-pub use lost_replies::LostRepliesMetadataStore;
 pub use memory::MemoryMetadataStore;
 pub use metered::{MetadataMetrics, MeteredMetadataStore};
 

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{self, Reply};
 use crate::context::Context;
@@ -28,7 +29,14 @@ const MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
 /// The request header's api key of Produce (0), as the frame starts.
 const PRODUCE_KEY: [u8; 2] = 0i16.to_be_bytes();
 
-pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
+/// Serves one connection until the client closes it or `stop` is cancelled; either way the
+/// requests already read are answered before the connection closes.
+pub async fn serve(
+    ctx: Arc<Context>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: CancellationToken,
+) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
@@ -59,7 +67,11 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
     });
     let max = ctx.config.max_request_bytes;
     loop {
-        let frame = match read_frame(&mut reader, max).await {
+        let read = tokio::select! {
+            read = read_frame(&mut reader, max) => read,
+            _ = stop.cancelled() => break,
+        };
+        let frame = match read {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(reason) => {

@@ -7,17 +7,22 @@ pub mod versions;
 
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::context::Context;
 
 /// Open connections beyond which new ones wait to be accepted.
 const MAX_CONNECTIONS: usize = 10_000;
 
+/// Accepts connections until `stop` is cancelled; each runs on a task of `connections`, which
+/// shutdown waits for, and stops reading requests when `stop` is cancelled.
 pub async fn accept_loop(
     ctx: Arc<Context>,
     listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
+    connections: TaskTracker,
+    stop: CancellationToken,
 ) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -26,19 +31,20 @@ pub async fn accept_loop(
                 Ok(p) => p,
                 Err(_) => return,
             },
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
         };
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
         };
         match accepted {
             Ok((stream, peer)) => {
                 let ctx = ctx.clone();
+                let stop = stop.clone();
                 ctx.metrics.connections.inc();
                 ctx.metrics.open_connections.inc();
-                tokio::spawn(async move {
-                    connection::serve(ctx.clone(), stream, peer).await;
+                connections.spawn(async move {
+                    connection::serve(ctx.clone(), stream, peer, stop).await;
                     ctx.metrics.open_connections.dec();
                     drop(permit);
                 });

@@ -3,9 +3,9 @@
 //! etcd commits but the connection drops before the answer), and for the next
 //! [`OUTAGE`] every read and transaction fails without applying (the store unreachable for a
 //! while). The broker cannot tell whether the flush committed until the outage ends, so its
-//! producers time out and retry batches that did commit. Enabled only by the
-//! `testing.metadata.lost.reply.every` setting, for end-to-end tests of what clients do
-//! with such outcomes (idempotent producers must not duplicate).
+//! producers time out and retry batches that did commit. The `kafscale-faulty` test broker
+//! (src/bin/faulty_broker.rs) wraps its metadata store in it, for end-to-end tests of what
+//! real clients do with such outcomes (idempotent producers must not duplicate).
 
 use async_trait::async_trait;
 use kafscale_core::ports::{
