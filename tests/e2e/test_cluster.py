@@ -85,7 +85,8 @@ class Load:
     """A producer thread writing unique values with acks=all, recording every delivery."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: int, rate_sleep: float = 0.002):
-        self.history = History()
+        # librdkafka without idempotence may write a retried value twice and reorder on retry
+        self.history = History(idempotent=False)
         self.errors: list[str] = []
         self.sent = 0
         self.stop_flag = threading.Event()
@@ -100,7 +101,7 @@ class Load:
         with self.lock:
             if err is not None:
                 self.errors.append(str(err))
-                self.history.failed.append(msg.value())
+                self.history.fail(msg.partition(), msg.value())
             else:
                 self.history.ack(msg.partition(), msg.offset(), msg.value())
 
@@ -111,6 +112,8 @@ class Load:
             try:
                 self.p.produce(self.topic, value=value, partition=i % self.partitions,
                                on_delivery=self.on_delivery)
+                with self.lock:
+                    self.history.send(i % self.partitions, value)
                 i += 1
             except BufferError:
                 pass
