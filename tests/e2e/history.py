@@ -1,9 +1,11 @@
 """The history checker: the single oracle of the fault tests.
 
-Every test that writes through faults (broker kills and failovers, lost metadata replies,
-etcd compaction: tests/e2e/test_cluster.py) records in a `History` what its producer was
-told about each write and what a consumer read back afterwards, and passes or fails on
-`History.check()` alone; no fault test judges the log by another rule.
+Every test that writes through faults records in a `History` what its producer sent and was
+told about each write and what a consumer read back afterwards, and judges the log by
+`History.check()` alone: broker kills, SIGSTOP, failovers, hand-overs, etcd restarts and
+compaction (test_cluster.py), a full etcd (test_metadata.py), lost commit replies
+(test_idempotence.py), an object-store outage and kill -9 on S3 (test_s3.py). They produce
+through `clients.Load` (or record the same way) and read back with `clients.read_all`.
 
 What a passing `check()` guarantees:
 
@@ -15,7 +17,8 @@ What a passing `check()` guarantees:
   ones), and with `idempotent=True` it appears at most once and in send order.
 - Nothing else is read: every value read was sent by the producer.
 - Reads of a partition are a log: offsets increase in read order, hold one value each, and
-  are contiguous from the first one read.
+  are contiguous from the start of the log (`log_start`, 0 for the new topics the fault
+  tests write to).
 - With `idempotent=True` (a producer that never writes a value twice and keeps per-partition
   order), every value is read at most once, and the values read in each partition are in
   the order they were sent. Without it, a producer that retries a request whose first
@@ -32,6 +35,8 @@ from dataclasses import dataclass, field
 class History:
     # whether the producer was idempotent: no duplicates, per-partition send order kept
     idempotent: bool = False
+    # the offset every partition's log begins at (fault tests write to new topics); None: unknown
+    log_start: int | None = 0
     # partition -> values in the order they were handed to the producer
     sent: dict[int, list[bytes]] = field(default_factory=dict)
     # (partition, offset) -> value, as acknowledged to the producer
@@ -72,11 +77,13 @@ class History:
             if (p, o) in at and at[(p, o)] != v:
                 out.append(f"duplicate offset {p}/{o}: {at[(p, o)]!r} and {v!r}")
             at[(p, o)] = v
-        # Offsets of a partition are contiguous from its first offset read.
+        # Offsets of a partition are contiguous from the start of its log.
         by_p: dict[int, set[int]] = {}
         for p, o, _ in self.read:
             by_p.setdefault(p, set()).add(o)
         for p, offs in by_p.items():
+            if self.log_start is not None and min(offs) != self.log_start:
+                out.append(f"partition {p} read from offset {min(offs)}, its log starts at {self.log_start}")
             if max(offs) - min(offs) + 1 != len(offs):
                 out.append(f"gap in partition {p}: {len(offs)} offsets between {min(offs)} and {max(offs)}")
         return out

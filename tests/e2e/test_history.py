@@ -64,6 +64,8 @@ def problems_of(h: History) -> str:
         ([(0, 0, b"a"), (0, 1, b"b"), (0, 1, b"c"), (0, 3, b"d")], None, "duplicate offset"),
         ([(0, 0, b"a"), (0, 3, b"d"), (0, 1, b"b")], None, "non-monotonic"),
         ([(0, 0, b"a"), (0, 1, b"b"), (0, 3, b"d")], None, "gap"),
+        # a partition whose first records are missing (nothing acknowledged there)
+        (CLEAN + [(1, 1, b"c")], [(0, b"c"), (1, b"c")], "its log starts at 0"),
         # a failed write in another partition than it was sent to
         (CLEAN + [(1, 0, b"c")], None, "read in partition 1"),
         # a failed write in the place of an acknowledged one
