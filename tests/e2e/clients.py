@@ -198,9 +198,11 @@ def consume(
     expected: int | None = None,
     timeout: float = 60,
     config: dict | None = None,
+    sort: bool = True,
 ) -> list[Rec]:
     """Reads every partition from the beginning until each is at its end (and at least
-    `expected` records arrived). Returns records in (partition, offset) order."""
+    `expected` records arrived). Returns records in (partition, offset) order, or with
+    sort=False in the order they were read."""
     if partitions is None:
         partitions = partition_count(bootstrap, topic)
     errors = []  # the consumer's errors and the client's own (connection failures, etc.)
@@ -234,7 +236,8 @@ def consume(
                            msg.offset(), ts_type))
     finally:
         c.close()
-    got.sort(key=lambda r: (r.partition, r.offset))
+    if sort:
+        got.sort(key=lambda r: (r.partition, r.offset))
     return got
 
 
@@ -398,23 +401,7 @@ class Load:
 
 
 def read_all(bootstrap: str, topic: str, partitions: int, history: History, timeout: float = 60) -> None:
-    """Reads every partition from offset 0 to its end into `history.read`."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False,
-                  "enable.partition.eof": True, "auto.offset.reset": "earliest"})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    at_end: set[int] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while len(at_end) < partitions:
-            assert time.monotonic() < deadline, f"reading back timed out; at end: {sorted(at_end)}"
-            msg = c.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
-                continue
-            at_end.discard(msg.partition())
-            history.read.append((msg.partition(), msg.offset(), msg.value()))
-    finally:
-        c.close()
+    """Reads every partition from its beginning to its end into `history.read`, in the order
+    the records were read."""
+    for r in consume(bootstrap, topic, partitions=partitions, timeout=timeout, sort=False):
+        history.read.append((r.partition, r.offset, r.value))
