@@ -678,21 +678,6 @@ async fn create_partitions_every_version() {
     broker.shutdown().await;
 }
 
-async fn list_offset(c: &mut Client, topic: &str, ts: i64) -> i64 {
-    let mut p = list_offsets_request::ListOffsetsPartition::default();
-    p.timestamp = ts;
-    p.current_leader_epoch = -1;
-    let mut t = list_offsets_request::ListOffsetsTopic::default();
-    t.name = name(topic);
-    t.partitions = vec![p];
-    let mut req = ListOffsetsRequest::default();
-    req.replica_id = BrokerId(-1);
-    req.topics = vec![t];
-    let resp: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req).await;
-    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
-    resp.topics[0].partitions[0].offset
-}
-
 fn delete_records_req(topic: &str, parts: &[(i32, i64)]) -> DeleteRecordsRequest {
     let mut t = delete_records_request::DeleteRecordsTopic::default();
     t.name = name(topic);

@@ -392,16 +392,7 @@ async fn list_offsets_every_version() {
             (0, 0),
         ];
         for (ts, expected) in cases {
-            let mut p = list_offsets_request::ListOffsetsPartition::default();
-            p.partition_index = 0;
-            p.timestamp = *ts;
-            p.current_leader_epoch = -1;
-            let mut t = list_offsets_request::ListOffsetsTopic::default();
-            t.name = name("lo");
-            t.partitions = vec![p];
-            let mut req = ListOffsetsRequest::default();
-            req.replica_id = BrokerId(-1);
-            req.topics = vec![t];
+            let req = list_offsets_request("lo", *ts);
             let resp: ListOffsetsResponse = c.call(ApiKey::ListOffsets, v, &req).await;
             let p = &resp.topics[0].partitions[0];
             assert_eq!(p.error_code, 0, "v{v} ts {ts}");
@@ -409,15 +400,7 @@ async fn list_offsets_every_version() {
         }
     }
     // Max timestamp (v7+): the record with the greatest timestamp.
-    let mut p = list_offsets_request::ListOffsetsPartition::default();
-    p.timestamp = -3;
-    p.current_leader_epoch = -1;
-    let mut t = list_offsets_request::ListOffsetsTopic::default();
-    t.name = name("lo");
-    t.partitions = vec![p];
-    let mut req = ListOffsetsRequest::default();
-    req.replica_id = BrokerId(-1);
-    req.topics = vec![t];
+    let req = list_offsets_request("lo", -3);
     let resp: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req).await;
     assert_eq!(resp.topics[0].partitions[0].offset, 19);
     assert_eq!(resp.topics[0].partitions[0].timestamp, 5_009);
@@ -627,24 +610,11 @@ async fn malformed_frames_close_only_their_connection() {
 
 #[tokio::test]
 async fn metrics_and_health_endpoints_report_the_work() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let broker = start(&[]).await;
     let mut c = Client::connect(broker.kafka_addr).await;
     assert_eq!(create_topic(&mut c, "m", 1).await, 0);
     produce(&mut c, 9, "m", 0, batch(10, 0, Compression::None)).await;
-    let get = |path: &'static str| async move {
-        let mut s = tokio::net::TcpStream::connect(broker.http_addr)
-            .await
-            .unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
-    };
+    let get = |path: &'static str| http_get(broker.http_addr, path);
     assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
     assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
     assert!(get("/nope").await.starts_with("HTTP/1.1 404"));

@@ -1,10 +1,12 @@
-"""Real-client helpers (confluent-kafka / librdkafka, kcat) and record comparison."""
+"""Real-client helpers (confluent-kafka / librdkafka, kcat), record comparison, and the load
+of the fault tests with its read-back for the history checker (history.py)."""
 
 from __future__ import annotations
 
 import json
 import random
 import string
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import run_kcat
+from history import History
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -195,9 +198,11 @@ def consume(
     expected: int | None = None,
     timeout: float = 60,
     config: dict | None = None,
+    sort: bool = True,
 ) -> list[Rec]:
     """Reads every partition from the beginning until each is at its end (and at least
-    `expected` records arrived). Returns records in (partition, offset) order."""
+    `expected` records arrived). Returns records in (partition, offset) order, or with
+    sort=False in the order they were read."""
     if partitions is None:
         partitions = partition_count(bootstrap, topic)
     errors = []  # the consumer's errors and the client's own (connection failures, etc.)
@@ -231,7 +236,8 @@ def consume(
                            msg.offset(), ts_type))
     finally:
         c.close()
-    got.sort(key=lambda r: (r.partition, r.offset))
+    if sort:
+        got.sort(key=lambda r: (r.partition, r.offset))
     return got
 
 
@@ -324,3 +330,78 @@ def assert_same_records(delivered: list[Rec], consumed: list[Rec], *, check_time
         for k in differ[:5]:
             lines += [f"  want {_show(want[k])} ts={want[k].timestamp}", f"  got  {_show(got[k])} ts={got[k].timestamp}"]
         raise AssertionError("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------
+# Load under faults, judged by the history checker
+
+
+class Load:
+    """A producer thread writing unique values with acks=all, recording every send and
+    delivery in a History (history.py), the oracle every fault test ends with.
+
+    Idempotent by default: a retried value is then never written twice and per-partition
+    order is kept, so the checker holds every value, failed writes included, to at most once
+    and to send order. Without idempotence it can only check offsets and placement."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, rate_sleep: float = 0.002,
+                 idempotent: bool = True, **conf):
+        self.history = History(idempotent=idempotent)
+        self.errors: list[str] = []
+        self.sent = 0
+        self.stop_flag = threading.Event()
+        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
+                           "enable.idempotence": idempotent, "message.timeout.ms": 60000,
+                           "retry.backoff.ms": 50, "topic.metadata.refresh.interval.ms": 1000, **conf})
+        self.topic, self.partitions, self.rate_sleep = topic, partitions, rate_sleep
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def on_delivery(self, err, msg):
+        with self.lock:
+            if err is not None:
+                self.errors.append(str(err))
+                self.history.fail(msg.partition(), msg.value())
+            else:
+                self.history.ack(msg.partition(), msg.offset(), msg.value())
+
+    def run(self):
+        i = 0
+        while not self.stop_flag.is_set():
+            value = f"v-{i:08d}".encode()
+            try:
+                self.p.produce(self.topic, value=value, partition=i % self.partitions,
+                               on_delivery=self.on_delivery)
+                with self.lock:
+                    self.history.send(i % self.partitions, value)
+                i += 1
+            except BufferError:
+                pass
+            self.p.poll(0)
+            time.sleep(self.rate_sleep)
+        self.sent = i
+
+    def acked(self) -> int:
+        with self.lock:
+            return len(self.history.acked)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def finish(self, timeout: float = 90) -> History:
+        self.stop_flag.set()
+        self.thread.join()
+        left = self.p.flush(timeout)
+        assert left == 0, f"{left} records neither delivered nor failed within {timeout}s"
+        return self.history
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+
+
+def read_all(bootstrap: str, topic: str, partitions: int, history: History, timeout: float = 60) -> None:
+    """Reads every partition from its beginning to its end into `history.read`, in the order
+    the records were read."""
+    for r in consume(bootstrap, topic, partitions=partitions, timeout=timeout, sort=False):
+        history.read.append((r.partition, r.offset, r.value))

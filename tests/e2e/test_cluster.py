@@ -9,17 +9,15 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from clients import Load, read_all, unique
 from harness import free_port
-from history import History
-from clients import unique
 
 ETCD_URL = os.environ.get("KAFSCALE_TEST_ETCD_URL")
 S3_URL = os.environ.get("KAFSCALE_TEST_S3_URL")
@@ -81,84 +79,6 @@ def create(bootstrap: str, topic: str, partitions: int) -> None:
     futures[topic].result(30)
 
 
-class Load:
-    """A producer thread writing unique values with acks=all, recording every delivery."""
-
-    def __init__(self, bootstrap: str, topic: str, partitions: int, rate_sleep: float = 0.002):
-        self.history = History()
-        self.errors: list[str] = []
-        self.sent = 0
-        self.stop_flag = threading.Event()
-        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
-                           "enable.idempotence": False, "message.timeout.ms": 60000,
-                           "retry.backoff.ms": 50, "topic.metadata.refresh.interval.ms": 1000})
-        self.topic, self.partitions, self.rate_sleep = topic, partitions, rate_sleep
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def on_delivery(self, err, msg):
-        with self.lock:
-            if err is not None:
-                self.errors.append(str(err))
-                self.history.failed.append(msg.value())
-            else:
-                self.history.ack(msg.partition(), msg.offset(), msg.value())
-
-    def run(self):
-        i = 0
-        while not self.stop_flag.is_set():
-            value = f"v-{i:08d}".encode()
-            try:
-                self.p.produce(self.topic, value=value, partition=i % self.partitions,
-                               on_delivery=self.on_delivery)
-                i += 1
-            except BufferError:
-                pass
-            self.p.poll(0)
-            time.sleep(self.rate_sleep)
-        self.sent = i
-
-    def acked(self) -> int:
-        with self.lock:
-            return len(self.history.acked)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def finish(self, timeout: float = 90) -> History:
-        self.stop_flag.set()
-        self.thread.join()
-        left = self.p.flush(timeout)
-        assert left == 0, f"{left} records neither delivered nor failed within {timeout}s"
-        return self.history
-
-    def __exit__(self, *exc):
-        self.stop_flag.set()
-
-
-def read_all(bootstrap: str, topic: str, partitions: int, history: History, timeout: float = 60) -> None:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False,
-                  "enable.partition.eof": True, "auto.offset.reset": "earliest"})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    at_end: set[int] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while len(at_end) < partitions:
-            assert time.monotonic() < deadline, f"reading back timed out; at end: {sorted(at_end)}"
-            msg = c.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
-                continue
-            at_end.discard(msg.partition())
-            history.read.append((msg.partition(), msg.offset(), msg.value()))
-    finally:
-        c.close()
-
-
 def etcd_txns(etcd_url: str) -> float:
     """Transactions etcd has answered OK (its own /metrics on the client port)."""
     import urllib.request
@@ -205,12 +125,13 @@ def failover_seconds(b, topic: str, gone: int, t0: float) -> float:
     return time.monotonic() - t0
 
 
-def test_kill9_of_a_leader_under_load_loses_nothing(broker_factory):
+@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "plain"])
+def test_kill9_of_a_leader_under_load_loses_nothing(broker_factory, idempotent):
     (b1, b2, b3), _ = start_cluster(broker_factory, 3)
     topic = unique("kill")
     create(b1.bootstrap, topic, 6)
     wait_for("2 partitions per broker", lambda: spread_ok(b1.bootstrap, topic, {1, 2, 3}, 2))
-    with Load(b1.bootstrap, topic, 6) as load:
+    with Load(b1.bootstrap, topic, 6, idempotent=idempotent) as load:
         wait_for("records acknowledged", lambda: load.acked() >= 500, timeout=60)
         t0 = time.monotonic()
         b2.kill()

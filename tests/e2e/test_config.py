@@ -5,17 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
 
-import kafka_wire as kw
-from clients import Rec, assert_same_records, consume, make_records, partition_count, produce, unique
+from clients import Rec, admin, assert_same_records, consume, create_topic, make_records, partition_count, produce, unique
 from harness import requires_broker
 
 pytestmark = requires_broker
-
-
-def metadata_topic(broker, name: str) -> dict:
-    with kw.Conn("127.0.0.1", broker.port) as c:
-        return c.metadata([name])["topics"][0]
 
 
 @pytest.mark.parametrize("via", ["env", "config-file"])
@@ -41,29 +37,66 @@ def test_environment_overrides_config_file(broker_factory):
 def test_auto_create_disabled(broker_factory):
     b = broker_factory(ephemeral=True, config='"auto.create.topics.enable" = false\n')
     name = unique("noauto")
+    a = admin(b.bootstrap)  # librdkafka asks for auto-creation (allow.auto.create.topics)
     for _ in range(3):  # asking again must not create it either
-        t = metadata_topic(b, name)
-        assert t["error"] == kw.ERR_UNKNOWN_TOPIC_OR_PARTITION, t
+        t = a.list_topics(name, timeout=10).topics[name]
+        assert t.error is not None and t.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART, t.error
         time.sleep(0.2)
-    with kw.Conn("127.0.0.1", b.port) as c:
-        assert name not in [t["name"] for t in c.metadata(None)["topics"]]
-        assert c.create_topic(name, 2) == kw.ERR_NONE  # explicit creation still works
-        assert c.create_topic(name, 2) == kw.ERR_TOPIC_ALREADY_EXISTS
+    assert name not in a.list_topics(timeout=10).topics
+    create_topic(b.bootstrap, name, 2)  # explicit creation still works
+    again = a.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name]
+    with pytest.raises(KafkaException) as exists:
+        again.result(30)
+    assert exists.value.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, exists.value
     assert partition_count(b.bootstrap, name) == 2
 
 
 def test_auto_create_default_on(ephemeral_broker):
-    name = unique("auto")
-    deadline = time.monotonic() + 10
-    while True:
-        t = metadata_topic(ephemeral_broker, name)
-        if t["error"] == 0 and t["partitions"]:
-            break
-        # LEADER_NOT_AVAILABLE (5) while the topic is being created
-        assert t["error"] in (0, 5), t
-        assert time.monotonic() < deadline, t
-        time.sleep(0.1)
-    assert len(t["partitions"]) >= 1
+    # partition_count asks for the topic through a real client, which requests auto-creation,
+    # and waits while it is being created.
+    assert partition_count(ephemeral_broker.bootstrap, unique("auto")) >= 1
+
+
+MAX_BYTES = 10000
+
+
+def produce_outcomes(bootstrap: str, topic: str, values: list[bytes]) -> list[int | None]:
+    """Error code per record (None: delivered), sent together so that they share a batch."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 500,
+                  "enable.idempotence": False, "message.timeout.ms": 30000})
+    outcomes: list[int | None] = [None] * len(values)
+
+    def report(i):
+        def cb(err, _msg):
+            outcomes[i] = None if err is None else err.code()
+        return cb
+
+    for i, v in enumerate(values):
+        p.produce(topic, value=v, partition=0, on_delivery=report(i))
+    assert p.flush(60) == 0
+    return outcomes
+
+
+@pytest.mark.parametrize("via", ["config-file", "env"])
+def test_message_max_bytes_reaches_the_broker(broker_factory, via):
+    """The limit given through the process applies; its semantics are tested in Rust
+    (app/tests/bad_produce.rs)."""
+    if via == "config-file":
+        b = broker_factory(ephemeral=True, config=f'"message.max.bytes" = {MAX_BYTES}\n')
+    else:
+        b = broker_factory(ephemeral=True, env={"KAFSCALE_MESSAGE_MAX_BYTES": str(MAX_BYTES)})
+    topic = unique("limit")
+    create_topic(b.bootstrap, topic, 1)
+    assert produce_outcomes(b.bootstrap, topic, [b"s" * 1000]) == [None]
+    too_large = KafkaError.MSG_SIZE_TOO_LARGE
+    assert produce_outcomes(b.bootstrap, topic, [b"B" * (2 * MAX_BYTES)]) == [too_large]
+    # The limit applies to the whole batch: twenty records that fit alone do not together.
+    assert produce_outcomes(b.bootstrap, topic, [b"m" * 1000] * 20) == [too_large] * 20
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique("wm")})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 1)
+    finally:
+        c.close()
 
 
 @pytest.mark.parametrize("flush", [{"KAFSCALE_FLUSH_MS": "0"}, {"KAFSCALE_FLUSH_MS": "200", "KAFSCALE_FLUSH_BYTES": "1"},

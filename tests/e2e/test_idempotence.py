@@ -9,9 +9,10 @@ import signal
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from clients import create_topic, unique
+from clients import create_topic, read_all, unique
+from history import History
 from harness import FAULTY_BIN
 
 N = 20_000
@@ -19,24 +20,31 @@ PARTITIONS = 3
 
 
 def produce_numbered(bootstrap: str, topic: str, n: int, idempotent: bool, during=None,
-                     rounds: int = 1) -> list[str]:
+                     rounds: int = 1) -> tuple[History, list[str]]:
     """Produces 0..n round-robin over the partitions, in `rounds` rounds that each wait for
-    their records to be delivered (more rounds: more, smaller flushes)."""
+    their records to be delivered (more rounds: more, smaller flushes). Returns the history
+    of sends and deliveries (for history.py, the oracle) and the delivery errors."""
     # A request timeout shorter than the injected outage (1.2 s): the producer retries
     # batches whose commit the broker is still resolving, and which did commit.
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
                   "enable.idempotence": idempotent, "message.timeout.ms": 120000,
                   "request.timeout.ms": 500, "retry.backoff.ms": 20, "batch.num.messages": 200})
+    history = History(idempotent=idempotent)
     errors: list[str] = []
 
     def cb(err, msg):
         if err is not None:
             errors.append(str(err))
+            history.fail(msg.partition(), msg.value())
+        else:
+            history.ack(msg.partition(), msg.offset(), msg.value())
 
     for i in range(n):
+        value = f"{i:08d}".encode()
         while True:
             try:
-                p.produce(topic, value=f"{i:08d}".encode(), partition=i % PARTITIONS, on_delivery=cb)
+                p.produce(topic, value=value, partition=i % PARTITIONS, on_delivery=cb)
+                history.send(i % PARTITIONS, value)
                 break
             except BufferError:
                 p.poll(0.05)
@@ -46,38 +54,15 @@ def produce_numbered(bootstrap: str, topic: str, n: int, idempotent: bool, durin
         if (i + 1) % max(1, n // rounds) == 0:
             p.flush(120)
     assert p.flush(120) == 0
-    return errors
+    return history, errors
 
 
-def read_values(bootstrap: str, topic: str) -> dict[int, list[int]]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("r"), "enable.auto.commit": False,
-                  "enable.partition.eof": True, "auto.offset.reset": "earliest"})
-    c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    out: dict[int, list[int]] = {p: [] for p in range(PARTITIONS)}
-    at_end: set[int] = set()
-    deadline = time.monotonic() + 120
-    try:
-        while len(at_end) < PARTITIONS:
-            assert time.monotonic() < deadline, "reading back timed out"
-            msg = c.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
-                continue
-            at_end.discard(msg.partition())
-            out[msg.partition()].append(int(msg.value()))
-    finally:
-        c.close()
-    return out
-
-
-def assert_exactly_once_in_order(values: dict[int, list[int]], n: int) -> None:
-    for p, vs in values.items():
-        expected = list(range(p, n, PARTITIONS))
-        assert vs == expected, (f"partition {p}: {len(vs)} records, {len(vs) - len(set(vs))} duplicates, "
-                                f"{len(set(expected) - set(vs))} missing, in order: {vs == sorted(vs)}")
+def assert_exactly_once_in_order(bootstrap: str, topic: str, history: History, n: int) -> None:
+    """Every record acknowledged, and the log holds each once, in the order sent."""
+    assert history.idempotent
+    assert len(history.acked) == n, f"{n - len(history.acked)} records not acknowledged"
+    read_all(bootstrap, topic, PARTITIONS, history, timeout=120)
+    history.check()
 
 
 FAULTS = dict(binary=FAULTY_BIN, env={"FAULT_METADATA_LOST_REPLY_EVERY": "3"}, config='"flush.ms" = 2\n')
@@ -87,11 +72,11 @@ def test_idempotent_producer_is_exactly_once_when_commit_replies_are_lost(broker
     b = broker_factory(**FAULTS)
     topic = unique("idem")
     create_topic(b.bootstrap, topic, PARTITIONS)
-    errors = produce_numbered(b.bootstrap, topic, N, idempotent=True)
+    history, errors = produce_numbered(b.bootstrap, topic, N, idempotent=True)
     assert not errors, errors[:5]
     lost = b.log_text().count("reply is lost")
     assert lost >= 3, f"the fault fired {lost} times; the test proves nothing"
-    assert_exactly_once_in_order(read_values(b.bootstrap, topic), N)
+    assert_exactly_once_in_order(b.bootstrap, topic, history, N)
     print(f"\n{N} records, {lost} commit replies lost, no duplicates")
 
 
@@ -104,13 +89,13 @@ def test_without_idempotence_the_same_faults_duplicate(broker_factory):
     # append, so each lost reply costs another outage and the run slows down the more it
     # retries (20,000 records did not finish in minutes on a busy machine). A few rounds
     # (a few flushes, so the fault fires) already leave duplicates behind.
-    errors = produce_numbered(b.bootstrap, topic, 600, idempotent=False, rounds=3)
+    history, errors = produce_numbered(b.bootstrap, topic, 600, idempotent=False, rounds=3)
     print(f"\ndelivery errors: {len(errors)} {errors[:3]}")
     lost = b.log_text().count("reply is lost")
     assert lost >= 1, "the fault never fired"
-    values = read_values(b.bootstrap, topic)
-    duplicates = sum(len(vs) - len(set(vs)) for vs in values.values())
-    print({p: (len(vs), len(set(vs))) for p, vs in values.items()})
+    read_all(b.bootstrap, topic, PARTITIONS, history, timeout=120)
+    history.check()  # duplicates are legal here, losses and misplacements are not
+    duplicates = history.duplicated_values()
     assert duplicates > 0, "no duplicates without idempotence: the injected faults did not bite"
     print(f"\nwithout idempotence: {duplicates} duplicates")
 
@@ -130,6 +115,6 @@ def test_idempotent_producer_is_exactly_once_across_a_leader_kill(broker_factory
     create_topic(brokers[0].bootstrap, topic, PARTITIONS)
     time.sleep(1.0)
     bootstrap = ",".join(b.bootstrap for b in brokers)
-    errors = produce_numbered(bootstrap, topic, N, idempotent=True, during=lambda: brokers[1].kill())
+    history, errors = produce_numbered(bootstrap, topic, N, idempotent=True, during=lambda: brokers[1].kill())
     assert not errors, errors[:5]
-    assert_exactly_once_in_order(read_values(brokers[0].bootstrap, topic), N)
+    assert_exactly_once_in_order(brokers[0].bootstrap, topic, history, N)

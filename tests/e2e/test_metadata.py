@@ -15,9 +15,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from clients import unique
+from clients import Load, read_all, unique
 from harness import Etcd
-from test_cluster import Load, create, read_all, wait_for
+from test_cluster import create, wait_for
 
 S3_URL = os.environ.get("KAFSCALE_TEST_S3_URL")
 REQUIRED = os.environ.get("KAFSCALE_TEST_REQUIRE_ETCD") == "1"

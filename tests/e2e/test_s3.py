@@ -5,7 +5,6 @@ of a produce run, and an object-store outage under load."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from clients import assert_same_records, consume, create_topic, make_records, produce, unique
+from clients import Load, assert_same_records, consume, create_topic, make_records, produce, read_all, unique
 
 S3_URL = os.environ.get("KAFSCALE_TEST_S3_URL")
 REQUIRED = os.environ.get("KAFSCALE_TEST_REQUIRE_S3") == "1"
@@ -188,65 +187,10 @@ def own_seaweedfs(tmp_path):
     log.close()
 
 
-class ContinuousProducer:
-    """Produces numbered records round-robin until stopped; remembers what was acknowledged."""
-
-    def __init__(self, bootstrap: str, topic: str, partitions: int, **conf):
-        self.acked: dict[tuple[int, int], bytes] = {}
-        self.failed = []
-        self.lock = threading.Lock()
-        self.partitions = partitions
-        self.topic = topic
-        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
-                                  "enable.idempotence": False, "message.timeout.ms": 60_000,
-                                  "retry.backoff.ms": 100, "reconnect.backoff.max.ms": 500, **conf})
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._run)
-
-    def _cb(self, err, msg):
-        with self.lock:
-            if err is None:
-                self.acked[(msg.partition(), msg.offset())] = msg.value()
-            else:
-                self.failed.append(err)
-
-    def _run(self):
-        i = 0
-        while not self.stop_flag.is_set():
-            try:
-                self.producer.produce(self.topic, value=f"rec-{i:08d}".encode(),
-                                      partition=i % self.partitions, on_delivery=self._cb)
-                i += 1
-            except BufferError:
-                pass
-            self.producer.poll(0.001)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self, timeout: float = 90) -> None:
-        self.stop_flag.set()
-        self.thread.join()
-        assert self.producer.flush(timeout) == 0, "records still undelivered"
-
-    def check_against(self, bootstrap: str) -> None:
-        """Every acknowledged record is readable at its acknowledged offset; offsets have no
-        gaps; every stored record is intact."""
-        try:
-            got = consume(bootstrap, self.topic, partitions=self.partitions, timeout=120)
-        except AssertionError as e:
-            raise AssertionError(f"{e}; the producer had {len(self.acked)} records acknowledged "
-                                 f"and {len(self.failed)} failed, e.g. {self.failed[:3]}") from None
-        by_offset = {(r.partition, r.offset): r.value for r in got}
-        missing = [k for k in self.acked if k not in by_offset]
-        assert not missing, f"{len(missing)} acknowledged records missing, e.g. {missing[:5]}"
-        wrong = [k for k, v in self.acked.items() if by_offset[k] != v]
-        assert not wrong, f"{len(wrong)} offsets hold other records than acknowledged, e.g. {wrong[:5]}"
-        for part in range(self.partitions):
-            offsets = sorted(o for (pp, o) in by_offset if pp == part)
-            assert offsets == list(range(len(offsets))), f"partition {part} has gaps"
-        assert all(re.fullmatch(rb"rec-\d{8}", v) for v in by_offset.values()), "a record is damaged"
+def continuous_load(bootstrap: str, topic: str, partitions: int) -> Load:
+    """A plain (non-idempotent) producer writing as fast as it can, reconnecting quickly."""
+    return Load(bootstrap, topic, partitions, rate_sleep=0.001, idempotent=False,
+                **{"retry.backoff.ms": 100, "reconnect.backoff.max.ms": 500})
 
 
 def test_object_store_outage_gives_retriable_errors_and_loses_nothing(broker_factory, own_seaweedfs):
@@ -255,19 +199,20 @@ def test_object_store_outage_gives_retriable_errors_and_loses_nothing(broker_fac
                        config='"object.store.timeout.ms" = 1000\n"object.store.retries" = 0\n')
     topic = unique("out")
     create_topic(b.bootstrap, topic, 2)
-    producer = ContinuousProducer(b.bootstrap, topic, 2).start()
-    time.sleep(1.0)
-    weed.send_signal(signal.SIGSTOP)  # the store stops answering mid-run
-    time.sleep(4.0)
-    status, _ = b.http_get("/readyz")
-    health = metric(b, "kafscale_object_store_health")
-    weed.send_signal(signal.SIGCONT)
-    time.sleep(3.0)
-    producer.stop()
+    with continuous_load(b.bootstrap, topic, 2) as load:
+        time.sleep(1.0)
+        weed.send_signal(signal.SIGSTOP)  # the store stops answering mid-run
+        time.sleep(4.0)
+        status, _ = b.http_get("/readyz")
+        health = metric(b, "kafscale_object_store_health")
+        weed.send_signal(signal.SIGCONT)
+        time.sleep(3.0)
+        history = load.finish()
     assert status == 503 and health == 2, (status, health)
     assert metric(b, "kafscale_object_store_requests_total", 'op="put",result="transient"') > 0
-    assert len(producer.acked) > 1000
-    producer.check_against(b.bootstrap)
+    assert len(history.acked) > 1000
+    read_all(b.bootstrap, topic, 2, history, timeout=120)
+    history.check()
     # After the outage the broker is ready again.
     deadline = time.monotonic() + 15
     while b.http_get("/readyz")[0] != 200 and time.monotonic() < deadline:
@@ -279,15 +224,16 @@ def test_kill_9_mid_produce_loses_no_acknowledged_record(broker_factory):
     b = broker_factory(args=s3_args(unique("kill9")))
     topic = unique("k9")
     create_topic(b.bootstrap, topic, 3)
-    producer = ContinuousProducer(b.bootstrap, topic, 3).start()
-    time.sleep(2.0)
-    b.kill()  # SIGKILL mid-run: pending appends are lost unacknowledged, nothing else
-    time.sleep(0.5)
-    b.start()
-    time.sleep(2.0)
-    producer.stop()
-    assert len(producer.acked) > 1000, f"only {len(producer.acked)} acknowledged"
-    producer.check_against(b.bootstrap)
+    with continuous_load(b.bootstrap, topic, 3) as load:
+        time.sleep(2.0)
+        b.kill()  # SIGKILL mid-run: pending appends are lost unacknowledged, nothing else
+        time.sleep(0.5)
+        b.start()
+        time.sleep(2.0)
+        history = load.finish()
+    assert len(history.acked) > 1000, f"only {len(history.acked)} acknowledged"
+    read_all(b.bootstrap, topic, 3, history, timeout=120)
+    history.check()
 
 
 def test_retention_and_gc_on_s3(broker_factory):

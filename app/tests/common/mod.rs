@@ -9,6 +9,7 @@ use kafka_protocol::records::{
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -50,6 +51,16 @@ impl Client {
         req: &Req,
     ) -> Resp {
         let corr = self.send(key, version, req).await;
+        self.receive(key, version, corr).await
+    }
+
+    /// Reads the next response, checks that it answers `correlation`, and decodes it.
+    pub async fn receive<Resp: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        correlation: i32,
+    ) -> Resp {
         let mut frame = self.read_frame().await.expect("connection closed");
         let header_version = if key == ApiKey::ApiVersions {
             0
@@ -57,7 +68,7 @@ impl Client {
             key.response_header_version(version)
         };
         let header = ResponseHeader::decode(&mut frame, header_version).unwrap();
-        assert_eq!(header.correlation_id, corr);
+        assert_eq!(header.correlation_id, correlation);
         Resp::decode(&mut frame, version).unwrap()
     }
 
@@ -88,11 +99,8 @@ impl Client {
     /// The next response frame, or None if the broker closed the connection.
     pub async fn read_frame(&mut self) -> Option<Bytes> {
         let mut len = [0u8; 4];
-        let read = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            self.stream.read_exact(&mut len),
-        )
-        .await;
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut len)).await;
         match read {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return None,
@@ -106,6 +114,23 @@ impl Client {
     pub async fn is_closed(&mut self) -> bool {
         self.read_frame().await.is_none()
     }
+
+    /// Everything the broker sends until it closes the connection, or None if it keeps
+    /// the connection open for `wait`.
+    pub async fn read_until_closed(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        let mut data = Vec::new();
+        let read_all = async {
+            let mut chunk = [0u8; 65536];
+            loop {
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => data.extend_from_slice(&chunk[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(wait, read_all).await.ok()?;
+        Some(data)
+    }
 }
 
 pub fn name(s: &str) -> TopicName {
@@ -114,29 +139,53 @@ pub fn name(s: &str) -> TopicName {
 
 /// A v2 batch of `n` records `key-i` / `value-i` with timestamps `ts0 + i`.
 pub fn batch(n: usize, ts0: i64, compression: Compression) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset - sequence is constant;
-            // this yields base sequence -1, as non-idempotent producers send.
-            sequence: i as i32 - 1,
-            timestamp: ts0 + i as i64,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: if i % 7 == 3 {
-                None
-            } else {
-                Some(Bytes::from(format!("value-{i}")))
-            },
-            headers: Default::default(),
-        })
-        .collect();
+    let records = (0..n).map(|i| {
+        let value = (i % 7 != 3).then(|| Bytes::from(format!("value-{i}")));
+        record(i, ts0 + i as i64, Bytes::from(format!("key-{i}")), value)
+    });
+    encode_batch(records.collect(), compression)
+}
+
+/// An uncompressed v2 batch of `n` records `k<i>` with `value_size`-byte values and one
+/// header each, for tests that need a batch of a known size.
+pub fn sized_batch(n: usize, value_size: usize) -> Bytes {
+    let records = (0..n).map(|i| {
+        let mut r = record(
+            i,
+            1_700_000_000_000,
+            Bytes::from(format!("k{i}")),
+            Some(Bytes::from(vec![b'A' + (i % 26) as u8; value_size])),
+        );
+        r.headers.insert(
+            StrBytes::from_static_str("h"),
+            Some(Bytes::from_static(b"v")),
+        );
+        r
+    });
+    encode_batch(records.collect(), Compression::None)
+}
+
+fn record(i: usize, timestamp: i64, key: Bytes, value: Option<Bytes>) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: i as i64,
+        // The encoder keeps records in one batch while offset - sequence is constant;
+        // this yields base sequence -1, as non-idempotent producers send.
+        sequence: i as i32 - 1,
+        timestamp,
+        key: Some(key),
+        value,
+        headers: Default::default(),
+    }
+}
+
+fn encode_batch(records: Vec<Record>, compression: Compression) -> Bytes {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
@@ -231,4 +280,91 @@ pub async fn topic_id(client: &mut Client, topic: &str) -> uuid::Uuid {
     req.topics = Some(vec![t]);
     let resp: MetadataResponse = client.call(ApiKey::Metadata, 12, &req).await;
     resp.topics[0].topic_id
+}
+
+pub fn list_offsets_request(topic: &str, timestamp: i64) -> ListOffsetsRequest {
+    let mut p = list_offsets_request::ListOffsetsPartition::default();
+    p.timestamp = timestamp;
+    p.current_leader_epoch = -1;
+    let mut t = list_offsets_request::ListOffsetsTopic::default();
+    t.name = name(topic);
+    t.partitions = vec![p];
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.topics = vec![t];
+    req
+}
+
+/// The offset ListOffsets v7 finds for `timestamp` in partition 0 (-1: the end).
+pub async fn list_offset(c: &mut Client, topic: &str, timestamp: i64) -> i64 {
+    let req = list_offsets_request(topic, timestamp);
+    let resp: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+    resp.topics[0].partitions[0].offset
+}
+
+/// The response to `GET path` from the broker's HTTP listener, status line first.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // The server keeps HTTP/1.1 connections open unless asked not to; the body ends at EOF.
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// A request frame built by hand (header v1, client id "raw"), for input no encoder makes.
+pub fn raw_request(key: i16, version: i16, correlation: i32, body: &[u8]) -> Vec<u8> {
+    let mut frame = BytesMut::new();
+    frame.put_i32(13 + body.len() as i32);
+    frame.put_i16(key);
+    frame.put_i16(version);
+    frame.put_i32(correlation);
+    frame.put_i16(3);
+    frame.extend_from_slice(b"raw");
+    frame.extend_from_slice(body);
+    frame.to_vec()
+}
+
+/// What a client needs to find, and every API a bad input must leave working.
+pub const REQUIRED_APIS: [ApiKey; 7] = [
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::ApiVersions,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+];
+
+/// The APIs of `REQUIRED_APIS` an ApiVersions response does not list.
+pub fn missing_apis(resp: &ApiVersionsResponse) -> Vec<ApiKey> {
+    REQUIRED_APIS
+        .into_iter()
+        .filter(|key| !resp.api_keys.iter().any(|k| k.api_key == *key as i16))
+        .collect()
+}
+
+/// A fresh connection gets good ApiVersions and Metadata answers, and /healthz says 200.
+pub async fn assert_healthy(broker: &Broker) {
+    let mut c = Client::connect(broker.kafka_addr).await;
+    let versions: ApiVersionsResponse = c
+        .call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())
+        .await;
+    assert_eq!(versions.error_code, 0);
+    assert_eq!(missing_apis(&versions), vec![], "ApiVersions lacks APIs");
+    let mut all = MetadataRequest::default();
+    all.topics = None;
+    let md: MetadataResponse = c.call(ApiKey::Metadata, 1, &all).await;
+    let brokers: Vec<(String, i32)> = md
+        .brokers
+        .iter()
+        .map(|b| (b.host.to_string(), b.port))
+        .collect();
+    let port = i32::from(broker.kafka_addr.port());
+    assert_eq!(brokers, vec![("127.0.0.1".to_owned(), port)]);
+    let health = http_get(broker.http_addr, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }
