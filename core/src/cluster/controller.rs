@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::group::{keys as group_keys, ShardRecord};
 use crate::log::LeaderRecord;
 use crate::ports::metadata::encode_json;
-use crate::ports::{Compare, Txn, TxnOp};
+use crate::ports::{ClockExt, Compare, Txn, TxnOp};
 use crate::schema::keys;
 use crate::types::{BrokerId, LeaderEpoch, PartitionKey};
 
@@ -338,12 +338,14 @@ fn partition_op(
 /// Waits (briefly) until the watch has applied everything up to `revision`.
 async fn wait_applied(inner: &Arc<Inner>, revision: i64) {
     let mut applied = inner.applied.subscribe();
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while *applied.borrow_and_update() < revision {
-            if applied.changed().await.is_err() {
-                return;
+    let _ = inner
+        .clock
+        .timeout(Duration::from_secs(2), async {
+            while *applied.borrow_and_update() < revision {
+                if applied.changed().await.is_err() {
+                    return;
+                }
             }
-        }
-    })
-    .await;
+        })
+        .await;
 }
