@@ -87,6 +87,29 @@ impl ManualClock {
         let now = self.now.fetch_add(delta, Ordering::SeqCst) + delta;
         self.tick.send_replace(now);
     }
+
+    /// Runs `future` to completion, moving this clock on by 1 ms whenever it waits, for at
+    /// most `limit` of clock time; `None` if it still waits then. For tests: no real time
+    /// passes, and the clock reads when each step ran.
+    pub async fn run<T>(&self, limit: Duration, future: impl Future<Output = T>) -> Option<T> {
+        let mut future = std::pin::pin!(future);
+        let end = self.now_ms().saturating_add(duration_ms(limit));
+        loop {
+            if let Poll::Ready(out) = futures::poll!(future.as_mut()) {
+                return Some(out);
+            }
+            if self.now_ms() >= end {
+                return None;
+            }
+            // Lets spawned tasks the future waits for run before time moves.
+            tokio::task::yield_now().await;
+            self.advance(Duration::from_millis(1));
+        }
+    }
+}
+
+fn duration_ms(duration: Duration) -> Millis {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 impl Clock for ManualClock {
@@ -95,7 +118,7 @@ impl Clock for ManualClock {
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        let deadline = self.now_ms() + i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2);
+        let deadline = self.now_ms() + duration_ms(duration);
         let mut rx = self.tick.subscribe();
         Box::pin(async move {
             // The sender lives as long as the clock; if it is gone nobody can advance time.
@@ -131,6 +154,20 @@ mod tests {
         clock.advance(Duration::from_millis(50));
         let _ = tx.send(7);
         assert_eq!(waiting.await, Ok(Ok(7)));
+    }
+
+    #[tokio::test]
+    async fn run_moves_the_clock_until_the_future_finishes_or_the_limit() {
+        let clock = ManualClock::new(0);
+        let slept = clock.run(
+            Duration::from_secs(1),
+            clock.sleep(Duration::from_millis(30)),
+        );
+        assert_eq!(slept.await, Some(()));
+        assert_eq!(clock.now_ms(), 30);
+        let stuck = clock.run(Duration::from_millis(10), futures::future::pending::<()>());
+        assert_eq!(stuck.await, None);
+        assert_eq!(clock.now_ms(), 40);
     }
 
     #[tokio::test]
