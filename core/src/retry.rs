@@ -2,18 +2,21 @@
 //! between them, so that every retry loop is driven by the manual clock in tests.
 //!
 //! ```
-//! # use kafscale_core::ports::ManualClock;
-//! # use kafscale_core::retry::{retry, Backoff};
-//! # use std::time::Duration;
-//! # async fn demo() {
+//! use kafscale_core::ports::{Clock, ManualClock};
+//! use kafscale_core::retry::{retry, Backoff};
+//! use std::time::Duration;
+//!
 //! const READ_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let clock = ManualClock::new(0);
-//! // Three attempts at most; every error here is worth another one.
-//! let read: Result<u32, &str> = retry(&clock, READ_BACKOFF, 3, |_e, _attempt| true, |attempt| async move {
+//! // At most three attempts; every error here is worth another one.
+//! let read = retry(&clock, READ_BACKOFF, 3, |_: &&str, _| true, |attempt| async move {
 //!     if attempt < 2 { Err("busy") } else { Ok(attempt) }
-//! })
-//! .await;
-//! # }
+//! });
+//! assert_eq!(clock.run(Duration::from_secs(1), read).await, Some(Ok(2)));
+//! assert_eq!(clock.now_ms(), 100, "one wait, on the clock");
+//! # });
 //! ```
 
 use std::future::Future;
