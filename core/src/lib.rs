@@ -12,6 +12,7 @@ pub mod log;
 pub mod object_format;
 pub mod ports;
 pub mod records;
+pub mod retry;
 pub mod schema;
 pub mod segment;
 pub mod topic;

@@ -1,13 +1,18 @@
 //! The object store conformance suite against every local adapter, and the adapters' own
-//! promises: durability across instances and the URL factory.
+//! promises: durability across instances, the URL factory and the retrying wrapper.
 
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
-use kafscale_adapters::{object_store_from_url, LocalObjectStore, MemoryObjectStore};
-use kafscale_core::ports::{ObjectStore, PutMode, StoreError};
+use kafscale_adapters::{
+    object_store_from_url, LocalObjectStore, MemoryObjectStore, RetryPolicy, RetryingObjectStore,
+};
+use kafscale_core::ports::{Clock, ManualClock, ObjectStore, PutMode, StoreError};
 use kafscale_testkit::conformance::object_store_suite;
+use kafscale_testkit::faults::FaultyObjectStore;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_object_store_conforms() {
@@ -138,4 +143,56 @@ fn read_only_directory_is_refused() {
         assert!(message.contains("not writable"), "{message}");
     }
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A retrying store with the default policy over a faulty memory store, waiting on `clock`.
+fn retrying(clock: &ManualClock) -> (Arc<FaultyObjectStore>, RetryingObjectStore) {
+    let faulty = FaultyObjectStore::new(Arc::new(MemoryObjectStore::new()));
+    let store = RetryingObjectStore::new(faulty.clone(), RetryPolicy::default())
+        .with_clock(Arc::new(clock.clone()));
+    (faulty, store)
+}
+
+const CLOCK_LIMIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn retrying_store_waits_the_backoff_on_its_clock() {
+    let clock = ManualClock::new(0);
+    let (faulty, store) = retrying(&clock);
+    faulty.fail_next_puts(2);
+    let put = store.put("k", Bytes::from_static(b"x"), PutMode::Overwrite);
+    let put = clock.run(CLOCK_LIMIT, put).await.unwrap();
+    assert!(put.is_ok(), "{put:?}");
+    assert_eq!(faulty.puts.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        clock.now_ms(),
+        50 + 100,
+        "the default backoff doubles from 50 ms"
+    );
+}
+
+#[tokio::test]
+async fn retrying_store_returns_the_last_error_after_its_attempts() {
+    let clock = ManualClock::new(0);
+    let (faulty, store) = retrying(&clock);
+    faulty.fail_after(Some(0));
+    let listed = clock.run(CLOCK_LIMIT, store.list("")).await.unwrap();
+    assert!(matches!(listed, Err(StoreError::Transient { .. })));
+    // Three attempts: two waits, and no third.
+    assert_eq!(clock.now_ms(), 50 + 100);
+}
+
+#[tokio::test]
+async fn retrying_store_attempts_a_create_once() {
+    let clock = ManualClock::new(0);
+    let (faulty, store) = retrying(&clock);
+    faulty.fail_next_puts(2);
+    let put = store.put("k", Bytes::new(), PutMode::Create).await;
+    assert!(matches!(put, Err(StoreError::Transient { .. })));
+    assert_eq!(
+        faulty.fail_puts.load(Ordering::SeqCst),
+        1,
+        "one attempt only"
+    );
+    assert_eq!(clock.now_ms(), 0);
 }

@@ -1,7 +1,7 @@
 //! Wrappers that bound every object-store request by a timeout ([`TimeoutObjectStore`], placed
 //! innermost so that metrics and health see timeouts as transient errors) and retry the
 //! idempotent ones (reads, listing, deletes, overwrites) on transient errors with exponential
-//! backoff ([`RetryingObjectStore`], outermost).
+//! backoff on a [`Clock`] ([`RetryingObjectStore`], outermost).
 //!
 //! Create-if-absent puts are attempted once: after an unknown outcome only the caller knows
 //! whether an `AlreadyExists` on a retry is its own earlier write (the flusher's keys are
@@ -9,11 +9,14 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kafscale_core::ports::{ObjectMeta, ObjectStore, PutMode, StoreError};
+use kafscale_core::ports::{Clock, ObjectMeta, ObjectStore, PutMode, StoreError};
+use kafscale_core::retry::{retry, Backoff};
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::SystemClock;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -21,8 +24,8 @@ pub struct RetryPolicy {
     pub timeout: Duration,
     /// Attempts of an idempotent request, the first included.
     pub attempts: u32,
-    /// Wait before the second attempt; doubles each time.
-    pub backoff: Duration,
+    /// Waits between the attempts.
+    pub backoff: Backoff,
 }
 
 impl Default for RetryPolicy {
@@ -30,7 +33,8 @@ impl Default for RetryPolicy {
         RetryPolicy {
             timeout: Duration::from_secs(30),
             attempts: 3,
-            backoff: Duration::from_millis(50),
+            // The attempts bound the wait, so it needs no cap of its own.
+            backoff: Backoff::uncapped(Duration::from_millis(50)),
         }
     }
 }
@@ -39,11 +43,24 @@ impl Default for RetryPolicy {
 pub struct RetryingObjectStore {
     inner: Arc<dyn ObjectStore>,
     policy: RetryPolicy,
+    /// Times the waits between attempts.
+    clock: Arc<dyn Clock>,
 }
 
 impl RetryingObjectStore {
+    /// Waits on the system clock.
     pub fn new(inner: Arc<dyn ObjectStore>, policy: RetryPolicy) -> RetryingObjectStore {
-        RetryingObjectStore { inner, policy }
+        RetryingObjectStore {
+            inner,
+            policy,
+            clock: Arc::new(SystemClock::new()),
+        }
+    }
+
+    /// Waits on `clock` instead.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> RetryingObjectStore {
+        self.clock = clock;
+        self
     }
 
     async fn retried<T, F, Fut>(&self, op: &str, key: &str, f: F) -> Result<T, StoreError>
@@ -51,19 +68,15 @@ impl RetryingObjectStore {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let mut attempt = 1;
-        let mut wait = self.policy.backoff;
-        loop {
-            match f().await {
-                Err(e) if e.is_retriable() && attempt < self.policy.attempts => {
-                    tracing::debug!(op, key, attempt, error = %e, "retrying object store request");
-                    tokio::time::sleep(wait).await;
-                    wait = wait.saturating_mul(2);
-                    attempt += 1;
-                }
-                other => return other,
+        let retriable = |e: &StoreError, attempt| {
+            let again = e.is_retriable();
+            if again {
+                tracing::debug!(op, key, attempt, error = %e, "retrying object store request");
             }
-        }
+            again
+        };
+        let (backoff, attempts) = (self.policy.backoff, self.policy.attempts);
+        retry(&*self.clock, backoff, attempts, retriable, |_| f()).await
     }
 }
 

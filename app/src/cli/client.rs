@@ -8,6 +8,9 @@ use kafka_protocol::messages::{
     MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
+use kafscale_adapters::SystemClock;
+use kafscale_core::ports::Clock;
+use kafscale_core::retry::Backoff;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -19,9 +22,14 @@ pub use super::error::{error_name, is_retriable, CliError};
 /// How often a request that failed with a retriable error is tried.
 pub const ATTEMPTS: u32 = 5;
 
-/// Waits a little longer after every failed attempt.
+/// Waits between attempts: 100 ms, doubling up to 600 ms.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(600));
+
+/// Waits after attempt `attempt` (from 0) failed, a little longer each time.
 pub async fn backoff(attempt: u32) {
-    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt + 1))).await;
+    SystemClock::new()
+        .sleep(BACKOFF.delay(attempt.saturating_add(1)))
+        .await;
 }
 
 pub fn str_bytes(s: &str) -> StrBytes {

@@ -301,7 +301,7 @@ async fn fetch_loop(
         if refresh {
             // Leaders move or die: look again until --timeout-ms of silence.
             failures += 1;
-            backoff(failures.min(5)).await;
+            backoff(failures).await;
             info = client.topic(&args.topic).await?;
         } else {
             failures = 0;

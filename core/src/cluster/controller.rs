@@ -15,7 +15,8 @@ use crate::error::Result;
 use crate::group::{keys as group_keys, ShardRecord};
 use crate::log::LeaderRecord;
 use crate::ports::metadata::encode_json;
-use crate::ports::{Compare, Txn, TxnOp};
+use crate::ports::{ClockExt, Compare, Txn, TxnOp};
+use crate::retry::{Backoff, Retry};
 use crate::schema::keys;
 use crate::types::{BrokerId, LeaderEpoch, PartitionKey};
 
@@ -31,8 +32,12 @@ struct FenceRecord {
     at_ms: i64,
 }
 
+/// Waits after failed steps in a row: 200 ms, doubling up to 1.6 s.
+const STEP_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_millis(1_600));
+
 pub(super) async fn run(inner: Arc<Inner>) {
-    let mut failures = 0u32;
+    let mut failures = Retry::new(&*inner.clock, STEP_BACKOFF);
     loop {
         tokio::select! {
             _ = inner.controller_wake.notified() => {}
@@ -41,14 +46,10 @@ pub(super) async fn run(inner: Arc<Inner>) {
         // Let a burst of changes settle into one decision.
         inner.clock.sleep(Duration::from_millis(20)).await;
         match step(&inner).await {
-            Ok(()) => failures = 0,
+            Ok(()) => failures.reset(),
             Err(e) => {
-                failures += 1;
-                tracing::debug!(error = %e, failures, "controller step failed");
-                inner
-                    .clock
-                    .sleep(Duration::from_millis(100u64 << failures.min(4)))
-                    .await;
+                tracing::debug!(error = %e, failures = failures.attempt(), "controller step failed");
+                failures.wait().await;
             }
         }
     }
@@ -338,12 +339,14 @@ fn partition_op(
 /// Waits (briefly) until the watch has applied everything up to `revision`.
 async fn wait_applied(inner: &Arc<Inner>, revision: i64) {
     let mut applied = inner.applied.subscribe();
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while *applied.borrow_and_update() < revision {
-            if applied.changed().await.is_err() {
-                return;
+    let _ = inner
+        .clock
+        .timeout(Duration::from_secs(2), async {
+            while *applied.borrow_and_update() < revision {
+                if applied.changed().await.is_err() {
+                    return;
+                }
             }
-        }
-    })
-    .await;
+        })
+        .await;
 }

@@ -13,9 +13,19 @@ use crate::error::Result;
 use crate::group::{keys as group_keys, ShardRecord};
 use crate::log::LeaderRecord;
 use crate::ports::{KeyValue, TxnOp, WatchEvent, WatchEventKind, WatchStream};
+use crate::retry::{Backoff, Retry};
 use crate::schema::keys;
 use crate::topic::TopicRecord;
 use crate::types::PartitionKey;
+
+/// Waits before watching again after the watch or a re-read failed: 200 ms, doubling up to
+/// 3.2 s; back to the shortest once events flow.
+const WATCH_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_millis(3_200));
+
+/// Waits after failed hand-overs of a partition in a row: 400 ms, doubling up to 6.4 s.
+const HANDOVER_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(400), Duration::from_millis(6_400));
 
 fn prefixes() -> Vec<String> {
     vec![
@@ -72,7 +82,7 @@ pub(super) async fn sync(inner: &Arc<Inner>) -> Result<futures::stream::SelectAl
 }
 
 pub(super) async fn run(inner: Arc<Inner>, mut streams: futures::stream::SelectAll<WatchStream>) {
-    let mut attempt = 0u32;
+    let mut attempts = Retry::new(&*inner.clock, WATCH_BACKOFF);
     loop {
         while let Some(event) = streams.next().await {
             match event {
@@ -80,7 +90,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut streams: futures::stream::SelectA
                     let revision = event.kv.mod_revision;
                     apply(&inner, event);
                     inner.applied.send_modify(|r| *r = (*r).max(revision));
-                    attempt = 0;
+                    attempts.reset();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cluster watch failed; watching again");
@@ -89,18 +99,16 @@ pub(super) async fn run(inner: Arc<Inner>, mut streams: futures::stream::SelectA
             }
         }
         loop {
-            attempt += 1;
-            inner
-                .clock
-                .sleep(Duration::from_millis(100u64 << attempt.min(5)))
-                .await;
+            attempts.wait().await;
             match sync(&inner).await {
                 Ok(s) => {
                     streams = s;
                     tracing::info!("cluster watch re-established");
                     break;
                 }
-                Err(e) => tracing::debug!(error = %e, attempt, "cannot watch the cluster yet"),
+                Err(e) => {
+                    tracing::debug!(error = %e, failures = attempts.attempt(), "cannot watch the cluster yet");
+                }
             }
         }
     }
@@ -240,7 +248,7 @@ fn start_hand_over(inner: &Arc<Inner>, p: PartitionKey, m: MoveRecord, revision:
     }
     let inner = inner.clone();
     tokio::spawn(async move {
-        let mut attempt = 0u32;
+        let mut attempts = Retry::new(&*inner.clock, HANDOVER_BACKOFF);
         loop {
             let still = inner
                 .read_view()
@@ -264,12 +272,8 @@ fn start_hand_over(inner: &Arc<Inner>, p: PartitionKey, m: MoveRecord, revision:
                     break;
                 }
                 Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(partition = %p, error = %e, attempt, "hand-over failed; retrying");
-                    inner
-                        .clock
-                        .sleep(Duration::from_millis(200u64 << attempt.min(5)))
-                        .await;
+                    tracing::warn!(partition = %p, error = %e, attempt = attempts.attempt(), "hand-over failed; retrying");
+                    attempts.wait().await;
                 }
             }
         }

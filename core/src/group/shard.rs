@@ -13,7 +13,14 @@ use super::keys::{self, ShardId};
 use super::types::{CommittedOffset, GroupId};
 use crate::ports::metadata::{decode_json, encode_json};
 use crate::ports::{Compare, MetadataStoreExt};
+use crate::retry::{Backoff, Retry};
 use crate::types::BrokerId;
+
+/// Waits after failed loads of a shard in a row: 200 ms, doubling up to 3.2 s.
+const SHARD_LOAD_BACKOFF: Backoff = Backoff::new(
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_millis(3_200),
+);
 
 /// The shard record in the metadata store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,16 +209,13 @@ impl GroupCoordinator {
             return;
         }
         slot.set(ShardStatus::Loading);
-        let mut attempt = 0u32;
+        let mut attempts = Retry::new(&*self.clock, SHARD_LOAD_BACKOFF);
         loop {
             match self.load_offsets(shard, record.epoch).await {
                 Ok(()) => break,
                 Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(shard = shard.0, error = %e, attempt, "cannot load coordinator shard; retrying");
-                    self.clock
-                        .sleep(std::time::Duration::from_millis(100u64 << attempt.min(5)))
-                        .await;
+                    tracing::warn!(shard = shard.0, error = %e, attempt = attempts.attempt(), "cannot load coordinator shard; retrying");
+                    attempts.wait().await;
                 }
             }
             if slot.status() != ShardStatus::Loading || !current() {

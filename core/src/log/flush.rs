@@ -24,6 +24,7 @@ use super::{lock, Appended, Shared};
 use crate::error::{Error, Result};
 use crate::object_format::{ChunkEntry, FlushObjectBuilder};
 use crate::ports::{PutMode, StoreError};
+use crate::retry::{retry, Backoff};
 use crate::schema::keys;
 use crate::types::{Millis, Offset, PartitionKey};
 
@@ -417,24 +418,33 @@ async fn complete(shared: &Arc<Shared>, built: Built, ahead: Option<oneshot::Rec
 
 impl Shared {
     async fn upload(&self, key: &str, object: Bytes) -> Result<(), StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.store.put(key, object.clone(), PutMode::Create).await {
-                Ok(()) => return Ok(()),
-                // The key is unique to this flush: after an attempt with an unknown outcome,
-                // "already exists" means that attempt landed.
-                Err(StoreError::AlreadyExists { .. }) if attempt > 1 => return Ok(()),
-                Err(e) if e.is_retriable() && attempt < self.config.attempts => {
+        retry(
+            &*self.clock,
+            FLUSH_BACKOFF,
+            self.config.attempts,
+            |e: &StoreError, attempt| {
+                let again = e.is_retriable();
+                if again {
                     tracing::debug!(object = %key, attempt, error = %e, "retrying upload");
-                    self.clock.sleep(backoff(attempt)).await;
                 }
-                Err(e) => return Err(e),
-            }
-        }
+                again
+            },
+            |attempt| {
+                let put = self.store.put(key, object.clone(), PutMode::Create);
+                async move {
+                    match put.await {
+                        // The key is unique to this flush: after an attempt with an unknown
+                        // outcome, "already exists" means that attempt landed.
+                        Err(StoreError::AlreadyExists { .. }) if attempt > 1 => Ok(()),
+                        other => other,
+                    }
+                }
+            },
+        )
+        .await
     }
 }
 
-pub(super) fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(50u64 << attempt.min(6))
-}
+/// Waits between attempts at a flush's upload and commit: 100 ms, doubling up to 3.2 s.
+pub(super) const FLUSH_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_millis(3_200));

@@ -8,7 +8,7 @@ use super::state::LeaderRecord;
 use super::{lock, LogService, Role, Shared};
 use crate::error::{Error, Result};
 use crate::ports::metadata::encode_json;
-use crate::ports::{Compare, Txn, TxnOp};
+use crate::ports::{ClockExt, Compare, Txn, TxnOp};
 use crate::schema::keys;
 use crate::types::{BrokerId, PartitionKey, TopicId};
 
@@ -154,19 +154,21 @@ impl LogService {
         }
         shared.flush.wake();
         let mut committed = shared.flush.subscribe();
-        let waited = tokio::time::timeout(HANDOVER_FLUSH_WAIT, async {
-            loop {
-                let busy = shared.flush.holds(key);
-                if !busy {
-                    return;
+        let waited = shared
+            .clock
+            .timeout(HANDOVER_FLUSH_WAIT, async {
+                loop {
+                    let busy = shared.flush.holds(key);
+                    if !busy {
+                        return;
+                    }
+                    shared.flush.wake();
+                    if committed.changed().await.is_err() {
+                        return;
+                    }
                 }
-                shared.flush.wake();
-                if committed.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await;
+            })
+            .await;
         {
             let mut p = lock(&partition);
             if p.role != Role::HandingOver {
@@ -275,18 +277,20 @@ impl LogService {
             }
             any
         };
-        tokio::time::timeout(timeout, async {
-            loop {
-                if ready(self) {
-                    return;
+        self.shared
+            .clock
+            .timeout(timeout, async {
+                loop {
+                    if ready(self) {
+                        return;
+                    }
+                    if changed.changed().await.is_err() {
+                        return;
+                    }
                 }
-                if changed.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await
-        .is_ok()
+            })
+            .await
+            .is_ok()
             || ready(self)
     }
 

@@ -23,6 +23,7 @@ use crate::checkpoint_format::{self, Section};
 use crate::error::{Error, Result};
 use crate::object_format::{self, FlushIndex};
 use crate::ports::StoreError;
+use crate::retry::{Backoff, Retry};
 use crate::schema::{self, keys, Checkpoint, FlushRecord, SegmentRecord, Tail};
 use crate::types::{BrokerId, PartitionKey, TopicId};
 
@@ -32,6 +33,9 @@ const PARALLEL_READS: usize = 16;
 const RANGE_PER_TOPIC: usize = 16;
 /// Partitions loaded per batch.
 const BATCH: usize = 4096;
+/// Waits after failed takeovers in a row: 100 ms, doubling up to 1.6 s.
+const TAKEOVER_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_millis(1_600));
 
 /// Partitions given to this broker and waiting to be loaded, with the leader record's
 /// revision they were given under.
@@ -62,7 +66,7 @@ impl Queue {
 }
 
 pub(super) async fn run(shared: Arc<Shared>) {
-    let mut failures = 0u32;
+    let mut failures = Retry::new(&*shared.clock, TAKEOVER_BACKOFF);
     loop {
         let batch: BTreeMap<PartitionKey, i64> = shared.takeovers.take_batch();
         if batch.is_empty() {
@@ -73,20 +77,16 @@ pub(super) async fn run(shared: Arc<Shared>) {
             continue;
         }
         match shared.take_over(&batch).await {
-            Ok(()) => failures = 0,
+            Ok(()) => failures.reset(),
             Err(e) => {
-                failures += 1;
-                tracing::warn!(error = %e, partitions = batch.len(), failures, "cannot take partitions over yet; retrying");
+                tracing::warn!(error = %e, partitions = batch.len(), failures = failures.attempt(), "cannot take partitions over yet; retrying");
                 // Those still waiting to load go back in the queue.
                 let again: Vec<(PartitionKey, i64)> = batch
                     .into_iter()
                     .filter(|(k, r)| shared.loading_under(*k, *r))
                     .collect();
                 shared.takeovers.put_back(again);
-                shared
-                    .clock
-                    .sleep(super::flush::backoff(failures.min(5)))
-                    .await;
+                failures.wait().await;
             }
         }
     }

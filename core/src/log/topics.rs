@@ -6,7 +6,7 @@ use super::state::LeaderRecord;
 use super::{lock, LogService, Role, Shared};
 use crate::error::{Error, Result};
 use crate::ports::metadata::{decode_json, encode_json};
-use crate::ports::{Compare, MetadataStoreExt, Txn, TxnOp};
+use crate::ports::{ClockExt, Compare, MetadataStoreExt, Txn, TxnOp};
 use crate::schema::keys;
 use crate::topic::{self, TopicRecord};
 use crate::types::{PartitionKey, TopicId};
@@ -170,8 +170,10 @@ impl Shared {
             if !loading {
                 return Ok(());
             }
-            let waited =
-                tokio::time::timeout(std::time::Duration::from_secs(60), changed.changed()).await;
+            let waited = self
+                .clock
+                .timeout(std::time::Duration::from_secs(60), changed.changed())
+                .await;
             if waited.is_err() {
                 return Err(Error::Timeout(60_000));
             }

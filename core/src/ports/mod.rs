@@ -4,7 +4,7 @@ pub mod clock;
 pub mod metadata;
 pub mod object_store;
 
-pub use clock::{Clock, ManualClock};
+pub use clock::{Clock, ClockExt, Elapsed, ManualClock, Timeout};
 pub use metadata::{
     Compare, KeyValue, LeaseId, MetadataError, MetadataStore, MetadataStoreExt, RangeResult,
     StoreStatus, Txn, TxnOp, TxnOutcome, WatchEvent, WatchEventKind, WatchStream,

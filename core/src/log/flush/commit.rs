@@ -7,10 +7,11 @@
 //! outcome is resolved before the pipeline goes on: by reading the key, and if it is absent,
 //! by writing a tombstone in its place, after which the original can no longer apply.
 
-use super::{backoff, earlier_flush_failed, fail, Planned, Reply};
+use super::{earlier_flush_failed, fail, Planned, Reply, FLUSH_BACKOFF};
 use crate::error::Error;
 use crate::log::{lock, Appended, Role, Shared};
 use crate::ports::{Compare, MetadataError, Txn, TxnOp};
+use crate::retry::Retry;
 use crate::schema::{keys, FlushPart, FlushRecord};
 use crate::types::{Millis, Offset, PartitionKey};
 
@@ -25,6 +26,10 @@ pub(super) struct Flush {
 
 /// Written where a flush record with an unknown outcome did not land, so it never can.
 const TOMBSTONE: &[u8] = b"";
+
+/// Failed attempts at resolving an unknown outcome after which a broker that is shutting
+/// down gives up (otherwise resolving goes on while the store is unreachable).
+const RESOLVE_ATTEMPTS_WHEN_SHUTTING_DOWN: u32 = 5;
 
 enum Outcome {
     Committed,
@@ -219,20 +224,19 @@ impl Shared {
                 value: value.clone(),
                 lease: None,
             });
-        let mut attempt = 0;
-        let mut unknown = false;
+        let mut attempts = Retry::new(&*self.clock, FLUSH_BACKOFF).limit(self.config.attempts);
         loop {
-            attempt += 1;
+            // Only a failed attempt leads to another, and its outcome is unknown.
+            let unknown = attempts.attempt() > 1;
             match self.meta.txn(txn.clone()).await {
                 Ok(o) if o.succeeded => return Outcome::Committed,
                 Ok(_) if !unknown => return Outcome::Fenced,
                 // An earlier attempt may have applied: the key tells.
                 Ok(_) => return self.resolve(key, &value).await,
                 Err(e @ MetadataError::NoSpace { .. }) if !unknown => return Outcome::Failed(e),
-                Err(e) if e.is_retriable() && attempt < self.config.attempts => {
-                    unknown = true;
-                    tracing::debug!(attempt, error = %e, "retrying flush commit");
-                    self.clock.sleep(backoff(attempt)).await;
+                Err(e) if e.is_retriable() && !attempts.exhausted() => {
+                    tracing::debug!(attempt = attempts.attempt(), error = %e, "retrying flush commit");
+                    attempts.wait().await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "flush commit outcome unknown; resolving it");
@@ -247,7 +251,7 @@ impl Shared {
     /// flush cannot be built on an unknown state.
     async fn resolve(&self, key: &str, value: &bytes::Bytes) -> Outcome {
         let tombstone = Txn::create(key.to_owned(), bytes::Bytes::from_static(TOMBSTONE), None);
-        let mut attempt = 0u32;
+        let mut attempts = Retry::new(&*self.clock, FLUSH_BACKOFF);
         loop {
             match self.meta.get(key).await {
                 Ok(Some(kv)) if kv.value == *value => return Outcome::Committed,
@@ -265,12 +269,12 @@ impl Shared {
                 },
                 Err(e) => tracing::debug!(error = %e, "cannot read the flush record yet"),
             }
-            if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) && attempt > 3 {
+            let shutting_down = self.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
+            if shutting_down && attempts.attempt() >= RESOLVE_ATTEMPTS_WHEN_SHUTTING_DOWN {
                 // Either way is safe: a new leader reads the records that landed.
                 return Outcome::Failed(unavailable("shutting down with a commit unresolved"));
             }
-            attempt += 1;
-            self.clock.sleep(backoff(attempt)).await;
+            attempts.wait().await;
         }
     }
 

@@ -35,6 +35,7 @@ use super::{lock, PartitionRecord, Shared};
 use crate::checkpoint_format::{CheckpointObjectBuilder, Section};
 use crate::error::{Error, Result};
 use crate::ports::{Compare, MetadataError, PutMode, Txn, TxnOp};
+use crate::retry::{Backoff, Retry};
 use crate::schema::{keys, Checkpoint, SectionRef, SegmentRecord, Tail};
 use crate::types::{Offset, PartitionKey};
 
@@ -47,6 +48,10 @@ const MERGES_AT_ONCE: usize = 4;
 
 /// Time a round spends starting merges, at most.
 const MERGE_BUDGET_MS: i64 = 10_000;
+
+/// Waits after failed rounds in a row: 100 ms, doubling up to 1.6 s.
+const ROUND_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_millis(1_600));
 
 /// What a round covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +90,7 @@ pub(in crate::log) async fn run(shared: Arc<Shared>) {
     let now = shared.clock.now_ms();
     let mut next_round = now + interval;
     let mut next_retention = now + retention_every;
-    let mut failures = 0u32;
+    let mut failures = Retry::new(&*shared.clock, ROUND_BACKOFF);
     loop {
         let wait = (next_round.min(next_retention) - shared.clock.now_ms()).max(0) as u64;
         tokio::select! {
@@ -98,7 +103,7 @@ pub(in crate::log) async fn run(shared: Arc<Shared>) {
         let retention = shared.clock.now_ms() >= next_retention;
         match shared.checkpoint_round(Round::Periodic { retention }).await {
             Ok(()) => {
-                failures = 0;
+                failures.reset();
                 let now = shared.clock.now_ms();
                 next_round = now + interval;
                 if retention {
@@ -106,12 +111,8 @@ pub(in crate::log) async fn run(shared: Arc<Shared>) {
                 }
             }
             Err(e) => {
-                failures += 1;
-                tracing::warn!(error = %e, failures, "checkpoint round failed");
-                shared
-                    .clock
-                    .sleep(super::flush::backoff(failures.min(5)))
-                    .await;
+                tracing::warn!(error = %e, failures = failures.attempt(), "checkpoint round failed");
+                failures.wait().await;
             }
         }
     }
