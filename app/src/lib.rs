@@ -18,6 +18,5 @@ pub mod errors;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
-pub mod records;
 pub mod server;
 pub mod wire;
