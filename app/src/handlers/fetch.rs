@@ -3,10 +3,8 @@
 
 use futures::StreamExt;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, NodeEndpoint, PartitionData,
-};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +12,9 @@ use kafscale_core::log::ReadRequest;
 use kafscale_core::topic::TopicRecord;
 use kafscale_core::{LeaderEpoch, Offset, PartitionId, PartitionKey, TopicId};
 
-use super::{str_bytes, topic_name, wire_uuid};
-use crate::context::{BrokerEndpoint, Context};
+use super::leader_hint::LeaderHints;
+use super::{topic_name, wire_uuid};
+use crate::context::Context;
 use crate::errors::{self, codes};
 
 /// Upper bound on a long-poll, whatever the client asks.
@@ -60,14 +59,14 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> Fetch
     let mut commits = ctx.log.subscribe();
     loop {
         commits.borrow_and_update();
-        let (responses, bytes, failed, moved) = read_all(&ctx, version, &wanted, max_bytes).await;
+        let (responses, bytes, failed, hints) = read_all(&ctx, version, &wanted, max_bytes).await;
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || failed || expired {
             ctx.metrics.fetched_bytes.inc_by(bytes as u64);
             count_traffic(&ctx, &wanted, &responses);
             resp.responses = responses;
             if version >= 16 {
-                resp.node_endpoints = node_endpoints(moved);
+                resp.node_endpoints = hints.endpoints();
             }
             return resp;
         }
@@ -88,14 +87,9 @@ async fn read_all(
     version: i16,
     wanted: &[Wanted],
     max_bytes: usize,
-) -> (
-    Vec<FetchableTopicResponse>,
-    usize,
-    bool,
-    Vec<BrokerEndpoint>,
-) {
+) -> (Vec<FetchableTopicResponse>, usize, bool, LeaderHints) {
     let mut total = 0usize;
-    let mut moved: Vec<BrokerEndpoint> = Vec::new();
+    let mut hints = LeaderHints::default();
     let mut failed = false;
     let mut out = Vec::with_capacity(wanted.len());
     // The partitions are read at once (up to READ_CONCURRENCY), each with its own budget, so
@@ -190,11 +184,7 @@ async fn read_all(
                             codes::NOT_LEADER_OR_FOLLOWER | codes::FENCED_LEADER_EPOCH
                         )
                     {
-                        if let Some((epoch, leader)) = ctx.current_leader(key) {
-                            data.current_leader.leader_id = BrokerId(leader.id);
-                            data.current_leader.leader_epoch = epoch;
-                            moved.push(leader);
-                        }
+                        hints.name_leader(ctx, key, &mut data.current_leader);
                     }
                     set_unknown_offsets(&mut data);
                     // Offsets only from the leader: a broker that does not serve the
@@ -212,7 +202,7 @@ async fn read_all(
         }
         out.push(topic);
     }
-    (out, total, failed, moved)
+    (out, total, failed, hints)
 }
 
 /// The leading whole batches of `records` that fit in `room` bytes.
@@ -245,23 +235,6 @@ fn count_traffic(ctx: &Context, wanted: &[Wanted], responses: &[FetchableTopicRe
             ctx.metrics.topic_fetched(&record.name, records, bytes);
         }
     }
-}
-
-/// Endpoints of the leaders named in NOT_LEADER answers (v16+), once each.
-fn node_endpoints(moved: Vec<BrokerEndpoint>) -> Vec<NodeEndpoint> {
-    let mut out: Vec<NodeEndpoint> = Vec::new();
-    for b in moved {
-        if out.iter().any(|e| e.node_id.0 == b.id) {
-            continue;
-        }
-        let mut e = NodeEndpoint::default();
-        e.node_id = BrokerId(b.id);
-        e.host = str_bytes(b.host);
-        e.port = b.port;
-        e.rack = b.rack.map(str_bytes);
-        out.push(e);
-    }
-    out
 }
 
 fn set_unknown_offsets(data: &mut PartitionData) {

@@ -2,10 +2,8 @@
 //! (`stage`); the response waits for their commit (`finish`). acks=0 gets no response, and a
 //! connection whose acks=0 produce failed is closed, which is how Kafka tells such producers.
 
-use kafka_protocol::messages::produce_response::{
-    NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
-};
-use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +12,7 @@ use kafscale_core::batch::{self, Codec};
 use kafscale_core::log::{AppendRequest, AppendTicket, Appended};
 use kafscale_core::{PartitionId, PartitionKey, TopicId};
 
+use super::leader_hint::LeaderHints;
 use super::{str_bytes, topic_name};
 use crate::context::Context;
 use crate::errors::{self, codes};
@@ -185,6 +184,7 @@ impl Staged {
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut resp = ProduceResponse::default();
+        let mut hints = LeaderHints::default();
         for (name, topic_id, parts) in self.topics {
             let mut topic = TopicProduceResponse::default();
             topic.name = topic_name(&name);
@@ -211,30 +211,18 @@ impl Staged {
                 let moved =
                     matches!(&result, Err((code, _)) if *code == codes::NOT_LEADER_OR_FOLLOWER);
                 let mut p = partition_response(self.version, index, result);
-                if moved && self.version >= 10 {
-                    if let Some(topic) = topic_id {
-                        let key = PartitionKey {
-                            topic,
-                            partition: PartitionId(index),
-                        };
-                        if let Some((epoch, leader)) = self.ctx.current_leader(key) {
-                            p.current_leader.leader_id = BrokerId(leader.id);
-                            p.current_leader.leader_epoch = epoch;
-                            if !resp.node_endpoints.iter().any(|e| e.node_id.0 == leader.id) {
-                                let mut e = NodeEndpoint::default();
-                                e.node_id = BrokerId(leader.id);
-                                e.host = str_bytes(leader.host);
-                                e.port = leader.port;
-                                e.rack = leader.rack.map(str_bytes);
-                                resp.node_endpoints.push(e);
-                            }
-                        }
-                    }
+                if let (true, true, Some(topic)) = (moved, self.version >= 10, topic_id) {
+                    let key = PartitionKey {
+                        topic,
+                        partition: PartitionId(index),
+                    };
+                    hints.name_leader(&self.ctx, key, &mut p.current_leader);
                 }
                 topic.partition_responses.push(p);
             }
             resp.responses.push(topic);
         }
+        resp.node_endpoints = hints.endpoints();
         Outcome::Respond(resp)
     }
 }
