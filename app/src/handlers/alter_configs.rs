@@ -14,24 +14,24 @@ use kafscale_core::topic_config::ConfigOp;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::{code_of, RequestError};
 
 /// (error code, message) of one resource; code 0 = done.
-type Outcome = (i16, Option<String>);
+type Outcome = Result<(), RequestError>;
 
-fn request_error(message: impl Into<String>) -> Outcome {
-    (codes::INVALID_REQUEST, Some(message.into()))
+fn invalid(message: impl Into<String>) -> RequestError {
+    RequestError::Invalid(message.into())
 }
 
 /// Answer for anything but a topic.
 fn not_a_topic(resource_type: i8, name: &str) -> Outcome {
     match resource_type {
-        RESOURCE_BROKER => request_error(format!(
+        RESOURCE_BROKER => Err(invalid(format!(
             "broker configs are read-only (broker {}): they come from the broker's \
              configuration file, environment and flags, and change on restart",
             if name.is_empty() { "default" } else { name }
-        )),
-        other => request_error(format!("unsupported config resource type {other}")),
+        ))),
+        other => Err(invalid(format!("unsupported config resource type {other}"))),
     }
 }
 
@@ -44,10 +44,7 @@ async fn alter(ctx: &Context, topic: String, change: ConfigChange, validate_only
             validate_only,
         })
         .await;
-    match result {
-        Ok(_) => (codes::NONE, None),
-        Err(e) => (errors::code(&e), Some(e.to_string())),
-    }
+    result.map(|_| ()).map_err(RequestError::from)
 }
 
 /// The first config named twice, if any.
@@ -64,10 +61,10 @@ pub async fn handle(
     let mut resp = AlterConfigsResponse::default();
     for r in req.resources {
         let name = r.resource_name.to_string();
-        let (code, message) = if r.resource_type != RESOURCE_TOPIC {
+        let outcome = if r.resource_type != RESOURCE_TOPIC {
             not_a_topic(r.resource_type, &name)
         } else if let Some(d) = duplicate(r.configs.iter().map(|c| c.name.as_str())) {
-            request_error(format!("config {d} is given more than once"))
+            Err(invalid(format!("config {d} is given more than once")))
         } else {
             // As Kafka: a null value leaves the config out (at its default).
             let configs: BTreeMap<String, String> = r
@@ -84,8 +81,8 @@ pub async fn handle(
             .await
         };
         let mut out = alter_configs_response::AlterConfigsResourceResponse::default();
-        out.error_code = code;
-        out.error_message = message.map(str_bytes);
+        out.error_code = code_of(&outcome);
+        out.error_message = outcome.err().map(|e| str_bytes(e.to_string()));
         out.resource_type = r.resource_type;
         out.resource_name = r.resource_name;
         resp.responses.push(out);
@@ -94,18 +91,16 @@ pub async fn handle(
 }
 
 /// Kafka's operation codes.
-fn op(code: i8, name: &str, value: Option<String>) -> Result<ConfigOp, Outcome> {
+fn op(code: i8, name: &str, value: Option<String>) -> Result<ConfigOp, RequestError> {
     let need = |v: Option<String>| {
-        v.ok_or_else(|| request_error(format!("config {name}: a null value is not supported")))
+        v.ok_or_else(|| invalid(format!("config {name}: a null value is not supported")))
     };
     match code {
         0 => Ok(ConfigOp::Set(need(value)?)),
         1 => Ok(ConfigOp::Delete),
         2 => Ok(ConfigOp::Append(need(value)?)),
         3 => Ok(ConfigOp::Subtract(need(value)?)),
-        other => Err(request_error(format!(
-            "config {name}: unknown operation {other}"
-        ))),
+        other => Err(invalid(format!("config {name}: unknown operation {other}"))),
     }
 }
 
@@ -117,12 +112,12 @@ pub async fn handle_incremental(
     let mut resp = IncrementalAlterConfigsResponse::default();
     for r in req.resources {
         let name = r.resource_name.to_string();
-        let (code, message) = if r.resource_type != RESOURCE_TOPIC {
+        let outcome = if r.resource_type != RESOURCE_TOPIC {
             not_a_topic(r.resource_type, &name)
         } else if let Some(d) = duplicate(r.configs.iter().map(|c| c.name.as_str())) {
-            request_error(format!("config {d} is given more than once"))
+            Err(invalid(format!("config {d} is given more than once")))
         } else {
-            let ops: Result<Vec<(String, ConfigOp)>, Outcome> = r
+            let ops: Result<Vec<(String, ConfigOp)>, RequestError> = r
                 .configs
                 .iter()
                 .map(|c| {
@@ -140,12 +135,12 @@ pub async fn handle_incremental(
                     )
                     .await
                 }
-                Err(outcome) => outcome,
+                Err(e) => Err(e),
             }
         };
         let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
-        out.error_code = code;
-        out.error_message = message.map(str_bytes);
+        out.error_code = code_of(&outcome);
+        out.error_message = outcome.err().map(|e| str_bytes(e.to_string()));
         out.resource_type = r.resource_type;
         out.resource_name = r.resource_name;
         resp.responses.push(out);

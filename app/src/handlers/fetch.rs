@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use kafscale_core::log::ReadRequest;
 use kafscale_core::topic::TopicRecord;
-use kafscale_core::{LeaderEpoch, Offset, PartitionId, PartitionKey, TopicId};
+use kafscale_core::{Error, LeaderEpoch, Offset, PartitionId, PartitionKey, TopicId};
 
 use super::leader_hint::LeaderHints;
 use super::{topic_name, wire_uuid};
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 /// Upper bound on a long-poll, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -31,7 +31,7 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> Fetch
     let mut resp = FetchResponse::default();
     if version >= 7 && req.session_id != 0 {
         // Sessions are declined (session id 0 in every response), so any id is unknown.
-        resp.error_code = codes::FETCH_SESSION_ID_NOT_FOUND;
+        resp.error_code = RequestError::FetchSessionIdNotFound.code();
         return resp;
     }
     let wanted: Vec<Wanted> = req
@@ -135,11 +135,14 @@ async fn read_all(
             let mut data = PartitionData::default();
             data.partition_index = p.partition;
             let Some(Some((key, read))) = reads.next().await else {
-                data.error_code = if version >= 13 {
-                    codes::UNKNOWN_TOPIC_ID
-                } else {
-                    codes::UNKNOWN_TOPIC_OR_PARTITION
+                // Topics are named by id from v13 on.
+                let unknown = match (&w.topic, version >= 13) {
+                    (Err((_, id)), true) => RequestError::UnknownTopicId(*id),
+                    (Ok(t), true) => RequestError::UnknownTopicId(wire_uuid(t.id)),
+                    (Err((name, _)), false) => Error::UnknownTopic(name.clone()).into(),
+                    (Ok(t), false) => Error::UnknownTopic(t.name.clone()).into(),
                 };
+                data.error_code = unknown.code();
                 set_unknown_offsets(&mut data);
                 failed = true;
                 topic.partitions.push(data);
@@ -164,33 +167,31 @@ async fn read_all(
                     data.records = Some(records);
                 }
                 Err(e) => {
-                    use kafscale_core::Error as E;
+                    let mut offsets = None;
                     match &e {
-                        E::OffsetOutOfRange { .. } => {}
+                        Error::OffsetOutOfRange { start, end, .. } => {
+                            offsets = Some((*start, *end))
+                        }
                         // Leadership moves are routine: the client follows.
-                        E::NotLeader(_)
-                        | E::LeaderLoading(_)
-                        | E::LeaderNotAvailable(_)
-                        | E::FencedLeaderEpoch { .. }
-                        | E::UnknownLeaderEpoch { .. } => {
+                        Error::NotLeader(_)
+                        | Error::LeaderLoading(_)
+                        | Error::LeaderNotAvailable(_)
+                        | Error::FencedLeaderEpoch { .. }
+                        | Error::UnknownLeaderEpoch { .. } => {
                             tracing::debug!(partition = %key, error = %e, "fetch refused")
                         }
                         _ => tracing::warn!(partition = %key, error = %e, "fetch failed"),
                     }
-                    data.error_code = errors::code(&e);
-                    if version >= 12
-                        && matches!(
-                            data.error_code,
-                            codes::NOT_LEADER_OR_FOLLOWER | codes::FENCED_LEADER_EPOCH
-                        )
-                    {
+                    let e = RequestError::from(e);
+                    data.error_code = e.code();
+                    if version >= 12 && e.leader_moved_or_fenced() {
                         hints.name_leader(ctx, key, &mut data.current_leader);
                     }
                     set_unknown_offsets(&mut data);
                     // Offsets only from the leader: a broker that does not serve the
                     // partition holds no extent for it, and a high watermark of 0 next to
                     // NOT_LEADER would read as "at the end" to a consumer at offset 0.
-                    if let E::OffsetOutOfRange { start, end, .. } = &e {
+                    if let Some((start, end)) = offsets {
                         data.high_watermark = end.0;
                         data.last_stable_offset = end.0;
                         data.log_start_offset = start.0;

@@ -11,7 +11,7 @@ use kafscale_core::{Error, LeaderEpoch, PartitionId, PartitionKey};
 
 use super::topic_name;
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -34,7 +34,7 @@ pub async fn handle(
             let mut out = ListOffsetsPartitionResponse::default();
             out.partition_index = p.partition_index;
             let result = match &record {
-                None => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                None => Err(RequestError::UnknownTopicOrPartition),
                 Some(r) => {
                     let key = PartitionKey {
                         topic: r.id,
@@ -44,7 +44,7 @@ pub async fn handle(
                         .then_some(LeaderEpoch(p.current_leader_epoch));
                     lookup(&ctx, key, epoch, p.timestamp)
                         .await
-                        .map_err(|e| errors::code(&e))
+                        .map_err(RequestError::from)
                 }
             };
             match result {
@@ -55,8 +55,8 @@ pub async fn handle(
                         out.leader_epoch = epoch;
                     }
                 }
-                Err(code) => {
-                    out.error_code = code;
+                Err(e) => {
+                    out.error_code = e.code();
                     out.offset = -1;
                     out.timestamp = -1;
                 }

@@ -56,12 +56,10 @@ macro_rules! route_call {
             ),
         )
     };
-    (staged $h:path, $ctx:ident, $call:ident, $r:ident) => {
-        {
-            let staged = $h($ctx, $call.version, $r);
-            spawn_staged($ctx, $call, staged)
-        }
-    };
+    (staged $h:path, $ctx:ident, $call:ident, $r:ident) => {{
+        let staged = $h($ctx, $call.version, $r);
+        spawn_staged($ctx, $call, staged)
+    }};
 }
 
 macro_rules! api_table {
