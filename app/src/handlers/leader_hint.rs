@@ -28,6 +28,10 @@ impl LeaderHints {
             return;
         };
         current_leader.set(BrokerId(leader.id), epoch);
+        self.remember(leader);
+    }
+
+    fn remember(&mut self, leader: BrokerEndpoint) {
         if !self.named.iter().any(|b| b.id == leader.id) {
             self.named.push(leader);
         }
@@ -75,3 +79,47 @@ wire_hint_types!(
     produce_response::LeaderIdAndEpoch, produce_response::NodeEndpoint;
     fetch_response::LeaderIdAndEpoch, fetch_response::NodeEndpoint;
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(id: i32) -> BrokerEndpoint {
+        BrokerEndpoint {
+            id,
+            host: format!("b{id}"),
+            port: 9092 + id,
+            rack: (id == 2).then(|| "r".to_owned()),
+        }
+    }
+
+    #[test]
+    fn each_leader_is_listed_once_in_the_order_first_named() {
+        let mut hints = LeaderHints::default();
+        for id in [2, 1, 2, 1, 3] {
+            hints.remember(broker(id));
+        }
+        let produce: Vec<produce_response::NodeEndpoint> = hints.endpoints();
+        let ids: Vec<i32> = produce.iter().map(|e| e.node_id.0).collect();
+        assert_eq!(ids, vec![2, 1, 3]);
+        assert_eq!(produce[0].host.as_str(), "b2");
+        assert_eq!(produce[0].port, 9094);
+        assert_eq!(produce[0].rack.as_deref(), Some("r"));
+        assert_eq!(produce[1].rack, None);
+    }
+
+    #[test]
+    fn produce_and_fetch_get_the_same_leader_fields() {
+        let mut p = produce_response::LeaderIdAndEpoch::default();
+        let mut f = fetch_response::LeaderIdAndEpoch::default();
+        p.set(BrokerId(4), 7);
+        f.set(BrokerId(4), 7);
+        assert_eq!((p.leader_id, p.leader_epoch), (BrokerId(4), 7));
+        assert_eq!((f.leader_id, f.leader_epoch), (p.leader_id, p.leader_epoch));
+        let mut hints = LeaderHints::default();
+        hints.remember(broker(4));
+        let fetch: Vec<fetch_response::NodeEndpoint> = hints.endpoints();
+        assert_eq!(fetch[0].node_id, BrokerId(4));
+        assert_eq!(fetch[0].host.as_str(), "b4");
+    }
+}
