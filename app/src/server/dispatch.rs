@@ -1,15 +1,16 @@
-//! Request dispatch: header decode, version checks, routing to one handler per API, and
-//! response encoding.
+//! Request dispatch: the guards around decoding (frame length, known API, version range,
+//! bounds check, panic guard), the handler tasks and response encoding. What is decoded and
+//! which handler runs come from the API table (`apis.rs`).
 
-pub use super::apis::Request;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::task::JoinHandle;
+
+pub use super::apis::Request;
 
 use super::apis;
 use super::error_codes::ErrorCodes;
