@@ -1,13 +1,134 @@
-//! The one place where core errors become Kafka error codes.
+//! Why a request, or one topic, partition, group or resource of it, failed, and the one place
+//! where that becomes a Kafka error code ([`RequestError::code`]). A handler decides an error
+//! by its kind: a core error, a group error, or a condition of the request itself; it never
+//! picks a number.
 
 use kafka_protocol::error::ResponseError;
 use kafscale_core::batch::BatchError;
 use kafscale_core::group::GroupError;
 use kafscale_core::Error;
 
-pub fn code(e: &Error) -> i16 {
+/// What a handler answers with an error code (and, where the API has one, a message).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Core(#[from] Error),
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// The request contradicts itself or asks what no broker serves (a duplicate name, an
+    /// unknown operation, a resource type that cannot be altered).
+    #[error("{0}")]
+    Invalid(String),
+    /// A config the request gives cannot be taken as it is (a null value).
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("replication factor must be -1 or positive")]
+    InvalidReplicationFactor,
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// A partition count that cannot be reached from the current one.
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("invalid acks {0}")]
+    InvalidRequiredAcks(i16),
+    #[error("no records")]
+    NoRecords,
+    #[error("record batch of {size} bytes exceeds the topic's max.message.bytes of {max}")]
+    TopicMessageTooLarge { size: usize, max: usize },
+    #[error("zstd requires produce v7 or later")]
+    ZstdNeedsProduceV7,
+    /// The object store is known to be down: refused before anything is queued.
+    #[error("object store unavailable; retry later")]
+    StorageUnavailable,
+    #[error("transactions are not supported")]
+    TransactionsUnsupported,
+    /// Transactional coordinators are not served.
+    #[error("transactions are not supported")]
+    NoTransactionCoordinator,
+    #[error("{0}")]
+    TimedOut(&'static str),
+    /// A topic or partition the request names that does not exist (where the API has no
+    /// room for its name in the message).
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("unknown topic id {0}")]
+    UnknownTopicId(uuid::Uuid),
+    /// A partition whose topic exists but which has no live leader now.
+    #[error("no leader available")]
+    LeaderNotAvailable,
+    /// A group coordinator that is moving between brokers; the client retries.
+    #[error("the group's coordinator is moving; retry")]
+    CoordinatorMoving,
+    #[error("group {0} not found")]
+    GroupIdNotFound(String),
+    /// DeleteRecords before the log start or beyond the high watermark.
+    #[error("offset out of range")]
+    OffsetOutOfRange,
+    #[error("fetch sessions are not supported")]
+    FetchSessionIdNotFound,
+    #[error("unsupported version")]
+    UnsupportedVersion,
+    #[error("endpoint type {0} is not served: KafScale brokers are their own controllers")]
+    UnsupportedEndpointType(i8),
+}
+
+impl RequestError {
+    /// The Kafka error code of this error: the one place the broker chooses codes.
+    pub fn code(&self) -> i16 {
+        use RequestError as E;
+        use ResponseError as R;
+        let r = match self {
+            E::Core(Error::Group(g)) | E::Group(g) => group_kind(g),
+            E::Core(e) => core_kind(e),
+            E::Invalid(_) => R::InvalidRequest,
+            E::InvalidConfig(_) => R::InvalidConfig,
+            E::InvalidReplicationFactor => R::InvalidReplicationFactor,
+            E::InvalidReplicaAssignment(_) => R::InvalidReplicaAssignment,
+            E::InvalidPartitions(_) => R::InvalidPartitions,
+            E::InvalidRequiredAcks(_) => R::InvalidRequiredAcks,
+            E::NoRecords => R::InvalidRecord,
+            E::TopicMessageTooLarge { .. } => R::MessageTooLarge,
+            E::ZstdNeedsProduceV7 => R::UnsupportedCompressionType,
+            E::StorageUnavailable => R::KafkaStorageError,
+            // What Kafka answers a client that may not use transactions.
+            E::TransactionsUnsupported => R::TransactionalIdAuthorizationFailed,
+            E::NoTransactionCoordinator | E::CoordinatorMoving => R::CoordinatorNotAvailable,
+            E::TimedOut(_) => R::RequestTimedOut,
+            E::UnknownTopicOrPartition => R::UnknownTopicOrPartition,
+            E::UnknownTopicId(_) => R::UnknownTopicId,
+            E::LeaderNotAvailable => R::LeaderNotAvailable,
+            E::GroupIdNotFound(_) => R::GroupIdNotFound,
+            E::OffsetOutOfRange => R::OffsetOutOfRange,
+            E::FetchSessionIdNotFound => R::FetchSessionIdNotFound,
+            E::UnsupportedVersion => R::UnsupportedVersion,
+            E::UnsupportedEndpointType(_) => R::UnsupportedEndpointType,
+        };
+        r.code()
+    }
+
+    /// Whether the client should look the partition's leader up again (and gets a hint of
+    /// where it went, where the API carries one).
+    pub fn leader_moved(&self) -> bool {
+        self.code() == ResponseError::NotLeaderOrFollower.code()
+    }
+
+    /// [`Self::leader_moved`], or a leader epoch older than the leader's.
+    pub fn leader_moved_or_fenced(&self) -> bool {
+        self.leader_moved() || self.code() == ResponseError::FencedLeaderEpoch.code()
+    }
+}
+
+/// The code of success.
+pub const NO_ERROR: i16 = 0;
+
+/// The code of an outcome: [`NO_ERROR`] for success.
+pub fn code_of<T>(result: &Result<T, RequestError>) -> i16 {
+    result.as_ref().err().map_or(NO_ERROR, RequestError::code)
+}
+
+fn core_kind(e: &Error) -> ResponseError {
     use ResponseError as R;
-    let r = match e {
+    match e {
         Error::UnknownTopic(_) | Error::UnknownPartition(_) => R::UnknownTopicOrPartition,
         Error::TopicAlreadyExists(_) => R::TopicAlreadyExists,
         Error::InvalidTopic(_) => R::InvalidTopicException,
@@ -30,15 +151,13 @@ pub fn code(e: &Error) -> i16 {
         Error::InvalidProducerEpoch { .. } => R::InvalidProducerEpoch,
         Error::UnknownProducerId(_) => R::UnknownProducerId,
         Error::ShuttingDown => R::NotLeaderOrFollower,
-        Error::Group(g) => return group_code(g),
-    };
-    r.code()
+        Error::Group(g) => group_kind(g),
+    }
 }
 
-/// Kafka code of a consumer-group error.
-pub fn group_code(e: &GroupError) -> i16 {
+fn group_kind(e: &GroupError) -> ResponseError {
     use ResponseError as R;
-    let r = match e {
+    match e {
         GroupError::InvalidGroupId(_) => R::InvalidGroupId,
         GroupError::InvalidSessionTimeout(_) => R::InvalidSessionTimeout,
         GroupError::InconsistentProtocol => R::InconsistentGroupProtocol,
@@ -57,39 +176,46 @@ pub fn group_code(e: &GroupError) -> i16 {
         GroupError::CoordinatorNotAvailable(_) | GroupError::Metadata(_) => {
             R::CoordinatorNotAvailable
         }
-    };
-    r.code()
+    }
 }
 
-/// Kafka codes used directly by handlers for request-level problems.
-pub mod codes {
-    use kafka_protocol::error::ResponseError as R;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafscale_core::group::GroupId;
 
-    pub const NONE: i16 = 0;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = R::UnknownTopicOrPartition.code();
-    pub const UNKNOWN_TOPIC_ID: i16 = R::UnknownTopicId.code();
-    pub const INVALID_REQUIRED_ACKS: i16 = R::InvalidRequiredAcks.code();
-    pub const INVALID_RECORD: i16 = R::InvalidRecord.code();
-    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = R::UnsupportedCompressionType.code();
-    pub const UNSUPPORTED_VERSION: i16 = R::UnsupportedVersion.code();
-    pub const INVALID_TOPIC: i16 = R::InvalidTopicException.code();
-    pub const INVALID_REPLICATION_FACTOR: i16 = R::InvalidReplicationFactor.code();
-    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = R::FetchSessionIdNotFound.code();
-    pub const KAFKA_STORAGE_ERROR: i16 = R::KafkaStorageError.code();
-    pub const REQUEST_TIMED_OUT: i16 = R::RequestTimedOut.code();
-    pub const INVALID_REQUEST: i16 = R::InvalidRequest.code();
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = R::CoordinatorNotAvailable.code();
-    pub const GROUP_ID_NOT_FOUND: i16 = R::GroupIdNotFound.code();
-    pub const INVALID_GROUP_ID: i16 = R::InvalidGroupId.code();
-    pub const MESSAGE_TOO_LARGE: i16 = R::MessageTooLarge.code();
-    pub const OFFSET_OUT_OF_RANGE: i16 = R::OffsetOutOfRange.code();
-    pub const INVALID_PARTITIONS: i16 = R::InvalidPartitions.code();
-    pub const INVALID_REPLICA_ASSIGNMENT: i16 = R::InvalidReplicaAssignment.code();
-    pub const INVALID_CONFIG: i16 = R::InvalidConfig.code();
-    pub const LEADER_NOT_AVAILABLE: i16 = R::LeaderNotAvailable.code();
-    pub const NOT_LEADER_OR_FOLLOWER: i16 = R::NotLeaderOrFollower.code();
-    pub const FENCED_LEADER_EPOCH: i16 = R::FencedLeaderEpoch.code();
-    pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = R::UnsupportedEndpointType.code();
-    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
-        R::TransactionalIdAuthorizationFailed.code();
+    #[test]
+    fn a_group_error_has_one_code_however_it_arrives() {
+        let direct = RequestError::from(GroupError::GroupNotFound(GroupId("g".into())));
+        let via_core =
+            RequestError::from(Error::Group(GroupError::GroupNotFound(GroupId("g".into()))));
+        assert_eq!(direct.code(), ResponseError::GroupIdNotFound.code());
+        assert_eq!(via_core.code(), direct.code());
+    }
+
+    #[test]
+    fn success_is_code_zero_and_messages_are_the_wire_texts() {
+        assert_eq!(code_of(&Ok::<(), RequestError>(())), 0);
+        let e = RequestError::TopicMessageTooLarge { size: 10, max: 5 };
+        assert_eq!(
+            code_of(&Err::<(), _>(e)),
+            ResponseError::MessageTooLarge.code()
+        );
+        assert_eq!(
+            RequestError::InvalidRequiredAcks(7).to_string(),
+            "invalid acks 7"
+        );
+    }
+
+    #[test]
+    fn leader_moves_are_recognised_by_kind() {
+        let p = kafscale_core::PartitionKey {
+            topic: kafscale_core::TopicId(uuid::Uuid::nil()),
+            partition: kafscale_core::PartitionId(0),
+        };
+        assert!(RequestError::from(Error::NotLeader(p)).leader_moved());
+        assert!(RequestError::from(Error::LeaderLoading(p)).leader_moved());
+        assert!(!RequestError::from(Error::LeaderNotAvailable(p)).leader_moved_or_fenced());
+        assert!(!RequestError::LeaderNotAvailable.leader_moved());
+    }
 }

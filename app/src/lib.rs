@@ -18,7 +18,6 @@ pub mod errors;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
-pub mod records;
 pub mod serve;
 pub mod server;
 pub mod wire;

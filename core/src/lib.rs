@@ -18,6 +18,7 @@ pub mod segment;
 pub mod topic;
 pub mod topic_config;
 pub mod types;
+pub mod unpack;
 
 pub use error::{Error, Result};
 pub use types::*;

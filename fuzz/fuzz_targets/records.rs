@@ -1,4 +1,4 @@
-//! Records inside a batch: core's reader on raw bytes, and the app's batch reader
+//! Records inside a batch: core's reader on raw bytes, and core's batch unpacker
 //! (decompression with its cap, then records) on a batch whose header is valid. Neither may
 //! panic or allocate what a count or length claims beyond the bytes.
 #![no_main]
@@ -17,5 +17,5 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let bytes = bytes::Bytes::copy_from_slice(rest);
-    let _ = kafscale::records::read_batch(&bytes);
+    let _ = kafscale_core::unpack::read_batch(&bytes);
 });

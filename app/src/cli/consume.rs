@@ -1,11 +1,11 @@
 //! `kafscale consume`: a topic's records to stdout, from the log start, the log end or a
 //! group's committed offsets, until `--max` records or `--timeout-ms` of silence.
 
-use crate::records::{read_batch, Record};
 use bytes::Bytes;
 use clap::Args;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest};
+use kafscale_core::unpack::{read_batch, BatchRecord as Record};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

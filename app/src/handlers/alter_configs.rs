@@ -14,46 +14,90 @@ use kafscale_core::topic_config::ConfigOp;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::{code_of, RequestError};
 
-/// (error code, message) of one resource; code 0 = done.
-type Outcome = (i16, Option<String>);
+/// What became of one resource.
+type Outcome = Result<(), RequestError>;
 
-fn request_error(message: impl Into<String>) -> Outcome {
-    (codes::INVALID_REQUEST, Some(message.into()))
+/// Alters each resource of a request and answers for each. Both APIs carry the same fields
+/// in types of their own; `$change` builds the change from the resource `$r`.
+macro_rules! alter_each {
+    ($ctx:ident, $req:ident, $resp:ty, $out:ty, |$r:ident| $change:expr) => {{
+        let mut resp = <$resp>::default();
+        for $r in $req.resources {
+            let names = $r.configs.iter().map(|c| c.name.as_str());
+            let name = $r.resource_name.to_string();
+            let outcome = alter(
+                &$ctx,
+                $r.resource_type,
+                name,
+                names,
+                $req.validate_only,
+                || $change,
+            )
+            .await;
+            let mut out = <$out>::default();
+            out.error_code = code_of(&outcome);
+            out.error_message = outcome.err().map(|e| str_bytes(e.to_string()));
+            out.resource_type = $r.resource_type;
+            out.resource_name = $r.resource_name;
+            resp.responses.push(out);
+        }
+        resp
+    }};
+}
+
+fn invalid(message: impl Into<String>) -> RequestError {
+    RequestError::Invalid(message.into())
 }
 
 /// Answer for anything but a topic.
 fn not_a_topic(resource_type: i8, name: &str) -> Outcome {
     match resource_type {
-        RESOURCE_BROKER => request_error(format!(
+        RESOURCE_BROKER => Err(invalid(format!(
             "broker configs are read-only (broker {}): they come from the broker's \
              configuration file, environment and flags, and change on restart",
             if name.is_empty() { "default" } else { name }
-        )),
-        other => request_error(format!("unsupported config resource type {other}")),
+        ))),
+        other => Err(invalid(format!("unsupported config resource type {other}"))),
     }
 }
 
-async fn alter(ctx: &Context, topic: String, change: ConfigChange, validate_only: bool) -> Outcome {
-    let result = ctx
-        .log
+/// One resource of either request: refused if no alteration serves it, else altered by
+/// the change `change` builds from its configs.
+async fn alter<'a>(
+    ctx: &Context,
+    resource_type: i8,
+    name: String,
+    configs: impl Iterator<Item = &'a str>,
+    validate_only: bool,
+    change: impl FnOnce() -> Result<ConfigChange, RequestError>,
+) -> Outcome {
+    check_resource(resource_type, &name, configs)?;
+    ctx.log
         .alter_topic_configs(AlterTopicConfigs {
-            topic,
-            change,
+            topic: name,
+            change: change()?,
             validate_only,
         })
-        .await;
-    match result {
-        Ok(_) => (codes::NONE, None),
-        Err(e) => (errors::code(&e), Some(e.to_string())),
-    }
+        .await?;
+    Ok(())
 }
 
-/// The first config named twice, if any.
-fn duplicate<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+/// Refuses what no alteration serves: anything but a topic, or a config named twice.
+fn check_resource<'a>(
+    resource_type: i8,
+    name: &str,
+    mut configs: impl Iterator<Item = &'a str>,
+) -> Result<(), RequestError> {
+    if resource_type != RESOURCE_TOPIC {
+        return not_a_topic(resource_type, name);
+    }
     let mut seen = BTreeSet::new();
-    names.into_iter().find(|n| !seen.insert(*n))
+    match configs.find(|n| !seen.insert(*n)) {
+        Some(d) => Err(invalid(format!("config {d} is given more than once"))),
+        None => Ok(()),
+    }
 }
 
 pub async fn handle(
@@ -61,51 +105,33 @@ pub async fn handle(
     _version: i16,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let mut resp = AlterConfigsResponse::default();
-    for r in req.resources {
-        let name = r.resource_name.to_string();
-        let (code, message) = if r.resource_type != RESOURCE_TOPIC {
-            not_a_topic(r.resource_type, &name)
-        } else if let Some(d) = duplicate(r.configs.iter().map(|c| c.name.as_str())) {
-            request_error(format!("config {d} is given more than once"))
-        } else {
+    alter_each!(
+        ctx,
+        req,
+        AlterConfigsResponse,
+        alter_configs_response::AlterConfigsResourceResponse,
+        |r| {
             // As Kafka: a null value leaves the config out (at its default).
             let configs: BTreeMap<String, String> = r
                 .configs
                 .iter()
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect();
-            alter(
-                &ctx,
-                name,
-                ConfigChange::Replace(configs),
-                req.validate_only,
-            )
-            .await
-        };
-        let mut out = alter_configs_response::AlterConfigsResourceResponse::default();
-        out.error_code = code;
-        out.error_message = message.map(str_bytes);
-        out.resource_type = r.resource_type;
-        out.resource_name = r.resource_name;
-        resp.responses.push(out);
-    }
-    resp
+            Ok(ConfigChange::Replace(configs))
+        }
+    )
 }
 
-/// Kafka's operation codes.
-fn op(code: i8, name: &str, value: Option<String>) -> Result<ConfigOp, Outcome> {
+fn op(code: i8, name: &str, value: Option<String>) -> Result<ConfigOp, RequestError> {
     let need = |v: Option<String>| {
-        v.ok_or_else(|| request_error(format!("config {name}: a null value is not supported")))
+        v.ok_or_else(|| invalid(format!("config {name}: a null value is not supported")))
     };
     match code {
         0 => Ok(ConfigOp::Set(need(value)?)),
         1 => Ok(ConfigOp::Delete),
         2 => Ok(ConfigOp::Append(need(value)?)),
         3 => Ok(ConfigOp::Subtract(need(value)?)),
-        other => Err(request_error(format!(
-            "config {name}: unknown operation {other}"
-        ))),
+        other => Err(invalid(format!("config {name}: unknown operation {other}"))),
     }
 }
 
@@ -114,41 +140,21 @@ pub async fn handle_incremental(
     _version: i16,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let mut resp = IncrementalAlterConfigsResponse::default();
-    for r in req.resources {
-        let name = r.resource_name.to_string();
-        let (code, message) = if r.resource_type != RESOURCE_TOPIC {
-            not_a_topic(r.resource_type, &name)
-        } else if let Some(d) = duplicate(r.configs.iter().map(|c| c.name.as_str())) {
-            request_error(format!("config {d} is given more than once"))
-        } else {
-            let ops: Result<Vec<(String, ConfigOp)>, Outcome> = r
+    alter_each!(
+        ctx,
+        req,
+        IncrementalAlterConfigsResponse,
+        incremental_alter_configs_response::AlterConfigsResourceResponse,
+        |r| {
+            let ops = r
                 .configs
                 .iter()
                 .map(|c| {
                     let value = c.value.as_ref().map(|v| v.to_string());
                     Ok((c.name.to_string(), op(c.config_operation, &c.name, value)?))
                 })
-                .collect();
-            match ops {
-                Ok(ops) => {
-                    alter(
-                        &ctx,
-                        name,
-                        ConfigChange::Incremental(ops),
-                        req.validate_only,
-                    )
-                    .await
-                }
-                Err(outcome) => outcome,
-            }
-        };
-        let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
-        out.error_code = code;
-        out.error_message = message.map(str_bytes);
-        out.resource_type = r.resource_type;
-        out.resource_name = r.resource_name;
-        resp.responses.push(out);
-    }
-    resp
+                .collect::<Result<Vec<(String, ConfigOp)>, RequestError>>()?;
+            Ok(ConfigChange::Incremental(ops))
+        }
+    )
 }

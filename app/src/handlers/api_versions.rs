@@ -5,7 +5,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use std::sync::Arc;
 
 use crate::context::Context;
-use crate::errors::codes;
+use crate::errors::RequestError;
 use crate::server::dispatch::{encode, Reply};
 use crate::server::versions::SUPPORTED;
 
@@ -36,7 +36,7 @@ pub async fn handle(
 /// our range, so that it retries with a version we know.
 pub fn unsupported_version(correlation_id: i32) -> Reply {
     let mut resp = ApiVersionsResponse::default();
-    resp.error_code = codes::UNSUPPORTED_VERSION;
+    resp.error_code = RequestError::UnsupportedVersion.code();
     resp.api_keys = api_keys();
     encode(ApiKey::ApiVersions, 0, correlation_id, &resp)
 }

@@ -10,7 +10,7 @@ use kafscale_core::Error;
 
 use super::{str_bytes, topic_name};
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::{code_of, RequestError};
 
 pub async fn handle(
     ctx: Arc<Context>,
@@ -27,11 +27,10 @@ pub async fn handle(
         .collect();
     for t in req.topics {
         let name = t.name.0.to_string();
-        let (code, message) = if duplicates.contains(&name) {
-            (
-                codes::INVALID_REQUEST,
-                format!("topic {name} is named more than once"),
-            )
+        let outcome = if duplicates.contains(&name) {
+            Err(RequestError::Invalid(format!(
+                "topic {name} is named more than once"
+            )))
         } else {
             grow(
                 &ctx,
@@ -44,8 +43,8 @@ pub async fn handle(
         };
         let mut out = CreatePartitionsTopicResult::default();
         out.name = topic_name(&name);
-        out.error_code = code;
-        out.error_message = (code != codes::NONE).then(|| str_bytes(message));
+        out.error_code = code_of(&outcome);
+        out.error_message = outcome.err().map(|e| str_bytes(e.to_string()));
         resp.results.push(out);
     }
     resp
@@ -59,12 +58,9 @@ async fn grow(
         &[kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment],
     >,
     validate_only: bool,
-) -> (i16, String) {
+) -> Result<(), RequestError> {
     let Some(current) = ctx.log.topic(name) else {
-        return (
-            codes::UNKNOWN_TOPIC_OR_PARTITION,
-            format!("unknown topic {name}"),
-        );
+        return Err(Error::UnknownTopic(name.to_owned()).into());
     };
     if let Some(assignments) = assignments {
         // Every broker reads the same storage: an assignment may only name live brokers,
@@ -72,23 +68,20 @@ async fn grow(
         let me = ctx.log.broker_id().0;
         let added = i64::from(count) - i64::from(current.partitions);
         if added > 0 && assignments.len() as i64 != added {
-            return (
-                codes::INVALID_REPLICA_ASSIGNMENT,
-                format!(
-                    "{} assignments given for {added} new partitions",
-                    assignments.len()
-                ),
-            );
+            return Err(RequestError::InvalidReplicaAssignment(format!(
+                "{} assignments given for {added} new partitions",
+                assignments.len()
+            )));
         }
         if let Some(bad) = assignments
             .iter()
             .flat_map(|a| a.broker_ids.iter())
             .find(|b| b.0 != me)
         {
-            return (
-                codes::INVALID_REPLICA_ASSIGNMENT,
-                format!("unknown broker {} in the assignment", bad.0),
-            );
+            return Err(RequestError::InvalidReplicaAssignment(format!(
+                "unknown broker {} in the assignment",
+                bad.0
+            )));
         }
     }
     let result = ctx
@@ -107,15 +100,14 @@ async fn grow(
                     .wait_for_leaders(topic.id, std::time::Duration::from_secs(2))
                     .await;
             }
-            (codes::NONE, String::new())
+            Ok(())
         }
-        Err(Error::InvalidPartitions(n)) if n > 0 && n <= current.partitions => (
-            codes::INVALID_PARTITIONS,
-            format!(
+        Err(Error::InvalidPartitions(n)) if n > 0 && n <= current.partitions => {
+            Err(RequestError::InvalidPartitions(format!(
                 "topic {name} has {} partitions; the new count {n} must be larger",
                 current.partitions
-            ),
-        ),
-        Err(e) => (errors::code(&e), e.to_string()),
+            )))
+        }
+        Err(e) => Err(e.into()),
     }
 }

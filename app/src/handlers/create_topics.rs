@@ -12,7 +12,7 @@ use kafscale_core::log::CreateTopic;
 
 use super::{describe_configs, str_bytes, topic_name, wire_uuid};
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 pub async fn handle(
     ctx: Arc<Context>,
@@ -24,9 +24,9 @@ pub async fn handle(
         let name = t.name.0.to_string();
         let mut out = CreatableTopicResult::default();
         out.name = topic_name(&name);
-        if let Err((code, message)) = check_request(&ctx, &t) {
-            out.error_code = code;
-            out.error_message = Some(str_bytes(message));
+        if let Err(e) = check_request(&ctx, &t) {
+            out.error_code = e.code();
+            out.error_message = Some(str_bytes(e.to_string()));
             if version >= 5 {
                 out.num_partitions = -1;
                 out.replication_factor = -1;
@@ -44,9 +44,10 @@ pub async fn handle(
         // Durability comes from object storage, so any replication factor is honoured as
         // "replicated"; only nonsense values are refused.
         if t.replication_factor == 0 || t.replication_factor < -1 {
-            out.error_code = codes::INVALID_REPLICATION_FACTOR;
+            let e = RequestError::InvalidReplicationFactor;
+            out.error_code = e.code();
             if version >= 1 {
-                out.error_message = Some(str_bytes("replication factor must be -1 or positive"));
+                out.error_message = Some(str_bytes(e.to_string()));
             }
             resp.topics.push(out);
             continue;
@@ -97,7 +98,8 @@ pub async fn handle(
                 }
             }
             Err(e) => {
-                out.error_code = errors::code(&e);
+                let e = RequestError::from(e);
+                out.error_code = e.code();
                 if version >= 1 {
                     out.error_message = Some(str_bytes(e.to_string()));
                 }
@@ -114,26 +116,25 @@ pub async fn handle(
 
 /// Checks what the log does not: config entries (no nulls, no duplicates) and manual
 /// partition assignments (only with default counts, naming live brokers).
-fn check_request(ctx: &Context, t: &CreatableTopic) -> Result<(), (i16, String)> {
+fn check_request(ctx: &Context, t: &CreatableTopic) -> Result<(), RequestError> {
     let mut seen = std::collections::BTreeSet::new();
     for c in &t.configs {
         if c.value.is_none() {
-            return Err((
-                codes::INVALID_CONFIG,
-                format!("config {}: a null value is not supported", c.name.as_str()),
-            ));
+            return Err(RequestError::InvalidConfig(format!(
+                "config {}: a null value is not supported",
+                c.name.as_str()
+            )));
         }
         if !seen.insert(c.name.as_str()) {
-            return Err((
-                codes::INVALID_REQUEST,
-                format!("config {} is given more than once", c.name.as_str()),
-            ));
+            return Err(RequestError::Invalid(format!(
+                "config {} is given more than once",
+                c.name.as_str()
+            )));
         }
     }
     if !t.assignments.is_empty() {
         if t.num_partitions != -1 || t.replication_factor != -1 {
-            return Err((
-                codes::INVALID_REQUEST,
+            return Err(RequestError::Invalid(
                 "with manual assignments, partition count and replication factor must be -1"
                     .to_owned(),
             ));
@@ -141,16 +142,15 @@ fn check_request(ctx: &Context, t: &CreatableTopic) -> Result<(), (i16, String)>
         let me = ctx.log.broker_id().0;
         for (i, a) in t.assignments.iter().enumerate() {
             if a.partition_index != i as i32 {
-                return Err((
-                    codes::INVALID_REPLICA_ASSIGNMENT,
+                return Err(RequestError::InvalidReplicaAssignment(
                     "assignments must cover partitions 0..n in order".to_owned(),
                 ));
             }
             if let Some(b) = a.broker_ids.iter().find(|b| b.0 != me) {
-                return Err((
-                    codes::INVALID_REPLICA_ASSIGNMENT,
-                    format!("unknown broker {} in the assignment", b.0),
-                ));
+                return Err(RequestError::InvalidReplicaAssignment(format!(
+                    "unknown broker {} in the assignment",
+                    b.0
+                )));
             }
         }
     }

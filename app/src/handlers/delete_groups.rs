@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use super::group_common::group_id;
 use crate::context::Context;
-use crate::errors::{codes, group_code};
+use kafscale_core::group::GroupError;
+
+use crate::errors::{code_of, RequestError};
 
 pub async fn handle(
     ctx: Arc<Context>,
@@ -18,14 +20,15 @@ pub async fn handle(
         let group = group_id(&wire);
         let mut out = DeletableGroupResult::default();
         out.group_id = wire;
-        out.error_code = if group.0.is_empty() {
-            codes::INVALID_GROUP_ID
+        let result = if group.0.is_empty() {
+            Err(GroupError::InvalidGroupId(group.0).into())
         } else {
-            match ctx.groups.delete_group(&group).await {
-                Ok(()) => codes::NONE,
-                Err(e) => group_code(&e),
-            }
+            ctx.groups
+                .delete_group(&group)
+                .await
+                .map_err(RequestError::from)
         };
+        out.error_code = code_of(&result);
         resp.results.push(out);
     }
     resp

@@ -13,7 +13,7 @@ use kafscale_core::{Offset, PartitionId, PartitionKey};
 
 use super::topic_name;
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 /// Offset -1 means "up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
@@ -41,13 +41,13 @@ pub async fn handle(
                 let mut out = DeleteRecordsPartitionResult::default();
                 out.partition_index = index;
                 let outcome = match record {
-                    None => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                    None => Err(RequestError::UnknownTopicOrPartition),
                     Some(r) => delete(&ctx, r.id, index, offset, timeout).await,
                 };
                 match outcome {
                     Ok(low) => out.low_watermark = low,
-                    Err(code) => {
-                        out.error_code = code;
+                    Err(e) => {
+                        out.error_code = e.code();
                         out.low_watermark = -1;
                     }
                 }
@@ -69,11 +69,11 @@ async fn delete(
     partition: i32,
     offset: i64,
     timeout: Duration,
-) -> Result<i64, i16> {
+) -> Result<i64, RequestError> {
     let before = match offset {
         HIGH_WATERMARK => DeleteBefore::HighWatermark,
         o if o >= 0 => DeleteBefore::Offset(Offset(o)),
-        _ => return Err(codes::OFFSET_OUT_OF_RANGE),
+        _ => return Err(RequestError::OffsetOutOfRange),
     };
     let key = PartitionKey {
         topic,
@@ -83,8 +83,10 @@ async fn delete(
         Ok(Ok(low)) => Ok(low.0),
         Ok(Err(e)) => {
             tracing::debug!(partition = %key, error = %e, "delete records failed");
-            Err(errors::code(&e))
+            Err(e.into())
         }
-        Err(_) => Err(codes::REQUEST_TIMED_OUT),
+        Err(_) => Err(RequestError::TimedOut(
+            "delete records did not finish in time",
+        )),
     }
 }

@@ -8,7 +8,7 @@ use kafscale_core::TopicId;
 
 use super::{str_bytes, topic_name, wire_uuid};
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 pub async fn handle(
     ctx: Arc<Context>,
@@ -33,7 +33,7 @@ pub async fn handle(
             None => ctx.log.topic_by_id(TopicId(id)).map(|t| t.name),
         };
         let Some(name) = name else {
-            out.error_code = codes::UNKNOWN_TOPIC_ID;
+            out.error_code = RequestError::UnknownTopicId(id).code();
             out.topic_id = id;
             resp.responses.push(out);
             continue;
@@ -46,7 +46,8 @@ pub async fn handle(
                 }
             }
             Err(e) => {
-                out.error_code = errors::code(&e);
+                let e = RequestError::from(e);
+                out.error_code = e.code();
                 if version >= 5 {
                     out.error_message = Some(str_bytes(e.to_string()));
                 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::str_bytes;
 use crate::context::Context;
-use crate::errors::codes;
+use crate::errors::RequestError;
 
 /// Endpoint types of DescribeCluster v1+: brokers or KRaft controllers.
 const ENDPOINT_BROKERS: i8 = 1;
@@ -22,11 +22,9 @@ pub async fn handle(
 ) -> DescribeClusterResponse {
     let mut resp = DescribeClusterResponse::default();
     if version >= 1 && req.endpoint_type != ENDPOINT_BROKERS {
-        resp.error_code = codes::UNSUPPORTED_ENDPOINT_TYPE;
-        resp.error_message = Some(str_bytes(format!(
-            "endpoint type {} is not served: KafScale brokers are their own controllers",
-            req.endpoint_type
-        )));
+        let e = RequestError::UnsupportedEndpointType(req.endpoint_type);
+        resp.error_code = e.code();
+        resp.error_message = Some(str_bytes(e.to_string()));
         resp.endpoint_type = req.endpoint_type;
         return resp;
     }

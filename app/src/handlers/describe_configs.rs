@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use kafscale_core::topic::TopicRecord;
 use kafscale_core::topic_config::{ConfigType, TOPIC_CONFIGS};
+use kafscale_core::Error;
 
 use super::str_bytes;
 use crate::context::Context;
-use crate::errors::codes;
+use crate::errors::RequestError;
 
 /// Kafka's config resource types.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -256,23 +257,16 @@ pub async fn handle(
         let entries = match r.resource_type {
             RESOURCE_TOPIC => match ctx.log.topic(&name) {
                 Some(t) => Ok(topic_entries(&ctx, &t)),
-                None => Err((
-                    codes::UNKNOWN_TOPIC_OR_PARTITION,
-                    format!("unknown topic {name}"),
-                )),
+                None => Err(RequestError::from(Error::UnknownTopic(name))),
             },
             RESOURCE_BROKER if is_this_broker(&ctx, &name) => Ok(broker_entries(&ctx)),
-            RESOURCE_BROKER => Err((
-                codes::INVALID_REQUEST,
-                format!(
-                    "unexpected broker id {name}: this is broker {}",
-                    ctx.log.broker_id()
-                ),
-            )),
-            other => Err((
-                codes::INVALID_REQUEST,
-                format!("unsupported config resource type {other}"),
-            )),
+            RESOURCE_BROKER => Err(RequestError::Invalid(format!(
+                "unexpected broker id {name}: this is broker {}",
+                ctx.log.broker_id()
+            ))),
+            other => Err(RequestError::Invalid(format!(
+                "unsupported config resource type {other}"
+            ))),
         };
         match entries {
             Ok(entries) => {
@@ -287,9 +281,9 @@ pub async fn handle(
                     .map(|e| to_wire(e, version, synonyms, documentation))
                     .collect();
             }
-            Err((code, message)) => {
-                out.error_code = code;
-                out.error_message = Some(str_bytes(message));
+            Err(e) => {
+                out.error_code = e.code();
+                out.error_message = Some(str_bytes(e.to_string()));
             }
         }
         resp.results.push(out);

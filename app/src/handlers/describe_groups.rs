@@ -10,7 +10,7 @@ use kafscale_core::group::GroupState;
 use super::group_common::{group_id, instance_str};
 use super::str_bytes;
 use crate::context::Context;
-use crate::errors::{codes, group_code};
+use crate::errors::RequestError;
 
 /// READ, DELETE and DESCRIBE (bits 3, 6 and 8): no ACLs here, so everything a group has.
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
@@ -53,12 +53,14 @@ pub async fn handle(
             Ok(None) => {
                 out.group_state = str_bytes(GroupState::Dead.name());
                 if version >= 6 {
-                    out.error_code = codes::GROUP_ID_NOT_FOUND;
-                    out.error_message = Some(str_bytes(format!("group {group} not found")));
+                    let e = RequestError::GroupIdNotFound(group.to_string());
+                    out.error_code = e.code();
+                    out.error_message = Some(str_bytes(e.to_string()));
                 }
             }
             Err(e) => {
-                out.error_code = group_code(&e);
+                let e = RequestError::from(e);
+                out.error_code = e.code();
                 if version >= 6 {
                     out.error_message = Some(str_bytes(e.to_string()));
                 }

@@ -11,7 +11,7 @@ use kafscale_core::{PartitionId, PartitionKey};
 
 use super::str_bytes;
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 pub async fn handle(
     ctx: Arc<Context>,
@@ -33,11 +33,8 @@ pub async fn handle(
                         topic: topic.id,
                         partition: PartitionId(index),
                     })
-                    .map_err(|e| (errors::code(&e), e.to_string())),
-                _ => Err((
-                    codes::UNKNOWN_TOPIC_OR_PARTITION,
-                    "unknown topic or partition".to_owned(),
-                )),
+                    .map_err(RequestError::from),
+                _ => Err(RequestError::UnknownTopicOrPartition),
             };
             match result {
                 Ok(producers) => {
@@ -55,9 +52,9 @@ pub async fn handle(
                         })
                         .collect();
                 }
-                Err((code, message)) => {
-                    p.error_code = code;
-                    p.error_message = Some(str_bytes(message));
+                Err(e) => {
+                    p.error_code = e.code();
+                    p.error_message = Some(str_bytes(e.to_string()));
                 }
             }
             out.partitions.push(p);

@@ -14,7 +14,7 @@ use kafscale_core::{PartitionId, PartitionKey};
 
 use super::{topic_name, wire_uuid};
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 /// Most partitions in one response, whatever the client asks (Kafka's default limit).
 const MAX_PARTITIONS_PER_RESPONSE: usize = 2000;
@@ -78,7 +78,7 @@ pub async fn handle(
         out.name = Some(topic_name(w.name()));
         match w {
             Wanted::Missing(_) => {
-                out.error_code = codes::UNKNOWN_TOPIC_OR_PARTITION;
+                out.error_code = RequestError::UnknownTopicOrPartition.code();
                 resp.topics.push(out);
             }
             Wanted::Found(t) => {
@@ -130,12 +130,12 @@ fn partition(
                 p.isr_nodes = vec![BrokerId(leader.0)];
             }
             None => {
-                p.error_code = codes::LEADER_NOT_AVAILABLE;
+                p.error_code = RequestError::LeaderNotAvailable.code();
                 p.leader_id = BrokerId(-1);
             }
         },
         Err(e) => {
-            p.error_code = errors::code(&e);
+            p.error_code = RequestError::from(e).code();
             p.leader_id = BrokerId(-1);
         }
     }

@@ -3,20 +3,19 @@
 
 use futures::StreamExt;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, NodeEndpoint, PartitionData,
-};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kafscale_core::log::ReadRequest;
 use kafscale_core::topic::TopicRecord;
-use kafscale_core::{LeaderEpoch, Offset, PartitionId, PartitionKey, TopicId};
+use kafscale_core::{Error, LeaderEpoch, Offset, PartitionId, PartitionKey, TopicId};
 
-use super::{str_bytes, topic_name, wire_uuid};
-use crate::context::{BrokerEndpoint, Context};
-use crate::errors::{self, codes};
+use super::leader_hint::LeaderHints;
+use super::{topic_name, wire_uuid};
+use crate::context::Context;
+use crate::errors::RequestError;
 
 /// Upper bound on a long-poll, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -32,7 +31,7 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> Fetch
     let mut resp = FetchResponse::default();
     if version >= 7 && req.session_id != 0 {
         // Sessions are declined (session id 0 in every response), so any id is unknown.
-        resp.error_code = codes::FETCH_SESSION_ID_NOT_FOUND;
+        resp.error_code = RequestError::FetchSessionIdNotFound.code();
         return resp;
     }
     let wanted: Vec<Wanted> = req
@@ -60,14 +59,14 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> Fetch
     let mut commits = ctx.log.subscribe();
     loop {
         commits.borrow_and_update();
-        let (responses, bytes, failed, moved) = read_all(&ctx, version, &wanted, max_bytes).await;
+        let (responses, bytes, failed, hints) = read_all(&ctx, version, &wanted, max_bytes).await;
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || failed || expired {
             ctx.metrics.fetched_bytes.inc_by(bytes as u64);
             count_traffic(&ctx, &wanted, &responses);
             resp.responses = responses;
             if version >= 16 {
-                resp.node_endpoints = node_endpoints(moved);
+                resp.node_endpoints = hints.endpoints();
             }
             return resp;
         }
@@ -88,14 +87,9 @@ async fn read_all(
     version: i16,
     wanted: &[Wanted],
     max_bytes: usize,
-) -> (
-    Vec<FetchableTopicResponse>,
-    usize,
-    bool,
-    Vec<BrokerEndpoint>,
-) {
+) -> (Vec<FetchableTopicResponse>, usize, bool, LeaderHints) {
     let mut total = 0usize;
-    let mut moved: Vec<BrokerEndpoint> = Vec::new();
+    let mut hints = LeaderHints::default();
     let mut failed = false;
     let mut out = Vec::with_capacity(wanted.len());
     // The partitions are read at once (up to READ_CONCURRENCY), each with its own budget, so
@@ -141,11 +135,14 @@ async fn read_all(
             let mut data = PartitionData::default();
             data.partition_index = p.partition;
             let Some(Some((key, read))) = reads.next().await else {
-                data.error_code = if version >= 13 {
-                    codes::UNKNOWN_TOPIC_ID
-                } else {
-                    codes::UNKNOWN_TOPIC_OR_PARTITION
+                // Topics are named by id from v13 on.
+                let unknown = match (&w.topic, version >= 13) {
+                    (Err((_, id)), true) => RequestError::UnknownTopicId(*id),
+                    (Ok(t), true) => RequestError::UnknownTopicId(wire_uuid(t.id)),
+                    (Err((name, _)), false) => Error::UnknownTopic(name.clone()).into(),
+                    (Ok(t), false) => Error::UnknownTopic(t.name.clone()).into(),
                 };
+                data.error_code = unknown.code();
                 set_unknown_offsets(&mut data);
                 failed = true;
                 topic.partitions.push(data);
@@ -170,37 +167,31 @@ async fn read_all(
                     data.records = Some(records);
                 }
                 Err(e) => {
-                    use kafscale_core::Error as E;
+                    let mut offsets = None;
                     match &e {
-                        E::OffsetOutOfRange { .. } => {}
+                        Error::OffsetOutOfRange { start, end, .. } => {
+                            offsets = Some((*start, *end))
+                        }
                         // Leadership moves are routine: the client follows.
-                        E::NotLeader(_)
-                        | E::LeaderLoading(_)
-                        | E::LeaderNotAvailable(_)
-                        | E::FencedLeaderEpoch { .. }
-                        | E::UnknownLeaderEpoch { .. } => {
+                        Error::NotLeader(_)
+                        | Error::LeaderLoading(_)
+                        | Error::LeaderNotAvailable(_)
+                        | Error::FencedLeaderEpoch { .. }
+                        | Error::UnknownLeaderEpoch { .. } => {
                             tracing::debug!(partition = %key, error = %e, "fetch refused")
                         }
                         _ => tracing::warn!(partition = %key, error = %e, "fetch failed"),
                     }
-                    data.error_code = errors::code(&e);
-                    if version >= 12
-                        && matches!(
-                            data.error_code,
-                            codes::NOT_LEADER_OR_FOLLOWER | codes::FENCED_LEADER_EPOCH
-                        )
-                    {
-                        if let Some((epoch, leader)) = ctx.current_leader(key) {
-                            data.current_leader.leader_id = BrokerId(leader.id);
-                            data.current_leader.leader_epoch = epoch;
-                            moved.push(leader);
-                        }
+                    let e = RequestError::from(e);
+                    data.error_code = e.code();
+                    if version >= 12 && e.leader_moved_or_fenced() {
+                        hints.name_leader(ctx, key, &mut data.current_leader);
                     }
                     set_unknown_offsets(&mut data);
                     // Offsets only from the leader: a broker that does not serve the
                     // partition holds no extent for it, and a high watermark of 0 next to
                     // NOT_LEADER would read as "at the end" to a consumer at offset 0.
-                    if let E::OffsetOutOfRange { start, end, .. } = &e {
+                    if let Some((start, end)) = offsets {
                         data.high_watermark = end.0;
                         data.last_stable_offset = end.0;
                         data.log_start_offset = start.0;
@@ -212,7 +203,7 @@ async fn read_all(
         }
         out.push(topic);
     }
-    (out, total, failed, moved)
+    (out, total, failed, hints)
 }
 
 /// The leading whole batches of `records` that fit in `room` bytes.
@@ -245,23 +236,6 @@ fn count_traffic(ctx: &Context, wanted: &[Wanted], responses: &[FetchableTopicRe
             ctx.metrics.topic_fetched(&record.name, records, bytes);
         }
     }
-}
-
-/// Endpoints of the leaders named in NOT_LEADER answers (v16+), once each.
-fn node_endpoints(moved: Vec<BrokerEndpoint>) -> Vec<NodeEndpoint> {
-    let mut out: Vec<NodeEndpoint> = Vec::new();
-    for b in moved {
-        if out.iter().any(|e| e.node_id.0 == b.id) {
-            continue;
-        }
-        let mut e = NodeEndpoint::default();
-        e.node_id = BrokerId(b.id);
-        e.host = str_bytes(b.host);
-        e.port = b.port;
-        e.rack = b.rack.map(str_bytes);
-        out.push(e);
-    }
-    out
 }
 
 fn set_unknown_offsets(data: &mut PartitionData) {

@@ -10,21 +10,17 @@ use kafscale_core::group::{keys, GroupId};
 
 use super::str_bytes;
 use crate::context::Context;
-use crate::errors::codes;
+use crate::errors::RequestError;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// The coordinator's (id, host, port), or (error code, message).
-fn lookup(
-    ctx: &Context,
-    key_type: i8,
-    key: &StrBytes,
-) -> Result<(i32, String, u16), (i16, String)> {
+fn lookup(ctx: &Context, key_type: i8, key: &StrBytes) -> Result<(i32, String, u16), RequestError> {
     match key_type {
         KEY_TYPE_GROUP => {
             if key.is_empty() {
-                return Err((codes::INVALID_REQUEST, "empty group id".into()));
+                return Err(RequestError::Invalid("empty group id".into()));
             }
             let group = GroupId(key.to_string());
             if ctx.groups.check_coordinator(&group).is_ok() {
@@ -37,20 +33,13 @@ fn lookup(
             match ctx.cluster.shard_owner(keys::shard_of(&group).0) {
                 Some(b) if b.id != ctx.log.broker_id() => Ok((b.id.0, b.host, b.port)),
                 // Ours but still loading, or not assigned yet.
-                _ => Err((
-                    codes::COORDINATOR_NOT_AVAILABLE,
-                    "the group's coordinator is moving; retry".into(),
-                )),
+                _ => Err(RequestError::CoordinatorMoving),
             }
         }
-        KEY_TYPE_TRANSACTION => Err((
-            codes::COORDINATOR_NOT_AVAILABLE,
-            "transactions are not supported".into(),
-        )),
-        other => Err((
-            codes::INVALID_REQUEST,
-            format!("unsupported key type {other}"),
-        )),
+        KEY_TYPE_TRANSACTION => Err(RequestError::NoTransactionCoordinator),
+        other => Err(RequestError::Invalid(format!(
+            "unsupported key type {other}"
+        ))),
     }
 }
 
@@ -67,12 +56,12 @@ pub async fn handle(
                 resp.host = str_bytes(host);
                 resp.port = i32::from(port);
             }
-            Err((code, message)) => {
-                resp.error_code = code;
+            Err(e) => {
+                resp.error_code = e.code();
                 resp.node_id = BrokerId(-1);
                 resp.port = -1;
                 if version >= 1 {
-                    resp.error_message = Some(str_bytes(message));
+                    resp.error_message = Some(str_bytes(e.to_string()));
                 }
             }
         }
@@ -86,9 +75,9 @@ pub async fn handle(
                 c.host = str_bytes(host);
                 c.port = i32::from(port);
             }
-            Err((code, message)) => {
-                c.error_code = code;
-                c.error_message = Some(str_bytes(message));
+            Err(e) => {
+                c.error_code = e.code();
+                c.error_message = Some(str_bytes(e.to_string()));
                 c.node_id = BrokerId(-1);
                 c.port = -1;
             }

@@ -7,7 +7,7 @@ use kafscale_core::group::{self, GenerationId};
 
 use super::group_common::{group_id, instance_id, member_or_empty};
 use crate::context::Context;
-use crate::errors::group_code;
+use crate::errors::RequestError;
 
 pub async fn handle(ctx: Arc<Context>, version: i16, req: HeartbeatRequest) -> HeartbeatResponse {
     let request = group::HeartbeatRequest {
@@ -22,7 +22,7 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: HeartbeatRequest) -> H
     };
     let mut resp = HeartbeatResponse::default();
     if let Err(e) = ctx.groups.heartbeat(&request) {
-        resp.error_code = group_code(&e);
+        resp.error_code = RequestError::from(e).code();
     }
     resp
 }

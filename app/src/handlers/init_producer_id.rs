@@ -7,7 +7,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use std::sync::Arc;
 
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 pub async fn handle(
     ctx: Arc<Context>,
@@ -18,7 +18,7 @@ pub async fn handle(
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
     if req.transactional_id.is_some() {
-        resp.error_code = codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        resp.error_code = RequestError::TransactionsUnsupported.code();
         return resp;
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
@@ -33,7 +33,7 @@ pub async fn handle(
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot allocate a producer id");
-            resp.error_code = errors::code(&e);
+            resp.error_code = RequestError::from(e).code();
         }
     }
     resp

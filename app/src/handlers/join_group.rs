@@ -9,7 +9,7 @@ use kafscale_core::group::{self, GroupError, Protocol};
 use super::group_common::{group_id, instance_id, instance_str, member_id, opt_str};
 use super::str_bytes;
 use crate::context::Context;
-use crate::errors::group_code;
+use crate::errors::RequestError;
 
 /// The client's id from the request header goes with the request (DescribeGroups shows it).
 pub async fn handle(
@@ -77,11 +77,11 @@ pub async fn handle(
         }
         Err(e) => {
             tracing::debug!(group = %req.group_id.0, error = %e, "join group refused");
-            resp.error_code = group_code(&e);
             resp.member_id = match &e {
                 GroupError::MemberIdRequired(id) => str_bytes(id.0.clone()),
                 _ => req.member_id,
             };
+            resp.error_code = RequestError::from(e).code();
             if version < 7 {
                 resp.protocol_name = Some(str_bytes(""));
             }

@@ -9,7 +9,7 @@ use kafscale_core::group::LeavingMember;
 
 use super::group_common::{group_id, instance_id, member_id};
 use crate::context::Context;
-use crate::errors::{codes, group_code};
+use crate::errors::{code_of, RequestError, NO_ERROR};
 
 pub async fn handle(ctx: Arc<Context>, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
     let group = group_id(&req.group_id);
@@ -31,15 +31,15 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: LeaveGroupRequest) -> 
     let results = match ctx.groups.leave(&group, &leaving) {
         Ok(r) => r,
         Err(e) => {
-            resp.error_code = group_code(&e);
+            resp.error_code = RequestError::from(e).code();
             return resp;
         }
     };
     if version < 3 {
         resp.error_code = results
-            .first()
-            .and_then(|r| r.as_ref().err())
-            .map_or(codes::NONE, group_code);
+            .into_iter()
+            .next()
+            .map_or(NO_ERROR, |r| code_of(&r.map_err(RequestError::from)));
         return resp;
     }
     resp.members = req
@@ -50,7 +50,7 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: LeaveGroupRequest) -> 
             let mut out = MemberResponse::default();
             out.member_id = m.member_id;
             out.group_instance_id = m.group_instance_id;
-            out.error_code = r.err().map_or(codes::NONE, |e| group_code(&e));
+            out.error_code = code_of(&r.map_err(RequestError::from));
             out
         })
         .collect();

@@ -6,12 +6,12 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use std::sync::Arc;
 
+use kafscale_core::log::TimestampedOffset;
 use kafscale_core::{Error, LeaderEpoch, PartitionId, PartitionKey};
 
 use super::topic_name;
 use crate::context::Context;
-use crate::errors::{self, codes};
-use crate::records;
+use crate::errors::RequestError;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -34,7 +34,7 @@ pub async fn handle(
             let mut out = ListOffsetsPartitionResponse::default();
             out.partition_index = p.partition_index;
             let result = match &record {
-                None => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                None => Err(RequestError::UnknownTopicOrPartition),
                 Some(r) => {
                     let key = PartitionKey {
                         topic: r.id,
@@ -44,7 +44,7 @@ pub async fn handle(
                         .then_some(LeaderEpoch(p.current_leader_epoch));
                     lookup(&ctx, key, epoch, p.timestamp)
                         .await
-                        .map_err(|e| errors::code(&e))
+                        .map_err(RequestError::from)
                 }
             };
             match result {
@@ -55,8 +55,8 @@ pub async fn handle(
                         out.leader_epoch = epoch;
                     }
                 }
-                Err(code) => {
-                    out.error_code = code;
+                Err(e) => {
+                    out.error_code = e.code();
                     out.offset = -1;
                     out.timestamp = -1;
                 }
@@ -90,24 +90,8 @@ async fn lookup(
                 (-1, -1, e)
             })
         }
-        MAX_TIMESTAMP => {
-            let Some((ts, batch)) = ctx.log.find_max_timestamp_batch(key).await? else {
-                return Ok((-1, -1, e));
-            };
-            let found = records_of(&batch)?
-                .into_iter()
-                .find(|(o, t)| *t == ts && *o >= info.log_start_offset.0);
-            Ok(found.map_or((-1, -1, e), |(o, t)| (o, t, e)))
-        }
-        ts if ts >= 0 => {
-            let Some(batch) = ctx.log.find_batch_by_timestamp(key, ts).await? else {
-                return Ok((-1, -1, e));
-            };
-            let found = records_of(&batch)?
-                .into_iter()
-                .find(|(o, t)| *t >= ts && *o >= info.log_start_offset.0);
-            Ok(found.map_or((-1, -1, e), |(o, t)| (o, t, e)))
-        }
+        MAX_TIMESTAMP => found(ctx.log.offset_of_max_timestamp(key).await?, e),
+        ts if ts >= 0 => found(ctx.log.offset_for_timestamp(key, ts).await?, e),
         other => Err(Error::InvalidConfig {
             name: "timestamp".into(),
             reason: format!("unsupported special timestamp {other}"),
@@ -115,9 +99,7 @@ async fn lookup(
     }
 }
 
-fn records_of(batch: &bytes::Bytes) -> Result<Vec<(i64, i64)>, Error> {
-    records::offsets_and_timestamps(batch).map_err(|message| {
-        tracing::error!(error = %message, "stored batch cannot be decoded");
-        Error::MissingData(message)
-    })
+/// A record found by time, or offset -1 when none matches.
+fn found(record: Option<TimestampedOffset>, epoch: i32) -> Result<(i64, i64, i32), Error> {
+    Ok(record.map_or((-1, -1, epoch), |r| (r.offset.0, r.timestamp, epoch)))
 }

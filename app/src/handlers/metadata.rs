@@ -14,7 +14,7 @@ use kafscale_core::{Error, PartitionId, PartitionKey, TopicId};
 
 use super::{str_bytes, topic_name, wire_uuid};
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 /// Bitfield of every topic operation (READ=3 .. ALTER_CONFIGS=11, as Kafka numbers them).
 const ALL_TOPIC_OPERATIONS: i32 =
@@ -60,20 +60,20 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: MetadataRequest) -> Me
                 match ctx.log.topic(&name) {
                     Some(t) => Ok(t),
                     None if auto_create => create(&ctx, &name).await.map_err(|e| (name, None, e)),
-                    None => Err((name, None, codes::UNKNOWN_TOPIC_OR_PARTITION)),
+                    None => Err((name.clone(), None, Error::UnknownTopic(name).into())),
                 }
             }
             None => ctx.log.topic_by_id(TopicId(wanted.topic_id)).ok_or((
                 String::new(),
                 Some(wanted.topic_id),
-                codes::UNKNOWN_TOPIC_ID,
+                RequestError::UnknownTopicId(wanted.topic_id),
             )),
         };
         resp.topics.push(match topic {
             Ok(t) => describe(&ctx, version, &t, with_ops),
-            Err((name, id, code)) => {
+            Err((name, id, e)) => {
                 let mut t = MetadataResponseTopic::default();
-                t.error_code = code;
+                t.error_code = e.code();
                 t.name = (!name.is_empty() || id.is_none()).then(|| topic_name(&name));
                 if version >= 10 {
                     t.topic_id = id.unwrap_or_default();
@@ -101,7 +101,7 @@ fn brokers(ctx: &Context, version: i16) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-async fn create(ctx: &Context, name: &str) -> Result<TopicRecord, i16> {
+async fn create(ctx: &Context, name: &str) -> Result<TopicRecord, RequestError> {
     let req = CreateTopic {
         name: name.to_owned(),
         partitions: ctx.config.num_partitions,
@@ -118,13 +118,14 @@ async fn create(ctx: &Context, name: &str) -> Result<TopicRecord, i16> {
             Ok(t)
         }
         // Created concurrently by another request: describe it.
-        Err(Error::TopicAlreadyExists(_)) => {
-            ctx.log.topic(name).ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION)
-        }
-        Err(Error::InvalidTopic(_)) => Err(codes::INVALID_TOPIC),
+        Err(Error::TopicAlreadyExists(_)) => Ok(ctx
+            .log
+            .topic(name)
+            .ok_or(Error::UnknownTopic(name.to_owned()))?),
+        Err(e @ Error::InvalidTopic(_)) => Err(e.into()),
         Err(e) => {
             tracing::warn!(topic = %name, error = %e, "auto-create failed");
-            Err(errors::code(&e))
+            Err(e.into())
         }
     }
 }
@@ -165,13 +166,12 @@ fn describe(
                         }
                     }
                     None => {
-                        part.error_code =
-                            kafka_protocol::error::ResponseError::LeaderNotAvailable.code();
+                        part.error_code = RequestError::LeaderNotAvailable.code();
                         part.leader_id = BrokerId(-1);
                     }
                 },
                 Err(e) => {
-                    part.error_code = errors::code(&e);
+                    part.error_code = RequestError::from(e).code();
                     part.leader_id = BrokerId(-1);
                 }
             }

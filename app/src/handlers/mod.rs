@@ -18,6 +18,7 @@ mod group_common;
 pub mod heartbeat;
 pub mod init_producer_id;
 pub mod join_group;
+mod leader_hint;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;

@@ -13,7 +13,7 @@ use kafscale_core::{LeaderEpoch, Offset, PartitionId};
 
 use super::group_common::{generation, group_id, instance_id, member_id};
 use crate::context::Context;
-use crate::errors::{codes, group_code};
+use crate::errors::{code_of, RequestError, NO_ERROR};
 
 /// A topic of the answer: its partitions with their code, None while the commit decides.
 type TopicAnswer = (String, Vec<(i32, Option<i16>)>);
@@ -35,7 +35,10 @@ pub async fn handle(
                 .as_ref()
                 .is_some_and(|r| p.partition_index >= 0 && p.partition_index < r.partitions);
             if !known {
-                parts.push((p.partition_index, Some(codes::UNKNOWN_TOPIC_OR_PARTITION)));
+                parts.push((
+                    p.partition_index,
+                    Some(RequestError::UnknownTopicOrPartition.code()),
+                ));
                 continue;
             }
             parts.push((p.partition_index, None));
@@ -77,11 +80,11 @@ pub async fn handle(
         match ctx.groups.commit(request).await {
             Ok(results) => Ok(results
                 .into_iter()
-                .map(|(k, r)| (k, r.err().map_or(codes::NONE, |e| group_code(&e))))
+                .map(|(k, r)| (k, code_of(&r.map_err(RequestError::from))))
                 .collect()),
             Err(e) => {
                 tracing::debug!(group = %req.group_id.0, error = %e, "offset commit refused");
-                Err(group_code(&e))
+                Err(RequestError::from(e).code())
             }
         }
     };
@@ -98,7 +101,7 @@ pub async fn handle(
                     partition: PartitionId(partition),
                 };
                 match &outcome {
-                    Ok(codes_by_key) => codes_by_key.get(&key).copied().unwrap_or(codes::NONE),
+                    Ok(codes_by_key) => codes_by_key.get(&key).copied().unwrap_or(NO_ERROR),
                     Err(code) => *code,
                 }
             });

@@ -19,7 +19,7 @@ use kafscale_core::PartitionId;
 use super::group_common::group_id;
 use super::topic_name;
 use crate::context::Context;
-use crate::errors::{codes, group_code};
+use crate::errors::{code_of, RequestError, NO_ERROR};
 
 /// Topics of a consumer protocol subscription (its leading i16 is the version, which the
 /// generated decoder does not read itself); None if it cannot be read.
@@ -63,7 +63,10 @@ pub async fn handle(
                     partition: PartitionId(i),
                 });
             } else {
-                codes_by_key.insert((name.clone(), i), codes::UNKNOWN_TOPIC_OR_PARTITION);
+                codes_by_key.insert(
+                    (name.clone(), i),
+                    RequestError::UnknownTopicOrPartition.code(),
+                );
             }
         }
     }
@@ -75,12 +78,12 @@ pub async fn handle(
     {
         Ok(results) => {
             for (k, r) in results {
-                let code = r.err().map_or(codes::NONE, |e| group_code(&e));
+                let code = code_of(&r.map_err(RequestError::from));
                 codes_by_key.insert((k.topic, k.partition.0), code);
             }
         }
         Err(e) => {
-            resp.error_code = group_code(&e);
+            resp.error_code = RequestError::from(e).code();
             return resp;
         }
     }
@@ -94,7 +97,7 @@ pub async fn handle(
             out.error_code = codes_by_key
                 .get(&(name.clone(), p.partition_index))
                 .copied()
-                .unwrap_or(codes::NONE);
+                .unwrap_or(NO_ERROR);
             topic.partitions.push(out);
         }
         resp.topics.push(topic);

@@ -15,7 +15,7 @@ use kafscale_core::PartitionId;
 use super::group_common::{group_id, wire_group};
 use super::{str_bytes, topic_name};
 use crate::context::Context;
-use crate::errors::group_code;
+use crate::errors::RequestError;
 
 /// Topic -> partitions -> committed offset, in topic and partition order.
 type Fetched = BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>>;
@@ -41,7 +41,7 @@ fn fetch(
     let found = ctx
         .groups
         .fetch_offsets(group, keys.as_deref())
-        .map_err(|e| group_code(&e))?;
+        .map_err(|e| RequestError::from(e).code())?;
     let mut out = Fetched::new();
     for (key, value) in found {
         // Offsets committed to an earlier topic of the same name do not count.

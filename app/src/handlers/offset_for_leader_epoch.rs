@@ -10,7 +10,7 @@ use std::sync::Arc;
 use kafscale_core::{Error, LeaderEpoch, PartitionId, PartitionKey};
 
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 /// Kafka's "undefined" epoch and offset.
 const UNDEFINED: i64 = -1;
@@ -29,7 +29,7 @@ pub async fn handle(
             let mut out = EpochEndOffset::default();
             out.partition = p.partition;
             let result = match &record {
-                None => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                None => Err(RequestError::UnknownTopicOrPartition),
                 Some(r) => {
                     let key = PartitionKey {
                         topic: r.id,
@@ -37,7 +37,7 @@ pub async fn handle(
                     };
                     end_offset(&ctx, key, p.current_leader_epoch, p.leader_epoch)
                         .await
-                        .map_err(|e| errors::code(&e))
+                        .map_err(RequestError::from)
                 }
             };
             match result {
@@ -49,8 +49,8 @@ pub async fn handle(
                     out.leader_epoch = UNDEFINED as i32;
                     out.end_offset = UNDEFINED;
                 }
-                Err(code) => {
-                    out.error_code = code;
+                Err(e) => {
+                    out.error_code = e.code();
                     out.leader_epoch = UNDEFINED as i32;
                     out.end_offset = UNDEFINED;
                 }

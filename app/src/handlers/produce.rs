@@ -2,28 +2,27 @@
 //! (`stage`); the response waits for their commit (`finish`). acks=0 gets no response, and a
 //! connection whose acks=0 produce failed is closed, which is how Kafka tells such producers.
 
-use kafka_protocol::messages::produce_response::{
-    NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
-};
-use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kafscale_adapters::HealthState;
 use kafscale_core::batch::{self, Codec};
 use kafscale_core::log::{AppendRequest, AppendTicket, Appended};
-use kafscale_core::{PartitionId, PartitionKey, TopicId};
+use kafscale_core::{Error, PartitionId, PartitionKey, TopicId};
 
+use super::leader_hint::LeaderHints;
 use super::{str_bytes, topic_name};
 use crate::context::Context;
-use crate::errors::{self, codes};
+use crate::errors::RequestError;
 
 /// Produce timeouts at or below zero get this instead: a commit normally takes milliseconds,
 /// and answering "timed out" for data that then commits invites duplicates.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 enum Part {
-    Failed(i16, String),
+    Failed(RequestError),
     Waiting(AppendTicket),
     Queued,
 }
@@ -47,20 +46,19 @@ pub enum Outcome {
 
 pub fn stage(ctx: &Arc<Context>, version: i16, req: ProduceRequest) -> Staged {
     let acks = req.acks;
-    let request_error = if !matches!(acks, -1..=1) {
-        Some((codes::INVALID_REQUIRED_ACKS, format!("invalid acks {acks}")))
-    } else if ctx.storage_health.state() == HealthState::Unavailable {
-        Some((
-            codes::KAFKA_STORAGE_ERROR,
-            "object store unavailable; retry later".to_owned(),
-        ))
-    } else if req.transactional_id.is_some() {
-        Some((
-            codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            "transactions are not supported".to_owned(),
-        ))
-    } else {
-        None
+    // Decided once for the whole request; each partition gets its own copy of the error.
+    let unavailable = ctx.storage_health.state() == HealthState::Unavailable;
+    let transactional = req.transactional_id.is_some();
+    let request_error = || {
+        if !matches!(acks, -1..=1) {
+            Some(RequestError::InvalidRequiredAcks(acks))
+        } else if unavailable {
+            Some(RequestError::StorageUnavailable)
+        } else if transactional {
+            Some(RequestError::TransactionsUnsupported)
+        } else {
+            None
+        }
     };
     let topics = req
         .topic_data
@@ -72,8 +70,8 @@ pub fn stage(ctx: &Arc<Context>, version: i16, req: ProduceRequest) -> Staged {
                 .partition_data
                 .into_iter()
                 .map(|p| {
-                    let part = if let Some((code, message)) = &request_error {
-                        Part::Failed(*code, message.clone())
+                    let part = if let Some(e) = request_error() {
+                        Part::Failed(e)
                     } else if let Some(t) = &record {
                         let key = PartitionKey {
                             topic: t.id,
@@ -95,10 +93,7 @@ pub fn stage(ctx: &Arc<Context>, version: i16, req: ProduceRequest) -> Staged {
                         }
                         part
                     } else {
-                        Part::Failed(
-                            codes::UNKNOWN_TOPIC_OR_PARTITION,
-                            format!("unknown topic {name}"),
-                        )
+                        Part::Failed(Error::UnknownTopic(name.clone()).into())
                     };
                     (p.index, part)
                 })
@@ -127,26 +122,20 @@ fn append(
     topic_max_bytes: Option<usize>,
 ) -> Part {
     let Some(records) = records else {
-        return Part::Failed(codes::INVALID_RECORD, "no records".into());
+        return Part::Failed(RequestError::NoRecords);
     };
     // The topic's max.message.bytes; the broker's message.max.bytes is checked by the log.
     if let Some(max) = topic_max_bytes.filter(|max| records.len() > *max) {
-        return Part::Failed(
-            codes::MESSAGE_TOO_LARGE,
-            format!(
-                "record batch of {} bytes exceeds the topic's max.message.bytes of {max}",
-                records.len()
-            ),
-        );
+        return Part::Failed(RequestError::TopicMessageTooLarge {
+            size: records.len(),
+            max,
+        });
     }
     // zstd needs Produce v7 or later.
     if version < 7 {
         if let Ok(header) = batch::peek_header(&records) {
             if header.codec() == Ok(Codec::Zstd) {
-                return Part::Failed(
-                    codes::UNSUPPORTED_COMPRESSION_TYPE,
-                    "zstd requires produce v7 or later".into(),
-                );
+                return Part::Failed(RequestError::ZstdNeedsProduceV7);
             }
         }
     }
@@ -163,7 +152,7 @@ fn append(
         }
         Err(e) => {
             tracing::debug!(partition = %key, error = %e, "produce rejected");
-            Part::Failed(errors::code(&e), e.to_string())
+            Part::Failed(e.into())
         }
     }
 }
@@ -176,8 +165,9 @@ impl Staged {
                 .iter()
                 .flat_map(|(_, _, p)| p)
                 .find_map(|(_, p)| match p {
-                    Part::Failed(code, message) => Some(format!(
-                        "acks=0 produce failed with error {code}: {message}"
+                    Part::Failed(e) => Some(format!(
+                        "acks=0 produce failed with error {}: {e}",
+                        e.code()
                     )),
                     _ => None,
                 });
@@ -185,56 +175,37 @@ impl Staged {
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut resp = ProduceResponse::default();
+        let mut hints = LeaderHints::default();
         for (name, topic_id, parts) in self.topics {
             let mut topic = TopicProduceResponse::default();
             topic.name = topic_name(&name);
             for (index, part) in parts {
                 let result = match part {
-                    Part::Failed(code, message) => Err((code, message)),
-                    Part::Queued => {
-                        Err((codes::INVALID_REQUEST, "unexpected queued append".into()))
-                    }
+                    Part::Failed(e) => Err(e),
+                    Part::Queued => Err(RequestError::Invalid("unexpected queued append".into())),
                     Part::Waiting(ticket) => {
                         match tokio::time::timeout_at(deadline, ticket).await {
                             Ok(Ok(Ok(appended))) => Ok(appended),
-                            Ok(Ok(Err(e))) => Err((errors::code(&e), e.to_string())),
-                            Ok(Err(_)) => {
-                                Err((codes::REQUEST_TIMED_OUT, "append abandoned".into()))
-                            }
-                            Err(_) => Err((
-                                codes::REQUEST_TIMED_OUT,
-                                "commit did not finish in time".into(),
-                            )),
+                            Ok(Ok(Err(e))) => Err(e.into()),
+                            Ok(Err(_)) => Err(RequestError::TimedOut("append abandoned")),
+                            Err(_) => Err(RequestError::TimedOut("commit did not finish in time")),
                         }
                     }
                 };
-                let moved =
-                    matches!(&result, Err((code, _)) if *code == codes::NOT_LEADER_OR_FOLLOWER);
+                let moved = matches!(&result, Err(e) if e.leader_moved());
                 let mut p = partition_response(self.version, index, result);
-                if moved && self.version >= 10 {
-                    if let Some(topic) = topic_id {
-                        let key = PartitionKey {
-                            topic,
-                            partition: PartitionId(index),
-                        };
-                        if let Some((epoch, leader)) = self.ctx.current_leader(key) {
-                            p.current_leader.leader_id = BrokerId(leader.id);
-                            p.current_leader.leader_epoch = epoch;
-                            if !resp.node_endpoints.iter().any(|e| e.node_id.0 == leader.id) {
-                                let mut e = NodeEndpoint::default();
-                                e.node_id = BrokerId(leader.id);
-                                e.host = str_bytes(leader.host);
-                                e.port = leader.port;
-                                e.rack = leader.rack.map(str_bytes);
-                                resp.node_endpoints.push(e);
-                            }
-                        }
-                    }
+                if let (true, true, Some(topic)) = (moved, self.version >= 10, topic_id) {
+                    let key = PartitionKey {
+                        topic,
+                        partition: PartitionId(index),
+                    };
+                    hints.name_leader(&self.ctx, key, &mut p.current_leader);
                 }
                 topic.partition_responses.push(p);
             }
             resp.responses.push(topic);
         }
+        resp.node_endpoints = hints.endpoints();
         Outcome::Respond(resp)
     }
 }
@@ -242,7 +213,7 @@ impl Staged {
 fn partition_response(
     version: i16,
     index: i32,
-    result: Result<Appended, (i16, String)>,
+    result: Result<Appended, RequestError>,
 ) -> PartitionProduceResponse {
     let mut p = PartitionProduceResponse::default();
     p.index = index;
@@ -254,14 +225,14 @@ fn partition_response(
                 p.log_start_offset = appended.log_start_offset.0;
             }
         }
-        Err((code, message)) => {
-            p.error_code = code;
+        Err(e) => {
+            p.error_code = e.code();
             p.base_offset = -1;
             if version >= 5 {
                 p.log_start_offset = -1;
             }
             if version >= 8 {
-                p.error_message = Some(str_bytes(message));
+                p.error_message = Some(str_bytes(e.to_string()));
             }
         }
     }

@@ -7,7 +7,7 @@ use kafscale_core::group::{self, GenerationId};
 
 use super::group_common::{group_id, instance_id, member_or_empty, opt_str};
 use crate::context::Context;
-use crate::errors::group_code;
+use crate::errors::RequestError;
 
 pub async fn handle(ctx: Arc<Context>, version: i16, req: SyncGroupRequest) -> SyncGroupResponse {
     let request = group::SyncRequest {
@@ -38,7 +38,7 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: SyncGroupRequest) -> S
         }
         Err(e) => {
             tracing::debug!(group = %req.group_id.0, error = %e, "sync group refused");
-            resp.error_code = group_code(&e);
+            resp.error_code = RequestError::from(e).code();
         }
     }
     resp

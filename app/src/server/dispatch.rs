@@ -1,14 +1,18 @@
-//! Request dispatch: header decode, version checks, routing to one handler per API, and
-//! response encoding.
+//! Request dispatch: the guards around decoding (frame length, known API, version range,
+//! bounds check, panic guard), the handler tasks and response encoding. What is decoded and
+//! which handler runs come from the API table (`apis.rs`).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::task::JoinHandle;
 
+pub use super::apis::Request;
+
+use super::apis;
 use super::error_codes::ErrorCodes;
 use super::versions;
 use crate::context::Context;
@@ -52,7 +56,7 @@ impl FrameError {
 /// Decodes with a guard: malformed input must never take the broker down, even if a decoder
 /// panics on it. (Allocation failures cannot be caught; `wire::check_request` has already
 /// made sure no count in the frame exceeds its bytes.)
-fn decode<T: Decodable>(frame: &mut Bytes, version: i16) -> Result<T, FrameError> {
+pub(super) fn decode<T: Decodable>(frame: &mut Bytes, version: i16) -> Result<T, FrameError> {
     match catch_unwind(AssertUnwindSafe(|| T::decode(frame, version))) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(FrameError::Malformed(e.to_string())),
@@ -89,46 +93,14 @@ fn ready(reply: Reply) -> JoinHandle<Reply> {
     tokio::spawn(async move { reply })
 }
 
-/// A decoded request of an API this broker serves.
-#[derive(Debug)]
-pub enum Request {
-    ApiVersions(ApiVersionsRequest),
-    Metadata(MetadataRequest),
-    CreateTopics(CreateTopicsRequest),
-    DeleteTopics(DeleteTopicsRequest),
-    Fetch(FetchRequest),
-    ListOffsets(ListOffsetsRequest),
-    Produce(ProduceRequest),
-    FindCoordinator(FindCoordinatorRequest),
-    /// With the client id of the request header, which DescribeGroups shows.
-    JoinGroup(JoinGroupRequest, String),
-    SyncGroup(SyncGroupRequest),
-    Heartbeat(HeartbeatRequest),
-    LeaveGroup(LeaveGroupRequest),
-    OffsetCommit(OffsetCommitRequest),
-    OffsetFetch(OffsetFetchRequest),
-    DescribeGroups(DescribeGroupsRequest),
-    ListGroups(ListGroupsRequest),
-    DeleteGroups(DeleteGroupsRequest),
-    OffsetDelete(OffsetDeleteRequest),
-    DescribeConfigs(DescribeConfigsRequest),
-    AlterConfigs(AlterConfigsRequest),
-    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
-    CreatePartitions(CreatePartitionsRequest),
-    DeleteRecords(DeleteRecordsRequest),
-    DescribeCluster(DescribeClusterRequest),
-    DescribeTopicPartitions(DescribeTopicPartitionsRequest),
-    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
-    InitProducerId(InitProducerIdRequest),
-    DescribeProducers(DescribeProducersRequest),
-}
-
 /// A frame taken apart: the API, its version, the header and the body.
 #[derive(Debug)]
 pub struct Decoded {
     pub api_key: ApiKey,
     pub version: i16,
     pub correlation_id: i32,
+    /// The client id of the request header, which DescribeGroups shows.
+    pub client_id: Option<StrBytes>,
     /// `None` for an ApiVersions request of a version we do not speak: it gets a v0 answer.
     pub request: Option<Request>,
     /// Bytes the request is counted as while it is in flight: its frame and an estimate of
@@ -155,6 +127,7 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, FrameError> {
                 api_key,
                 version,
                 correlation_id,
+                client_id: None,
                 request: None,
                 weight: frame.len(),
             });
@@ -179,52 +152,12 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, FrameError> {
         .map_err(|e| FrameError::Malformed(e.to_string()))?;
     let weight = checked.decoded_bytes(frame.len());
     let header: RequestHeader = decode(&mut frame, header_version)?;
-    let request = match api_key {
-        ApiKey::ApiVersions => Request::ApiVersions(decode(&mut frame, version)?),
-        ApiKey::Metadata => Request::Metadata(decode(&mut frame, version)?),
-        ApiKey::CreateTopics => Request::CreateTopics(decode(&mut frame, version)?),
-        ApiKey::DeleteTopics => Request::DeleteTopics(decode(&mut frame, version)?),
-        ApiKey::Fetch => Request::Fetch(decode(&mut frame, version)?),
-        ApiKey::ListOffsets => Request::ListOffsets(decode(&mut frame, version)?),
-        ApiKey::Produce => Request::Produce(decode(&mut frame, version)?),
-        ApiKey::FindCoordinator => Request::FindCoordinator(decode(&mut frame, version)?),
-        ApiKey::JoinGroup => Request::JoinGroup(
-            decode(&mut frame, version)?,
-            header
-                .client_id
-                .as_ref()
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
-        ),
-        ApiKey::SyncGroup => Request::SyncGroup(decode(&mut frame, version)?),
-        ApiKey::Heartbeat => Request::Heartbeat(decode(&mut frame, version)?),
-        ApiKey::LeaveGroup => Request::LeaveGroup(decode(&mut frame, version)?),
-        ApiKey::OffsetCommit => Request::OffsetCommit(decode(&mut frame, version)?),
-        ApiKey::OffsetFetch => Request::OffsetFetch(decode(&mut frame, version)?),
-        ApiKey::DescribeGroups => Request::DescribeGroups(decode(&mut frame, version)?),
-        ApiKey::ListGroups => Request::ListGroups(decode(&mut frame, version)?),
-        ApiKey::DeleteGroups => Request::DeleteGroups(decode(&mut frame, version)?),
-        ApiKey::OffsetDelete => Request::OffsetDelete(decode(&mut frame, version)?),
-        ApiKey::DescribeConfigs => Request::DescribeConfigs(decode(&mut frame, version)?),
-        ApiKey::AlterConfigs => Request::AlterConfigs(decode(&mut frame, version)?),
-        ApiKey::IncrementalAlterConfigs => {
-            Request::IncrementalAlterConfigs(decode(&mut frame, version)?)
-        }
-        ApiKey::CreatePartitions => Request::CreatePartitions(decode(&mut frame, version)?),
-        ApiKey::DeleteRecords => Request::DeleteRecords(decode(&mut frame, version)?),
-        ApiKey::DescribeCluster => Request::DescribeCluster(decode(&mut frame, version)?),
-        ApiKey::DescribeTopicPartitions => {
-            Request::DescribeTopicPartitions(decode(&mut frame, version)?)
-        }
-        ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(decode(&mut frame, version)?),
-        ApiKey::InitProducerId => Request::InitProducerId(decode(&mut frame, version)?),
-        ApiKey::DescribeProducers => Request::DescribeProducers(decode(&mut frame, version)?),
-        other => return Err(FrameError::UnsupportedApi(other)),
-    };
+    let request = apis::decode_body(api_key, &mut frame, version)?;
     Ok(Decoded {
         api_key,
         version,
         correlation_id: header.correlation_id,
+        client_id: header.client_id,
         request: Some(request),
         weight,
     })
@@ -237,18 +170,36 @@ fn observe<R: ErrorCodes>(ctx: &Context, key: ApiKey, started: Instant, resp: &R
     ctx.metrics.responded(key, started.elapsed(), &codes);
 }
 
-fn spawn_handler<R, F>(
-    ctx: &Arc<Context>,
-    key: ApiKey,
-    version: i16,
-    corr: i32,
-    fut: F,
-) -> JoinHandle<Reply>
+/// A request's header fields and origin, which its handler and its reply need.
+pub(super) struct Call {
+    pub key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    client_id: Option<StrBytes>,
+    peer: std::net::IpAddr,
+}
+
+impl Call {
+    pub fn client_id(&self) -> String {
+        self.client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The client's host as Kafka shows it in DescribeGroups, "/1.2.3.4".
+    pub fn host(&self) -> String {
+        format!("/{}", self.peer)
+    }
+}
+
+pub(super) fn spawn_handler<R, F>(ctx: &Arc<Context>, call: &Call, fut: F) -> JoinHandle<Reply>
 where
     R: Encodable + ErrorCodes,
     F: std::future::Future<Output = R> + Send + 'static,
 {
     let ctx = ctx.clone();
+    let (key, version, corr) = (call.key, call.version, call.correlation_id);
     let started = Instant::now();
     tokio::spawn(async move {
         let resp = fut.await;
@@ -257,159 +208,47 @@ where
     })
 }
 
+/// Produce: staging has run already, in arrival order; only the wait for the commit is
+/// deferred to the task.
+pub(super) fn spawn_staged(
+    ctx: &Arc<Context>,
+    call: Call,
+    staged: handlers::produce::Staged,
+) -> JoinHandle<Reply> {
+    let ctx = ctx.clone();
+    let started = Instant::now();
+    tokio::spawn(async move {
+        match staged.finish().await {
+            handlers::produce::Outcome::Respond(resp) => {
+                observe(&ctx, call.key, started, &resp);
+                encode(call.key, call.version, call.correlation_id, &resp)
+            }
+            handlers::produce::Outcome::Silent => Reply::None,
+            handlers::produce::Outcome::Close(reason) => Reply::Close(reason),
+        }
+    })
+}
+
 /// Starts the handling of a decoded request from a client at `peer`.
 pub fn dispatch(ctx: &Arc<Context>, decoded: Decoded, peer: std::net::IpAddr) -> JoinHandle<Reply> {
     let Decoded {
         api_key: key,
-        version: v,
-        correlation_id: corr,
+        version,
+        correlation_id,
+        client_id,
         request,
         weight: _,
     } = decoded;
     let Some(request) = request else {
-        return ready(handlers::api_versions::unsupported_version(corr));
+        return ready(handlers::api_versions::unsupported_version(correlation_id));
     };
     ctx.metrics.request(key);
-    let c = ctx.clone();
-    match request {
-        Request::ApiVersions(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::api_versions::handle(c, v, r))
-        }
-        Request::Metadata(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::metadata::handle(c, v, r))
-        }
-        Request::CreateTopics(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::create_topics::handle(c, v, r))
-        }
-        Request::DeleteTopics(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::delete_topics::handle(c, v, r))
-        }
-        Request::Fetch(r) => spawn_handler(ctx, key, v, corr, handlers::fetch::handle(c, v, r)),
-        Request::ListOffsets(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::list_offsets::handle(c, v, r))
-        }
-        Request::FindCoordinator(r) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            handlers::find_coordinator::handle(c, v, r),
-        ),
-        Request::JoinGroup(r, client_id) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            // DescribeGroups shows the member's host as Kafka does, "/1.2.3.4".
-            handlers::join_group::handle(c, v, r, client_id, format!("/{peer}")),
-        ),
-        Request::SyncGroup(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::sync_group::handle(c, v, r))
-        }
-        Request::Heartbeat(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::heartbeat::handle(c, v, r))
-        }
-        Request::LeaveGroup(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::leave_group::handle(c, v, r))
-        }
-        Request::OffsetCommit(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::offset_commit::handle(c, v, r))
-        }
-        Request::OffsetFetch(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::offset_fetch::handle(c, v, r))
-        }
-        Request::DescribeGroups(r) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            handlers::describe_groups::handle(c, v, r),
-        ),
-        Request::ListGroups(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::list_groups::handle(c, v, r))
-        }
-        Request::DeleteGroups(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::delete_groups::handle(c, v, r))
-        }
-        Request::OffsetDelete(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::offset_delete::handle(c, v, r))
-        }
-        Request::DescribeConfigs(r) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            handlers::describe_configs::handle(c, v, r),
-        ),
-        Request::AlterConfigs(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::alter_configs::handle(c, v, r))
-        }
-        Request::IncrementalAlterConfigs(r) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            handlers::alter_configs::handle_incremental(c, v, r),
-        ),
-        Request::CreatePartitions(r) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            handlers::create_partitions::handle(c, v, r),
-        ),
-        Request::DeleteRecords(r) => {
-            spawn_handler(ctx, key, v, corr, handlers::delete_records::handle(c, v, r))
-        }
-        Request::DescribeCluster(r) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            handlers::describe_cluster::handle(c, v, r),
-        ),
-        Request::DescribeTopicPartitions(r) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            handlers::describe_topic_partitions::handle(c, v, r),
-        ),
-        Request::OffsetForLeaderEpoch(r) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            handlers::offset_for_leader_epoch::handle(c, v, r),
-        ),
-        Request::InitProducerId(r) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            handlers::init_producer_id::handle(c, v, r),
-        ),
-        Request::DescribeProducers(r) => spawn_handler(
-            ctx,
-            key,
-            v,
-            corr,
-            handlers::describe_producers::handle(c, v, r),
-        ),
-        Request::Produce(r) => {
-            // Staging runs now, in arrival order; only the wait for the commit is deferred.
-            let started = Instant::now();
-            let staged = handlers::produce::stage(ctx, v, r);
-            tokio::spawn(async move {
-                match staged.finish().await {
-                    handlers::produce::Outcome::Respond(resp) => {
-                        observe(&c, key, started, &resp);
-                        encode(key, v, corr, &resp)
-                    }
-                    handlers::produce::Outcome::Silent => Reply::None,
-                    handlers::produce::Outcome::Close(reason) => Reply::Close(reason),
-                }
-            })
-        }
-    }
+    let call = Call {
+        key,
+        version,
+        correlation_id,
+        client_id,
+        peer,
+    };
+    apis::route(ctx, call, request)
 }

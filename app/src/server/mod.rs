@@ -1,5 +1,6 @@
 //! The Kafka listener: accepts connections up to a limit and serves each on its own task.
 
+pub mod apis;
 pub mod connection;
 pub mod dispatch;
 pub mod error_codes;

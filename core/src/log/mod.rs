@@ -43,6 +43,7 @@ pub mod producers;
 mod read;
 pub mod state;
 mod takeover;
+mod timestamps;
 mod topics;
 mod writer;
 
@@ -61,6 +62,7 @@ pub use gc::GcStats;
 pub use maintenance::{DeleteBefore, Retention};
 pub use read::{ReadRequest, ReadResult};
 pub use state::{ChunkIndex, ChunkRecord, LeaderRecord, PartitionRecord};
+pub use timestamps::TimestampedOffset;
 pub use topics::CreateTopic;
 
 use cache::ChunkCache;
