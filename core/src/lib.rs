@@ -14,8 +14,10 @@ pub mod ports;
 pub mod records;
 pub mod schema;
 pub mod segment;
+pub mod settings;
 pub mod topic;
 pub mod topic_config;
+pub mod topic_settings;
 pub mod types;
 
 pub use error::{Error, Result};
