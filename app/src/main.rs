@@ -1,7 +1,6 @@
 //! The `kafscale` command.
 
-use clap::{Args, Parser, Subcommand};
-use std::collections::BTreeMap;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,67 +25,17 @@ enum Command {
     Client(kafscale::cli::Command),
 }
 
+/// The settings flags (named ones, `--set`) are added from the registry in [`command`].
 #[derive(Args)]
 struct ServeArgs {
-    /// Kafka listener, HOST:PORT [default: 127.0.0.1:9092]
-    #[arg(long)]
-    listen: Option<String>,
-    /// Host and port clients should connect to [default: the listen address]
-    #[arg(long)]
-    advertised_listener: Option<String>,
-    /// Metrics and health listener, HOST:PORT [default: 127.0.0.1:9093]
-    #[arg(long)]
-    http_listen: Option<String>,
-    /// Directory for the local object store and embedded metadata [default: ./kafscale-data]
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep everything in memory; nothing survives a restart
-    #[arg(long)]
-    ephemeral: bool,
-    /// Object store URL (memory://, file:///path)
-    #[arg(long)]
-    object_store: Option<String>,
-    /// Metadata store URL (memory://, embedded:///path)
-    #[arg(long)]
-    metadata: Option<String>,
-    /// Broker id [default: the lowest id no live broker holds]
-    #[arg(long)]
-    broker_id: Option<i32>,
     /// TOML configuration file
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Log format: text or json [default: text]
-    #[arg(long)]
-    log_format: Option<String>,
 }
 
-impl ServeArgs {
-    fn flags(&self) -> BTreeMap<String, serde_json::Value> {
-        let mut m = BTreeMap::new();
-        let mut put = |k: &str, v: Option<serde_json::Value>| {
-            if let Some(v) = v {
-                m.insert(k.to_owned(), v);
-            }
-        };
-        put("listen", self.listen.clone().map(Into::into));
-        put(
-            "advertised.listener",
-            self.advertised_listener.clone().map(Into::into),
-        );
-        put("http.listen", self.http_listen.clone().map(Into::into));
-        put(
-            "data.dir",
-            self.data_dir
-                .as_ref()
-                .map(|d| d.display().to_string().into()),
-        );
-        put("ephemeral", self.ephemeral.then_some(true.into()));
-        put("object.store", self.object_store.clone().map(Into::into));
-        put("metadata", self.metadata.clone().map(Into::into));
-        put("broker.id", self.broker_id.map(Into::into));
-        put("log.format", self.log_format.clone().map(Into::into));
-        m
-    }
+/// The command line, with `serve`'s settings flags and their help from the registry.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("serve", config::serve_flags)
 }
 
 fn init_tracing(format: LogFormat) {
@@ -102,17 +51,21 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Serve(args) => {
-            let config =
-                match config::load(args.config.as_deref(), config::process_env(), args.flags()) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(2);
-                    }
-                };
+            let flags = matches
+                .subcommand_matches("serve")
+                .map(config::flag_values)
+                .unwrap_or_default();
+            let config = match config::load(args.config.as_deref(), config::process_env(), flags) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             init_tracing(config.log_format);
             serve(config)
         }
