@@ -10,6 +10,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use kafscale_core::ports::{ObjectMeta, ObjectStore, PutMode, StoreError};
+use kafscale_core::settings;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
@@ -25,11 +26,12 @@ pub struct RetryPolicy {
     pub backoff: Duration,
 }
 
+/// The registry's `object.store.timeout.ms` and `object.store.retries` defaults.
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            timeout: Duration::from_secs(30),
-            attempts: 3,
+            timeout: Duration::from_millis(settings::OBJECT_STORE_TIMEOUT_MS.default_int() as u64),
+            attempts: settings::OBJECT_STORE_RETRIES.default_int() as u32 + 1,
             backoff: Duration::from_millis(50),
         }
     }

@@ -31,7 +31,9 @@ pub fn serve_flags(serve: Command) -> Command {
         let arg = Arg::new(setting.name).long(flag).help(help);
         cmd.arg(match setting.kind {
             Kind::Bool => arg.action(ArgAction::SetTrue),
-            Kind::Int { .. } | Kind::Long { .. } => arg.value_name("N"),
+            Kind::Int { .. } | Kind::Long { .. } => {
+                arg.value_name("N").allow_negative_numbers(true)
+            }
             Kind::OneOf(_) | Kind::Text(_) => arg.value_name("VALUE"),
         })
     });
@@ -86,7 +88,7 @@ mod tests {
                 "127.0.0.1:1",
                 "--ephemeral",
                 "--broker-id",
-                "3",
+                "-1",
                 "--set",
                 "flush.ms=5",
                 "--set",
@@ -96,13 +98,13 @@ mod tests {
         let v = flag_values(&m);
         assert_eq!(v["listen"], "127.0.0.1:1");
         assert_eq!(v["ephemeral"], true);
-        assert_eq!(v["broker.id"], "3");
+        assert_eq!(v["broker.id"], "-1");
         assert_eq!(v["flush.ms"], "5");
         assert!(!v.contains_key("data.dir"));
         let c = crate::config::load(None, figment::providers::Env::prefixed("KSTEST_NONE_"), v)
             .unwrap();
         assert_eq!(c.log.flush_ms, 5);
-        assert_eq!(c.cluster.broker_id, Some(kafscale_core::BrokerId(3)));
+        assert_eq!(c.cluster.broker_id, None);
         assert!(cmd
             .clone()
             .try_get_matches_from(["serve", "--set", "novalue"])
