@@ -61,7 +61,7 @@ fn code(text: &str) -> String {
 fn default_cell(s: &Setting) -> String {
     match s.default {
         // Words, unless they hold a placeholder such as `<data.dir>` (HTML to Markdown).
-        s::Default::Unset(words) if !words.contains('<') => cell(words),
+        s::DefaultValue::Unset(words) if !words.contains('<') => cell(words),
         _ => code(&s.default_text()),
     }
 }

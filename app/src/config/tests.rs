@@ -140,6 +140,8 @@ fn ranges_are_checked_with_the_key_and_range_named() {
         let err = load_flags(&[(key, value.into())]).unwrap_err().to_string();
         assert!(err.contains(key) && err.contains(expected), "{err}");
     }
+    let err = load_flags(&[("broker.rack", serde_json::json!(["a", "b"]))]).unwrap_err();
+    assert!(err.to_string().contains("broker.rack: expected a rack name"), "{err}");
     let err = load_flags(&[
         ("message.max.bytes", 2_000.into()),
         ("socket.request.max.bytes", 1_000.into()),

@@ -27,7 +27,12 @@ impl Values {
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Number(n) => n.to_string(),
                 serde_json::Value::Bool(b) => b.to_string(),
-                other => other.to_string(),
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key}: expected {}, got {other}",
+                        setting.allowed()
+                    )))
+                }
             };
             let value = setting
                 .parse(&text)

@@ -5,7 +5,7 @@
 //! (`LogConfig`, `ClusterConfig`, `GroupConfig`) take their defaults from it too.
 //!
 //! Topic-scoped settings live in [`crate::topic_config`]; a broker setting that provides a
-//! topic config's default names it in [`Setting::topic_default`].
+//! topic config's default says so in its [`Scope`].
 //!
 //! ```
 //! use kafscale_core::settings::{self, Value};
@@ -79,12 +79,22 @@ pub enum Kind {
 
 /// The built-in value of a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Default {
+pub enum DefaultValue {
     Bool(bool),
     Int(i64),
     Text(&'static str),
     /// No value: the words say what happens then.
     Unset(&'static str),
+}
+
+/// Where a setting applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The broker only.
+    Broker,
+    /// The broker, and as the default of this topic config (Kafka's synonym) for topics
+    /// that do not set it. Topic configs themselves are in [`crate::topic_config`].
+    TopicDefault(&'static str),
 }
 
 /// A parsed value of a setting.
@@ -121,11 +131,10 @@ pub struct Setting {
     pub name: &'static str,
     pub section: Section,
     pub kind: Kind,
-    pub default: Default,
+    pub default: DefaultValue,
     /// One line, lowercase, for DescribeConfigs, `--help` and the docs.
     pub doc: &'static str,
-    /// The topic config whose default this setting provides (Kafka's synonym), if any.
-    pub topic_default: Option<&'static str>,
+    pub scope: Scope,
     /// Whether DescribeConfigs reports it (only settings Kafka tools know).
     pub described: bool,
 }
@@ -135,29 +144,29 @@ impl Setting {
     /// where an integer is read).
     pub const fn default_int(&self) -> i64 {
         match self.default {
-            Default::Int(v) => v,
+            DefaultValue::Int(v) => v,
             _ => 0,
         }
     }
 
     pub const fn default_bool(&self) -> bool {
-        matches!(self.default, Default::Bool(true))
+        matches!(self.default, DefaultValue::Bool(true))
     }
 
     /// The built-in value, `None` when the setting has none.
     pub fn default_value(&self) -> Option<Value> {
         match self.default {
-            Default::Bool(b) => Some(Value::Bool(b)),
-            Default::Int(i) => Some(Value::Int(i)),
-            Default::Text(t) => Some(Value::Text(t.to_owned())),
-            Default::Unset(_) => None,
+            DefaultValue::Bool(b) => Some(Value::Bool(b)),
+            DefaultValue::Int(i) => Some(Value::Int(i)),
+            DefaultValue::Text(t) => Some(Value::Text(t.to_owned())),
+            DefaultValue::Unset(_) => None,
         }
     }
 
     /// The default as the docs show it.
     pub fn default_text(&self) -> String {
         match self.default {
-            Default::Unset(words) => words.to_owned(),
+            DefaultValue::Unset(words) => words.to_owned(),
             _ => self
                 .default_value()
                 .map(|v| v.to_string())

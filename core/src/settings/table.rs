@@ -1,7 +1,7 @@
 //! The table itself: one constant per setting (the core config structs read their defaults
 //! from these), and [`SETTINGS`] listing them in the order the docs show them.
 
-use super::{Default, FixedConfig, Kind, Section, Setting};
+use super::{DefaultValue, FixedConfig, Kind, Scope, Section, Setting};
 use crate::topic_config::ConfigType;
 
 const MAX: i64 = i64::MAX;
@@ -11,7 +11,7 @@ const fn setting(
     name: &'static str,
     section: Section,
     kind: Kind,
-    default: Default,
+    default: DefaultValue,
     doc: &'static str,
 ) -> Setting {
     Setting {
@@ -20,7 +20,7 @@ const fn setting(
         kind,
         default,
         doc,
-        topic_default: None,
+        scope: Scope::Broker,
         described: false,
     }
 }
@@ -37,7 +37,7 @@ const fn described(s: Setting) -> Setting {
 const fn topic_default(s: Setting, topic_config: &'static str) -> Setting {
     Setting {
         described: true,
-        topic_default: Some(topic_config),
+        scope: Scope::TopicDefault(topic_config),
         ..s
     }
 }
@@ -50,7 +50,7 @@ const fn long(min: i64, max: i64) -> Kind {
     Kind::Long { min, max }
 }
 
-use Default as D;
+use DefaultValue as D;
 use Section as S;
 
 // Broker.

@@ -18,15 +18,15 @@ fn names_are_unique_and_defaults_fit_their_kind() {
         match s.kind {
             Kind::Int { .. } | Kind::Long { .. } => {
                 assert!(
-                    matches!(s.default, Default::Int(_) | Default::Unset(_)),
+                    matches!(s.default, DefaultValue::Int(_) | DefaultValue::Unset(_)),
                     "{}",
                     s.name
                 )
             }
-            Kind::Bool => assert!(matches!(s.default, Default::Bool(_)), "{}", s.name),
+            Kind::Bool => assert!(matches!(s.default, DefaultValue::Bool(_)), "{}", s.name),
             Kind::OneOf(_) | Kind::Text(_) => {
                 assert!(
-                    matches!(s.default, Default::Text(_) | Default::Unset(_)),
+                    matches!(s.default, DefaultValue::Text(_) | DefaultValue::Unset(_)),
                     "{}",
                     s.name
                 )
@@ -81,7 +81,7 @@ fn topic_synonyms_resolve_in_the_registry() {
             continue;
         };
         if let Some(s) = find(synonym) {
-            assert_eq!(s.topic_default, Some(d.name), "{synonym}");
+            assert_eq!(s.scope, Scope::TopicDefault(d.name), "{synonym}");
             assert_eq!(d.default_value(&log), s.default_text(), "{}", d.name);
         } else if let Some(f) = find_fixed(synonym) {
             assert_eq!(d.default_value(&log), f.value, "{}", d.name);
@@ -90,7 +90,7 @@ fn topic_synonyms_resolve_in_the_registry() {
         }
     }
     for s in SETTINGS {
-        if let Some(topic) = s.topic_default {
+        if let Scope::TopicDefault(topic) = s.scope {
             let d = crate::topic_config::find(topic).unwrap();
             assert_eq!(d.broker_synonym, Some(s.name));
             assert!(d.follows_broker(), "{topic}");
