@@ -7,6 +7,10 @@
 //! Topic-scoped settings live in [`crate::topic_config`]; a broker setting that provides a
 //! topic config's default says so in its [`Scope`].
 //!
+//! Adding a setting: a constant in `table.rs` listed in [`SETTINGS`], read where its
+//! component's config is built (`app/src/config/sections.rs`), then
+//! `KAFSCALE_UPDATE_DOCS=1 cargo test -p kafscale config_doc` to refresh the docs.
+//!
 //! ```
 //! use kafscale_core::settings::{self, Value};
 //!
