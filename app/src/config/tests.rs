@@ -141,7 +141,11 @@ fn ranges_are_checked_with_the_key_and_range_named() {
         assert!(err.contains(key) && err.contains(expected), "{err}");
     }
     let err = load_flags(&[("broker.rack", serde_json::json!(["a", "b"]))]).unwrap_err();
-    assert!(err.to_string().contains("broker.rack: expected a rack name"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("broker.rack: expected a rack name"),
+        "{err}"
+    );
     let err = load_flags(&[
         ("message.max.bytes", 2_000.into()),
         ("socket.request.max.bytes", 1_000.into()),
