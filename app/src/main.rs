@@ -1,6 +1,6 @@
 //! The `kafscale` command.
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 use kafscale::serve::ServeArgs;
@@ -25,8 +25,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Serve(args) => kafscale::serve::run(args, |broker| broker),
+    let matches = kafscale::serve::command::<Cli>().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match cli.command {
+        Command::Serve(args) => kafscale::serve::run(args, &matches, |broker| broker),
         Command::Client(cmd) => kafscale::cli::run(cmd),
     }
 }

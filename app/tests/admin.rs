@@ -242,6 +242,17 @@ async fn describe_configs_every_version() {
             let lrb = config(r, "log.retention.bytes");
             assert_eq!(lrb.value.as_deref(), Some("123456"));
             assert_eq!(lrb.config_source, 4);
+            // Every described setting of the registry, and Kafka's fixed ones.
+            let settings = kafscale_core::settings::SETTINGS
+                .iter()
+                .filter(|s| s.described);
+            for name in settings.map(|s| s.name).chain(
+                kafscale_core::settings::FIXED_CONFIGS
+                    .iter()
+                    .map(|f| f.name),
+            ) {
+                config(r, name);
+            }
         }
         // Errors per resource.
         let mut req = describe_req(2, "missing", None, false, false);

@@ -15,8 +15,10 @@ pub mod records;
 pub mod retry;
 pub mod schema;
 pub mod segment;
+pub mod settings;
 pub mod topic;
 pub mod topic_config;
+pub mod topic_settings;
 pub mod types;
 pub mod unpack;
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::error::Error;
 use crate::log::LogConfig;
+use crate::settings;
 
 /// Kafka's config types, as DescribeConfigs reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,17 +211,22 @@ impl TopicConfigDef {
         }
     }
 
-    /// Whether the broker's setting differs from Kafka's own default (so that the value
-    /// comes from the broker's configuration rather than from Kafka's defaults).
+    /// Whether the default follows a broker setting (rather than being fixed).
+    pub fn follows_broker(&self) -> bool {
+        !matches!(self.default, D::Fixed(_))
+    }
+
+    /// Whether the broker's configuration sets the default to something other than the
+    /// setting's built-in value (so that it comes from the broker's configuration).
     pub fn broker_overrides_default(&self, log: &LogConfig) -> bool {
-        let kafka_default = match self.default {
+        let built_in = match self.default {
             D::Fixed(_) => return false,
-            D::RetentionMs => "604800000",
-            D::RetentionBytes => "-1",
-            D::MaxMessageBytes => "1048588",
-            D::SegmentBytes => "1073741824",
+            D::RetentionMs => settings::LOG_RETENTION_MS,
+            D::RetentionBytes => settings::LOG_RETENTION_BYTES,
+            D::MaxMessageBytes => settings::MESSAGE_MAX_BYTES,
+            D::SegmentBytes => settings::LOG_SEGMENT_BYTES,
         };
-        self.default_value(log) != kafka_default
+        self.default_value(log) != built_in.default_text()
     }
 
     /// Checks one value against the type, range and what KafScale supports.

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kafscale_core::ports::{Clock, ObjectMeta, ObjectStore, PutMode, StoreError};
 use kafscale_core::retry::{retry, Backoff};
+use kafscale_core::settings;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
@@ -28,11 +29,12 @@ pub struct RetryPolicy {
     pub backoff: Backoff,
 }
 
+/// The registry's `object.store.timeout.ms` and `object.store.retries` defaults.
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            timeout: Duration::from_secs(30),
-            attempts: 3,
+            timeout: Duration::from_millis(settings::OBJECT_STORE_TIMEOUT_MS.default_int() as u64),
+            attempts: settings::OBJECT_STORE_RETRIES.default_int() as u32 + 1,
             // The attempts bound the wait, so it needs no cap of its own.
             backoff: Backoff::uncapped(Duration::from_millis(50)),
         }

@@ -7,6 +7,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use std::sync::Arc;
 
+use kafscale_core::settings::{self, FIXED_CONFIGS, SETTINGS};
 use kafscale_core::topic::TopicRecord;
 use kafscale_core::topic_config::{ConfigType, TOPIC_CONFIGS};
 use kafscale_core::Error;
@@ -105,135 +106,69 @@ pub fn topic_entries(ctx: &Context, topic: &TopicRecord) -> Vec<ConfigEntry> {
 }
 
 /// The broker's configs (read-only: they come from its configuration file, environment and
-/// flags), with the built-in default of each to tell DEFAULT_CONFIG from STATIC_BROKER_CONFIG.
+/// flags): the registry's settings that Kafka tools know, with their running values, and
+/// Kafka's configs that have one fixed value here. A value other than the built-in default
+/// is STATIC_BROKER_CONFIG.
 pub fn broker_entries(ctx: &Context) -> Vec<ConfigEntry> {
-    let c = &ctx.config;
-    let log = &c.log;
-    let rows: Vec<(&str, String, &str, ConfigType, &'static str)> = vec![
-        (
-            "broker.id",
-            log.broker_id.0.to_string(),
-            "0",
-            ConfigType::Int,
-            "id of this broker",
-        ),
-        (
-            "advertised.listeners",
-            format!("PLAINTEXT://{}:{}", ctx.advertised.0, ctx.advertised.1),
-            "",
-            ConfigType::String,
-            "address clients are told to connect to",
-        ),
-        (
-            "auto.create.topics.enable",
-            c.auto_create_topics.to_string(),
-            "true",
-            ConfigType::Boolean,
-            "create unknown topics on metadata requests",
-        ),
-        (
-            "num.partitions",
-            c.num_partitions.to_string(),
-            "1",
-            ConfigType::Int,
-            "partitions of auto-created topics",
-        ),
-        (
-            "default.replication.factor",
-            "1".into(),
-            "1",
-            ConfigType::Int,
-            "replication is done by the object store",
-        ),
-        (
-            "message.max.bytes",
-            log.max_batch_bytes.to_string(),
-            "1048588",
-            ConfigType::Int,
-            "largest record batch accepted",
-        ),
-        (
-            "socket.request.max.bytes",
-            c.max_request_bytes.to_string(),
-            "104857600",
-            ConfigType::Int,
-            "largest request accepted",
-        ),
-        (
-            "log.retention.ms",
-            log.default_retention_ms.to_string(),
-            "604800000",
-            ConfigType::Long,
-            "retention.ms of topics that do not set it",
-        ),
-        (
-            "log.retention.bytes",
-            log.default_retention_bytes.to_string(),
-            "-1",
-            ConfigType::Long,
-            "retention.bytes of topics that do not set it",
-        ),
-        (
-            "log.retention.check.interval.ms",
-            log.retention_check_ms.to_string(),
-            "60000",
-            ConfigType::Long,
-            "how often retention is enforced",
-        ),
-        (
-            "log.segment.bytes",
-            log.segment_bytes.to_string(),
-            "67108864",
-            ConfigType::Int,
-            "largest segment built by compaction of flushes",
-        ),
-        (
-            "log.cleanup.policy",
-            "delete".into(),
-            "delete",
-            ConfigType::List,
-            "only delete is supported",
-        ),
-        (
-            "compression.type",
-            "producer".into(),
-            "producer",
-            ConfigType::String,
-            "batches are stored as sent",
-        ),
-        (
-            "log.message.timestamp.type",
-            "CreateTime".into(),
-            "CreateTime",
-            ConfigType::String,
-            "only CreateTime is supported",
-        ),
-        (
-            "group.initial.rebalance.delay.ms",
-            c.group_initial_rebalance_delay_ms.to_string(),
-            "3000",
-            ConfigType::Int,
-            "how long the first join of an empty group waits for more members",
-        ),
-    ];
-    rows.into_iter()
-        .map(|(name, value, default, t, doc)| {
-            let source = if value == default {
+    let values = &ctx.config.values;
+    let entry =
+        |name: &str, value: String, t: ConfigType, doc: &'static str, source: i8| ConfigEntry {
+            name: name.to_owned(),
+            synonyms: vec![(name.to_owned(), value.clone(), source)],
+            value,
+            source,
+            read_only: true,
+            config_type: type_code(t),
+            documentation: Some(doc),
+        };
+    let mut out: Vec<ConfigEntry> = SETTINGS
+        .iter()
+        .filter(|s| s.described)
+        .map(|s| {
+            // The id is the registered one, which may have been allocated.
+            let value = if s.name == settings::BROKER_ID.name {
+                ctx.log.broker_id().0.to_string()
+            } else {
+                values
+                    .effective(s)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            };
+            let is_default = match s.default_value() {
+                Some(d) => d.to_string() == value,
+                None => !values.is_set(s),
+            };
+            let source = if is_default {
                 SOURCE_DEFAULT
             } else {
                 SOURCE_STATIC_BROKER
             };
-            ConfigEntry {
-                name: name.to_owned(),
-                synonyms: vec![(name.to_owned(), value.clone(), source)],
-                value,
-                source,
-                read_only: true,
-                config_type: type_code(t),
-                documentation: Some(doc),
-            }
+            entry(s.name, value, s.config_type(), s.doc, source)
         })
-        .collect()
+        .collect();
+    // Kafka's plural, URL-shaped name for the one listener clients are told about.
+    let advertised = &settings::ADVERTISED_LISTENER;
+    out.push(entry(
+        "advertised.listeners",
+        format!("PLAINTEXT://{}:{}", ctx.advertised.0, ctx.advertised.1),
+        ConfigType::String,
+        advertised.doc,
+        if values.is_set(advertised) {
+            SOURCE_STATIC_BROKER
+        } else {
+            SOURCE_DEFAULT
+        },
+    ));
+    out.extend(FIXED_CONFIGS.iter().map(|f| {
+        entry(
+            f.name,
+            f.value.to_owned(),
+            f.config_type,
+            f.doc,
+            SOURCE_DEFAULT,
+        )
+    }));
+    out
 }
 
 /// Whether a broker resource name addresses this broker ("" = the cluster-wide defaults).

@@ -10,6 +10,7 @@ use std::time::Duration;
 use kafscale_adapters::HealthState;
 use kafscale_core::batch::{self, Codec};
 use kafscale_core::log::{AppendRequest, AppendTicket, Appended};
+use kafscale_core::topic_settings::TopicSettings;
 use kafscale_core::{Error, PartitionId, PartitionKey, TopicId};
 
 use super::leader_hint::LeaderHints;
@@ -77,10 +78,7 @@ pub fn stage(ctx: &Arc<Context>, version: i16, req: ProduceRequest) -> Staged {
                             topic: t.id,
                             partition: PartitionId(p.index),
                         };
-                        let max_bytes = t
-                            .configs
-                            .get("max.message.bytes")
-                            .and_then(|v| v.parse::<usize>().ok());
+                        let max_bytes = TopicSettings::of(t, ctx.log.config()).max_message_bytes;
                         let traffic = p
                             .records
                             .as_ref()

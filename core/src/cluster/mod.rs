@@ -27,6 +27,7 @@ use crate::log::LogService;
 use crate::ports::metadata::{decode_json, encode_json};
 use crate::ports::{Clock, Compare, LeaseId, MetadataError, MetadataStore, Txn, TxnOp};
 use crate::schema::keys;
+use crate::settings;
 use crate::types::{BrokerId, PartitionKey};
 
 pub use records::{BrokerRecord, ControllerRecord, MoveRecord};
@@ -55,19 +56,21 @@ pub struct ClusterConfig {
     pub metadata_compaction_retention: Duration,
 }
 
+/// The registry's defaults (`crate::settings`).
 impl Default for ClusterConfig {
     fn default() -> Self {
+        let ms = |s: &crate::settings::Setting| Duration::from_millis(s.default_int() as u64);
         ClusterConfig {
             broker_id: None,
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
-            lease_ttl: Duration::from_secs(10),
-            max_moves: 8,
-            drain_timeout: Duration::from_secs(30),
-            metadata_status_interval: upkeep::STATUS_INTERVAL,
-            metadata_compaction_interval: upkeep::COMPACTION_INTERVAL,
-            metadata_compaction_retention: upkeep::COMPACTION_RETENTION,
+            lease_ttl: ms(&settings::BROKER_SESSION_TIMEOUT_MS),
+            max_moves: settings::CONTROLLER_MAX_MOVES.default_int() as usize,
+            drain_timeout: ms(&settings::SHUTDOWN_DRAIN_TIMEOUT_MS),
+            metadata_status_interval: ms(&settings::METADATA_STATUS_INTERVAL_MS),
+            metadata_compaction_interval: ms(&settings::METADATA_COMPACTION_INTERVAL_MS),
+            metadata_compaction_retention: ms(&settings::METADATA_COMPACTION_RETENTION_MS),
         }
     }
 }

@@ -11,7 +11,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::Inner;
 use crate::ports::metadata::MetadataStoreExt;
@@ -131,8 +130,3 @@ impl super::Cluster {
         self.inner.read_health().clone()
     }
 }
-
-/// How often the status is read, and compaction's pace, by default.
-pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
-pub const COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
-pub const COMPACTION_RETENTION: Duration = Duration::from_secs(300);

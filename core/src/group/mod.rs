@@ -78,13 +78,15 @@ pub struct GroupConfig {
     pub empty_group_retention_ms: Millis,
 }
 
+/// Kafka's defaults; the initial delay is a broker setting and comes from the registry.
 impl Default for GroupConfig {
     fn default() -> Self {
         GroupConfig {
             broker_id: BrokerId(0),
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
-            initial_rebalance_delay_ms: 3_000,
+            initial_rebalance_delay_ms: crate::settings::GROUP_INITIAL_REBALANCE_DELAY_MS
+                .default_int(),
             max_metadata_bytes: 4096,
             empty_group_retention_ms: 600_000,
         }

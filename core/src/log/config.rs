@@ -1,5 +1,6 @@
 //! The log's settings.
 
+use crate::settings as S;
 use crate::types::BrokerId;
 
 /// Settings of the log, validated by the app's config layer.
@@ -56,31 +57,32 @@ pub struct LogConfig {
     pub read_ahead_bytes: usize,
 }
 
+/// The registry's defaults (`crate::settings`); the fields without a setting are fixed here.
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             broker_id: BrokerId(0),
-            flush_ms: 0,
-            flush_bytes: 4 << 20,
-            max_buffered_bytes: 256 << 20,
-            cache_bytes: 256 << 20,
-            max_batch_bytes: 1 << 20,
+            flush_ms: S::FLUSH_MS.default_int() as u64,
+            flush_bytes: S::FLUSH_BYTES.default_int() as usize,
+            max_buffered_bytes: S::PRODUCE_BUFFER_MAX_BYTES.default_int() as usize,
+            cache_bytes: S::CACHE_BYTES.default_int() as usize,
+            max_batch_bytes: S::MESSAGE_MAX_BYTES.default_int() as usize,
             attempts: 3,
             incarnation: 0,
-            checkpoint_interval_ms: 30_000,
-            checkpoint_max_records: 256,
-            retention_check_ms: 60_000,
-            default_retention_ms: 7 * 24 * 3600 * 1000,
-            default_retention_bytes: -1,
-            gc_interval_ms: 300_000,
-            gc_grace_ms: 600_000,
-            segment_bytes: 64 << 20,
-            segment_block_bytes: 64 << 10,
-            compaction_min_bytes: 4 << 20,
+            checkpoint_interval_ms: S::CHECKPOINT_INTERVAL_MS.default_int() as u64,
+            checkpoint_max_records: S::CHECKPOINT_MAX_RECORDS.default_int() as u64,
+            retention_check_ms: S::LOG_RETENTION_CHECK_INTERVAL_MS.default_int() as u64,
+            default_retention_ms: S::LOG_RETENTION_MS.default_int(),
+            default_retention_bytes: S::LOG_RETENTION_BYTES.default_int(),
+            gc_interval_ms: S::GC_INTERVAL_MS.default_int() as u64,
+            gc_grace_ms: S::GC_GRACE_MS.default_int() as u64,
+            segment_bytes: S::LOG_SEGMENT_BYTES.default_int() as u64,
+            segment_block_bytes: S::SEGMENT_BLOCK_BYTES.default_int() as usize,
+            compaction_min_bytes: S::COMPACTION_MIN_BYTES.default_int() as u64,
             coalesce_min_chunks: 64,
             coalesce_keep_newest: 8,
-            producer_expiration_ms: 86_400_000,
-            read_ahead_bytes: 1 << 20,
+            producer_expiration_ms: S::PRODUCER_ID_EXPIRATION_MS.default_int(),
+            read_ahead_bytes: S::READ_AHEAD_BYTES.default_int() as usize,
         }
     }
 }

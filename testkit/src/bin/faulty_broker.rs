@@ -8,7 +8,7 @@
 //!   is applied and then reported as failed, followed by a short outage
 //!   ([`kafscale_testkit::lost_replies`]).
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -32,7 +32,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let Command::Serve(args) = Cli::parse().command;
+    let matches = kafscale::serve::command::<Cli>().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let Command::Serve(args) = cli.command;
     let lost_reply_every = match std::env::var("FAULT_METADATA_LOST_REPLY_EVERY") {
         Err(_) => None,
         Ok(v) => match v.parse::<u64>() {
@@ -43,7 +45,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    kafscale::serve::run(args, move |broker| match lost_reply_every {
+    kafscale::serve::run(args, &matches, move |broker| match lost_reply_every {
         Some(every) => broker.wrap_metadata_store(move |meta| {
             tracing::warn!(every, "TESTING: metadata transaction replies will be lost");
             Arc::new(LostRepliesMetadataStore::new(meta, every))

@@ -7,33 +7,14 @@
 
 use crate::log::{lock, Shared};
 use crate::topic::TopicRecord;
+use crate::topic_settings::TopicSettings;
 use crate::types::{Millis, Offset, PartitionKey};
 
-/// Retention settings of a topic; `None` = unlimited.
+/// Retention settings of a topic ([`TopicSettings`] reads them); `None` = unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     pub ms: Option<i64>,
     pub bytes: Option<i64>,
-}
-
-impl Retention {
-    /// Reads `retention.ms` / `retention.bytes` from the topic configs (validated at creation),
-    /// falling back to the broker defaults; negative values mean unlimited.
-    pub fn of(topic: &TopicRecord, default_ms: i64, default_bytes: i64) -> Retention {
-        let get = |name: &str, default: i64| {
-            topic
-                .configs
-                .get(name)
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(default)
-        };
-        let ms = get("retention.ms", default_ms);
-        let bytes = get("retention.bytes", default_bytes);
-        Retention {
-            ms: (ms >= 0).then_some(ms),
-            bytes: (bytes >= 0).then_some(bytes),
-        }
-    }
 }
 
 impl Shared {
@@ -50,11 +31,7 @@ impl Shared {
             let Some(topic) = self.topic_record(key) else {
                 continue;
             };
-            let retention = Retention::of(
-                &topic,
-                self.config.default_retention_ms,
-                self.config.default_retention_bytes,
-            );
+            let retention = TopicSettings::of(&topic, &self.config).retention;
             if retention.ms.is_none() && retention.bytes.is_none() {
                 continue;
             }

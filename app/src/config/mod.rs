@@ -1,0 +1,122 @@
+//! Configuration: defaults < TOML file < `KAFSCALE_*` environment < command-line flags.
+//!
+//! Every key is a dotted name from the settings registry (`kafscale_core::settings`). Each
+//! layer is flattened to dotted keys, later layers override earlier ones, each value is
+//! parsed and range-checked by its registry entry ([`Values`]), unknown keys are rejected,
+//! and the sections of the typed [`Config`] are built from the result (`sections.rs`).
+
+mod flags;
+mod reference;
+mod sections;
+mod values;
+
+use figment::providers::{Env, Format, Toml};
+use figment::value::{Dict, Value};
+use figment::Figment;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kafscale_adapters::RetryPolicy;
+use kafscale_core::cluster::ClusterConfig;
+use kafscale_core::log::LogConfig;
+
+pub use flags::{flag_values, serve_flags, NAMED_FLAGS};
+pub use reference::{help_text, settings_markdown};
+pub use values::Values;
+
+pub const ENV_PREFIX: &str = "KAFSCALE_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment: {0}")]
+    Env(String),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated configuration of a broker.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Host and port clients are told to connect to; `None` = the bound listen address.
+    pub advertised: Option<(String, u16)>,
+    pub http_listen: SocketAddr,
+    pub object_store_url: String,
+    pub metadata_url: String,
+    /// Timeout and retries of object-store requests.
+    pub object_store_retry: RetryPolicy,
+    pub auto_create_topics: bool,
+    pub num_partitions: i32,
+    pub max_request_bytes: usize,
+    /// How long the first join of an empty consumer group waits for more members.
+    pub group_initial_rebalance_delay_ms: i64,
+    pub log: LogConfig,
+    pub log_format: LogFormat,
+    /// Membership: id (`None` = allocated), rack, lease, balancing, drain.
+    pub cluster: ClusterConfig,
+    /// Every setting as configured, for DescribeConfigs.
+    pub values: Values,
+}
+
+/// Loads the layers. `flags` holds the command-line values, already keyed by dotted name.
+pub fn load(
+    file: Option<&Path>,
+    env: Env,
+    flags: BTreeMap<String, serde_json::Value>,
+) -> Result<Config, ConfigError> {
+    let mut merged: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let dict = Figment::from(Toml::string(&text))
+            .extract::<Dict>()
+            .map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        flatten("", dict, &mut merged);
+    }
+    let dict = Figment::from(env.split("_"))
+        .extract::<Dict>()
+        .map_err(|e| ConfigError::Env(e.to_string()))?;
+    flatten("", dict, &mut merged);
+    merged.extend(flags);
+    Config::try_from(Values::parse(merged)?)
+}
+
+/// The environment layer for the real process.
+pub fn process_env() -> Env {
+    Env::prefixed(ENV_PREFIX)
+}
+
+fn flatten(prefix: &str, dict: Dict, out: &mut BTreeMap<String, serde_json::Value>) {
+    for (k, v) in dict {
+        let key = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Dict(_, inner) => flatten(&key, inner, out),
+            other => {
+                // Figment values are plain data; serialising them to JSON cannot fail.
+                let json = serde_json::to_value(&other).unwrap_or(serde_json::Value::Null);
+                out.insert(key, json);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

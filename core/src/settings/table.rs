@@ -1,0 +1,235 @@
+//! The table itself: one constant per setting (the core config structs read their defaults
+//! from these), and [`SETTINGS`] listing them in the order the docs show them.
+
+use super::{DefaultValue, FixedConfig, Kind, Scope, Section, Setting};
+use crate::topic_config::ConfigType;
+
+const MAX: i64 = i64::MAX;
+const I32: i64 = i32::MAX as i64;
+
+const fn setting(
+    name: &'static str,
+    section: Section,
+    kind: Kind,
+    default: DefaultValue,
+    doc: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        section,
+        kind,
+        default,
+        doc,
+        scope: Scope::Broker,
+        described: false,
+    }
+}
+
+/// Reported by DescribeConfigs.
+const fn described(s: Setting) -> Setting {
+    Setting {
+        described: true,
+        ..s
+    }
+}
+
+/// Reported by DescribeConfigs, and the default of a topic config.
+const fn topic_default(s: Setting, topic_config: &'static str) -> Setting {
+    Setting {
+        described: true,
+        scope: Scope::TopicDefault(topic_config),
+        ..s
+    }
+}
+
+const fn int(min: i64, max: i64) -> Kind {
+    Kind::Int { min, max }
+}
+
+const fn long(min: i64, max: i64) -> Kind {
+    Kind::Long { min, max }
+}
+
+use DefaultValue as D;
+use Section as S;
+
+// Broker.
+pub const LISTEN: Setting = setting("listen", S::Broker, Kind::Text("HOST:PORT with a numeric IP"),
+    D::Text("127.0.0.1:9092"), "Kafka listener");
+pub const ADVERTISED_LISTENER: Setting = setting("advertised.listener", S::Broker,
+    Kind::Text("HOST:PORT"), D::Unset("the bound listen address"),
+    "host and port clients are told to connect to (Metadata); required with a wildcard listen");
+pub const HTTP_LISTEN: Setting = setting("http.listen", S::Broker,
+    Kind::Text("HOST:PORT with a numeric IP"), D::Text("127.0.0.1:9093"),
+    "listener of /healthz, /readyz and /metrics");
+pub const LOG_FORMAT: Setting = setting("log.format", S::Broker, Kind::OneOf(&["text", "json"]),
+    D::Text("text"), "format of the broker's own log; the level comes from RUST_LOG (default info)");
+pub const SOCKET_REQUEST_MAX_BYTES: Setting = described(setting("socket.request.max.bytes",
+    S::Broker, int(1, MAX), D::Int(100 << 20),
+    "largest request accepted; larger frames are refused before anything is allocated"));
+pub const MESSAGE_MAX_BYTES: Setting = topic_default(setting("message.max.bytes", S::Broker,
+    int(1, MAX), D::Int(1_048_588),
+    "largest record batch accepted (at most socket.request.max.bytes); larger ones get MESSAGE_TOO_LARGE"),
+    "max.message.bytes");
+pub const AUTO_CREATE_TOPICS_ENABLE: Setting = described(setting("auto.create.topics.enable",
+    S::Broker, Kind::Bool, D::Bool(true), "create unknown topics on metadata requests"));
+pub const NUM_PARTITIONS: Setting = described(setting("num.partitions", S::Broker,
+    int(1, crate::topic::MAX_PARTITIONS as i64), D::Int(1),
+    "partitions of auto-created topics (and of CreateTopics asking for -1)"));
+
+// Cluster.
+pub const BROKER_ID: Setting = described(setting("broker.id", S::Cluster, int(-1, I32),
+    D::Unset("the lowest id no live broker holds"),
+    "id of this broker; -1 or unset: allocated at registration. A restarted broker with a fixed id waits (up to two broker.session.timeout.ms) for its predecessor's registration to expire"));
+pub const BROKER_RACK: Setting = setting("broker.rack", S::Cluster, Kind::Text("a rack name"),
+    D::Unset("none"), "rack of this broker, returned in Metadata");
+pub const BROKER_SESSION_TIMEOUT_MS: Setting = setting("broker.session.timeout.ms", S::Cluster,
+    long(1_000, 300_000), D::Int(10_000),
+    "lease of the broker's registration (etcd counts whole seconds): a broker that stops renewing it is gone, and its partitions move, after about this long");
+pub const CONTROLLER_MAX_MOVES: Setting = setting("controller.max.moves", S::Cluster,
+    int(1, MAX), D::Int(8),
+    "partition hand-overs under way at once when the controller balances (orphaned partitions are reassigned at once, without this bound)");
+pub const METADATA_STATUS_INTERVAL_MS: Setting = setting("metadata.status.interval.ms",
+    S::Cluster, long(1, MAX), D::Int(5_000),
+    "how often the broker reads the metadata store's status (database size, alarms) for /readyz and kafscale_metadata_store_*");
+pub const METADATA_COMPACTION_INTERVAL_MS: Setting = setting("metadata.compaction.interval.ms",
+    S::Cluster, long(1, MAX), D::Int(60_000),
+    "how often the controller compacts the metadata store's history (etcd keeps every revision until compacted)");
+pub const METADATA_COMPACTION_RETENTION_MS: Setting = setting(
+    "metadata.compaction.retention.ms", S::Cluster, long(0, MAX), D::Int(300_000),
+    "history kept by a compaction: it compacts up to the revision seen this long ago, so a watch that fell behind by less resumes without a full reload");
+pub const SHUTDOWN_DRAIN_TIMEOUT_MS: Setting = setting("shutdown.drain.timeout.ms", S::Cluster,
+    long(0, MAX), D::Int(30_000),
+    "on SIGTERM, how long the broker waits for its partitions to be handed over before it flushes and leaves anyway");
+
+// Storage.
+pub const DATA_DIR: Setting = setting("data.dir", S::Storage, Kind::Text("a directory"),
+    D::Text("kafscale-data"),
+    "local object store (objects/) and embedded metadata (metadata/), relative to the working directory");
+pub const EPHEMERAL: Setting = setting("ephemeral", S::Storage, Kind::Bool, D::Bool(false),
+    "memory for both stores, nothing survives a restart; cannot be combined with data.dir, object.store or metadata");
+pub const OBJECT_STORE: Setting = setting("object.store", S::Storage,
+    Kind::Text("memory://, file:///abs/dir or s3://bucket[/prefix]"),
+    D::Unset("file://<data.dir>/objects"), "object store URL");
+pub const METADATA: Setting = setting("metadata", S::Storage,
+    Kind::Text("memory://, embedded:///abs/dir or etcd://[user:password@]host:port[,host:port...][/prefix]"),
+    D::Unset("embedded://<data.dir>/metadata"),
+    "metadata store URL; etcd is checked at start-up and every key lives under prefix/, so clusters can share an etcd");
+pub const OBJECT_STORE_TIMEOUT_MS: Setting = setting("object.store.timeout.ms", S::Storage,
+    long(1, MAX), D::Int(30_000), "bound on one object-store request");
+pub const OBJECT_STORE_RETRIES: Setting = setting("object.store.retries", S::Storage,
+    int(0, u32::MAX as i64 - 1), D::Int(2), "retries of idempotent object-store requests");
+
+// Log.
+pub const FLUSH_MS: Setting = setting("flush.ms", S::Log, long(0, MAX), D::Int(0),
+    "how long a flush may wait to gather batches (0: start as soon as the previous one is done; 100-250 on real S3 trades latency for fewer PUTs)");
+pub const FLUSH_BYTES: Setting = setting("flush.bytes", S::Log, long(1, MAX), D::Int(4 << 20),
+    "pending bytes that start a flush early");
+pub const CACHE_BYTES: Setting = setting("cache.bytes", S::Log, long(1, MAX), D::Int(256 << 20),
+    "chunk and segment-block cache for reads");
+pub const PRODUCE_BUFFER_MAX_BYTES: Setting = setting("produce.buffer.max.bytes", S::Log,
+    long(1, MAX), D::Int(256 << 20),
+    "produced bytes the broker holds at most, pending or in flushes under way; beyond it, connections sending Produce are not read until flushes finish");
+pub const READ_AHEAD_BYTES: Setting = setting("read.ahead.bytes", S::Log, long(0, MAX),
+    D::Int(1 << 20), "segment bytes read beyond a fetch's need into the cache");
+pub const LOG_SEGMENT_BYTES: Setting = topic_default(setting("log.segment.bytes", S::Log,
+    int(1, u32::MAX as i64), D::Int(64 << 20), "largest segment compaction builds"),
+    "segment.bytes");
+pub const SEGMENT_BLOCK_BYTES: Setting = setting("segment.block.bytes", S::Log, long(1, MAX),
+    D::Int(64 << 10), "block size of the segment index (fetch granularity)");
+pub const COMPACTION_MIN_BYTES: Setting = setting("compaction.min.bytes", S::Log, long(0, MAX),
+    D::Int(4 << 20), "unmerged chunk bytes of a partition that start a merge");
+pub const LOG_RETENTION_MS: Setting = topic_default(setting("log.retention.ms", S::Log,
+    long(i64::MIN, MAX), D::Int(7 * 24 * 3600 * 1000),
+    "retention.ms of topics that do not set it; negative = unlimited"), "retention.ms");
+pub const LOG_RETENTION_BYTES: Setting = topic_default(setting("log.retention.bytes", S::Log,
+    long(i64::MIN, MAX), D::Int(-1),
+    "retention.bytes of topics that do not set it; negative = unlimited"), "retention.bytes");
+pub const LOG_RETENTION_CHECK_INTERVAL_MS: Setting = described(setting(
+    "log.retention.check.interval.ms", S::Log, long(1, MAX), D::Int(60_000),
+    "how often retention is enforced"));
+pub const CHECKPOINT_INTERVAL_MS: Setting = setting("checkpoint.interval.ms", S::Log,
+    long(1, MAX), D::Int(30_000),
+    "how often a broker checkpoints each partition it leads that took flushes since the last (the state that replaces the flush records before it)");
+pub const CHECKPOINT_MAX_RECORDS: Setting = setting("checkpoint.max.records", S::Log,
+    long(1, MAX), D::Int(256),
+    "flush records of this broker not yet covered by a checkpoint that start a checkpoint round early (bounds the metadata a takeover reads)");
+pub const GC_INTERVAL_MS: Setting = setting("gc.interval.ms", S::Log, long(1, MAX),
+    D::Int(300_000), "how often unreferenced objects are collected");
+pub const GC_GRACE_MS: Setting = setting("gc.grace.ms", S::Log, long(0, MAX), D::Int(600_000),
+    "objects younger than this are never collected; it must exceed the longest time from an object's upload to the commit that references it (with 0 the collector can delete an object between the two: no cluster should use 0)");
+pub const PRODUCER_ID_EXPIRATION_MS: Setting = setting("producer.id.expiration.ms", S::Log,
+    int(1, MAX), D::Int(86_400_000),
+    "an idempotent producer idle this long is forgotten by a partition");
+
+// Consumer groups.
+pub const GROUP_INITIAL_REBALANCE_DELAY_MS: Setting = described(setting(
+    "group.initial.rebalance.delay.ms", S::Group, int(0, 300_000), D::Int(3_000),
+    "how long the first join of an empty group waits for more members"));
+
+/// Every broker setting, in the order the docs list them.
+pub const SETTINGS: &[Setting] = &[
+    LISTEN,
+    ADVERTISED_LISTENER,
+    HTTP_LISTEN,
+    LOG_FORMAT,
+    SOCKET_REQUEST_MAX_BYTES,
+    MESSAGE_MAX_BYTES,
+    AUTO_CREATE_TOPICS_ENABLE,
+    NUM_PARTITIONS,
+    BROKER_ID,
+    BROKER_RACK,
+    BROKER_SESSION_TIMEOUT_MS,
+    CONTROLLER_MAX_MOVES,
+    METADATA_STATUS_INTERVAL_MS,
+    METADATA_COMPACTION_INTERVAL_MS,
+    METADATA_COMPACTION_RETENTION_MS,
+    SHUTDOWN_DRAIN_TIMEOUT_MS,
+    DATA_DIR,
+    EPHEMERAL,
+    OBJECT_STORE,
+    METADATA,
+    OBJECT_STORE_TIMEOUT_MS,
+    OBJECT_STORE_RETRIES,
+    FLUSH_MS,
+    FLUSH_BYTES,
+    CACHE_BYTES,
+    PRODUCE_BUFFER_MAX_BYTES,
+    READ_AHEAD_BYTES,
+    LOG_SEGMENT_BYTES,
+    SEGMENT_BLOCK_BYTES,
+    COMPACTION_MIN_BYTES,
+    LOG_RETENTION_MS,
+    LOG_RETENTION_BYTES,
+    LOG_RETENTION_CHECK_INTERVAL_MS,
+    CHECKPOINT_INTERVAL_MS,
+    CHECKPOINT_MAX_RECORDS,
+    GC_INTERVAL_MS,
+    GC_GRACE_MS,
+    PRODUCER_ID_EXPIRATION_MS,
+    GROUP_INITIAL_REBALANCE_DELAY_MS,
+];
+
+const fn fixed(
+    name: &'static str,
+    value: &'static str,
+    config_type: ConfigType,
+    doc: &'static str,
+) -> FixedConfig {
+    FixedConfig {
+        name,
+        value,
+        config_type,
+        doc,
+    }
+}
+
+/// Kafka broker configs reported with the one value KafScale supports.
+pub const FIXED_CONFIGS: &[FixedConfig] = &[
+    fixed("default.replication.factor", "1", ConfigType::Int,
+        "replication is done by the object store"),
+    fixed("log.cleanup.policy", "delete", ConfigType::List, "only delete is supported"),
+    fixed("compression.type", "producer", ConfigType::String, "batches are stored as sent"),
+    fixed("log.message.timestamp.type", "CreateTime", ConfigType::String,
+        "only CreateTime is supported"),
+];
