@@ -15,6 +15,8 @@ use tokio::net::TcpStream;
 
 use kafscale::broker::Broker;
 
+pub mod admin;
+
 /// Starts a broker with memory storage (`--ephemeral`) plus the given config keys.
 pub async fn start(extra: &[(&str, serde_json::Value)]) -> Broker {
     let mut flags: BTreeMap<String, serde_json::Value> = BTreeMap::new();
