@@ -19,7 +19,9 @@ use kafscale_core::cluster::{Cluster, Registration};
 use kafscale_core::group::{GroupConfig, GroupCoordinator};
 use kafscale_core::log::LogService;
 use kafscale_core::ports::metadata::{decode_json, encode_json};
-use kafscale_core::ports::{Clock, MetadataStore, MetadataStoreExt, ObjectStore, PutMode};
+use kafscale_core::ports::{
+    Clock, ClockExt, MetadataStore, MetadataStoreExt, ObjectStore, PutMode,
+};
 
 use crate::config::Config;
 use crate::context::Context;
@@ -45,6 +47,7 @@ pub struct Broker {
     connections: TaskTracker,
     /// The accept loop, the HTTP server and the background tasks.
     tasks: TaskTracker,
+    clock: Arc<dyn Clock>,
 }
 
 /// Starts a broker on the stores its configuration names and the system clock.
@@ -234,7 +237,7 @@ impl BrokerBuilder {
         tasks.spawn(probe_unavailable_store(
             ctx.clone(),
             store,
-            clock,
+            clock.clone(),
             serving.clone(),
         ));
         tracing::info!(
@@ -254,6 +257,7 @@ impl BrokerBuilder {
             http_stop,
             connections,
             tasks,
+            clock,
         })
     }
 }
@@ -285,7 +289,9 @@ impl Broker {
         self.serving.cancel();
         self.ctx.log.shutdown().await;
         self.connections.close();
-        if tokio::time::timeout(CONNECTIONS_CLOSE_TIMEOUT, self.connections.wait())
+        if self
+            .clock
+            .timeout(CONNECTIONS_CLOSE_TIMEOUT, self.connections.wait())
             .await
             .is_err()
         {

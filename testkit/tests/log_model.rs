@@ -180,7 +180,9 @@ impl World {
             log.observe_leadership(p, record, outcome.revision, b == to);
         }
         let log = &self.brokers[to];
-        for _ in 0..500 {
+        // Up to 10 s of real time: a take-over that fails once waits its backoff, and a
+        // machine busy with parallel builds made 2.5 s too short once.
+        for _ in 0..2_000 {
             if log.led_partitions().contains(&p) && log.loading_partitions() == 0 {
                 return;
             }

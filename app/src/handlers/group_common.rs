@@ -31,6 +31,15 @@ pub(crate) fn instance_id(s: &Option<StrBytes>) -> Option<InstanceId> {
         .map(|s| InstanceId(s.to_string()))
 }
 
+/// The static member id of a request whose versions from `since` on carry one.
+pub(crate) fn instance_since(version: i16, since: i16, s: &Option<StrBytes>) -> Option<InstanceId> {
+    if version >= since {
+        instance_id(s)
+    } else {
+        None
+    }
+}
+
 /// A negative generation means "not a member" (simple commits, admin tools).
 pub(crate) fn generation(g: i32) -> Option<GenerationId> {
     (g >= 0).then_some(GenerationId(g))

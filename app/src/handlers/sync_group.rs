@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kafscale_core::group::{self, GenerationId};
 
-use super::group_common::{group_id, instance_id, member_or_empty, opt_str};
+use super::group_common::{group_id, instance_since, member_or_empty, opt_str};
 use crate::context::Context;
 use crate::errors::RequestError;
 
@@ -13,11 +13,8 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: SyncGroupRequest) -> S
     let request = group::SyncRequest {
         group: group_id(&req.group_id),
         member: member_or_empty(&req.member_id),
-        instance: if version >= 3 {
-            instance_id(&req.group_instance_id)
-        } else {
-            None
-        },
+        // Static membership (KIP-345) from v3.
+        instance: instance_since(version, 3, &req.group_instance_id),
         generation: GenerationId(req.generation_id),
         protocol_type: req.protocol_type.as_ref().map(|s| s.to_string()),
         protocol_name: req.protocol_name.as_ref().map(|s| s.to_string()),
