@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
     AlarmAction, AlarmType, Client, Compare as EtcdCompare, CompareOp, DeleteOptions, EventType,
-    GetOptions, PutOptions, Txn as EtcdTxn, TxnOp as EtcdTxnOp, WatchOptions,
+    GetOptions, GetResponse, PutOptions, Txn as EtcdTxn, TxnOp as EtcdTxnOp, WatchOptions,
 };
 use futures::StreamExt;
 use kafscale_core::ports::{
@@ -216,6 +216,17 @@ impl EtcdMetadataStore {
 }
 
 impl EtcdMetadataStore {
+    /// The keys and revision of a range answer, without this store's prefix.
+    fn range_result(&self, resp: &GetResponse) -> Result<RangeResult, MetadataError> {
+        let kvs = resp
+            .kvs()
+            .iter()
+            .map(|kv| to_kv(&self.prefix, kv))
+            .collect::<Result<Vec<_>, _>>()?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        Ok(RangeResult { kvs, revision })
+    }
+
     fn full(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
@@ -243,13 +254,7 @@ impl MetadataStore for EtcdMetadataStore {
             .get(self.full(prefix), Some(GetOptions::new().with_prefix()))
             .await
             .map_err(|e| map_error("range", e))?;
-        let kvs = resp
-            .kvs()
-            .iter()
-            .map(|kv| to_kv(&self.prefix, kv))
-            .collect::<Result<Vec<_>, _>>()?;
-        let revision = resp.header().map_or(0, |h| h.revision());
-        Ok(RangeResult { kvs, revision })
+        self.range_result(&resp)
     }
 
     async fn range_from(&self, prefix: &str, start: &str) -> Result<RangeResult, MetadataError> {
@@ -263,13 +268,7 @@ impl MetadataStore for EtcdMetadataStore {
             )
             .await
             .map_err(|e| map_error("range", e))?;
-        let kvs = resp
-            .kvs()
-            .iter()
-            .map(|kv| to_kv(&self.prefix, kv))
-            .collect::<Result<Vec<_>, _>>()?;
-        let revision = resp.header().map_or(0, |h| h.revision());
-        Ok(RangeResult { kvs, revision })
+        self.range_result(&resp)
     }
 
     async fn compact(&self, revision: i64) -> Result<(), MetadataError> {
