@@ -17,6 +17,7 @@ pub mod consume;
 pub mod error;
 pub mod group;
 pub mod group_reset;
+pub mod metadata;
 pub mod produce;
 pub mod table;
 pub mod topic;
@@ -70,6 +71,14 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Print a topic's records
     Consume(consume::ConsumeArgs),
+    /// Back up the cluster's metadata, or restore a backup (talks to the metadata store)
+    Metadata {
+        /// Print JSON instead of text
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        cmd: metadata::MetadataCommand,
+    },
 }
 
 /// What a command prints: a table for people, a JSON value for programs.
@@ -101,22 +110,23 @@ pub fn run(cmd: Command) -> ExitCode {
 }
 
 async fn execute(cmd: Command) -> Result<(), CliError> {
-    let (conn, output) = match cmd {
+    let (json, output) = match cmd {
         Command::Topic { conn, cmd } => {
             let mut client = connect(&conn).await?;
             let out = topic::run(&mut client, cmd).await?;
-            (conn, out)
+            (conn.json, out)
         }
         Command::Group { conn, cmd } => {
             let mut client = connect(&conn).await?;
             let out = group::run(&mut client, cmd).await?;
-            (conn, out)
+            (conn.json, out)
         }
         Command::Cluster { conn, cmd } => {
             let mut client = connect(&conn).await?;
             let out = cluster::run(&mut client, cmd).await?;
-            (conn, out)
+            (conn.json, out)
         }
+        Command::Metadata { json, cmd } => (json, metadata::run(cmd).await?),
         Command::Produce(args) => {
             let mut client = connect(&args.conn).await?;
             return produce::produce(&mut client, &args).await;
@@ -126,7 +136,7 @@ async fn execute(cmd: Command) -> Result<(), CliError> {
             return consume::consume(&mut client, &args).await;
         }
     };
-    if conn.json {
+    if json {
         let text = serde_json::to_string_pretty(&output.json)
             .map_err(|e| CliError::Invalid(format!("cannot render JSON: {e}")))?;
         emit(format!("{text}\n").as_bytes())

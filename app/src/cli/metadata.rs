@@ -1,0 +1,136 @@
+//! `kafscale metadata backup|restore`: a snapshot of the cluster's metadata (one revision)
+//! to a file or object storage, and its restore into an empty metadata store. These talk to
+//! the metadata store directly, not to brokers (see `kafscale_core::backup`).
+//!
+//! ```text
+//! kafscale metadata backup --metadata etcd://10.0.0.5:2379/prod --to s3://backups/kafscale/2026-12-07.kmb
+//! kafscale metadata restore --metadata etcd://10.0.0.9:2379/prod --from s3://backups/kafscale/2026-12-07.kmb
+//! ```
+
+use bytes::Bytes;
+use clap::Subcommand;
+use std::path::Path;
+
+use super::client::CliError;
+use super::Output;
+use kafscale_adapters::SystemClock;
+use kafscale_core::backup::Backup;
+use kafscale_core::ports::{Clock, ObjectStore, PutMode};
+
+#[derive(Subcommand, Debug)]
+pub enum MetadataCommand {
+    /// Write every key of the cluster, read at one revision, to a file or object storage
+    Backup {
+        /// Metadata store URL (etcd://HOST:PORT/NAMESPACE, embedded:///path)
+        #[arg(long)]
+        metadata: String,
+        /// Where to write: a file path, or an object store URL ending in the backup's name
+        /// (s3://BUCKET/PREFIX/NAME, file:///DIR/NAME); an existing backup is never replaced
+        #[arg(long)]
+        to: String,
+    },
+    /// Restore a backup into an empty metadata store (start the brokers afterwards)
+    Restore {
+        /// Metadata store URL (etcd://HOST:PORT/NAMESPACE, embedded:///path)
+        #[arg(long)]
+        metadata: String,
+        /// The backup: a file path or an object store URL, as given to `backup --to`
+        #[arg(long)]
+        from: String,
+    },
+}
+
+pub async fn run(cmd: MetadataCommand) -> Result<Output, CliError> {
+    match cmd {
+        MetadataCommand::Backup { metadata, to } => {
+            let meta = connect(&metadata).await?;
+            let backup = Backup::take(meta.as_ref(), SystemClock::new().now_ms())
+                .await
+                .map_err(|e| CliError::Invalid(format!("cannot read {metadata}: {e}")))?;
+            let file = backup.encode();
+            write(&to, file.clone()).await?;
+            Ok(Output {
+                text: format!(
+                    "backed up {} keys at revision {} to {to} ({} bytes)\n",
+                    backup.entries.len(),
+                    backup.revision,
+                    file.len()
+                ),
+                json: serde_json::json!({
+                    "keys": backup.entries.len(),
+                    "revision": backup.revision,
+                    "bytes": file.len(),
+                    "to": to,
+                }),
+            })
+        }
+        MetadataCommand::Restore { metadata, from } => {
+            let file = read(&from).await?;
+            let backup =
+                Backup::decode(&file).map_err(|e| CliError::Invalid(format!("{from}: {e}")))?;
+            let meta = connect(&metadata).await?;
+            let report = backup
+                .restore(meta.as_ref())
+                .await
+                .map_err(|e| CliError::Invalid(format!("cannot restore into {metadata}: {e}")))?;
+            Ok(Output {
+                text: format!(
+                    "restored {} keys of revision {} into {metadata} ({} broker registrations left out)\n",
+                    report.restored, report.revision, report.skipped_registrations
+                ),
+                json: serde_json::to_value(&report).unwrap_or_default(),
+            })
+        }
+    }
+}
+
+async fn connect(
+    url: &str,
+) -> Result<std::sync::Arc<dyn kafscale_core::ports::MetadataStore>, CliError> {
+    kafscale_adapters::connect_metadata_store(url)
+        .await
+        .map_err(|e| CliError::Invalid(format!("metadata store {url}: {e}")))
+}
+
+/// An object store URL (`scheme://...`) splits into the store and the object's name; anything
+/// else is a file path.
+fn object_location(location: &str) -> Option<(&str, &str)> {
+    if !location.contains("://") {
+        return None;
+    }
+    location
+        .rsplit_once('/')
+        .filter(|(_, name)| !name.is_empty())
+}
+
+fn store(url: &str) -> Result<std::sync::Arc<dyn ObjectStore>, CliError> {
+    kafscale_adapters::object_store_from_url(url)
+        .map_err(|e| CliError::Invalid(format!("object store {url}: {e}")))
+}
+
+async fn write(to: &str, file: Bytes) -> Result<(), CliError> {
+    let failed = |e: &dyn std::fmt::Display| CliError::Invalid(format!("cannot write {to}: {e}"));
+    match object_location(to) {
+        Some((dir, name)) => store(dir)?
+            .put(name, file, PutMode::Create)
+            .await
+            .map_err(|e| failed(&e)),
+        None if to.contains("://") => Err(CliError::Invalid(format!(
+            "{to}: expected an object store URL ending in the backup's name"
+        ))),
+        None => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(Path::new(to))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &file).and_then(|_| f.sync_all()))
+            .map_err(|e| failed(&e)),
+    }
+}
+
+async fn read(from: &str) -> Result<Bytes, CliError> {
+    let failed = |e: &dyn std::fmt::Display| CliError::Invalid(format!("cannot read {from}: {e}"));
+    match object_location(from) {
+        Some((dir, name)) => store(dir)?.get(name).await.map_err(|e| failed(&e)),
+        None => std::fs::read(from).map(Bytes::from).map_err(|e| failed(&e)),
+    }
+}

@@ -1,0 +1,165 @@
+//! Metadata backups: the file format refuses damage, a restore needs an empty store and
+//! leaves broker registrations out, and a cluster restored from a backup onto the same
+//! bucket serves the records it had.
+
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafscale_adapters::MemoryMetadataStore;
+use kafscale_core::backup::{Backup, BackupError};
+use kafscale_core::log::{AppendRequest, CreateTopic};
+use kafscale_core::ports::MetadataStore;
+use kafscale_core::{batch, Offset, PartitionId, PartitionKey};
+use kafscale_testkit::cluster::TestCluster;
+
+mod support;
+use support::read_all;
+
+fn sample() -> Backup {
+    Backup {
+        revision: 42,
+        created_ms: 1_700_000_000_000,
+        entries: vec![
+            (
+                "kafscale/brokers/1".into(),
+                Bytes::from_static(b"{\"id\":1}"),
+            ),
+            (
+                "kafscale/groups/offsets/003/g/t/00000".into(),
+                Bytes::from_static(b"7"),
+            ),
+            (
+                "kafscale/topics/t".into(),
+                Bytes::from(vec![0u8, 255, 10, 13]),
+            ),
+        ],
+    }
+}
+
+#[test]
+fn the_file_round_trips_and_refuses_damage() {
+    let b = sample();
+    let file = b.encode();
+    assert_eq!(Backup::decode(&file).unwrap(), b);
+    // Any flipped byte is caught by the magic or the checksum.
+    for i in 0..file.len() {
+        let mut bad = file.to_vec();
+        bad[i] ^= 0x40;
+        assert!(
+            Backup::decode(&bad).is_err(),
+            "byte {i} flipped went unnoticed"
+        );
+    }
+    for len in 0..file.len() {
+        assert!(Backup::decode(&file[..len]).is_err(), "truncated to {len}");
+    }
+}
+
+#[test]
+fn lying_lengths_under_a_valid_checksum_are_refused() {
+    let mut forged = b"KAFSCALE-METADATA-BACKUP\n".to_vec();
+    let header = br#"{"format_version":1,"revision":1,"created_ms":0,"keys":1}"#;
+    forged.extend((header.len() as u32).to_be_bytes());
+    forged.extend(header);
+    forged.extend(u32::MAX.to_be_bytes()); // a key "of 4 GiB"
+    forged.extend(b"k");
+    let crc = crc32c::crc32c(&forged);
+    forged.extend(crc.to_be_bytes());
+    let err = Backup::decode(&forged).unwrap_err();
+    assert!(matches!(err, BackupError::Corrupt(_)), "{err}");
+}
+
+proptest! {
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = Backup::decode(&bytes);
+    }
+}
+
+#[tokio::test]
+async fn a_restore_needs_an_empty_store_and_leaves_registrations_out() {
+    let b = sample();
+    let target = MemoryMetadataStore::new();
+    let report = b.restore(&target).await.unwrap();
+    assert_eq!((report.restored, report.skipped_registrations), (2, 1));
+    let back = target.range("kafscale/").await.unwrap();
+    let keys: Vec<_> = back.kvs.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["kafscale/groups/offsets/003/g/t/00000", "kafscale/topics/t"]
+    );
+    assert_eq!(back.kvs[1].value, b.entries[2].1);
+    let err = b.restore(&target).await.unwrap_err();
+    assert!(matches!(err, BackupError::NotEmpty(2)), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cluster_restored_onto_its_bucket_serves_its_records() {
+    let mut c = TestCluster::in_memory();
+    let id = c.start_broker().await.unwrap();
+    let topic = c
+        .broker(id)
+        .ctx
+        .log
+        .create_topic(CreateTopic {
+            name: "kept".into(),
+            partitions: 2,
+            configs: BTreeMap::new(),
+            validate_only: false,
+        })
+        .await
+        .unwrap();
+    let ps: Vec<_> = (0..2)
+        .map(|i| PartitionKey {
+            topic: topic.id,
+            partition: PartitionId(i),
+        })
+        .collect();
+    c.wait_for("partitions served", Duration::from_secs(60), |c| {
+        c.leaders(&ps)
+    })
+    .await
+    .unwrap();
+    for p in &ps {
+        for i in 0..3 {
+            let value = format!("v{i}");
+            let ticket = c.broker(id).ctx.log.append(AppendRequest {
+                partition: *p,
+                batch: batch::build(&[(None, Some(value.as_bytes()))], 1_000),
+                wait: true,
+            });
+            ticket.unwrap().unwrap().await.unwrap().unwrap();
+        }
+    }
+    c.stop_all().await;
+    let backup = Backup::take(c.metadata.as_ref(), 0).await.unwrap();
+    let file = backup.encode();
+
+    let fresh: Arc<dyn MetadataStore> = Arc::new(MemoryMetadataStore::new());
+    Backup::decode(&file)
+        .unwrap()
+        .restore(fresh.as_ref())
+        .await
+        .unwrap();
+    let mut restored = TestCluster::on(c.object_store.clone(), fresh, c.clock.clone());
+    let id = restored.start_broker().await.unwrap();
+    let leaders = restored
+        .wait_for("restored partitions served", Duration::from_secs(60), |c| {
+            c.leaders(&ps)
+        })
+        .await
+        .unwrap();
+    for p in &ps {
+        assert_eq!(leaders[p], id);
+        // Every record reads back from the bucket at its offset.
+        let log = &restored.broker(id).ctx.log;
+        assert_eq!(log.partition_info(*p).unwrap().high_watermark, Offset(3));
+        assert_eq!(read_all(log, *p).await, [(0, 0), (1, 1), (2, 2)], "{p}");
+    }
+    restored.stop_all().await;
+}
