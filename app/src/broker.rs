@@ -193,7 +193,7 @@ impl BrokerBuilder {
         let cluster = Cluster::start(
             config.cluster.clone(),
             registration,
-            meta,
+            meta.clone(),
             clock.clone(),
             log.clone(),
             groups.clone(),
@@ -233,7 +233,14 @@ impl BrokerBuilder {
         ));
         let stop_rx = stop_signal(&tasks, &serving);
         tasks.spawn(groups.clone().run_timers(stop_rx.clone()));
-        tasks.spawn(groups.run_snapshots(stop_rx));
+        tasks.spawn(groups.run_snapshots(stop_rx.clone()));
+        tasks.spawn(kafscale_core::cluster::backups::run(
+            ctx.cluster.clone(),
+            meta,
+            store.clone(),
+            clock.clone(),
+            stop_rx,
+        ));
         tasks.spawn(probe_unavailable_store(
             ctx.clone(),
             store,

@@ -33,7 +33,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::ports::{Compare, MetadataError, MetadataStore, Txn, TxnOp};
+use crate::ports::{Compare, MetadataError, MetadataStore, StoreError, Txn, TxnOp};
 use crate::schema::keys;
 use crate::types::Millis;
 
@@ -83,6 +83,8 @@ pub enum BackupError {
     Raced,
     #[error("metadata store: {0}")]
     Metadata(#[from] MetadataError),
+    #[error("object store: {0}")]
+    Store(#[from] StoreError),
 }
 
 type Result<T> = std::result::Result<T, BackupError>;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use kafscale_adapters::MemoryMetadataStore;
 use kafscale_core::backup::{Backup, BackupError};
+use kafscale_core::cluster::backups::{backup_key, BACKUPS_PREFIX};
 use kafscale_core::log::{AppendRequest, CreateTopic};
 use kafscale_core::ports::MetadataStore;
 use kafscale_core::{batch, Offset, PartitionId, PartitionKey};
@@ -162,4 +163,57 @@ async fn a_cluster_restored_onto_its_bucket_serves_its_records() {
         assert_eq!(read_all(log, *p).await, [(0, 0), (1, 1), (2, 2)], "{p}");
     }
     restored.stop_all().await;
+}
+
+/// The backups under `_backups/metadata/`, oldest first, with the time they were taken.
+async fn scheduled(c: &TestCluster) -> Vec<(i64, Backup)> {
+    let mut out = Vec::new();
+    for o in c.object_store.list(BACKUPS_PREFIX).await.unwrap() {
+        let b = Backup::decode(&c.object_store.get(&o.key).await.unwrap()).unwrap();
+        assert_eq!(o.key, backup_key(b.created_ms, b.revision));
+        out.push((b.created_ms, b));
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn backups_keep_their_interval_and_retention_and_go_on_when_the_controller_leaves() {
+    let mut c = TestCluster::in_memory();
+    c.set("metadata.backup.interval.ms", serde_json::json!(60_000))
+        .set("metadata.backup.retention", serde_json::json!(3));
+    let a = c.start_broker().await.unwrap();
+    let b = c.start_broker().await.unwrap();
+    c.clock.sleep(Duration::from_secs(600)).await;
+    let kept = scheduled(&c).await;
+    assert_eq!(kept.len(), 3, "retention");
+    // The interval holds across brokers: whoever checks reads the newest backup's time.
+    for pair in kept.windows(2) {
+        assert!(
+            pair[1].0 - pair[0].0 >= 60_000,
+            "{} then {}",
+            pair[0].0,
+            pair[1].0
+        );
+        assert!(pair[1].1.revision >= pair[0].1.revision);
+    }
+    assert!(kept[2]
+        .1
+        .entries
+        .iter()
+        .any(|(k, _)| k.starts_with("kafscale/brokers/")));
+
+    // The controller goes; the other broker takes the schedule over from the newest name.
+    let controller = c.broker(a).ctx.cluster.controller().unwrap();
+    let newest = kept[2].0;
+    c.stop(controller).await;
+    c.clock.sleep(Duration::from_secs(300)).await;
+    let after = scheduled(&c).await;
+    assert_eq!(after.len(), 3);
+    assert!(
+        after[2].0 >= newest + 240_000,
+        "no backups after the controller left"
+    );
+    let survivor = if controller == a { b } else { a };
+    assert!(c.broker(survivor).ctx.cluster.is_controller());
+    c.stop_all().await;
 }

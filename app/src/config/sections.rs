@@ -140,6 +140,8 @@ fn cluster_config(v: &Values) -> ClusterConfig {
         metadata_status_interval: millis(v, &s::METADATA_STATUS_INTERVAL_MS),
         metadata_compaction_interval: millis(v, &s::METADATA_COMPACTION_INTERVAL_MS),
         metadata_compaction_retention: millis(v, &s::METADATA_COMPACTION_RETENTION_MS),
+        metadata_backup_interval: millis(v, &s::METADATA_BACKUP_INTERVAL_MS),
+        metadata_backup_retention: v.unsigned(&s::METADATA_BACKUP_RETENTION) as usize,
     }
 }
 

@@ -9,6 +9,7 @@
 //! partitions over, which they do after flushing. A broker shutting down marks itself
 //! draining, waits until it leads nothing, and releases its lease.
 
+pub mod backups;
 mod controller;
 pub mod plan;
 pub mod records;
@@ -54,6 +55,10 @@ pub struct ClusterConfig {
     /// (by age) it keeps.
     pub metadata_compaction_interval: Duration,
     pub metadata_compaction_retention: Duration,
+    /// How often the controller backs the metadata up to the object store (zero: never),
+    /// and how many backups it keeps.
+    pub metadata_backup_interval: Duration,
+    pub metadata_backup_retention: usize,
 }
 
 /// The registry's defaults (`crate::settings`).
@@ -71,6 +76,8 @@ impl Default for ClusterConfig {
             metadata_status_interval: ms(&settings::METADATA_STATUS_INTERVAL_MS),
             metadata_compaction_interval: ms(&settings::METADATA_COMPACTION_INTERVAL_MS),
             metadata_compaction_retention: ms(&settings::METADATA_COMPACTION_RETENTION_MS),
+            metadata_backup_interval: ms(&settings::METADATA_BACKUP_INTERVAL_MS),
+            metadata_backup_retention: settings::METADATA_BACKUP_RETENTION.default_int() as usize,
         }
     }
 }
@@ -310,6 +317,15 @@ impl Cluster {
 
     pub fn controller(&self) -> Option<BrokerId> {
         self.inner.read_view().controller.map(|(c, _)| c.broker)
+    }
+
+    /// Whether this broker (this incarnation) is the controller now.
+    pub fn is_controller(&self) -> bool {
+        self.inner.is_controller()
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.inner.config
     }
 
     /// The live broker coordinating a shard, if any.

@@ -98,6 +98,12 @@ pub const METADATA_COMPACTION_INTERVAL_MS: Setting = setting("metadata.compactio
 pub const METADATA_COMPACTION_RETENTION_MS: Setting = setting(
     "metadata.compaction.retention.ms", S::Cluster, long(0, MAX), D::Int(300_000),
     "history kept by a compaction: it compacts up to the revision seen this long ago, so a watch that fell behind by less resumes without a full reload");
+pub const METADATA_BACKUP_INTERVAL_MS: Setting = setting("metadata.backup.interval.ms",
+    S::Cluster, long(0, MAX), D::Int(3_600_000),
+    "how often the controller writes a backup of the metadata (one revision) to the object store, under _backups/metadata/ (0: never); restore one with kafscale metadata restore");
+pub const METADATA_BACKUP_RETENTION: Setting = setting("metadata.backup.retention",
+    S::Cluster, int(1, 100_000), D::Int(24),
+    "metadata backups the controller keeps in the object store: the newest ones");
 pub const SHUTDOWN_DRAIN_TIMEOUT_MS: Setting = setting("shutdown.drain.timeout.ms", S::Cluster,
     long(0, MAX), D::Int(30_000),
     "on SIGTERM, how long the broker waits for its partitions to be handed over before it flushes and leaves anyway");
@@ -184,6 +190,8 @@ pub const SETTINGS: &[Setting] = &[
     METADATA_STATUS_INTERVAL_MS,
     METADATA_COMPACTION_INTERVAL_MS,
     METADATA_COMPACTION_RETENTION_MS,
+    METADATA_BACKUP_INTERVAL_MS,
+    METADATA_BACKUP_RETENTION,
     SHUTDOWN_DRAIN_TIMEOUT_MS,
     DATA_DIR,
     EPHEMERAL,
