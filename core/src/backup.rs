@@ -5,14 +5,15 @@
 //! cluster: topics, leader records, checkpoints, flush and segment records, fences, consumer
 //! groups and committed offsets. A restore brings those back as they were at the snapshot's
 //! revision; brokers then start on the restored store and the bucket, as after a full
-//! restart. Broker registrations are not restored: they belong to the leases of processes
-//! that no longer exist.
+//! restart. Keys held under a lease (broker registrations, the controller's key) are left
+//! out when the backup is taken: they belong to processes that will not exist after a
+//! restore, and a restored controller key would name a controller nobody can replace.
 //!
 //! File format (version 1), all integers big-endian:
 //!
 //! ```text
 //! "KAFSCALE-METADATA-BACKUP\n"
-//! u32 header length, header (JSON: format_version, revision, created_ms, keys)
+//! u32 header length, header (JSON: format_version, revision, created_ms, keys, leased_left_out)
 //! keys times: u32 key length, key (UTF-8), u32 value length, value
 //! u32 CRC-32C of everything before it
 //! ```
@@ -24,6 +25,7 @@
 //! let backup = Backup {
 //!     revision: 7,
 //!     created_ms: 1_700_000_000_000,
+//!     leased_left_out: 2,
 //!     entries: vec![("kafscale/topics/orders".into(), Bytes::from_static(b"{}"))],
 //! };
 //! let file = backup.encode();
@@ -33,7 +35,9 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::ports::{Compare, MetadataError, MetadataStore, StoreError, Txn, TxnOp};
+use std::collections::HashSet;
+
+use crate::ports::{Compare, MetadataError, MetadataStore, ObjectStore, StoreError, Txn, TxnOp};
 use crate::schema::keys;
 use crate::types::Millis;
 
@@ -49,6 +53,8 @@ pub struct Backup {
     /// The metadata store's revision the keys were read at.
     pub revision: i64,
     pub created_ms: Millis,
+    /// Keys under a lease the snapshot had and left out.
+    pub leased_left_out: u64,
     /// Keys and values, in key order.
     pub entries: Vec<(String, Bytes)>,
 }
@@ -59,6 +65,21 @@ struct Header {
     revision: i64,
     created_ms: Millis,
     keys: u64,
+    leased_left_out: u64,
+}
+
+/// What the bucket holds against a backup's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BucketCheck {
+    /// Objects the metadata references.
+    pub referenced: usize,
+    /// Referenced objects the bucket does not have (deleted after the backup was taken, for
+    /// example merged into a segment and collected): their records cannot be read.
+    pub missing: Vec<String>,
+    /// Data objects written after the backup that it does not reference: records
+    /// acknowledged after the backup are in them, and are not restored.
+    pub newer_unreferenced: Vec<String>,
+    pub newer_unreferenced_bytes: u64,
 }
 
 /// What a restore did.
@@ -67,8 +88,8 @@ pub struct RestoreReport {
     /// The backup's revision.
     pub revision: i64,
     pub restored: usize,
-    /// Broker registrations left out (they belonged to leases of gone processes).
-    pub skipped_registrations: usize,
+    /// Keys under a lease that the backup left out.
+    pub leased_left_out: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +106,8 @@ pub enum BackupError {
     Metadata(#[from] MetadataError),
     #[error("object store: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot read the restored metadata's references: {0}")]
+    References(String),
 }
 
 type Result<T> = std::result::Result<T, BackupError>;
@@ -117,13 +140,46 @@ fn put_field(out: &mut BytesMut, field: &[u8]) {
 }
 
 impl Backup {
+    /// Compares the bucket with what `meta` (this backup, restored) references.
+    pub async fn check_bucket(
+        &self,
+        meta: &dyn MetadataStore,
+        store: &dyn ObjectStore,
+    ) -> Result<BucketCheck> {
+        let objects = store.list(keys::DATA_PREFIX).await?;
+        let referenced = crate::log::gc::referenced_objects(meta, store)
+            .await
+            .map_err(|e| BackupError::References(e.to_string()))?;
+        let present: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+        let mut missing: Vec<String> = referenced
+            .iter()
+            .filter(|k| !present.contains(k.as_str()))
+            .cloned()
+            .collect();
+        missing.sort();
+        let newer: Vec<_> = objects
+            .iter()
+            .filter(|o| !referenced.contains(&o.key))
+            .filter(|o| crate::log::gc::created_ms(&o.key).is_some_and(|t| t >= self.created_ms))
+            .collect();
+        Ok(BucketCheck {
+            referenced: referenced.len(),
+            missing,
+            newer_unreferenced_bytes: newer.iter().map(|o| o.size).sum(),
+            newer_unreferenced: newer.into_iter().map(|o| o.key.clone()).collect(),
+        })
+    }
+
     /// Reads every key of the cluster in one range, so that all are of one revision.
     pub async fn take(meta: &dyn MetadataStore, created_ms: Millis) -> Result<Backup> {
         let range = meta.range(keys::ROOT).await?;
+        let (leased, kept): (Vec<_>, Vec<_>) =
+            range.kvs.into_iter().partition(|kv| kv.lease.is_some());
         Ok(Backup {
             revision: range.revision,
             created_ms,
-            entries: range.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+            leased_left_out: leased.len() as u64,
+            entries: kept.into_iter().map(|kv| (kv.key, kv.value)).collect(),
         })
     }
 
@@ -140,6 +196,7 @@ impl Backup {
             revision: self.revision,
             created_ms: self.created_ms,
             keys: self.entries.len() as u64,
+            leased_left_out: self.leased_left_out,
         };
         // A struct of numbers always serialises.
         let header = serde_json::to_vec(&header).unwrap_or_default();
@@ -195,6 +252,7 @@ impl Backup {
         Ok(Backup {
             revision: header.revision,
             created_ms: header.created_ms,
+            leased_left_out: header.leased_left_out,
             entries,
         })
     }
@@ -207,12 +265,7 @@ impl Backup {
         if !existing.kvs.is_empty() {
             return Err(BackupError::NotEmpty(existing.kvs.len()));
         }
-        let registrations = keys::brokers_prefix();
-        let (skipped, restore): (Vec<_>, Vec<_>) = self
-            .entries
-            .iter()
-            .partition(|(key, _)| key.starts_with(&registrations));
-        for batch in restore.chunks(RESTORE_BATCH) {
+        for batch in self.entries.chunks(RESTORE_BATCH) {
             let mut txn = Txn::new();
             for (key, value) in batch {
                 txn = txn
@@ -232,8 +285,8 @@ impl Backup {
         }
         Ok(RestoreReport {
             revision: self.revision,
-            restored: restore.len(),
-            skipped_registrations: skipped.len(),
+            restored: self.entries.len(),
+            leased_left_out: self.leased_left_out,
         })
     }
 }

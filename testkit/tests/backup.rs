@@ -1,5 +1,5 @@
-//! Metadata backups: the file format refuses damage, a restore needs an empty store and
-//! leaves broker registrations out, and a cluster restored from a backup onto the same
+//! Metadata backups: the file format refuses damage, a backup leaves keys under leases out,
+//! a restore needs an empty store, and a cluster restored from a backup onto the same
 //! bucket serves the records it had.
 
 #![allow(clippy::unwrap_used)]
@@ -14,7 +14,7 @@ use kafscale_adapters::MemoryMetadataStore;
 use kafscale_core::backup::{Backup, BackupError};
 use kafscale_core::cluster::backups::{backup_key, BACKUPS_PREFIX};
 use kafscale_core::log::{AppendRequest, CreateTopic};
-use kafscale_core::ports::MetadataStore;
+use kafscale_core::ports::{MetadataStore, Txn, TxnOp};
 use kafscale_core::{batch, Offset, PartitionId, PartitionKey};
 use kafscale_testkit::cluster::TestCluster;
 
@@ -25,6 +25,7 @@ fn sample() -> Backup {
     Backup {
         revision: 42,
         created_ms: 1_700_000_000_000,
+        leased_left_out: 1,
         entries: vec![
             (
                 "kafscale/brokers/1".into(),
@@ -83,18 +84,36 @@ proptest! {
 }
 
 #[tokio::test]
-async fn a_restore_needs_an_empty_store_and_leaves_registrations_out() {
-    let b = sample();
+async fn a_backup_leaves_leased_keys_out_and_a_restore_needs_an_empty_store() {
+    let source = MemoryMetadataStore::new();
+    let lease = source.grant_lease(Duration::from_secs(60)).await.unwrap();
+    for (key, lease) in [
+        ("kafscale/brokers/1", Some(lease)),
+        ("kafscale/controller", Some(lease)),
+        ("kafscale/topics/t", None),
+        ("kafscale/groups/offsets/003/g/t/00000", None),
+    ] {
+        let put = Txn::new().then(TxnOp::Put {
+            key: key.into(),
+            value: Bytes::from_static(b"{}"),
+            lease,
+        });
+        assert!(source.txn(put).await.unwrap().succeeded);
+    }
+    let b = Backup::take(&source, 5).await.unwrap();
+    assert_eq!(b.leased_left_out, 2);
+    let b = Backup::decode(&b.encode()).unwrap();
+
     let target = MemoryMetadataStore::new();
     let report = b.restore(&target).await.unwrap();
-    assert_eq!((report.restored, report.skipped_registrations), (2, 1));
+    assert_eq!((report.restored, report.leased_left_out), (2, 2));
     let back = target.range("kafscale/").await.unwrap();
     let keys: Vec<_> = back.kvs.iter().map(|kv| kv.key.as_str()).collect();
     assert_eq!(
         keys,
         ["kafscale/groups/offsets/003/g/t/00000", "kafscale/topics/t"]
     );
-    assert_eq!(back.kvs[1].value, b.entries[2].1);
+    assert!(back.kvs.iter().all(|kv| kv.lease.is_none()));
     let err = b.restore(&target).await.unwrap_err();
     assert!(matches!(err, BackupError::NotEmpty(2)), "{err}");
 }
@@ -196,11 +215,8 @@ async fn backups_keep_their_interval_and_retention_and_go_on_when_the_controller
         );
         assert!(pair[1].1.revision >= pair[0].1.revision);
     }
-    assert!(kept[2]
-        .1
-        .entries
-        .iter()
-        .any(|(k, _)| k.starts_with("kafscale/brokers/")));
+    // Two registrations and the controller key, left out.
+    assert_eq!(kept[2].1.leased_left_out, 3);
 
     // The controller goes; the other broker takes the schedule over from the newest name.
     let controller = c.broker(a).ctx.cluster.controller().unwrap();

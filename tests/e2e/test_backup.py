@@ -1,10 +1,12 @@
 """Metadata backup and restore (`kafscale metadata backup|restore`) on real etcd and
 SeaweedFS: after etcd and its data are lost, a backup restored into a fresh etcd brings back
 the topics, every record (read from the bucket at its offset) and the committed offsets of
-consumer groups. What was written after the backup is not recovered yet."""
+consumer groups. What was written after the backup is not recovered yet: the restore lists
+the objects that hold it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -63,9 +65,12 @@ def test_a_backup_restored_into_a_fresh_etcd_brings_back_topics_records_and_offs
             c.close()
         want = {(tp.topic, tp.partition): tp.offset for tp in parts}
         assert committed(b1.bootstrap, group, parts) == want
-        assert b1.stop() == 0
+        # A backup of the running cluster, then more records that it cannot hold.
         out = kafscale("metadata", "backup", "--metadata", f"{old.url}/{ns}", "--to", backup).stdout
         assert "backed up" in out, out
+        first = next(iter(topics))
+        later = produce(b1.bootstrap, first, make_records(100, seed=99))
+        assert b1.stop() == 0
         # An existing backup is never replaced.
         again = kafscale("metadata", "backup", "--metadata", f"{old.url}/{ns}", "--to", backup, check=False)
         assert again.returncode != 0 and "cannot write" in again.stderr, again.stderr
@@ -76,9 +81,14 @@ def test_a_backup_restored_into_a_fresh_etcd_brings_back_topics_records_and_offs
     fresh = Etcd(tmp_path, name="etcd-new").start()
     try:
         t0 = time.monotonic()
-        out = kafscale("metadata", "restore", "--metadata", f"{fresh.url}/{ns}", "--from", backup).stdout
+        res = kafscale("metadata", "restore", "--metadata", f"{fresh.url}/{ns}", "--from", backup,
+                       "--object-store", store, "--json")
         took = time.monotonic() - t0
-        assert "restored" in out, out
+        report = json.loads(res.stdout)
+        assert report["restore"]["restored"] > 0 and report["restore"]["leased_left_out"] >= 2, report
+        assert report["bucket"]["missing"] == [], report
+        # The records acknowledged after the backup are reported, not silently dropped.
+        assert report["bucket"]["newer_unreferenced"], report
         refused = kafscale("metadata", "restore", "--metadata", f"{fresh.url}/{ns}", "--from", backup,
                            check=False)
         assert refused.returncode != 0 and "empty" in refused.stderr, refused.stderr
@@ -88,8 +98,10 @@ def test_a_backup_restored_into_a_fresh_etcd_brings_back_topics_records_and_offs
             got = consume(b2.bootstrap, topic, partitions=n, expected=len(produced[topic]))
             assert_same_records(produced[topic], got)
         assert committed(b2.bootstrap, group, parts) == want
-        print(f"\n{out.strip()} in {took:.2f} s; "
-              f"{sum(len(r) for r in produced.values())} records and {len(want)} committed offsets back")
+        print(f"\nrestored {report['restore']['restored']} keys in {took:.2f} s; "
+              f"{sum(len(r) for r in produced.values())} records and {len(want)} committed offsets back; "
+              f"{len(later)} records acknowledged after the backup not restored, in "
+              f"{len(report['bucket']['newer_unreferenced'])} objects reported")
     finally:
         fresh.stop()
 

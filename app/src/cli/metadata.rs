@@ -14,7 +14,7 @@ use std::path::Path;
 use super::client::CliError;
 use super::Output;
 use kafscale_adapters::SystemClock;
-use kafscale_core::backup::Backup;
+use kafscale_core::backup::{Backup, BucketCheck};
 use kafscale_core::ports::{Clock, ObjectStore, PutMode};
 
 #[derive(Subcommand, Debug)]
@@ -37,6 +37,10 @@ pub enum MetadataCommand {
         /// The backup: a file path or an object store URL, as given to `backup --to`
         #[arg(long)]
         from: String,
+        /// The cluster's object store: the restore then reports referenced objects the
+        /// bucket lacks and objects written after the backup that it does not bring back
+        #[arg(long)]
+        object_store: Option<String>,
     },
 }
 
@@ -64,7 +68,11 @@ pub async fn run(cmd: MetadataCommand) -> Result<Output, CliError> {
                 }),
             })
         }
-        MetadataCommand::Restore { metadata, from } => {
+        MetadataCommand::Restore {
+            metadata,
+            from,
+            object_store,
+        } => {
             let file = read(&from).await?;
             let backup =
                 Backup::decode(&file).map_err(|e| CliError::Invalid(format!("{from}: {e}")))?;
@@ -73,15 +81,44 @@ pub async fn run(cmd: MetadataCommand) -> Result<Output, CliError> {
                 .restore(meta.as_ref())
                 .await
                 .map_err(|e| CliError::Invalid(format!("cannot restore into {metadata}: {e}")))?;
-            Ok(Output {
-                text: format!(
-                    "restored {} keys of revision {} into {metadata} ({} broker registrations left out)\n",
-                    report.restored, report.revision, report.skipped_registrations
-                ),
-                json: serde_json::to_value(&report).unwrap_or_default(),
-            })
+            let mut text = format!(
+                "restored {} keys of revision {} into {metadata} ({} keys under leases of the old processes left out)\n",
+                report.restored, report.revision, report.leased_left_out
+            );
+            let mut json = serde_json::json!({ "restore": report });
+            if let Some(url) = object_store {
+                let check = backup
+                    .check_bucket(meta.as_ref(), store(&url)?.as_ref())
+                    .await
+                    .map_err(|e| CliError::Invalid(format!("cannot check {url}: {e}")))?;
+                text.push_str(&bucket_report(&check));
+                json["bucket"] = serde_json::to_value(&check).unwrap_or_default();
+            }
+            Ok(Output { text, json })
         }
     }
+}
+
+fn bucket_report(check: &BucketCheck) -> String {
+    let mut text = format!(
+        "bucket: {} objects referenced, {} of them missing\n",
+        check.referenced,
+        check.missing.len()
+    );
+    for key in &check.missing {
+        text.push_str(&format!("  missing (its records cannot be read): {key}\n"));
+    }
+    if !check.newer_unreferenced.is_empty() {
+        text.push_str(&format!(
+            "not restored: {} objects ({} bytes) written after the backup hold records acknowledged after it\n",
+            check.newer_unreferenced.len(),
+            check.newer_unreferenced_bytes
+        ));
+        for key in &check.newer_unreferenced {
+            text.push_str(&format!("  {key}\n"));
+        }
+    }
+    text
 }
 
 async fn connect(

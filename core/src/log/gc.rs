@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::{lock, LogService, Shared};
 use crate::checkpoint_format;
 use crate::error::Result;
+use crate::ports::{MetadataStore, ObjectStore};
 use crate::schema::{self, keys, Checkpoint, FlushRecord, SegmentRecord};
 use crate::types::{BrokerId, Millis};
 
@@ -80,7 +81,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
 }
 
 /// Creation time of an object from the UUIDv7 in its key.
-fn created_ms(key: &str) -> Option<Millis> {
+pub(crate) fn created_ms(key: &str) -> Option<Millis> {
     let name = key.rsplit('/').next()?;
     let name = name
         .strip_suffix(".ksf")
@@ -121,35 +122,44 @@ impl Shared {
     }
 
     async fn referenced_objects(&self) -> Result<HashSet<String>> {
-        let mut referenced = HashSet::new();
-        for kv in &self.meta.range(&keys::flushes_prefix()).await?.kvs {
-            if kv.value.is_empty() {
-                continue;
-            }
-            let r = FlushRecord::decode(&kv.value).map_err(|e| schema::corrupt(kv, e))?;
-            referenced.insert(r.object);
-        }
-        for kv in &self.meta.range(&keys::segments_prefix()).await?.kvs {
-            let s = SegmentRecord::decode(&kv.value).map_err(|e| schema::corrupt(kv, e))?;
-            referenced.insert(s.object);
-        }
-        let mut checkpoint_objects = HashSet::new();
-        for kv in &self.meta.range(&keys::checkpoints_prefix()).await?.kvs {
-            let c = Checkpoint::decode(&kv.value).map_err(|e| schema::corrupt(kv, e))?;
-            if let Some(s) = c.section {
-                checkpoint_objects.insert(s.object);
-            }
-        }
-        for object in checkpoint_objects {
-            let bytes = self.store.get(&object).await?;
-            let listed = checkpoint_format::referenced_objects(&bytes).map_err(|e| {
-                crate::error::Error::MissingData(format!("checkpoint object {object}: {e}"))
-            })?;
-            referenced.extend(listed);
-            referenced.insert(object);
-        }
-        Ok(referenced)
+        referenced_objects(self.meta.as_ref(), self.store.as_ref()).await
     }
+}
+
+/// Every object the metadata references: flush records' objects, segments, and checkpoint
+/// objects with the flush objects their sections list.
+pub(crate) async fn referenced_objects(
+    meta: &dyn MetadataStore,
+    store: &dyn ObjectStore,
+) -> Result<HashSet<String>> {
+    let mut referenced = HashSet::new();
+    for kv in &meta.range(&keys::flushes_prefix()).await?.kvs {
+        if kv.value.is_empty() {
+            continue;
+        }
+        let r = FlushRecord::decode(&kv.value).map_err(|e| schema::corrupt(kv, e))?;
+        referenced.insert(r.object);
+    }
+    for kv in &meta.range(&keys::segments_prefix()).await?.kvs {
+        let s = SegmentRecord::decode(&kv.value).map_err(|e| schema::corrupt(kv, e))?;
+        referenced.insert(s.object);
+    }
+    let mut checkpoint_objects = HashSet::new();
+    for kv in &meta.range(&keys::checkpoints_prefix()).await?.kvs {
+        let c = Checkpoint::decode(&kv.value).map_err(|e| schema::corrupt(kv, e))?;
+        if let Some(s) = c.section {
+            checkpoint_objects.insert(s.object);
+        }
+    }
+    for object in checkpoint_objects {
+        let bytes = store.get(&object).await?;
+        let listed = checkpoint_format::referenced_objects(&bytes).map_err(|e| {
+            crate::error::Error::MissingData(format!("checkpoint object {object}: {e}"))
+        })?;
+        referenced.extend(listed);
+        referenced.insert(object);
+    }
+    Ok(referenced)
 }
 
 impl LogService {

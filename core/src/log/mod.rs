@@ -33,7 +33,7 @@ mod admin;
 mod cache;
 mod config;
 mod flush;
-mod gc;
+pub(crate) mod gc;
 mod leadership;
 mod maintenance;
 mod migrate;
