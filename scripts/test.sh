@@ -105,6 +105,9 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+# The container image is built and run with podman (tests/e2e/test_image.py).
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing from apt: ${missing[*]}"
   apt_install "${missing[@]}"
@@ -212,7 +215,17 @@ source "$ROOT/scripts/etcd.sh"
 PYTHON_BIN="$VENV/bin/python" etcd_start "$LOG_DIR/etcd" || { echo "error: cannot start etcd" >&2; exit 1; }
 export KAFSCALE_TEST_REQUIRE_ETCD=1
 
+# The broker's container image, run by tests/e2e/test_image.py with podman. A machine where
+# podman cannot run fails this step (and that test) loudly instead of skipping it.
+# shellcheck source=scripts/podman.sh
+source "$ROOT/scripts/podman.sh"
+build_image() {
+  podman_setup && "$ROOT/scripts/image.sh" "$KAFSCALE_BIN" kafscale:test
+}
+export KAFSCALE_TEST_IMAGE=kafscale:test KAFSCALE_TEST_REQUIRE_IMAGE=1
+
 if step "cargo build --workspace" cargo build --workspace; then
+  step "container image (podman)" build_image || true
   step "cargo test --workspace" run_cargo_tests || true
   step "pytest tests/e2e" run_e2e "$@" || true
 else
