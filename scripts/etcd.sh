@@ -12,12 +12,24 @@ etcd_start() {
   local dir=$1 ports client peer
   command -v etcd >/dev/null 2>&1 || { echo "error: etcd not found (apt-get install etcd-server)" >&2; return 1; }
   ports="$("${PYTHON_BIN:-python3}" - <<'PY'
-import socket
-socks = []
-for _ in range(2):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()
+# Below the kernel's ephemeral range (32768 and up), so that no outgoing connection takes a
+# port between this check and etcd's bind, as tests/e2e/harness.py's free_port does (the
+# brokers' ports there are checked by binding, so they skip these once etcd holds them).
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+ports = []
+while len(ports) < 2:
+    p = random.randrange(10000, 20000)
+    if p not in ports and free(p):
+        ports.append(p)
+print(*ports)
 PY
 )" || return 1
   read -r client peer <<<"$ports"
