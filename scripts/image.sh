@@ -22,14 +22,10 @@ trap 'rm -rf "$CTX"' EXIT
 # rootfs/ is owned by root; owned/ (the data directory, /tmp) by the broker's user.
 mkdir -p "$CTX/rootfs/usr/local/bin" "$CTX/rootfs/etc/ssl/certs" "$CTX/owned/tmp" \
   "$CTX/owned/var/lib/kafscale"
-# Debug info is most of a debug build's size; the image does not need it.
-objcopy --strip-debug "$BINARY" "$CTX/rootfs/usr/local/bin/kafscale"
-# The libraries the binary links, at the paths the loader looks for them.
-ldd "$BINARY" | awk '/=>/ { print $3 } /^[ \t]*\// { print $1 }' | while read -r lib; do
-  [ -n "$lib" ] && [ -e "$lib" ] || continue
-  mkdir -p "$CTX/rootfs$(dirname "$lib")"
-  cp -L "$lib" "$CTX/rootfs$lib"
-done
+# shellcheck source=scripts/podman.sh
+source "$ROOT/scripts/podman.sh"
+# Stripped of debug info (most of a debug build's size), with its libraries.
+copy_binary "$BINARY" "$CTX/rootfs" /usr/local/bin/kafscale
 cp -L /etc/ssl/certs/ca-certificates.crt "$CTX/rootfs/etc/ssl/certs/" 2>/dev/null || true
 printf 'root:x:0:0:root:/:/sbin/nologin\nkafscale:x:65532:65532:kafscale:/var/lib/kafscale:/sbin/nologin\n' \
   >"$CTX/rootfs/etc/passwd"

@@ -22,6 +22,7 @@ FORBIDDEN_CORE_DEPS=(kafka-protocol object_store etcd-client figment)
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 LOG_DIR="$TARGET_DIR/test-logs"
 KAFSCALE_BIN="$TARGET_DIR/debug/kafscale"
+export KAFSCALE_BIN # the broker and CLI the tests run (e2e, testkit/tests/containers.rs)
 
 SUMMARY=()
 FAILED=0
@@ -55,6 +56,7 @@ print_summary() {
   local rc=$?
   seaweedfs_stop
   etcd_stop
+  podman_service_stop
   [ "$rc" -eq 0 ] || [ "$FAILED" -eq 1 ] || record FAIL "setup (aborted)" "exit $rc"
   say "summary ($((SECONDS - T_START))s)"
   local line
@@ -79,6 +81,7 @@ print_summary() {
 }
 seaweedfs_stop() { :; } # replaced when scripts/seaweedfs.sh is sourced
 etcd_stop() { :; }      # replaced when scripts/etcd.sh is sourced
+podman_service_stop() { :; } # replaced when scripts/podman.sh is sourced
 trap print_summary EXIT
 
 as_root() {
@@ -215,17 +218,28 @@ source "$ROOT/scripts/etcd.sh"
 PYTHON_BIN="$VENV/bin/python" etcd_start "$LOG_DIR/etcd" || { echo "error: cannot start etcd" >&2; exit 1; }
 export KAFSCALE_TEST_REQUIRE_ETCD=1
 
-# The broker's container image, run by tests/e2e/test_image.py with podman. A machine where
-# podman cannot run fails this step (and that test) loudly instead of skipping it.
+# Containers: the broker's image (run by tests/e2e/test_image.py with podman), images of
+# etcd and SeaweedFS from the binaries installed above, and podman's Docker-compatible API
+# for the testcontainers suite (testkit/tests/containers.rs). A machine where podman cannot
+# run fails this step, and those tests, loudly instead of skipping them.
 # shellcheck source=scripts/podman.sh
 source "$ROOT/scripts/podman.sh"
-build_image() {
-  podman_setup && "$ROOT/scripts/image.sh" "$KAFSCALE_BIN" kafscale:test
+PODMAN_SOCKET="$LOG_DIR/podman.sock"
+build_images() {
+  podman_setup \
+    && "$ROOT/scripts/image.sh" "$KAFSCALE_BIN" kafscale:test \
+    && tool_image "$(command -v etcd)" kafscale-etcd:test \
+    && tool_image "$(PATH="$VENV/bin:$PATH" command -v weed)" kafscale-seaweedfs:test \
+    && podman_service_start "$PODMAN_SOCKET"
 }
 export KAFSCALE_TEST_IMAGE=kafscale:test KAFSCALE_TEST_REQUIRE_IMAGE=1
+export KAFSCALE_TEST_CONTAINERS=1 DOCKER_HOST="unix://$PODMAN_SOCKET" \
+  KAFSCALE_TEST_IMAGE_BROKER=localhost/kafscale:test \
+  KAFSCALE_TEST_IMAGE_ETCD=localhost/kafscale-etcd:test \
+  KAFSCALE_TEST_IMAGE_SEAWEEDFS=localhost/kafscale-seaweedfs:test
 
 if step "cargo build --workspace" cargo build --workspace; then
-  step "container image (podman)" build_image || true
+  step "container images (podman)" build_images || true
   step "cargo test --workspace" run_cargo_tests || true
   step "pytest tests/e2e" run_e2e "$@" || true
 else
