@@ -108,8 +108,10 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
-# The container image is built and run with podman (tests/e2e/test_image.py).
-command -v podman >/dev/null 2>&1 || missing+=(podman)
+# Containers are built and run with podman (tests/e2e/test_image.py, the testcontainers
+# suite), on runc and netavark: without recommends, apt would pick the CNI plugins instead,
+# which this setup was not checked with.
+command -v podman >/dev/null 2>&1 || missing+=(podman netavark aardvark-dns)
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing from apt: ${missing[*]}"
