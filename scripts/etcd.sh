@@ -9,30 +9,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 ETCD_PID=""
 
 etcd_start() {
-  local dir=$1 ports client peer
+  local dir=$1 client peer
   command -v etcd >/dev/null 2>&1 || { echo "error: etcd not found (apt-get install etcd-server)" >&2; return 1; }
-  ports="$("${PYTHON_BIN:-python3}" - <<'PY'
-# Below the kernel's ephemeral range (32768 and up), so that no outgoing connection takes a
-# port between this check and etcd's bind, as tests/e2e/harness.py's free_port does (the
-# brokers' ports there are checked by binding, so they skip these once etcd holds them).
-import random, socket
-def free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-ports = []
-while len(ports) < 2:
-    p = random.randrange(10000, 20000)
-    if p not in ports and free(p):
-        ports.append(p)
-print(*ports)
-PY
-)" || return 1
-  read -r client peer <<<"$ports"
+  # Two adjacent ports, below the ephemeral range (see free_ports.py).
+  client="$("${PYTHON_BIN:-python3}" "$(dirname "${BASH_SOURCE[0]}")/free_ports.py" 10000 19999 1 0 1)" || return 1
+  peer=$((client + 1))
   rm -rf "$dir" && mkdir -p "$dir"
   etcd --name kafscale-test --data-dir "$dir/data" \
     --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \

@@ -16,23 +16,8 @@ SEAWEEDFS_BUCKET="kafscale-test"
 
 # A base port whose +0..+3 and +10000..+10003 (SeaweedFS's gRPC ports) are free on loopback.
 _seaweedfs_free_base() {
-  "${PYTHON_BIN:-python3}" - <<'PY'
-import random, socket
-def free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for _ in range(200):
-    base = random.randrange(20000, 45000, 10)
-    if all(free(base + i) and free(base + 10000 + i) for i in range(5)):
-        print(base); break
-else:
-    raise SystemExit("no free ports for seaweedfs")
-PY
+  "${PYTHON_BIN:-python3}" "$(dirname "${BASH_SOURCE[0]}")/free_ports.py" 20000 45000 10 \
+    0 1 2 3 4 10000 10001 10002 10003 10004
 }
 
 seaweedfs_start() {
