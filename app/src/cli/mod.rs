@@ -90,15 +90,9 @@ pub struct Output {
 
 /// Runs a client command and returns the process exit code.
 pub fn run(cmd: Command) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::serve::runtime(false) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(execute(cmd)) {
         Ok(()) => ExitCode::SUCCESS,
