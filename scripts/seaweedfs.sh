@@ -30,10 +30,12 @@ seaweedfs_start() {
   export AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
   export AWS_ENDPOINT_URL="http://127.0.0.1:$base"
   export KAFSCALE_TEST_S3_URL="s3://$SEAWEEDFS_BUCKET"
-  "$weed" mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
+  local flags
+  mapfile -t flags < <(grep -v -e '^#' -e '^$' "$(dirname "${BASH_SOURCE[0]}")/seaweedfs-mini.flags")
+  "$weed" mini -dir="$dir" "${flags[@]}" \
     -s3.port="$base" -master.port=$((base + 1)) -volume.port=$((base + 2)) \
-    -filer.port=$((base + 3)) -admin.port=$((base + 4)) -s3.port.iceberg=0 -s3.port.lance=0 \
-    -webdav=false -admin.ui=false -metricsPort="${SEAWEEDFS_METRICS_PORT:-0}" -bucket="$SEAWEEDFS_BUCKET" \
+    -filer.port=$((base + 3)) -admin.port=$((base + 4)) \
+    -metricsPort="${SEAWEEDFS_METRICS_PORT:-0}" -bucket="$SEAWEEDFS_BUCKET" \
     >"$dir/weed.log" 2>&1 &
   SEAWEEDFS_PID=$!
   local i

@@ -204,6 +204,12 @@ print(f"{passed} passed, {t['failures'] + t['errors']} failed, {t['skipped']} sk
 PY
 )"
   fi
+  if [ "$rc" -ne 0 ]; then
+    # The shared servers' side of a failure (CI keeps only what is printed).
+    echo "----- disk: $(df -h "$LOG_DIR" | tail -1)"
+    echo "----- $LOG_DIR/seaweedfs/weed.log (last lines)"; tail -40 "$LOG_DIR/seaweedfs/weed.log" 2>/dev/null || true
+    echo "----- $LOG_DIR/etcd/etcd.log (last lines)"; tail -20 "$LOG_DIR/etcd/etcd.log" 2>/dev/null || true
+  fi
   return "$rc"
 }
 

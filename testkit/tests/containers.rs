@@ -69,6 +69,14 @@ fn wait_http(port: u16, what: &str) {
 
 /// The host's network: every server listens on loopback ports the test picks. (testcontainers'
 /// `with_network` would try to create a network named "host" on podman.)
+/// The `weed mini` flags shared with scripts/seaweedfs.sh (volume sizing among them).
+fn mini_flags() -> impl Iterator<Item = String> {
+    include_str!("../../scripts/seaweedfs-mini.flags")
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+}
+
 fn host_network(config: &mut testcontainers::bollard::models::HostConfig) {
     config.network_mode = Some("host".to_owned());
 }
@@ -191,24 +199,20 @@ async fn three_broker_containers_round_trip_and_survive_a_kill() {
         .with_host_config_modifier(host_network)
         .with_env_var("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .with_env_var("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .with_cmd([
-            "mini".to_owned(),
-            "-dir=/data".into(),
-            "-ip=127.0.0.1".into(),
-            "-ip.bind=127.0.0.1".into(),
-            "-master.telemetry=false".into(),
-            format!("-s3.port={base}"),
-            format!("-master.port={}", base + 1),
-            format!("-volume.port={}", base + 2),
-            format!("-filer.port={}", base + 3),
-            format!("-admin.port={}", base + 4),
-            "-s3.port.iceberg=0".into(),
-            "-s3.port.lance=0".into(),
-            "-webdav=false".into(),
-            "-admin.ui=false".into(),
-            "-metricsPort=0".into(),
-            format!("-bucket={BUCKET}"),
-        ])
+        .with_cmd(
+            ["mini".to_owned(), "-dir=/data".into()]
+                .into_iter()
+                .chain(mini_flags())
+                .chain([
+                    format!("-s3.port={base}"),
+                    format!("-master.port={}", base + 1),
+                    format!("-volume.port={}", base + 2),
+                    format!("-filer.port={}", base + 3),
+                    format!("-admin.port={}", base + 4),
+                    "-metricsPort=0".into(),
+                    format!("-bucket={BUCKET}"),
+                ]),
+        )
         .start()
         .await
         .unwrap();

@@ -150,6 +150,11 @@ def _free_base() -> int:
     raise RuntimeError("no free ports")
 
 
+# The flags shared with scripts/seaweedfs.sh (volume sizing among them; the file says why).
+MINI_FLAGS = [line for line in (Path(__file__).parents[2] / "scripts" / "seaweedfs-mini.flags").read_text().splitlines()
+              if line and not line.startswith("#")]
+
+
 @pytest.fixture
 def own_seaweedfs(tmp_path):
     """A SeaweedFS of this test's own, so it can be paused without disturbing others."""
@@ -160,11 +165,9 @@ def own_seaweedfs(tmp_path):
                AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "kafscale-test-secret"))
     log = open(tmp_path / "weed.log", "wb")
     proc = subprocess.Popen(
-        [weed, "mini", f"-dir={tmp_path / 'weed'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         "-master.telemetry=false", f"-s3.port={base}", f"-master.port={base + 1}",
-         f"-volume.port={base + 2}", f"-filer.port={base + 3}", f"-admin.port={base + 4}",
-         "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
-         "-metricsPort=0", "-bucket=outage"],
+        [weed, "mini", f"-dir={tmp_path / 'weed'}", *MINI_FLAGS, f"-s3.port={base}",
+         f"-master.port={base + 1}", f"-volume.port={base + 2}", f"-filer.port={base + 3}",
+         f"-admin.port={base + 4}", "-metricsPort=0", "-bucket=outage"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     (tmp_path / "weed").mkdir(exist_ok=True)
     deadline = time.monotonic() + 60
