@@ -115,11 +115,13 @@ command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 # which this setup was not checked with.
 command -v podman >/dev/null 2>&1 || missing+=(podman netavark aardvark-dns)
 command -v runc >/dev/null 2>&1 || missing+=(runc)
+# tests/e2e/test_security.py makes its CA and certificates with openssl.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing from apt: ${missing[*]}"
   apt_install "${missing[@]}"
 else
-  echo "kcat and protoc already installed"
+  echo "apt prerequisites already installed"
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found on PATH" >&2; exit 1; }

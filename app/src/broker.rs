@@ -15,7 +15,7 @@ use kafscale_adapters::{
     HealthObjectStore, HealthPolicy, HealthState, HealthTracker, MeteredMetadataStore,
     MeteredObjectStore, RetryingObjectStore, TimeoutObjectStore,
 };
-use kafscale_core::cluster::{Cluster, Registration};
+use kafscale_core::cluster::{Cluster, ListenerEndpoint, Registration};
 use kafscale_core::group::{GroupConfig, GroupCoordinator};
 use kafscale_core::log::LogService;
 use kafscale_core::ports::metadata::{decode_json, encode_json};
@@ -35,7 +35,10 @@ const CONNECTIONS_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running broker; dropping it does not stop it, [`Broker::shutdown`] does.
 pub struct Broker {
+    /// The first listener's bound address.
     pub kafka_addr: SocketAddr,
+    /// Every listener's name and bound address, in the configured order.
+    pub listener_addrs: Vec<(String, SocketAddr)>,
     pub http_addr: SocketAddr,
     pub ctx: Arc<Context>,
     readiness: Arc<Readiness>,
@@ -152,20 +155,48 @@ impl BrokerBuilder {
             .await
             .with_context(|| format!("metadata store {} is not usable", config.metadata_url))?;
         let clock = clock.unwrap_or_else(|| Arc::new(kafscale_adapters::SystemClock::new()));
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let mut sockets = Vec::new();
+        for l in &config.listeners {
+            let listener = crate::server::session::Listener::new(l).map_err(anyhow::Error::msg)?;
+            let socket = TcpListener::bind(l.bind)
+                .await
+                .with_context(|| format!("cannot listen on {} (listener {})", l.bind, l.name))?;
+            sockets.push((Arc::new(listener), socket));
+        }
         let http_listener = TcpListener::bind(config.http_listen)
             .await
             .with_context(|| format!("cannot listen on {} (http)", config.http_listen))?;
-        let kafka_addr = listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
-        let advertised = config
-            .advertised
-            .clone()
-            .unwrap_or_else(|| (kafka_addr.ip().to_string(), kafka_addr.port()));
-        config.cluster.host = advertised.0.clone();
-        config.cluster.port = advertised.1;
+        let mut listener_addrs = Vec::new();
+        let mut endpoints = Vec::new();
+        for ((listener, socket), l) in sockets.iter().zip(&config.listeners) {
+            let bound = socket.local_addr()?;
+            let (host, port) = l
+                .advertised
+                .clone()
+                .unwrap_or_else(|| (bound.ip().to_string(), bound.port()));
+            listener_addrs.push((listener.name.clone(), bound));
+            endpoints.push(ListenerEndpoint {
+                name: listener.name.clone(),
+                host,
+                port,
+            });
+        }
+        let kafka_addr = listener_addrs[0].1;
+        config.cluster.host = endpoints[0].host.clone();
+        config.cluster.port = endpoints[0].port;
+        config.cluster.listeners = endpoints.clone();
+        // Unknown SCRAM users are shown salts seeded by a secret all brokers share.
+        let sasl_secret = if config.listeners.iter().any(|l| l.protocol.sasl()) {
+            kafscale_core::users::decoy_secret(
+                meta.as_ref(),
+                crate::security::scram::random_bytes(32),
+            )
+            .await
+            .with_context(|| format!("metadata store {} is not usable", config.metadata_url))?
+        } else {
+            Vec::new()
+        };
         let registration = Registration::register(meta.as_ref(), clock.as_ref(), &config.cluster)
             .await
             .context("cannot register this broker")?;
@@ -208,7 +239,9 @@ impl BrokerBuilder {
         let ctx = Arc::new(Context {
             log,
             config,
-            advertised,
+            endpoints,
+            meta: meta.clone(),
+            sasl_secret,
             cluster_id,
             groups: groups.clone(),
             cluster,
@@ -220,12 +253,17 @@ impl BrokerBuilder {
         let http_stop = CancellationToken::new();
         let connections = TaskTracker::new();
         let tasks = TaskTracker::new();
-        tasks.spawn(crate::server::accept_loop(
-            ctx.clone(),
-            listener,
-            connections.clone(),
-            serving.clone(),
-        ));
+        let limit = Arc::new(tokio::sync::Semaphore::new(crate::server::MAX_CONNECTIONS));
+        for (listener, socket) in sockets {
+            tasks.spawn(crate::server::accept_loop(
+                ctx.clone(),
+                listener,
+                socket,
+                limit.clone(),
+                connections.clone(),
+                serving.clone(),
+            ));
+        }
         tasks.spawn(crate::http::serve(
             http_listener,
             crate::http::router(ctx.clone(), readiness.clone()),
@@ -248,15 +286,25 @@ impl BrokerBuilder {
             serving.clone(),
         ));
         tracing::info!(
-            kafka = %kafka_addr,
+            kafka = %listener_addrs
+                .iter()
+                .map(|(name, addr)| format!("{name}://{addr}"))
+                .collect::<Vec<_>>()
+                .join(","),
             http = %http_addr,
-            advertised = %format!("{}:{}", ctx.advertised.0, ctx.advertised.1),
+            advertised = %ctx
+                .endpoints
+                .iter()
+                .map(|e| format!("{}://{}:{}", e.name, e.host, e.port))
+                .collect::<Vec<_>>()
+                .join(","),
             broker = ctx.log.broker_id().0,
             cluster = %ctx.cluster_id,
             "broker started"
         );
         Ok(Broker {
             kafka_addr,
+            listener_addrs,
             http_addr,
             ctx,
             readiness,

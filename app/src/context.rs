@@ -1,8 +1,9 @@
 //! What every request handler needs: the log, the configuration and how clients reach us.
 
-use kafscale_core::cluster::Cluster;
+use kafscale_core::cluster::{Cluster, ListenerEndpoint};
 use kafscale_core::group::GroupCoordinator;
 use kafscale_core::log::LogService;
+use kafscale_core::ports::MetadataStore;
 use std::sync::Arc;
 
 use crate::config::Config;
@@ -12,8 +13,14 @@ use kafscale_adapters::HealthTracker;
 pub struct Context {
     pub log: LogService,
     pub config: Config,
-    /// Host and port returned in Metadata.
-    pub advertised: (String, u16),
+    /// Where clients reach this broker on each listener (Metadata answers with the one the
+    /// request came in on), in the configured order.
+    pub endpoints: Vec<ListenerEndpoint>,
+    /// The metadata store: SCRAM users are read from it at each login.
+    pub meta: Arc<dyn MetadataStore>,
+    /// Seeds the salts shown for unknown SCRAM users (shared by all brokers); empty when no
+    /// listener uses SASL.
+    pub sasl_secret: Vec<u8>,
     pub cluster_id: String,
     /// Consumer groups and committed offsets.
     pub groups: Arc<GroupCoordinator>,
@@ -33,27 +40,40 @@ pub struct BrokerEndpoint {
 }
 
 impl Context {
-    /// Live brokers, this one always included, by id.
-    pub fn live_brokers(&self) -> Vec<BrokerEndpoint> {
+    /// This broker's host and port on a listener.
+    pub fn own_endpoint(&self, listener: &str) -> Option<(String, u16)> {
+        self.endpoints
+            .iter()
+            .find(|e| e.name == listener)
+            .map(|e| (e.host.clone(), e.port))
+    }
+
+    /// Live brokers reachable on `listener`, this one always included, by id.
+    pub fn live_brokers(&self, listener: &str) -> Vec<BrokerEndpoint> {
         let me = self.log.broker_id();
         let mut list: Vec<BrokerEndpoint> = self
             .cluster
             .brokers()
             .into_iter()
             .filter(|b| b.id != me)
-            .map(|b| BrokerEndpoint {
-                id: b.id.0,
-                host: b.host,
-                port: i32::from(b.port),
-                rack: b.rack,
+            .filter_map(|b| {
+                let (host, port) = b.endpoint(listener)?;
+                Some(BrokerEndpoint {
+                    id: b.id.0,
+                    host: host.to_owned(),
+                    port: i32::from(port),
+                    rack: b.rack.clone(),
+                })
             })
             .collect();
-        list.push(BrokerEndpoint {
-            id: me.0,
-            host: self.advertised.0.clone(),
-            port: i32::from(self.advertised.1),
-            rack: self.config.cluster.rack.clone(),
-        });
+        if let Some((host, port)) = self.own_endpoint(listener) {
+            list.push(BrokerEndpoint {
+                id: me.0,
+                host,
+                port: i32::from(port),
+                rack: self.config.cluster.rack.clone(),
+            });
+        }
         list.sort_by_key(|b| b.id);
         list
     }
@@ -63,10 +83,14 @@ impl Context {
     pub fn current_leader(
         &self,
         key: kafscale_core::PartitionKey,
+        listener: &str,
     ) -> Option<(i32, BrokerEndpoint)> {
         let info = self.log.partition_info(key).ok()?;
         let leader = info.leader?;
-        let endpoint = self.live_brokers().into_iter().find(|b| b.id == leader.0)?;
+        let endpoint = self
+            .live_brokers(listener)
+            .into_iter()
+            .find(|b| b.id == leader.0)?;
         Some((info.leader_epoch.0, endpoint))
     }
 

@@ -70,6 +70,20 @@ pub enum RequestError {
     UnsupportedVersion,
     #[error("endpoint type {0} is not served: KafScale brokers are their own controllers")]
     UnsupportedEndpointType(i8),
+    /// A SASL request out of turn: on a listener without SASL, or after authentication.
+    #[error("no SASL exchange is under way on this connection")]
+    IllegalSaslState,
+    #[error("SASL mechanism not enabled on this listener")]
+    UnsupportedSaslMechanism,
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    DuplicateResource(String),
+    /// The one answer to a failed authentication, whatever the cause.
+    #[error("{0}")]
+    SaslAuthenticationFailed(&'static str),
 }
 
 impl RequestError {
@@ -102,6 +116,12 @@ impl RequestError {
             E::FetchSessionIdNotFound => R::FetchSessionIdNotFound,
             E::UnsupportedVersion => R::UnsupportedVersion,
             E::UnsupportedEndpointType(_) => R::UnsupportedEndpointType,
+            E::IllegalSaslState => R::IllegalSaslState,
+            E::UnsupportedSaslMechanism => R::UnsupportedSaslMechanism,
+            E::SaslAuthenticationFailed(_) => R::SaslAuthenticationFailed,
+            E::UnacceptableCredential(_) => R::UnacceptableCredential,
+            E::ResourceNotFound(_) => R::ResourceNotFound,
+            E::DuplicateResource(_) => R::DuplicateResource,
         };
         r.code()
     }

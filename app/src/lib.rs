@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod broker;
 pub mod cli;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod errors;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
+pub mod security;
 pub mod serve;
 pub mod server;
 pub mod wire;

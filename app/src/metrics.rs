@@ -45,6 +45,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlarmLabels {
     alarm: String,
 }
@@ -105,6 +110,8 @@ pub struct Metrics {
     request_errors: Family<ApiErrorLabels, Counter>,
     /// Frames refused before any handler ran (each closes its connection), by reason.
     refused_requests: Family<ReasonLabels, Counter>,
+    /// SASL and TLS client authentications, by outcome.
+    authentications: Family<OutcomeLabels, Counter>,
     store: StoreGauges,
     topic_produced: TopicTraffic,
     topic_fetched: TopicTraffic,
@@ -152,6 +159,7 @@ impl Metrics {
             }),
             request_errors: Family::default(),
             refused_requests: Family::default(),
+            authentications: Family::default(),
             store: StoreGauges::default(),
             topic_produced: TopicTraffic::default(),
             topic_fetched: TopicTraffic::default(),
@@ -283,6 +291,11 @@ impl Metrics {
             m.fetched_bytes.clone(),
         );
         k.register(
+            "authentications",
+            "Client authentications (SASL, TLS client certificates) by outcome",
+            m.authentications.clone(),
+        );
+        k.register(
             "connections",
             "Kafka connections accepted",
             m.connections.clone(),
@@ -357,6 +370,18 @@ impl Metrics {
     pub fn refused_request(&self, reason: &'static str) {
         self.refused_requests
             .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn authentication_failed(&self) {
+        self.authentications
+            .get_or_create(&OutcomeLabels { outcome: "failure" })
+            .inc();
+    }
+
+    pub fn authentication_succeeded(&self) {
+        self.authentications
+            .get_or_create(&OutcomeLabels { outcome: "success" })
             .inc();
     }
 

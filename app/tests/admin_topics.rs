@@ -117,8 +117,11 @@ async fn describe_cluster_every_version() {
         assert_eq!(resp.cluster_authorized_operations, i32::MIN);
         assert_eq!(resp.brokers.len(), 1);
         assert_eq!(resp.brokers[0].broker_id.0, 0);
-        assert_eq!(resp.brokers[0].port, i32::from(broker.ctx.advertised.1));
-        assert_eq!(resp.brokers[0].host.as_str(), broker.ctx.advertised.0);
+        assert_eq!(
+            resp.brokers[0].port,
+            i32::from(broker.ctx.endpoints[0].port)
+        );
+        assert_eq!(resp.brokers[0].host.as_str(), broker.ctx.endpoints[0].host);
         req.include_cluster_authorized_operations = true;
         let resp: DescribeClusterResponse = c.call(ApiKey::DescribeCluster, v, &req).await;
         assert!(resp.cluster_authorized_operations > 0);

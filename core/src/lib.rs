@@ -22,6 +22,7 @@ pub mod topic_config;
 pub mod topic_settings;
 pub mod types;
 pub mod unpack;
+pub mod users;
 
 pub use error::{Error, Result};
 pub use types::*;

@@ -92,6 +92,7 @@ class Broker:
         name: str = "broker",
         binary: Path | None = None,
         memory_limit: int | None = None,
+        listeners: list[str] | None = None,
     ):
         self.workdir = workdir
         self.binary = Path(binary) if binary is not None else BIN
@@ -109,6 +110,9 @@ class Broker:
             self.config_path.write_text(config)
         self.port = free_port()
         self.http_port = free_port()
+        # Named listeners besides PLAINTEXT (which stays on `port`, the one readiness
+        # checks): each gets a port, and `listeners` replaces `--listen`.
+        self.listener_ports = {name.upper(): free_port() for name in (listeners or [])}
         self.log_path = workdir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -130,7 +134,13 @@ class Broker:
         return self.proc.pid
 
     def command(self) -> list[str]:
-        cmd = [str(self.binary), "serve", "--listen", self.bootstrap, "--http-listen", f"127.0.0.1:{self.http_port}"]
+        if self.listener_ports:
+            listeners = ",".join([f"PLAINTEXT://{self.bootstrap}"] +
+                                 [f"{n}://127.0.0.1:{p}" for n, p in self.listener_ports.items()])
+            cmd = [str(self.binary), "serve", "--set", f"listeners={listeners}"]
+        else:
+            cmd = [str(self.binary), "serve", "--listen", self.bootstrap]
+        cmd += ["--http-listen", f"127.0.0.1:{self.http_port}"]
         if self.ephemeral:
             cmd.append("--ephemeral")
         else:

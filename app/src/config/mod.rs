@@ -6,6 +6,7 @@
 //! and the sections of the typed [`Config`] are built from the result (`sections.rs`).
 
 mod flags;
+mod listeners;
 mod reference;
 mod sections;
 mod values;
@@ -22,6 +23,7 @@ use kafscale_core::cluster::ClusterConfig;
 use kafscale_core::log::LogConfig;
 
 pub use flags::{flag_values, serve_flags, NAMED_FLAGS};
+pub use listeners::{Keystore, ListenerConfig, Pem, SecurityProtocol, TlsConfig};
 pub use reference::{help_text, settings_markdown};
 pub use values::Values;
 
@@ -46,9 +48,9 @@ pub enum LogFormat {
 /// Validated configuration of a broker.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
-    /// Host and port clients are told to connect to; `None` = the bound listen address.
-    pub advertised: Option<(String, u16)>,
+    /// The Kafka listeners, at least one; the first is where a broker's own address in
+    /// the registration (and older tools) points.
+    pub listeners: Vec<ListenerConfig>,
     pub http_listen: SocketAddr,
     pub object_store_url: String,
     pub metadata_url: String,

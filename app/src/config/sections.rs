@@ -28,7 +28,7 @@ fn parse_addr(v: &Values, setting: &Setting) -> Result<SocketAddr, ConfigError> 
     })
 }
 
-fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
+pub(super) fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
     let (host, port) = value
         .rsplit_once(':')
         .ok_or_else(|| invalid(format!("{key}: expected HOST:PORT, got {value:?}")))?;
@@ -54,16 +54,7 @@ impl TryFrom<Values> for Config {
     type Error = ConfigError;
 
     fn try_from(v: Values) -> Result<Config, ConfigError> {
-        let listen = parse_addr(&v, &s::LISTEN)?;
-        let advertised = v
-            .text(&s::ADVERTISED_LISTENER)
-            .map(|a| parse_host_port(s::ADVERTISED_LISTENER.name, &a))
-            .transpose()?;
-        if advertised.is_none() && listen.ip().is_unspecified() {
-            return Err(invalid(
-                "advertised.listener is required when listen is a wildcard address",
-            ));
-        }
+        let listeners = super::listeners::listeners(&v)?;
         let (object_store_url, metadata_url) = storage_urls(&v)?;
         let cluster = cluster_config(&v);
         let max_request_bytes = v.size(&s::SOCKET_REQUEST_MAX_BYTES)?;
@@ -78,8 +69,7 @@ impl TryFrom<Values> for Config {
             _ => LogFormat::Text,
         };
         Ok(Config {
-            listen,
-            advertised,
+            listeners,
             http_listen: parse_addr(&v, &s::HTTP_LISTEN)?,
             object_store_url,
             metadata_url,
@@ -131,8 +121,10 @@ fn cluster_config(v: &Values) -> ClusterConfig {
             .and_then(|id| i32::try_from(id).ok())
             .filter(|id| *id >= 0)
             .map(BrokerId),
+        // Set once the listeners are bound.
         host: String::new(),
         port: 0,
+        listeners: Vec::new(),
         rack: v.text(&s::BROKER_RACK).filter(|r| !r.is_empty()),
         lease_ttl: millis(v, &s::BROKER_SESSION_TIMEOUT_MS),
         max_moves: v.unsigned(&s::CONTROLLER_MAX_MOVES) as usize,

@@ -62,7 +62,9 @@ fn defaults_use_the_data_dir() {
     assert!(c.object_store_url.starts_with("file://"));
     assert!(c.object_store_url.ends_with("kafscale-data/objects"));
     assert!(c.metadata_url.ends_with("kafscale-data/metadata"));
-    assert_eq!(c.listen.port(), 9092);
+    assert_eq!(c.listeners.len(), 1);
+    assert_eq!(c.listeners[0].name, "PLAINTEXT");
+    assert_eq!(c.listeners[0].bind.port(), 9092);
     assert_eq!(c.http_listen.port(), 9093);
     assert!(c.auto_create_topics);
 }
@@ -163,7 +165,7 @@ fn ranges_are_checked_with_the_key_and_range_named() {
         ("log.retention.ms", (-1).into()),
     ])
     .unwrap();
-    assert_eq!(c.advertised, Some(("::1".into(), 19092)));
+    assert_eq!(c.listeners[0].advertised, Some(("::1".into(), 19092)));
     assert_eq!(c.cluster.broker_id, None);
     assert_eq!(c.log.default_retention_ms, -1);
 }
@@ -203,4 +205,149 @@ fn ephemeral_excludes_the_store_settings() {
     .unwrap();
     assert_eq!(c.object_store_url, "memory://");
     assert_eq!(c.metadata_url, "embedded:///d/metadata");
+}
+
+#[test]
+fn listeners_take_kafkas_names_and_overrides() {
+    let c = load_flags(&[
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9092, sasl_ssl://:9094,INTERNAL://127.0.0.1:9095".into(),
+        ),
+        (
+            "advertised.listeners",
+            "SASL_SSL://kafka.example.com:9094".into(),
+        ),
+        (
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,INTERNAL:SSL".into(),
+        ),
+        ("ssl.keystore.location", "/etc/kafscale/broker.pem".into()),
+        ("listener.name.internal.ssl.client.auth", "required".into()),
+        (
+            "listener.name.internal.ssl.truststore.location",
+            "/etc/kafscale/ca.pem".into(),
+        ),
+        (
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms",
+            "SCRAM-SHA-512".into(),
+        ),
+    ])
+    .unwrap();
+    let names: Vec<_> = c.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["PLAINTEXT", "SASL_SSL", "INTERNAL"]);
+    let [plain, sasl, internal] = &c.listeners[..] else {
+        panic!("three listeners")
+    };
+    assert!(plain.tls.is_none() && plain.sasl_mechanisms.is_empty());
+    assert!(sasl.bind.ip().is_unspecified());
+    assert_eq!(sasl.advertised, Some(("kafka.example.com".into(), 9094)));
+    assert_eq!(
+        sasl.sasl_mechanisms,
+        [crate::security::SaslMechanism::ScramSha512]
+    );
+    assert_eq!(
+        sasl.tls.as_ref().unwrap().client_auth,
+        crate::security::ClientAuth::None
+    );
+    let tls = internal.tls.as_ref().unwrap();
+    assert_eq!(tls.client_auth, crate::security::ClientAuth::Required);
+    assert_eq!(
+        tls.truststore,
+        Some(super::Pem::File("/etc/kafscale/ca.pem".into()))
+    );
+    assert!(internal.sasl_mechanisms.is_empty());
+}
+
+#[test]
+fn listener_mistakes_are_refused_with_the_reason() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[(
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,PLAINTEXT://127.0.0.1:9093",
+            )],
+            "named twice",
+        ),
+        (&[("listeners", "127.0.0.1:9092")], "NAME://HOST:PORT"),
+        (&[("listeners", "FOO://127.0.0.1:9092")], "no protocol"),
+        (
+            &[("listeners", "SSL://127.0.0.1:9092")],
+            "ssl.keystore.location",
+        ),
+        (&[("listeners", "SASL_SSL://:9092")], "advertised.listeners"),
+        (
+            &[
+                ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+                ("listen", "127.0.0.1:9092"),
+            ],
+            "cannot be combined",
+        ),
+        (
+            &[
+                ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+                ("advertised.listeners", "SSL://h:1"),
+            ],
+            "not one of the listeners",
+        ),
+        (
+            &[("listener.name.ssl.ssl.client.auth", "required")],
+            "not one of the listeners",
+        ),
+        (
+            &[("listener.name.ssl.no.such.setting", "x")],
+            "unknown setting",
+        ),
+        (
+            &[("listener.security.protocol.map", "PLAINTEXT:TLS")],
+            "unknown protocol",
+        ),
+        (
+            &[
+                ("listeners", "SSL://127.0.0.1:9092"),
+                ("ssl.keystore.location", "k"),
+                ("ssl.client.auth", "required"),
+            ],
+            "trust store",
+        ),
+        (
+            &[
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:9092"),
+                ("sasl.enabled.mechanisms", "GSSAPI"),
+            ],
+            "not supported",
+        ),
+        (
+            &[
+                ("listeners", "SSL://127.0.0.1:9092"),
+                ("ssl.keystore.location", "k"),
+                ("ssl.enabled.protocols", "TLSv1.1"),
+            ],
+            "not supported",
+        ),
+    ];
+    for (pairs, expected) in cases {
+        let flags: Vec<(&str, serde_json::Value)> =
+            pairs.iter().map(|(k, v)| (*k, (*v).into())).collect();
+        let err = load_flags(&flags).unwrap_err().to_string();
+        assert!(err.contains(expected), "{pairs:?}: {err}");
+    }
+}
+
+#[test]
+fn listener_overrides_come_from_the_environment_too() {
+    // KAFSCALE_LISTENER_NAME_SASL_PLAINTEXT_SASL_ENABLED_MECHANISMS reaches the parser with
+    // every underscore a dot; the listener name is what is left of the longest setting.
+    let c = load_flags(&[
+        ("listeners", "SASL_PLAINTEXT://127.0.0.1:9092".into()),
+        (
+            "listener.name.sasl.plaintext.sasl.enabled.mechanisms",
+            "PLAIN".into(),
+        ),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.listeners[0].sasl_mechanisms,
+        [crate::security::SaslMechanism::Plain]
+    );
 }

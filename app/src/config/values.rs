@@ -10,6 +10,8 @@ use super::ConfigError;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Values {
     set: BTreeMap<&'static str, Value>,
+    /// Per-listener overrides (`listener.name.NAME.SETTING`), by listener name (upper case).
+    listener_set: BTreeMap<(String, &'static str), Value>,
 }
 
 impl Values {
@@ -17,12 +19,16 @@ impl Values {
     /// does not accept is refused with the key named.
     pub fn parse(merged: BTreeMap<String, serde_json::Value>) -> Result<Values, ConfigError> {
         let mut set = BTreeMap::new();
+        let mut listener_set = BTreeMap::new();
         for (key, json) in merged {
-            let setting = settings::find(&key).ok_or_else(|| {
-                ConfigError::Invalid(format!(
-                    "unknown setting {key:?} (`kafscale serve --help` lists them)"
-                ))
-            })?;
+            let listener_override = settings::find_listener_override(&key);
+            let setting = settings::find(&key)
+                .or(listener_override.as_ref().map(|(_, s)| *s))
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "unknown setting {key:?} (`kafscale serve --help` lists them)"
+                    ))
+                })?;
             let text = match json {
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Number(n) => n.to_string(),
@@ -37,9 +43,47 @@ impl Values {
             let value = setting
                 .parse(&text)
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-            set.insert(setting.name, value);
+            match listener_override {
+                Some((listener, _)) if settings::find(&key).is_none() => {
+                    listener_set.insert((listener, setting.name), value);
+                }
+                _ => {
+                    set.insert(setting.name, value);
+                }
+            }
         }
-        Ok(Values { set })
+        Ok(Values { set, listener_set })
+    }
+
+    /// The listener names that have overrides, for checking that each names a listener.
+    pub fn overridden_listeners(&self) -> impl Iterator<Item = &str> {
+        self.listener_set
+            .keys()
+            .map(|(listener, _)| listener.as_str())
+    }
+
+    /// The value a listener sees: its override, else the broker-wide value or default.
+    pub fn for_listener(&self, listener: &str, s: &Setting) -> Option<Value> {
+        self.listener_set
+            .get(&(listener.to_owned(), s.name))
+            .cloned()
+            .or_else(|| self.effective(s))
+    }
+
+    /// A text setting's value as a listener sees it.
+    pub fn listener_text(&self, listener: &str, s: &Setting) -> Option<String> {
+        match self.for_listener(listener, s) {
+            Some(Value::Text(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// An integer setting's value as a listener sees it.
+    pub fn listener_int(&self, listener: &str, s: &Setting) -> i64 {
+        match self.for_listener(listener, s) {
+            Some(Value::Int(v)) => v,
+            _ => 0,
+        }
     }
 
     /// Whether any layer sets it.

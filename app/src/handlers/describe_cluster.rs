@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::str_bytes;
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
 
 /// Endpoint types of DescribeCluster v1+: brokers or KRaft controllers.
 const ENDPOINT_BROKERS: i8 = 1;
@@ -17,6 +18,7 @@ const ALL_CLUSTER_OPERATIONS: i32 =
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     version: i16,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
@@ -29,7 +31,7 @@ pub async fn handle(
         return resp;
     }
     resp.brokers = ctx
-        .live_brokers()
+        .live_brokers(session.listener_name())
         .into_iter()
         .map(|e| {
             let mut b = DescribeClusterBroker::default();

@@ -146,14 +146,19 @@ pub fn broker_entries(ctx: &Context) -> Vec<ConfigEntry> {
             entry(s.name, value, s.config_type(), s.doc, source)
         })
         .collect();
-    // Kafka's plural, URL-shaped name for the one listener clients are told about.
-    let advertised = &settings::ADVERTISED_LISTENER;
+    // Where clients reach each listener, in Kafka's form.
+    let advertised = &settings::ADVERTISED_LISTENERS;
+    let listeners: Vec<String> = ctx
+        .endpoints
+        .iter()
+        .map(|e| format!("{}://{}:{}", e.name, e.host, e.port))
+        .collect();
     out.push(entry(
-        "advertised.listeners",
-        format!("PLAINTEXT://{}:{}", ctx.advertised.0, ctx.advertised.1),
+        advertised.name,
+        listeners.join(","),
         ConfigType::String,
         advertised.doc,
-        if values.is_set(advertised) {
+        if values.is_set(advertised) || values.is_set(&settings::ADVERTISED_LISTENER) {
             SOURCE_STATIC_BROKER
         } else {
             SOURCE_DEFAULT

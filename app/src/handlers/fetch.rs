@@ -16,6 +16,7 @@ use super::leader_hint::LeaderHints;
 use super::{topic_name, wire_uuid};
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
 
 /// Upper bound on a long-poll, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -27,7 +28,12 @@ struct Wanted {
     partitions: Vec<FetchPartition>,
 }
 
-pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    ctx: Arc<Context>,
+    session: Arc<Session>,
+    version: i16,
+    req: FetchRequest,
+) -> FetchResponse {
     let mut resp = FetchResponse::default();
     if version >= 7 && req.session_id != 0 {
         // Sessions are declined (session id 0 in every response), so any id is unknown.
@@ -59,7 +65,8 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> Fetch
     let mut commits = ctx.log.subscribe();
     loop {
         commits.borrow_and_update();
-        let (responses, bytes, failed, hints) = read_all(&ctx, version, &wanted, max_bytes).await;
+        let (responses, bytes, failed, hints) =
+            read_all(&ctx, session.listener_name(), version, &wanted, max_bytes).await;
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || failed || expired {
             ctx.metrics.fetched_bytes.inc_by(bytes as u64);
@@ -84,6 +91,7 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: FetchRequest) -> Fetch
 
 async fn read_all(
     ctx: &Context,
+    listener: &str,
     version: i16,
     wanted: &[Wanted],
     max_bytes: usize,
@@ -185,7 +193,7 @@ async fn read_all(
                     let e = RequestError::from(e);
                     data.error_code = e.code();
                     if version >= 12 && e.leader_moved_or_fenced() {
-                        hints.name_leader(ctx, key, &mut data.current_leader);
+                        hints.name_leader(ctx, listener, key, &mut data.current_leader);
                     }
                     set_unknown_offsets(&mut data);
                     // Offsets only from the leader: a broker that does not serve the

@@ -11,12 +11,18 @@ use kafscale_core::group::{keys, GroupId};
 use super::str_bytes;
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// The coordinator's (id, host, port), or (error code, message).
-fn lookup(ctx: &Context, key_type: i8, key: &StrBytes) -> Result<(i32, String, u16), RequestError> {
+fn lookup(
+    ctx: &Context,
+    listener: &str,
+    key_type: i8,
+    key: &StrBytes,
+) -> Result<(i32, String, u16), RequestError> {
     match key_type {
         KEY_TYPE_GROUP => {
             if key.is_empty() {
@@ -24,14 +30,16 @@ fn lookup(ctx: &Context, key_type: i8, key: &StrBytes) -> Result<(i32, String, u
             }
             let group = GroupId(key.to_string());
             if ctx.groups.check_coordinator(&group).is_ok() {
-                return Ok((
-                    ctx.log.broker_id().0,
-                    ctx.advertised.0.clone(),
-                    ctx.advertised.1,
-                ));
+                if let Some((host, port)) = ctx.own_endpoint(listener) {
+                    return Ok((ctx.log.broker_id().0, host, port));
+                }
             }
             match ctx.cluster.shard_owner(keys::shard_of(&group).0) {
-                Some(b) if b.id != ctx.log.broker_id() => Ok((b.id.0, b.host, b.port)),
+                Some(b) if b.id != ctx.log.broker_id() => match b.endpoint(listener) {
+                    Some((host, port)) => Ok((b.id.0, host.to_owned(), port)),
+                    // The coordinator has no such listener: like Kafka, no coordinator.
+                    None => Err(RequestError::CoordinatorMoving),
+                },
                 // Ours but still loading, or not assigned yet.
                 _ => Err(RequestError::CoordinatorMoving),
             }
@@ -45,12 +53,13 @@ fn lookup(ctx: &Context, key_type: i8, key: &StrBytes) -> Result<(i32, String, u
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let mut resp = FindCoordinatorResponse::default();
     if version < 4 {
-        match lookup(&ctx, req.key_type, &req.key) {
+        match lookup(&ctx, session.listener_name(), req.key_type, &req.key) {
             Ok((node, host, port)) => {
                 resp.node_id = BrokerId(node);
                 resp.host = str_bytes(host);
@@ -69,7 +78,7 @@ pub async fn handle(
     }
     for key in req.coordinator_keys {
         let mut c = Coordinator::default();
-        match lookup(&ctx, req.key_type, &key) {
+        match lookup(&ctx, session.listener_name(), req.key_type, &key) {
             Ok((node, host, port)) => {
                 c.node_id = BrokerId(node);
                 c.host = str_bytes(host);

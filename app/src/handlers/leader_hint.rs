@@ -21,10 +21,11 @@ impl LeaderHints {
     pub fn name_leader<L: WireLeader>(
         &mut self,
         ctx: &Context,
+        listener: &str,
         key: PartitionKey,
         current_leader: &mut L,
     ) {
-        let Some((epoch, leader)) = ctx.current_leader(key) else {
+        let Some((epoch, leader)) = ctx.current_leader(key, listener) else {
             return;
         };
         current_leader.set(BrokerId(leader.id), epoch);

@@ -15,6 +15,7 @@ use kafscale_core::{Error, PartitionId, PartitionKey, TopicId};
 use super::{str_bytes, topic_name, wire_uuid};
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
 
 /// Bitfield of every topic operation (READ=3 .. ALTER_CONFIGS=11, as Kafka numbers them).
 const ALL_TOPIC_OPERATIONS: i32 =
@@ -23,9 +24,14 @@ const ALL_TOPIC_OPERATIONS: i32 =
 const ALL_CLUSTER_OPERATIONS: i32 =
     (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
-pub async fn handle(ctx: Arc<Context>, version: i16, req: MetadataRequest) -> MetadataResponse {
+pub async fn handle(
+    ctx: Arc<Context>,
+    session: Arc<Session>,
+    version: i16,
+    req: MetadataRequest,
+) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
-    resp.brokers = brokers(&ctx, version);
+    resp.brokers = brokers(&ctx, session.listener_name(), version);
     if version >= 1 {
         resp.controller_id = BrokerId(ctx.controller_id());
     }
@@ -85,8 +91,8 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: MetadataRequest) -> Me
     resp
 }
 
-fn brokers(ctx: &Context, version: i16) -> Vec<MetadataResponseBroker> {
-    ctx.live_brokers()
+fn brokers(ctx: &Context, listener: &str, version: i16) -> Vec<MetadataResponseBroker> {
+    ctx.live_brokers(listener)
         .into_iter()
         .map(|e| {
             let mut b = MetadataResponseBroker::default();

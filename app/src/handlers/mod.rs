@@ -28,6 +28,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl;
+pub mod scram_credentials;
 pub mod sync_group;
 
 use kafka_protocol::messages::TopicName;

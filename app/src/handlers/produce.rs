@@ -17,6 +17,7 @@ use super::leader_hint::LeaderHints;
 use super::{str_bytes, topic_name};
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
 
 /// Produce timeouts at or below zero get this instead: a commit normally takes milliseconds,
 /// and answering "timed out" for data that then commits invites duplicates.
@@ -30,6 +31,8 @@ enum Part {
 
 pub struct Staged {
     ctx: Arc<Context>,
+    /// The listener the request came in on: leader hints name brokers on it.
+    session: Arc<Session>,
     version: i16,
     acks: i16,
     timeout: Duration,
@@ -45,7 +48,12 @@ pub enum Outcome {
     Close(String),
 }
 
-pub fn stage(ctx: &Arc<Context>, version: i16, req: ProduceRequest) -> Staged {
+pub fn stage(
+    ctx: &Arc<Context>,
+    session: &Arc<Session>,
+    version: i16,
+    req: ProduceRequest,
+) -> Staged {
     let acks = req.acks;
     // Decided once for the whole request; each partition gets its own copy of the error.
     let unavailable = ctx.storage_health.state() == HealthState::Unavailable;
@@ -101,6 +109,7 @@ pub fn stage(ctx: &Arc<Context>, version: i16, req: ProduceRequest) -> Staged {
         .collect();
     Staged {
         ctx: ctx.clone(),
+        session: session.clone(),
         version,
         acks,
         timeout: u64::try_from(req.timeout_ms)
@@ -197,7 +206,12 @@ impl Staged {
                         topic,
                         partition: PartitionId(index),
                     };
-                    hints.name_leader(&self.ctx, key, &mut p.current_leader);
+                    hints.name_leader(
+                        &self.ctx,
+                        self.session.listener_name(),
+                        key,
+                        &mut p.current_leader,
+                    );
                 }
                 topic.partition_responses.push(p);
             }

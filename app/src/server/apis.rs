@@ -7,8 +7,10 @@
 //! How a handler is called:
 //! - `serve h`: `h(ctx, version, request)` returns the response;
 //! - `origin h`: the same with the client id and host appended (JoinGroup records them);
-//! - `staged h`: `h(&ctx, version, request)` runs at once, in arrival order, and returns a
-//!   `produce::Staged` whose commit is awaited later (Produce).
+//! - `session h`: `h(ctx, session, version, request)`, for handlers that need the
+//!   connection's listener (the addresses they answer with) or principal;
+//! - `staged h`: `h(&ctx, &session, version, request)` runs at once, in arrival order, and
+//!   returns a `produce::Staged` whose commit is awaited later (Produce).
 //!
 //! Error codes are listed as paths: `error_code` is the response's own code, and
 //! `topics [partitions [error_code]]` every code of every partition of every topic.
@@ -56,8 +58,15 @@ macro_rules! route_call {
             ),
         )
     };
+    (session $h:path, $ctx:ident, $call:ident, $r:ident) => {
+        spawn_handler(
+            $ctx,
+            &$call,
+            $h($ctx.clone(), $call.session.clone(), $call.version, $r),
+        )
+    };
     (staged $h:path, $ctx:ident, $call:ident, $r:ident) => {{
-        let staged = $h($ctx, $call.version, $r);
+        let staged = $h($ctx, &$call.session, $call.version, $r);
         spawn_staged($ctx, $call, staged)
     }};
 }
@@ -111,11 +120,11 @@ api_table! {
     Produce: ProduceRequest => ProduceResponse, 0..=11,
         staged handlers::produce::stage, codes [responses [partition_responses [error_code]]];
     Fetch: FetchRequest => FetchResponse, 4..=16,
-        serve handlers::fetch::handle, codes [error_code, responses [partitions [error_code]]];
+        session handlers::fetch::handle, codes [error_code, responses [partitions [error_code]]];
     ListOffsets: ListOffsetsRequest => ListOffsetsResponse, 1..=10,
         serve handlers::list_offsets::handle, codes [topics [partitions [error_code]]];
     Metadata: MetadataRequest => MetadataResponse, 0..=12,
-        serve handlers::metadata::handle,
+        session handlers::metadata::handle,
         codes [error_code, topics [error_code, partitions [error_code]]];
     ApiVersions: ApiVersionsRequest => ApiVersionsResponse, 0..=4,
         serve handlers::api_versions::handle, codes [error_code];
@@ -125,7 +134,7 @@ api_table! {
         serve handlers::delete_topics::handle, codes [responses [error_code]];
     // Consumer groups. OffsetCommit below v2 and OffsetFetch below v1 cannot be decoded.
     FindCoordinator: FindCoordinatorRequest => FindCoordinatorResponse, 0..=6,
-        serve handlers::find_coordinator::handle, codes [error_code, coordinators [error_code]];
+        session handlers::find_coordinator::handle, codes [error_code, coordinators [error_code]];
     JoinGroup: JoinGroupRequest => JoinGroupResponse, 0..=9,
         origin handlers::join_group::handle, codes [error_code];
     SyncGroup: SyncGroupRequest => SyncGroupResponse, 0..=5,
@@ -164,7 +173,7 @@ api_table! {
     DeleteRecords: DeleteRecordsRequest => DeleteRecordsResponse, 0..=2,
         serve handlers::delete_records::handle, codes [topics [partitions [error_code]]];
     DescribeCluster: DescribeClusterRequest => DescribeClusterResponse, 0..=2,
-        serve handlers::describe_cluster::handle, codes [error_code];
+        session handlers::describe_cluster::handle, codes [error_code];
     DescribeTopicPartitions: DescribeTopicPartitionsRequest => DescribeTopicPartitionsResponse,
         0..=0, serve handlers::describe_topic_partitions::handle,
         codes [topics [error_code, partitions [error_code]]];
@@ -175,6 +184,18 @@ api_table! {
         serve handlers::init_producer_id::handle, codes [error_code];
     DescribeProducers: DescribeProducersRequest => DescribeProducersResponse, 0..=0,
         serve handlers::describe_producers::handle, codes [topics [partitions [error_code]]];
+    // Authentication: answered by the connection itself while a SASL exchange is under way
+    // (`server::auth`); these handlers answer what comes at any other time.
+    SaslHandshake: SaslHandshakeRequest => SaslHandshakeResponse, 0..=1,
+        serve handlers::sasl::handshake, codes [error_code];
+    SaslAuthenticate: SaslAuthenticateRequest => SaslAuthenticateResponse, 0..=2,
+        serve handlers::sasl::authenticate, codes [error_code];
+    DescribeUserScramCredentials: DescribeUserScramCredentialsRequest
+        => DescribeUserScramCredentialsResponse, 0..=0,
+        serve handlers::scram_credentials::describe, codes [error_code, results [error_code]];
+    AlterUserScramCredentials: AlterUserScramCredentialsRequest
+        => AlterUserScramCredentialsResponse, 0..=0,
+        serve handlers::scram_credentials::alter, codes [results [error_code]];
 }
 
 #[cfg(test)]

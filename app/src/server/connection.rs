@@ -6,15 +6,14 @@
 //! the tasks one after another, which keeps responses in request order.
 
 use bytes::{Bytes, BytesMut};
-use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{self, Reply};
+use super::session::Session;
 use crate::context::Context;
 
 /// Requests of one connection being processed at once; the reader waits beyond that. Produce
@@ -30,17 +29,19 @@ const MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
 const PRODUCE_KEY: [u8; 2] = 0i16.to_be_bytes();
 
 /// Serves one connection until the client closes it or `stop` is cancelled; either way the
-/// requests already read are answered before the connection closes.
-pub async fn serve(
+/// requests already read are answered before the connection closes. On a SASL listener
+/// the client authenticates first (`auth.rs`); `session` is who it is until then.
+pub async fn serve<R, W>(
     ctx: Arc<Context>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    mut reader: R,
+    mut writer: W,
+    session: Session,
     stop: CancellationToken,
-) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
-    }
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = session.peer;
     let (tx, mut rx) = mpsc::channel::<(JoinHandle<Reply>, OwnedSemaphorePermit)>(MAX_IN_FLIGHT);
     let budget = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES));
     let writer_task = tokio::spawn(async move {
@@ -64,11 +65,35 @@ pub async fn serve(
                 }
             }
         }
+        // Sent: make sure it is on the wire before the connection is dropped (TLS buffers).
+        let _ = writer.flush().await;
+        let _ = writer.shutdown().await;
     });
+    let mut session = Arc::new(session);
+    if session.listener.protocol.sasl() {
+        let authenticated = tokio::select! {
+            principal = authenticate(&ctx, &mut reader, &session, &tx, &budget) => principal,
+            _ = stop.cancelled() => None,
+        };
+        match authenticated {
+            Some(principal) => {
+                session = Arc::new(Session {
+                    listener: session.listener.clone(),
+                    peer,
+                    principal,
+                });
+            }
+            None => {
+                drop(tx);
+                let _ = writer_task.await;
+                return;
+            }
+        }
+    }
     let max = ctx.config.max_request_bytes;
     loop {
         let read = tokio::select! {
-            read = read_frame(&mut reader, max) => read,
+            read = read_frame(&mut reader, max, MIN_FRAME) => read,
             _ = stop.cancelled() => break,
         };
         let frame = match read {
@@ -98,7 +123,7 @@ pub async fn serve(
         let Ok(permit) = budget.clone().acquire_many_owned(weight).await else {
             break;
         };
-        let task = dispatch::dispatch(&ctx, decoded, peer.ip());
+        let task = dispatch::dispatch(&ctx, decoded, &session);
         if tx.send((task, permit)).await.is_err() {
             break;
         }
@@ -109,10 +134,32 @@ pub async fn serve(
     }
 }
 
-/// Reads one size-prefixed frame. The size is checked before anything is allocated.
-async fn read_frame<R: AsyncReadExt + Unpin>(
+/// The SASL phase, its answers queued like any other (each with a permit of one byte).
+async fn authenticate<R: AsyncRead + Unpin>(
+    ctx: &Arc<Context>,
+    reader: &mut R,
+    session: &Arc<Session>,
+    tx: &mpsc::Sender<(JoinHandle<Reply>, OwnedSemaphorePermit)>,
+    budget: &Arc<Semaphore>,
+) -> Option<crate::security::Principal> {
+    let mut send = |task: JoinHandle<Reply>| -> bool {
+        let Ok(permit) = budget.clone().try_acquire_owned() else {
+            return false;
+        };
+        tx.try_send((task, permit)).is_ok()
+    };
+    super::auth::authenticate(ctx, reader, session, &mut send).await
+}
+
+/// A request header is at least this long: api key, version, correlation id.
+const MIN_FRAME: usize = 8;
+
+/// Reads one size-prefixed frame of at least `min` bytes. The size is checked before
+/// anything is allocated.
+pub(super) async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: usize,
+    min: usize,
 ) -> Result<Option<Bytes>, String> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len).await {
@@ -127,7 +174,7 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
             "frame of {size} bytes exceeds socket.request.max.bytes ({max})"
         ));
     }
-    if size < 8 {
+    if size < min {
         return Err(format!(
             "frame of {size} bytes is shorter than a request header"
         ));

@@ -14,6 +14,7 @@ pub use super::apis::Request;
 
 use super::apis;
 use super::error_codes::ErrorCodes;
+use super::session::Session;
 use super::versions;
 use crate::context::Context;
 use crate::handlers;
@@ -176,7 +177,7 @@ pub(super) struct Call {
     pub version: i16,
     pub correlation_id: i32,
     client_id: Option<StrBytes>,
-    peer: std::net::IpAddr,
+    pub session: Arc<Session>,
 }
 
 impl Call {
@@ -189,7 +190,7 @@ impl Call {
 
     /// The client's host as Kafka shows it in DescribeGroups, "/1.2.3.4".
     pub fn host(&self) -> String {
-        format!("/{}", self.peer)
+        format!("/{}", self.session.peer.ip())
     }
 }
 
@@ -229,8 +230,8 @@ pub(super) fn spawn_staged(
     })
 }
 
-/// Starts the handling of a decoded request from a client at `peer`.
-pub fn dispatch(ctx: &Arc<Context>, decoded: Decoded, peer: std::net::IpAddr) -> JoinHandle<Reply> {
+/// Starts the handling of a decoded request of a connection.
+pub fn dispatch(ctx: &Arc<Context>, decoded: Decoded, session: &Arc<Session>) -> JoinHandle<Reply> {
     let Decoded {
         api_key: key,
         version,
@@ -248,7 +249,7 @@ pub fn dispatch(ctx: &Arc<Context>, decoded: Decoded, peer: std::net::IpAddr) ->
         version,
         correlation_id,
         client_id,
-        peer,
+        session: session.clone(),
     };
     apis::route(ctx, call, request)
 }

@@ -31,7 +31,7 @@ use crate::schema::keys;
 use crate::settings;
 use crate::types::{BrokerId, PartitionKey};
 
-pub use records::{BrokerRecord, ControllerRecord, MoveRecord};
+pub use records::{BrokerRecord, ControllerRecord, ListenerEndpoint, MoveRecord};
 pub use upkeep::StoreHealth;
 
 /// Settings of a broker's membership, validated by the app's config layer.
@@ -39,9 +39,11 @@ pub use upkeep::StoreHealth;
 pub struct ClusterConfig {
     /// `None`: the lowest id no live broker holds is taken.
     pub broker_id: Option<BrokerId>,
-    /// Where clients reach this broker.
+    /// Where clients reach this broker (its first listener).
     pub host: String,
     pub port: u16,
+    /// Every listener, the first included.
+    pub listeners: Vec<ListenerEndpoint>,
     pub rack: Option<String>,
     /// Lease of the registration: a broker that stops renewing it is gone after this long.
     pub lease_ttl: Duration,
@@ -69,6 +71,7 @@ impl Default for ClusterConfig {
             broker_id: None,
             host: "127.0.0.1".into(),
             port: 9092,
+            listeners: Vec::new(),
             rack: None,
             lease_ttl: ms(&settings::BROKER_SESSION_TIMEOUT_MS),
             max_moves: settings::CONTROLLER_MAX_MOVES.default_int() as usize,
@@ -121,6 +124,7 @@ impl Registration {
                 rack: config.rack.clone(),
                 incarnation,
                 draining: false,
+                listeners: config.listeners.clone(),
             };
             if put_registration(meta, &record, lease, true).await? {
                 tracing::info!(broker = id.0, incarnation, "registered");

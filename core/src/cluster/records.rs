@@ -20,6 +20,33 @@ pub struct BrokerRecord {
     /// Shutting down: takes no new partitions and hands its own over.
     #[serde(default)]
     pub draining: bool,
+    /// Every listener clients can reach it on; `host` and `port` are the first one's.
+    /// Empty in records of brokers from before listeners, which had one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerEndpoint>,
+}
+
+/// Where clients reach a broker on one named listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerEndpoint {
+    /// Upper case, as Kafka names listeners.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerRecord {
+    /// The broker's host and port on the named listener, `None` if it has no such listener
+    /// (Kafka leaves such brokers out of what it tells clients of that listener).
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, u16)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map(|l| (l.host.as_str(), l.port))
+    }
 }
 
 /// The elected controller.

@@ -247,6 +247,25 @@ pub fn parse_offset(key: &str) -> Option<(GroupId, OffsetKey)> {
     ))
 }
 
+// ---- users ------------------------------------------------------------------------------
+
+pub fn users_prefix() -> String {
+    format!("{ROOT}users/")
+}
+
+pub fn user(name: &str) -> String {
+    format!("{ROOT}users/{}", escape(name))
+}
+
+/// A random value every broker shares: the seed of the salts shown for unknown SCRAM users.
+pub fn scram_decoy_secret() -> String {
+    format!("{ROOT}secrets/scram-decoy")
+}
+
+pub fn parse_user(key: &str) -> Option<String> {
+    unescape(key.strip_prefix(ROOT)?.strip_prefix("users/")?)
+}
+
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

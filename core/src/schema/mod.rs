@@ -15,6 +15,8 @@
 //! kafscale/groups/shards/<shard>                          ShardRecord (JSON)
 //! kafscale/groups/state/<shard>/<group>                   GroupSnapshot (JSON)
 //! kafscale/groups/offsets/<shard>/<group>/<topic>/<p>     CommittedOffset
+//! kafscale/users/<name>                                   UserRecord (JSON): SCRAM credentials
+//! kafscale/secrets/scram-decoy                            random bytes shared by the brokers
 //! ```
 //!
 //! Keys stay O(brokers + topics + partitions + segments + groups + committed offsets), plus

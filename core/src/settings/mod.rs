@@ -31,6 +31,7 @@ use crate::topic_config::ConfigType;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
     Broker,
+    Security,
     Cluster,
     Storage,
     Log,
@@ -38,8 +39,9 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 5] = [
+    pub const ALL: [Section; 6] = [
         Section::Broker,
+        Section::Security,
         Section::Cluster,
         Section::Storage,
         Section::Log,
@@ -49,6 +51,7 @@ impl Section {
     pub fn title(self) -> &'static str {
         match self {
             Section::Broker => "Broker",
+            Section::Security => "Security",
             Section::Cluster => "Cluster",
             Section::Storage => "Storage",
             Section::Log => "Log",
@@ -137,6 +140,8 @@ pub struct Setting {
     pub scope: Scope,
     /// Whether DescribeConfigs reports it (only settings Kafka tools know).
     pub described: bool,
+    /// Whether a listener can override it, as Kafka's `listener.name.NAME.SETTING`.
+    pub per_listener: bool,
 }
 
 impl Setting {
@@ -225,6 +230,26 @@ impl Setting {
 /// The setting of this name, if there is one.
 pub fn find(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// The prefix of a per-listener override, as Kafka writes it:
+/// `listener.name.sasl_ssl.ssl.keystore.location`.
+pub const LISTENER_PREFIX: &str = "listener.name.";
+
+/// A per-listener override's listener name (upper case, as listeners are named) and
+/// setting, if `name` is one. The listener name may itself contain dots where it came from
+/// an environment variable (`KAFSCALE_LISTENER_NAME_SASL_SSL_...`), so the setting is
+/// matched as the longest known suffix.
+pub fn find_listener_override(name: &str) -> Option<(String, &'static Setting)> {
+    let rest = name.strip_prefix(LISTENER_PREFIX)?;
+    SETTINGS
+        .iter()
+        .filter(|s| s.per_listener)
+        .filter_map(|s| {
+            let listener = rest.strip_suffix(s.name)?.strip_suffix('.')?;
+            (!listener.is_empty()).then(|| (listener.replace('.', "_").to_ascii_uppercase(), s))
+        })
+        .max_by_key(|(_, s)| s.name.len())
 }
 
 /// A Kafka broker config KafScale reports with a fixed value and has no setting for (the

@@ -22,6 +22,15 @@ const fn setting(
         doc,
         scope: Scope::Broker,
         described: false,
+        per_listener: false,
+    }
+}
+
+/// A listener can override it (`listener.name.NAME.SETTING`).
+const fn per_listener(s: Setting) -> Setting {
+    Setting {
+        per_listener: true,
+        ..s
     }
 }
 
@@ -76,6 +85,58 @@ pub const AUTO_CREATE_TOPICS_ENABLE: Setting = described(setting("auto.create.to
 pub const NUM_PARTITIONS: Setting = described(setting("num.partitions", S::Broker,
     int(1, crate::topic::MAX_PARTITIONS as i64), D::Int(1),
     "partitions of auto-created topics (and of CreateTopics asking for -1)"));
+
+// Security: listeners as Kafka names them, TLS, SASL.
+pub const LISTENERS: Setting = setting("listeners", S::Security,
+    Kind::Text("NAME://HOST:PORT, comma-separated; HOST a numeric IP, empty for all interfaces"),
+    D::Unset("PLAINTEXT://{listen}"),
+    "the Kafka listeners; a name's protocol comes from listener.security.protocol.map");
+pub const ADVERTISED_LISTENERS: Setting = setting("advertised.listeners", S::Security,
+    Kind::Text("NAME://HOST:PORT, comma-separated"), D::Unset("each listener's bound address"),
+    "where clients reach each listener (Metadata answers with the addresses of the listener asked)");
+pub const LISTENER_SECURITY_PROTOCOL_MAP: Setting = setting("listener.security.protocol.map",
+    S::Security, Kind::Text("NAME:PROTOCOL, comma-separated"),
+    D::Text("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
+    "the security protocol of each listener name: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL");
+pub const INTER_BROKER_LISTENER_NAME: Setting = setting("inter.broker.listener.name",
+    S::Security, Kind::Text("a listener name"), D::Unset("the first listener"),
+    "accepted for Kafka configs; must name a listener (brokers never connect to each other)");
+pub const SSL_KEYSTORE_TYPE: Setting = per_listener(setting("ssl.keystore.type", S::Security,
+    Kind::OneOf(&["PEM"]), D::Text("PEM"), "format of the key store; PEM only"));
+pub const SSL_KEYSTORE_LOCATION: Setting = per_listener(setting("ssl.keystore.location",
+    S::Security, Kind::Text("a file"), D::Unset("none"),
+    "PEM file with the private key and the certificate chain; reloaded when it changes"));
+pub const SSL_KEYSTORE_CERTIFICATE_CHAIN: Setting = per_listener(setting(
+    "ssl.keystore.certificate.chain", S::Security, Kind::Text("PEM text"), D::Unset("none"),
+    "the certificate chain itself, instead of ssl.keystore.location"));
+pub const SSL_KEYSTORE_KEY: Setting = per_listener(setting("ssl.keystore.key", S::Security,
+    Kind::Text("PEM text"), D::Unset("none"),
+    "the private key itself (unencrypted PKCS#8, PKCS#1 or SEC1), with ssl.keystore.certificate.chain"));
+pub const SSL_TRUSTSTORE_TYPE: Setting = per_listener(setting("ssl.truststore.type",
+    S::Security, Kind::OneOf(&["PEM"]), D::Text("PEM"), "format of the trust store; PEM only"));
+pub const SSL_TRUSTSTORE_LOCATION: Setting = per_listener(setting("ssl.truststore.location",
+    S::Security, Kind::Text("a file"), D::Unset("none"),
+    "PEM file of the CA certificates client certificates are checked against; reloaded when it changes"));
+pub const SSL_TRUSTSTORE_CERTIFICATES: Setting = per_listener(setting(
+    "ssl.truststore.certificates", S::Security, Kind::Text("PEM text"), D::Unset("none"),
+    "the CA certificates themselves, instead of ssl.truststore.location"));
+pub const SSL_CLIENT_AUTH: Setting = per_listener(setting("ssl.client.auth", S::Security,
+    Kind::OneOf(&["none", "requested", "required"]), D::Text("none"),
+    "whether TLS clients present a certificate; its subject is then the principal"));
+pub const SSL_PRINCIPAL_MAPPING_RULES: Setting = per_listener(setting(
+    "ssl.principal.mapping.rules", S::Security,
+    Kind::Text("DEFAULT or RULE:pattern/replacement/[LU], comma-separated"), D::Text("DEFAULT"),
+    "how a client certificate's subject becomes the principal's name, as Kafka's rules"));
+pub const SSL_ENABLED_PROTOCOLS: Setting = per_listener(setting("ssl.enabled.protocols",
+    S::Security, Kind::Text("TLSv1.2 and/or TLSv1.3, comma-separated"), D::Text("TLSv1.2,TLSv1.3"),
+    "TLS versions accepted"));
+pub const SASL_ENABLED_MECHANISMS: Setting = per_listener(setting("sasl.enabled.mechanisms",
+    S::Security, Kind::Text("PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, comma-separated"),
+    D::Text("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"),
+    "SASL mechanisms offered on SASL listeners; every one checks the SCRAM users in the metadata store"));
+pub const CONNECTION_FAILED_AUTHENTICATION_DELAY_MS: Setting = per_listener(setting(
+    "connection.failed.authentication.delay.ms", S::Security, int(0, 60_000), D::Int(100),
+    "how long a failed authentication waits before its answer and the close"));
 
 // Cluster.
 pub const BROKER_ID: Setting = described(setting("broker.id", S::Cluster, int(-1, I32),
@@ -216,6 +277,22 @@ pub const SETTINGS: &[Setting] = &[
     GC_GRACE_MS,
     PRODUCER_ID_EXPIRATION_MS,
     GROUP_INITIAL_REBALANCE_DELAY_MS,
+    LISTENERS,
+    ADVERTISED_LISTENERS,
+    LISTENER_SECURITY_PROTOCOL_MAP,
+    INTER_BROKER_LISTENER_NAME,
+    SSL_KEYSTORE_TYPE,
+    SSL_KEYSTORE_LOCATION,
+    SSL_KEYSTORE_CERTIFICATE_CHAIN,
+    SSL_KEYSTORE_KEY,
+    SSL_TRUSTSTORE_TYPE,
+    SSL_TRUSTSTORE_LOCATION,
+    SSL_TRUSTSTORE_CERTIFICATES,
+    SSL_CLIENT_AUTH,
+    SSL_PRINCIPAL_MAPPING_RULES,
+    SSL_ENABLED_PROTOCOLS,
+    SASL_ENABLED_MECHANISMS,
+    CONNECTION_FAILED_AUTHENTICATION_DELAY_MS,
 ];
 
 const fn fixed(

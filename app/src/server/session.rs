@@ -1,0 +1,69 @@
+//! What a connection is: the listener it came in on and who the client proved to be.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{ListenerConfig, SecurityProtocol};
+use crate::security::tls::Certificates;
+use crate::security::{Principal, PrincipalRules, SaslMechanism};
+
+/// A listener as its connections see it.
+pub struct Listener {
+    /// Upper case, as configured.
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    /// TLS listeners: the certificates in use, reloaded when their files change.
+    pub tls: Option<Certificates>,
+    /// How a client certificate's subject becomes the principal.
+    pub principal_rules: Option<PrincipalRules>,
+    /// SASL listeners: the mechanisms offered.
+    pub sasl: Vec<SaslMechanism>,
+    pub failed_auth_delay: Duration,
+}
+
+impl Listener {
+    /// Loads a listener's certificates: a TLS listener whose key store cannot be read does
+    /// not start.
+    pub fn new(config: &ListenerConfig) -> Result<Listener, String> {
+        let tls = config
+            .tls
+            .as_ref()
+            .map(Certificates::load)
+            .transpose()
+            .map_err(|e| format!("listener {}: {e}", config.name))?;
+        Ok(Listener {
+            name: config.name.clone(),
+            protocol: config.protocol,
+            tls,
+            principal_rules: config.tls.as_ref().map(|t| t.principal_rules.clone()),
+            sasl: config.sasl_mechanisms.clone(),
+            failed_auth_delay: config.failed_auth_delay,
+        })
+    }
+
+    /// A plaintext listener of this name, for tests and tools that serve a bare stream.
+    pub fn plaintext(name: &str) -> Listener {
+        Listener {
+            name: name.to_owned(),
+            protocol: SecurityProtocol::Plaintext,
+            tls: None,
+            principal_rules: None,
+            sasl: Vec::new(),
+            failed_auth_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// One connection's identity, fixed once authentication is over.
+pub struct Session {
+    pub listener: Arc<Listener>,
+    pub peer: SocketAddr,
+    pub principal: Principal,
+}
+
+impl Session {
+    pub fn listener_name(&self) -> &str {
+        &self.listener.name
+    }
+}
