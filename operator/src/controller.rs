@@ -14,7 +14,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::crd::{KafscaleCluster, KafscaleTopic, KafscaleUser};
-use crate::{cluster, status, topic, user, Context, Error};
+use crate::{cluster, topic, user, Context, Error};
 
 /// Errors that escaped a reconcile (its status could not even be written).
 fn error_policy<K>(obj: Arc<K>, e: &Error, _ctx: Arc<Context>) -> Action
@@ -22,7 +22,7 @@ where
     K: Resource + Debug,
 {
     tracing::warn!(name = ?obj.meta().name, namespace = ?obj.meta().namespace, error = %e, "reconcile failed");
-    Action::requeue(status::RETRY)
+    e.next_look()
 }
 
 /// Reports each reconcile's outcome in the log.
@@ -43,21 +43,20 @@ async fn drain<T: Debug, E: std::fmt::Display>(
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(ctx: Arc<Context>) {
     let client = ctx.client.clone();
+    // Only the children the operator made, not every Service of the cluster.
+    let children = watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by={}",
+        crate::FIELD_MANAGER
+    ));
     let clusters = Controller::new(
         Api::<KafscaleCluster>::all(client.clone()),
         watcher::Config::default(),
     )
-    .owns(
-        Api::<StatefulSet>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    )
+    .owns(Api::<StatefulSet>::all(client.clone()), children.clone())
+    .owns(Api::<Service>::all(client.clone()), children.clone())
     .owns(
         Api::<PodDisruptionBudget>::all(client.clone()),
-        watcher::Config::default(),
+        children.clone(),
     )
     .shutdown_on_signal()
     .run(cluster::reconcile, error_policy, ctx.clone());

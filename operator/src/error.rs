@@ -1,7 +1,10 @@
 //! The errors of a reconcile. Those the user must fix (a bad spec, a missing Secret) are
 //! reported in the resource's `Ready` condition; the others are retried with a backoff.
 
+use kube::runtime::controller::Action;
+
 use crate::admin::AdminError;
+use crate::status::{RESYNC, RETRY};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -43,6 +46,22 @@ impl Error {
                 _ => "KubernetesError",
             },
             Error::MissingField(_) => "InvalidObject",
+        }
+    }
+
+    /// When to look at the resource again: a spec the user must fix waits for the
+    /// resource to change; an unsupported feature comes back at the resync period, in case
+    /// the brokers were upgraded; anything else is tried again soon.
+    pub fn next_look(&self) -> Action {
+        match self {
+            Error::InvalidSpec(_) => Action::await_change(),
+            Error::Admin(AdminError::Unsupported { .. }) => Action::requeue(RESYNC),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.next_look(),
+                _ => Action::requeue(RETRY),
+            },
+            _ => Action::requeue(RETRY),
         }
     }
 }

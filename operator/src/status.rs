@@ -30,15 +30,8 @@ where
     Ok(())
 }
 
-/// The `Ready` condition reporting an error, and when to try again. Errors a user must fix
-/// wait for the resource to change; an unsupported feature is looked at again at the
-/// resync period, in case the brokers were upgraded; other errors are retried soon.
+/// The `Ready` condition reporting an error, and when to look at the resource again.
 pub fn failed(previous: &[Condition], generation: Option<i64>, e: &Error) -> (Condition, Action) {
-    let action = match e.reason() {
-        "InvalidSpec" => Action::await_change(),
-        "Unsupported" => Action::requeue(RESYNC),
-        _ => Action::requeue(RETRY),
-    };
     let condition = conditions::ready(
         previous,
         ConditionStatus::False,
@@ -46,5 +39,5 @@ pub fn failed(previous: &[Condition], generation: Option<i64>, e: &Error) -> (Co
         e.to_string(),
         generation,
     );
-    (condition, action)
+    (condition, e.next_look())
 }
