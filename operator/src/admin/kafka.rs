@@ -1,0 +1,234 @@
+//! [`KafkaAdmin`] over the Kafka protocol, with the client of the `kafscale` CLI: topics go
+//! through the same code as `kafscale topic create|describe|alter|delete`. SCRAM users and
+//! ACLs are not served by the broker yet, so those methods say so.
+
+use async_trait::async_trait;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest};
+use kafscale::cli::client::{topic_name, CliError, Client};
+use kafscale::cli::topic::{self, AlterArgs, CreateArgs, TopicCommand};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{AdminError, ConfigChanges, KafkaAdmin, NewTopic, ScramCredential, TopicState};
+use crate::crd::{AclRule, ScramMechanism};
+
+/// How long a connection or an answer may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The real admin client: one connection per call, opened to the bootstrap Service, so a
+/// broker that went away is never reused.
+#[derive(Debug, Default)]
+pub struct KafkaClientAdmin;
+
+async fn connect(bootstrap: &str) -> Result<Client, AdminError> {
+    Client::connect(bootstrap, TIMEOUT)
+        .await
+        .map_err(|e| admin_error(bootstrap, e))
+}
+
+fn admin_error(bootstrap: &str, e: CliError) -> AdminError {
+    if e.is_transport() {
+        AdminError::Unreachable {
+            bootstrap: bootstrap.to_owned(),
+            reason: e.to_string(),
+        }
+    } else {
+        AdminError::Refused(e.to_string())
+    }
+}
+
+/// Runs one `kafscale topic` command and returns its JSON output.
+async fn topic_command(
+    bootstrap: &str,
+    cmd: TopicCommand,
+) -> Result<serde_json::Value, AdminError> {
+    let mut client = connect(bootstrap).await?;
+    topic::run(&mut client, cmd)
+        .await
+        .map(|out| out.json)
+        .map_err(|e| admin_error(bootstrap, e))
+}
+
+/// Partitions and topic-level configs from the JSON of `kafscale topic describe`.
+fn topic_state(described: &serde_json::Value) -> Result<TopicState, AdminError> {
+    let partitions = described["partitions"]
+        .as_array()
+        .ok_or_else(|| AdminError::Refused("topic describe: no partitions".into()))?
+        .len();
+    let mut configs = BTreeMap::new();
+    if let Some(all) = described["configs"].as_object() {
+        for (name, c) in all {
+            // Only configs set on the topic are the operator's; the others are defaults.
+            if c["source"] == "topic" {
+                if let Some(v) = c["value"].as_str() {
+                    configs.insert(name.clone(), v.to_owned());
+                }
+            }
+        }
+    }
+    Ok(TopicState {
+        partitions: i32::try_from(partitions)
+            .map_err(|_| AdminError::Refused("topic describe: too many partitions".into()))?,
+        configs,
+    })
+}
+
+fn unsupported(what: &str) -> AdminError {
+    AdminError::Unsupported {
+        what: what.to_owned(),
+    }
+}
+
+#[async_trait]
+impl KafkaAdmin for KafkaClientAdmin {
+    async fn describe_topic(
+        &self,
+        bootstrap: &str,
+        name: &str,
+    ) -> Result<Option<TopicState>, AdminError> {
+        let mut client = connect(bootstrap).await?;
+        match topic::run(&mut client, TopicCommand::Describe { name: name.into() }).await {
+            Ok(out) => topic_state(&out.json).map(Some),
+            Err(CliError::UnknownTopic(_)) => Ok(None),
+            Err(e) => Err(admin_error(bootstrap, e)),
+        }
+    }
+
+    async fn create_topic(&self, bootstrap: &str, new: &NewTopic) -> Result<(), AdminError> {
+        let args = CreateArgs {
+            name: new.name.clone(),
+            partitions: Some(new.partitions),
+            replication_factor: None,
+            config: new.configs.clone().into_iter().collect(),
+        };
+        topic_command(bootstrap, TopicCommand::Create(args))
+            .await
+            .map(drop)
+    }
+
+    async fn create_partitions(
+        &self,
+        bootstrap: &str,
+        name: &str,
+        total: i32,
+    ) -> Result<(), AdminError> {
+        let mut client = connect(bootstrap).await?;
+        let mut t = CreatePartitionsTopic::default();
+        t.name = topic_name(name);
+        t.count = total;
+        let mut req = CreatePartitionsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = TIMEOUT.as_millis() as i32;
+        let resp = async {
+            let conn = client.controller().await?;
+            let v = conn.version(ApiKey::CreatePartitions, 0..=3, "partition increase")?;
+            conn.call(v, &req).await
+        }
+        .await
+        .map_err(|e| admin_error(bootstrap, e))?;
+        match resp.results.first() {
+            Some(r) if r.error_code == 0 => Ok(()),
+            Some(r) => Err(admin_error(
+                bootstrap,
+                CliError::kafka(
+                    format!("cannot raise partitions of {name} to {total}"),
+                    r.error_code,
+                    r.error_message.as_ref(),
+                ),
+            )),
+            None => Err(AdminError::Refused(
+                "empty CreatePartitions response".into(),
+            )),
+        }
+    }
+
+    async fn alter_topic_configs(
+        &self,
+        bootstrap: &str,
+        name: &str,
+        changes: &ConfigChanges,
+    ) -> Result<(), AdminError> {
+        let args = AlterArgs {
+            name: name.to_owned(),
+            config: changes.set.clone().into_iter().collect(),
+            delete_config: changes.delete.clone(),
+        };
+        topic_command(bootstrap, TopicCommand::Alter(args))
+            .await
+            .map(drop)
+    }
+
+    async fn delete_topic(&self, bootstrap: &str, name: &str) -> Result<(), AdminError> {
+        let mut client = connect(bootstrap).await?;
+        match topic::run(&mut client, TopicCommand::Delete { name: name.into() }).await {
+            Ok(_) | Err(CliError::UnknownTopic(_)) => Ok(()),
+            Err(e) => Err(admin_error(bootstrap, e)),
+        }
+    }
+
+    async fn upsert_scram_credential(
+        &self,
+        _bootstrap: &str,
+        _credential: &ScramCredential,
+    ) -> Result<(), AdminError> {
+        Err(unsupported("SCRAM credentials (AlterUserScramCredentials)"))
+    }
+
+    async fn delete_scram_credential(
+        &self,
+        _bootstrap: &str,
+        _user: &str,
+        _mechanism: ScramMechanism,
+    ) -> Result<(), AdminError> {
+        Err(unsupported("SCRAM credentials (AlterUserScramCredentials)"))
+    }
+
+    async fn set_acls(
+        &self,
+        _bootstrap: &str,
+        _user: &str,
+        _acls: &[AclRule],
+    ) -> Result<(), AdminError> {
+        Err(unsupported("ACLs (CreateAcls, DeleteAcls)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_configs_set_on_the_topic_are_its_own() {
+        let described = json!({
+            "partitions": [{"partition": 0}, {"partition": 1}],
+            "configs": {
+                "retention.ms": {"value": "1000", "source": "topic"},
+                "cleanup.policy": {"value": "delete", "source": "default"},
+                "max.message.bytes": {"value": "1048588", "source": "static broker"},
+            }
+        });
+        let state = topic_state(&described).unwrap();
+        assert_eq!(state.partitions, 2);
+        assert_eq!(
+            state.configs,
+            BTreeMap::from([("retention.ms".to_owned(), "1000".to_owned())])
+        );
+    }
+
+    #[tokio::test]
+    async fn users_and_acls_are_refused_as_unsupported() {
+        let admin = KafkaClientAdmin;
+        let err = admin
+            .set_acls("127.0.0.1:1", "alice", &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AdminError::Unsupported { .. }));
+        assert_eq!(
+            err.to_string(),
+            "ACLs (CreateAcls, DeleteAcls) is not supported by this broker version yet"
+        );
+    }
+}
