@@ -2,6 +2,8 @@
 //! target, so that it can be routed apart from the broker's own log (with `RUST_LOG` and
 //! `log.format=json` it is one JSON line each).
 
+use kafscale_core::acl::{Operation, Resource};
+
 use crate::security::Principal;
 use crate::server::session::Session;
 
@@ -22,5 +24,34 @@ pub fn authentication(session: &Session, principal: Option<&Principal>, detail: 
         listener = %session.listener.name,
         protocol = session.listener.protocol.name(),
         detail,
+    );
+}
+
+/// A request (or part of one) refused by the ACLs.
+pub fn denied(session: &Session, operation: Operation, resource: &Resource) {
+    tracing::info!(
+        target: "kafscale::audit",
+        event = "authorization",
+        outcome = "denied",
+        principal = %session.principal,
+        client = %session.peer,
+        listener = %session.listener.name,
+        operation = ?operation,
+        resource_type = ?resource.resource_type,
+        resource = %resource.name,
+    );
+}
+
+/// A change of ACLs, topics, configs, users or groups, by whom.
+pub fn changed(session: &Session, what: &str, resource: &str, outcome: &str) {
+    tracing::info!(
+        target: "kafscale::audit",
+        event = "change",
+        what,
+        resource,
+        outcome,
+        principal = %session.principal,
+        client = %session.peer,
+        listener = %session.listener.name,
     );
 }

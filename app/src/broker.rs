@@ -236,7 +236,14 @@ impl BrokerBuilder {
         if !cluster.wait_settled(Duration::from_secs(5)).await {
             tracing::info!("cluster not settled yet; serving anyway (clients retry)");
         }
+        let acls = Arc::new(kafscale_core::acl_store::AclCache::default());
+        if config.authorization.is_some() {
+            acls.load(meta.as_ref())
+                .await
+                .with_context(|| format!("cannot read the ACLs from {}", config.metadata_url))?;
+        }
         let ctx = Arc::new(Context {
+            acls: acls.clone(),
             log,
             config,
             endpoints,
@@ -272,6 +279,9 @@ impl BrokerBuilder {
         let stop_rx = stop_signal(&tasks, &serving);
         tasks.spawn(groups.clone().run_timers(stop_rx.clone()));
         tasks.spawn(groups.run_snapshots(stop_rx.clone()));
+        if ctx.config.authorization.is_some() {
+            tasks.spawn(acls.run(meta.clone(), clock.clone(), stop_rx.clone()));
+        }
         tasks.spawn(kafscale_core::cluster::backups::run(
             ctx.cluster.clone(),
             meta,

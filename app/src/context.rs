@@ -1,5 +1,7 @@
 //! What every request handler needs: the log, the configuration and how clients reach us.
 
+use kafscale_core::acl::{Operation, Resource, ResourceType};
+use kafscale_core::acl_store::AclCache;
 use kafscale_core::cluster::{Cluster, ListenerEndpoint};
 use kafscale_core::group::GroupCoordinator;
 use kafscale_core::log::LogService;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::server::session::Session;
 use kafscale_adapters::HealthTracker;
 
 pub struct Context {
@@ -21,6 +24,8 @@ pub struct Context {
     /// Seeds the salts shown for unknown SCRAM users (shared by all brokers); empty when no
     /// listener uses SASL.
     pub sasl_secret: Vec<u8>,
+    /// The ACLs, kept current by a watch; consulted only when an authorizer is configured.
+    pub acls: Arc<AclCache>,
     pub cluster_id: String,
     /// Consumer groups and committed offsets.
     pub groups: Arc<GroupCoordinator>,
@@ -40,6 +45,68 @@ pub struct BrokerEndpoint {
 }
 
 impl Context {
+    /// Whether the session may do `operation` on `resource`: always when no authorizer is
+    /// configured. Every denial is audited.
+    pub fn authorized(&self, session: &Session, operation: Operation, resource: &Resource) -> bool {
+        let allowed = self.allows(session, operation, resource);
+        if !allowed {
+            crate::audit::denied(session, operation, resource);
+        }
+        allowed
+    }
+
+    /// The decision alone, for what reports permissions rather than uses them (the
+    /// authorized-operations bit fields).
+    pub fn allows(&self, session: &Session, operation: Operation, resource: &Resource) -> bool {
+        let Some(policy) = &self.config.authorization else {
+            return true;
+        };
+        let principal = session.principal.to_string();
+        let host = session.peer.ip().to_string();
+        self.acls
+            .get()
+            .authorize(policy, &principal, &host, operation, resource)
+    }
+
+    /// Kafka's authorized-operations bit field of a resource: bit N set when operation N
+    /// (Kafka's numbering) is allowed.
+    pub fn authorized_operations(
+        &self,
+        session: &Session,
+        resource: &Resource,
+        operations: &[Operation],
+    ) -> i32 {
+        operations
+            .iter()
+            .filter(|op| self.allows(session, **op, resource))
+            .fold(0, |bits, op| {
+                bits | (1 << crate::handlers::acls::operation_code(*op))
+            })
+    }
+
+    /// [`Self::authorized`] on a topic.
+    pub fn topic_authorized(&self, session: &Session, operation: Operation, topic: &str) -> bool {
+        self.authorized(
+            session,
+            operation,
+            &Resource::new(ResourceType::Topic, topic),
+        )
+    }
+
+    /// [`Self::authorized`] on a group.
+    pub fn group_authorized(&self, session: &Session, operation: Operation, group: &str) -> bool {
+        self.authorized(
+            session,
+            operation,
+            &Resource::new(ResourceType::Group, group),
+        )
+    }
+
+    /// [`Self::authorized`] on the cluster.
+    pub fn cluster_authorized(&self, session: &Session, operation: Operation) -> bool {
+        self.authorized(session, operation, &Resource::cluster())
+    }
+
     /// This broker's host and port on a listener.
     pub fn own_endpoint(&self, listener: &str) -> Option<(String, u16)> {
         self.endpoints

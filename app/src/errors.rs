@@ -81,6 +81,12 @@ pub enum RequestError {
     ResourceNotFound(String),
     #[error("{0}")]
     DuplicateResource(String),
+    #[error("not authorized on the cluster")]
+    ClusterAuthorizationFailed,
+    #[error("not authorized on the topic")]
+    TopicAuthorizationFailed,
+    #[error("not authorized on the group")]
+    GroupAuthorizationFailed,
     /// The one answer to a failed authentication, whatever the cause.
     #[error("{0}")]
     SaslAuthenticationFailed(&'static str),
@@ -120,6 +126,9 @@ impl RequestError {
             E::UnsupportedSaslMechanism => R::UnsupportedSaslMechanism,
             E::SaslAuthenticationFailed(_) => R::SaslAuthenticationFailed,
             E::UnacceptableCredential(_) => R::UnacceptableCredential,
+            E::ClusterAuthorizationFailed => R::ClusterAuthorizationFailed,
+            E::TopicAuthorizationFailed => R::TopicAuthorizationFailed,
+            E::GroupAuthorizationFailed => R::GroupAuthorizationFailed,
             E::ResourceNotFound(_) => R::ResourceNotFound,
             E::DuplicateResource(_) => R::DuplicateResource,
         };

@@ -3,6 +3,8 @@
 //! Knows partitions, offsets, leader epochs, flush objects and the three ports (object store,
 //! metadata store, clock); knows no Kafka wire types, no S3 and no etcd.
 
+pub mod acl;
+pub mod acl_store;
 pub mod backup;
 pub mod batch;
 pub mod checkpoint_format;

@@ -68,7 +68,9 @@ impl TryFrom<Values> for Config {
             Some("json") => LogFormat::Json,
             _ => LogFormat::Text,
         };
+        let authorization = authorization(&v)?;
         Ok(Config {
+            authorization,
             listeners,
             http_listen: parse_addr(&v, &s::HTTP_LISTEN)?,
             object_store_url,
@@ -90,6 +92,44 @@ impl TryFrom<Values> for Config {
             values: v,
         })
     }
+}
+
+/// The authorizer's policy, if one is configured.
+fn authorization(v: &Values) -> Result<Option<kafscale_core::acl::Policy>, ConfigError> {
+    const NAMES: [&str; 3] = [
+        "acl",
+        "kafka.security.authorizer.AclAuthorizer",
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    ];
+    let Some(class) = v.text(&s::AUTHORIZER_CLASS_NAME).filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    if !NAMES.contains(&class.as_str()) {
+        return Err(invalid(format!(
+            "authorizer.class.name: {class:?} is not supported (acl, {}, {})",
+            NAMES[1], NAMES[2]
+        )));
+    }
+    let super_users = v
+        .text(&s::SUPER_USERS)
+        .unwrap_or_default()
+        .split(';')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            if u.starts_with("User:") && u.len() > 5 {
+                Ok(u.to_owned())
+            } else {
+                Err(invalid(format!(
+                    "super.users: expected User:NAME, got {u:?}"
+                )))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(kafscale_core::acl::Policy {
+        super_users,
+        allow_if_no_acl: v.bool(&s::ALLOW_EVERYONE_IF_NO_ACL_FOUND),
+    }))
 }
 
 /// The object store and metadata URLs: memory for both, or under `data.dir` unless given.

@@ -15,6 +15,8 @@ use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::context::Context;
 use crate::errors::{code_of, RequestError};
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// What became of one resource.
 type Outcome = Result<(), RequestError>;
@@ -22,13 +24,14 @@ type Outcome = Result<(), RequestError>;
 /// Alters each resource of a request and answers for each. Both APIs carry the same fields
 /// in types of their own; `$change` builds the change from the resource `$r`.
 macro_rules! alter_each {
-    ($ctx:ident, $req:ident, $resp:ty, $out:ty, |$r:ident| $change:expr) => {{
+    ($ctx:ident, $session:ident, $req:ident, $resp:ty, $out:ty, |$r:ident| $change:expr) => {{
         let mut resp = <$resp>::default();
         for $r in $req.resources {
             let names = $r.configs.iter().map(|c| c.name.as_str());
             let name = $r.resource_name.to_string();
             let outcome = alter(
                 &$ctx,
+                &$session,
                 $r.resource_type,
                 name,
                 names,
@@ -67,12 +70,19 @@ fn not_a_topic(resource_type: i8, name: &str) -> Outcome {
 /// the change `change` builds from its configs.
 async fn alter<'a>(
     ctx: &Context,
+    session: &Session,
     resource_type: i8,
     name: String,
     configs: impl Iterator<Item = &'a str>,
     validate_only: bool,
     change: impl FnOnce() -> Result<ConfigChange, RequestError>,
 ) -> Outcome {
+    // ALTER_CONFIGS on the topic (broker configs cannot be altered at all).
+    if resource_type == RESOURCE_TOPIC
+        && !ctx.topic_authorized(session, Operation::AlterConfigs, &name)
+    {
+        return Err(RequestError::TopicAuthorizationFailed);
+    }
     check_resource(resource_type, &name, configs)?;
     ctx.log
         .alter_topic_configs(AlterTopicConfigs {
@@ -102,11 +112,13 @@ fn check_resource<'a>(
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     alter_each!(
         ctx,
+        session,
         req,
         AlterConfigsResponse,
         alter_configs_response::AlterConfigsResourceResponse,
@@ -137,11 +149,13 @@ fn op(code: i8, name: &str, value: Option<String>) -> Result<ConfigOp, RequestEr
 
 pub async fn handle_incremental(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     alter_each!(
         ctx,
+        session,
         req,
         IncrementalAlterConfigsResponse,
         incremental_alter_configs_response::AlterConfigsResourceResponse,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::dispatch::{encode, Reply};
+use crate::server::session::Session;
 use crate::server::versions::SUPPORTED;
 
 fn api_keys() -> Vec<ApiVersion> {
@@ -24,6 +25,7 @@ fn api_keys() -> Vec<ApiVersion> {
 
 pub async fn handle(
     _ctx: Arc<Context>,
+    _session: Arc<Session>,
     _version: i16,
     _req: ApiVersionsRequest,
 ) -> ApiVersionsResponse {

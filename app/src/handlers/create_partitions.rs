@@ -11,9 +11,12 @@ use kafscale_core::Error;
 use super::{str_bytes, topic_name};
 use crate::context::Context;
 use crate::errors::{code_of, RequestError};
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
@@ -31,6 +34,8 @@ pub async fn handle(
             Err(RequestError::Invalid(format!(
                 "topic {name} is named more than once"
             )))
+        } else if !ctx.topic_authorized(&session, Operation::Alter, &name) {
+            Err(RequestError::TopicAuthorizationFailed)
         } else {
             grow(
                 &ctx,

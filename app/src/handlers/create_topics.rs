@@ -13,9 +13,12 @@ use kafscale_core::log::CreateTopic;
 use super::{describe_configs, str_bytes, topic_name, wire_uuid};
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     version: i16,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
@@ -24,7 +27,18 @@ pub async fn handle(
         let name = t.name.0.to_string();
         let mut out = CreatableTopicResult::default();
         out.name = topic_name(&name);
-        if let Err(e) = check_request(&ctx, &t) {
+        // CREATE on the cluster, or on the topic (Kafka's rule).
+        let allowed = ctx.allows(
+            &session,
+            Operation::Create,
+            &kafscale_core::acl::Resource::cluster(),
+        ) || ctx.topic_authorized(&session, Operation::Create, &name);
+        let checked = if allowed {
+            check_request(&ctx, &t)
+        } else {
+            Err(RequestError::TopicAuthorizationFailed)
+        };
+        if let Err(e) = checked {
             out.error_code = e.code();
             out.error_message = Some(str_bytes(e.to_string()));
             if version >= 5 {

@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use super::group_common::group_id;
 use crate::context::Context;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 use kafscale_core::group::GroupError;
 
 use crate::errors::{code_of, RequestError};
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
@@ -22,6 +25,8 @@ pub async fn handle(
         out.group_id = wire;
         let result = if group.0.is_empty() {
             Err(GroupError::InvalidGroupId(group.0).into())
+        } else if !ctx.group_authorized(&session, Operation::Delete, &group.0) {
+            Err(RequestError::GroupAuthorizationFailed)
         } else {
             ctx.groups
                 .delete_group(&group)

@@ -14,6 +14,8 @@ use kafscale_core::{Offset, PartitionId, PartitionKey};
 use super::topic_name;
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// Offset -1 means "up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
@@ -22,6 +24,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
@@ -33,6 +36,7 @@ pub async fn handle(
     for t in req.topics {
         let name = t.name.0.to_string();
         let record = ctx.log.topic(&name);
+        let denied = !ctx.topic_authorized(&session, Operation::Delete, &name);
         let results = join_all(t.partitions.iter().map(|p| {
             let ctx = ctx.clone();
             let record = record.clone();
@@ -41,6 +45,7 @@ pub async fn handle(
                 let mut out = DeleteRecordsPartitionResult::default();
                 out.partition_index = index;
                 let outcome = match record {
+                    _ if denied => Err(RequestError::TopicAuthorizationFailed),
                     None => Err(RequestError::UnknownTopicOrPartition),
                     Some(r) => delete(&ctx, r.id, index, offset, timeout).await,
                 };

@@ -9,9 +9,12 @@ use kafscale_core::TopicId;
 use super::{str_bytes, topic_name, wire_uuid};
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     version: i16,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
@@ -39,14 +42,21 @@ pub async fn handle(
             continue;
         };
         out.name = Some(topic_name(&name));
-        match ctx.log.delete_topic(&name).await {
+        let deleted = if ctx.topic_authorized(&session, Operation::Delete, &name) {
+            ctx.log
+                .delete_topic(&name)
+                .await
+                .map_err(RequestError::from)
+        } else {
+            Err(RequestError::TopicAuthorizationFailed)
+        };
+        match deleted {
             Ok(record) => {
                 if version >= 6 {
                     out.topic_id = wire_uuid(record.id);
                 }
             }
             Err(e) => {
-                let e = RequestError::from(e);
                 out.error_code = e.code();
                 if version >= 5 {
                     out.error_message = Some(str_bytes(e.to_string()));

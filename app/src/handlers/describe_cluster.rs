@@ -9,12 +9,10 @@ use super::str_bytes;
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// Endpoint types of DescribeCluster v1+: brokers or KRaft controllers.
 const ENDPOINT_BROKERS: i8 = 1;
-/// Every cluster operation (as Metadata reports them): KafScale has no authorization.
-const ALL_CLUSTER_OPERATIONS: i32 =
-    (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub async fn handle(
     ctx: Arc<Context>,
@@ -28,6 +26,12 @@ pub async fn handle(
         resp.error_code = e.code();
         resp.error_message = Some(str_bytes(e.to_string()));
         resp.endpoint_type = req.endpoint_type;
+        return resp;
+    }
+    if !ctx.cluster_authorized(&session, Operation::Describe) {
+        let e = RequestError::ClusterAuthorizationFailed;
+        resp.error_code = e.code();
+        resp.error_message = Some(str_bytes(e.to_string()));
         return resp;
     }
     resp.brokers = ctx
@@ -45,7 +49,11 @@ pub async fn handle(
     resp.cluster_id = str_bytes(ctx.cluster_id.clone());
     resp.controller_id = BrokerId(ctx.controller_id());
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        ALL_CLUSTER_OPERATIONS
+        ctx.authorized_operations(
+            &session,
+            &kafscale_core::acl::Resource::cluster(),
+            &super::metadata::CLUSTER_OPERATIONS,
+        )
     } else {
         i32::MIN
     };

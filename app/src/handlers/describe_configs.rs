@@ -15,6 +15,8 @@ use kafscale_core::Error;
 use super::str_bytes;
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// Kafka's config resource types.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -183,6 +185,7 @@ pub fn is_this_broker(ctx: &Context, name: &str) -> bool {
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     version: i16,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
@@ -195,6 +198,14 @@ pub async fn handle(
         out.resource_type = r.resource_type;
         out.resource_name = r.resource_name.clone();
         let entries = match r.resource_type {
+            RESOURCE_TOPIC
+                if !ctx.topic_authorized(&session, Operation::DescribeConfigs, &name) =>
+            {
+                Err(RequestError::TopicAuthorizationFailed)
+            }
+            RESOURCE_BROKER if !ctx.cluster_authorized(&session, Operation::DescribeConfigs) => {
+                Err(RequestError::ClusterAuthorizationFailed)
+            }
             RESOURCE_TOPIC => match ctx.log.topic(&name) {
                 Some(t) => Ok(topic_entries(&ctx, &t)),
                 None => Err(RequestError::from(Error::UnknownTopic(name))),

@@ -11,12 +11,15 @@ use super::group_common::{group_id, instance_str};
 use super::str_bytes;
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::{Operation, Resource, ResourceType};
 
-/// READ, DELETE and DESCRIBE (bits 3, 6 and 8): no ACLs here, so everything a group has.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+/// The operations a group's authorized-operations field reports.
+const GROUP_OPERATIONS: [Operation; 3] = [Operation::Read, Operation::Delete, Operation::Describe];
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     version: i16,
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
@@ -26,7 +29,16 @@ pub async fn handle(
         let mut out = DescribedGroup::default();
         out.group_id = wire;
         if version >= 3 && req.include_authorized_operations {
-            out.authorized_operations = GROUP_OPERATIONS;
+            out.authorized_operations = ctx.authorized_operations(
+                &session,
+                &Resource::new(ResourceType::Group, &group.0),
+                &GROUP_OPERATIONS,
+            );
+        }
+        if !ctx.group_authorized(&session, Operation::Describe, &group.0) {
+            out.error_code = RequestError::GroupAuthorizationFailed.code();
+            resp.groups.push(out);
+            continue;
         }
         match ctx.groups.describe(&group) {
             Ok(Some(d)) => {

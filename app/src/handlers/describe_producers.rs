@@ -12,21 +12,26 @@ use kafscale_core::{PartitionId, PartitionKey};
 use super::str_bytes;
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let mut resp = DescribeProducersResponse::default();
     for t in req.topics {
         let topic = ctx.log.topic(&t.name.0);
+        let denied = !ctx.topic_authorized(&session, Operation::Read, &t.name.0);
         let mut out = TopicResponse::default();
         out.name = t.name;
         for index in t.partition_indexes {
             let mut p = PartitionResponse::default();
             p.partition_index = index;
             let result = match &topic {
+                _ if denied => Err(RequestError::TopicAuthorizationFailed),
                 Some(topic) if (0..topic.partitions).contains(&index) => ctx
                     .log
                     .active_producers(PartitionKey {

@@ -15,6 +15,8 @@ use kafscale_core::{PartitionId, PartitionKey};
 use super::{topic_name, wire_uuid};
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// Most partitions in one response, whatever the client asks (Kafka's default limit).
 const MAX_PARTITIONS_PER_RESPONSE: usize = 2000;
@@ -35,18 +37,35 @@ impl Wanted {
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let mut wanted: Vec<Wanted> = if req.topics.is_empty() {
-        ctx.log.topics().into_iter().map(Wanted::Found).collect()
+        ctx.log
+            .topics()
+            .into_iter()
+            .filter(|t| {
+                ctx.allows(
+                    &session,
+                    Operation::Describe,
+                    &kafscale_core::acl::Resource::new(
+                        kafscale_core::acl::ResourceType::Topic,
+                        &t.name,
+                    ),
+                )
+            })
+            .map(Wanted::Found)
+            .collect()
     } else {
         req.topics
             .iter()
             .map(|t| {
                 let name = t.name.0.to_string();
+                // A topic the client may not describe is answered as unknown.
                 ctx.log
                     .topic(&name)
+                    .filter(|_| ctx.topic_authorized(&session, Operation::Describe, &name))
                     .map_or(Wanted::Missing(name), Wanted::Found)
             })
             .collect()

@@ -17,6 +17,7 @@ use super::{topic_name, wire_uuid};
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// Upper bound on a long-poll, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -26,6 +27,8 @@ const READ_CONCURRENCY: usize = 16;
 struct Wanted {
     topic: Result<TopicRecord, (String, uuid::Uuid)>,
     partitions: Vec<FetchPartition>,
+    /// The client may not READ the topic: its partitions answer TOPIC_AUTHORIZATION_FAILED.
+    denied: bool,
 }
 
 pub async fn handle(
@@ -52,9 +55,15 @@ pub async fn handle(
                 let name = t.topic.0.to_string();
                 ctx.log.topic(&name).ok_or((name, uuid::Uuid::nil()))
             };
+            let name = match &topic {
+                Ok(t) => Some(t.name.as_str()),
+                Err((name, _)) => (!name.is_empty()).then_some(name.as_str()),
+            };
+            let denied = name.is_some_and(|n| !ctx.topic_authorized(&session, Operation::Read, n));
             Wanted {
                 topic,
                 partitions: t.partitions,
+                denied,
             }
         })
         .collect();
@@ -107,7 +116,7 @@ async fn read_all(
     let requests: Vec<Option<ReadRequest>> = wanted
         .iter()
         .flat_map(|w| {
-            let id = w.topic.as_ref().ok().map(|t| t.id);
+            let id = w.topic.as_ref().ok().filter(|_| !w.denied).map(|t| t.id);
             w.partitions.iter().map(move |p| {
                 Some(ReadRequest {
                     partition: PartitionKey {
@@ -145,6 +154,7 @@ async fn read_all(
             let Some(Some((key, read))) = reads.next().await else {
                 // Topics are named by id from v13 on.
                 let unknown = match (&w.topic, version >= 13) {
+                    _ if w.denied => RequestError::TopicAuthorizationFailed,
                     (Err((_, id)), true) => RequestError::UnknownTopicId(*id),
                     (Ok(t), true) => RequestError::UnknownTopicId(wire_uuid(t.id)),
                     (Err((name, _)), false) => Error::UnknownTopic(name.clone()).into(),

@@ -12,6 +12,7 @@ use super::str_bytes;
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -19,14 +20,18 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// The coordinator's (id, host, port), or (error code, message).
 fn lookup(
     ctx: &Context,
-    listener: &str,
+    session: &Session,
     key_type: i8,
     key: &StrBytes,
 ) -> Result<(i32, String, u16), RequestError> {
+    let listener = session.listener_name();
     match key_type {
         KEY_TYPE_GROUP => {
             if key.is_empty() {
                 return Err(RequestError::Invalid("empty group id".into()));
+            }
+            if !ctx.group_authorized(session, Operation::Describe, key.as_str()) {
+                return Err(RequestError::GroupAuthorizationFailed);
             }
             let group = GroupId(key.to_string());
             if ctx.groups.check_coordinator(&group).is_ok() {
@@ -59,7 +64,7 @@ pub async fn handle(
 ) -> FindCoordinatorResponse {
     let mut resp = FindCoordinatorResponse::default();
     if version < 4 {
-        match lookup(&ctx, session.listener_name(), req.key_type, &req.key) {
+        match lookup(&ctx, &session, req.key_type, &req.key) {
             Ok((node, host, port)) => {
                 resp.node_id = BrokerId(node);
                 resp.host = str_bytes(host);
@@ -78,7 +83,7 @@ pub async fn handle(
     }
     for key in req.coordinator_keys {
         let mut c = Coordinator::default();
-        match lookup(&ctx, session.listener_name(), req.key_type, &key) {
+        match lookup(&ctx, &session, req.key_type, &key) {
             Ok((node, host, port)) => {
                 c.node_id = BrokerId(node);
                 c.host = str_bytes(host);

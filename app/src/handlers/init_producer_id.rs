@@ -8,9 +8,12 @@ use std::sync::Arc;
 
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::{Operation, Resource, ResourceType};
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
@@ -19,6 +22,20 @@ pub async fn handle(
     resp.producer_epoch = -1;
     if req.transactional_id.is_some() {
         resp.error_code = RequestError::TransactionsUnsupported.code();
+        return resp;
+    }
+    // IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (KIP-679).
+    let allowed = ctx.allows(&session, Operation::IdempotentWrite, &Resource::cluster())
+        || ctx.log.topics().iter().any(|t| {
+            ctx.allows(
+                &session,
+                Operation::Write,
+                &Resource::new(ResourceType::Topic, &t.name),
+            )
+        });
+    if !allowed {
+        crate::audit::denied(&session, Operation::IdempotentWrite, &Resource::cluster());
+        resp.error_code = RequestError::ClusterAuthorizationFailed.code();
         return resp;
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {

@@ -10,15 +10,23 @@ use super::group_common::{group_id, instance_id, instance_str, member_id, opt_st
 use super::str_bytes;
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// The client's id from the request header goes with the request (DescribeGroups shows it).
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     version: i16,
     req: JoinGroupRequest,
     client_id: String,
     client_host: String,
 ) -> JoinGroupResponse {
+    if !ctx.group_authorized(&session, Operation::Read, req.group_id.as_str()) {
+        let mut resp = JoinGroupResponse::default();
+        resp.error_code = RequestError::GroupAuthorizationFailed.code();
+        return resp;
+    }
     let session = req.session_timeout_ms;
     // v0 has no rebalance timeout: Kafka uses the session timeout.
     let rebalance = if version >= 1 && req.rebalance_timeout_ms > 0 {

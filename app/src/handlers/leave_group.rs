@@ -10,8 +10,20 @@ use kafscale_core::group::LeavingMember;
 use super::group_common::{group_id, instance_id, member_id};
 use crate::context::Context;
 use crate::errors::{code_of, RequestError, NO_ERROR};
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
-pub async fn handle(ctx: Arc<Context>, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
+pub async fn handle(
+    ctx: Arc<Context>,
+    session: Arc<Session>,
+    version: i16,
+    req: LeaveGroupRequest,
+) -> LeaveGroupResponse {
+    if !ctx.group_authorized(&session, Operation::Read, req.group_id.as_str()) {
+        let mut resp = LeaveGroupResponse::default();
+        resp.error_code = RequestError::GroupAuthorizationFailed.code();
+        return resp;
+    }
     let group = group_id(&req.group_id);
     let leaving: Vec<LeavingMember> = if version < 3 {
         vec![LeavingMember {

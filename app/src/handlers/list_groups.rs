@@ -10,10 +10,17 @@ use kafscale_core::group::GroupState;
 use super::group_common::wire_group;
 use super::str_bytes;
 use crate::context::Context;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 const CLASSIC: &str = "classic";
 
-pub async fn handle(ctx: Arc<Context>, version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
+pub async fn handle(
+    ctx: Arc<Context>,
+    session: Arc<Session>,
+    version: i16,
+    req: ListGroupsRequest,
+) -> ListGroupsResponse {
     let mut resp = ListGroupsResponse::default();
     if version >= 5
         && !req.types_filter.is_empty()
@@ -33,7 +40,26 @@ pub async fn handle(ctx: Arc<Context>, version: i16, req: ListGroupsRequest) -> 
         // Only unknown states asked for: nothing matches.
         return resp;
     }
+    // Groups the client may not describe are left out, unless it may describe the
+    // cluster (Kafka's rule).
+    let all = ctx.allows(
+        &session,
+        Operation::Describe,
+        &kafscale_core::acl::Resource::cluster(),
+    );
     for g in ctx.groups.list(&states) {
+        if !all
+            && !ctx.allows(
+                &session,
+                Operation::Describe,
+                &kafscale_core::acl::Resource::new(
+                    kafscale_core::acl::ResourceType::Group,
+                    &g.group.0,
+                ),
+            )
+        {
+            continue;
+        }
         let mut out = ListedGroup::default();
         out.group_id = wire_group(&g.group);
         out.protocol_type = str_bytes(g.protocol_type);

@@ -12,6 +12,8 @@ use kafscale_core::{Error, LeaderEpoch, PartitionId, PartitionKey};
 use super::topic_name;
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -21,6 +23,7 @@ const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
@@ -28,12 +31,14 @@ pub async fn handle(
     for t in req.topics {
         let name = t.name.0.to_string();
         let record = ctx.log.topic(&name);
+        let denied = !ctx.topic_authorized(&session, Operation::Describe, &name);
         let mut topic = ListOffsetsTopicResponse::default();
         topic.name = topic_name(&name);
         for p in t.partitions {
             let mut out = ListOffsetsPartitionResponse::default();
             out.partition_index = p.partition_index;
             let result = match &record {
+                _ if denied => Err(RequestError::TopicAuthorizationFailed),
                 None => Err(RequestError::UnknownTopicOrPartition),
                 Some(r) => {
                     let key = PartitionKey {

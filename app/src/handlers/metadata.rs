@@ -16,13 +16,30 @@ use super::{str_bytes, topic_name, wire_uuid};
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
+use kafscale_core::acl::{Operation, Resource, ResourceType};
 
-/// Bitfield of every topic operation (READ=3 .. ALTER_CONFIGS=11, as Kafka numbers them).
-const ALL_TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-/// Bitfield of every cluster operation (CREATE=5 .. IDEMPOTENT_WRITE=12 and friends).
-const ALL_CLUSTER_OPERATIONS: i32 =
-    (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+/// The operations a topic's authorized-operations field reports.
+const TOPIC_OPERATIONS: [Operation; 8] = [
+    Operation::Read,
+    Operation::Write,
+    Operation::Create,
+    Operation::Delete,
+    Operation::Alter,
+    Operation::Describe,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+];
+/// The operations the cluster's authorized-operations field reports.
+pub(crate) const CLUSTER_OPERATIONS: [Operation; 8] = [
+    Operation::Write,
+    Operation::Create,
+    Operation::Alter,
+    Operation::Describe,
+    Operation::ClusterAction,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+    Operation::IdempotentWrite,
+];
 
 pub async fn handle(
     ctx: Arc<Context>,
@@ -39,7 +56,8 @@ pub async fn handle(
         resp.cluster_id = Some(str_bytes(ctx.cluster_id.clone()));
     }
     if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = ALL_CLUSTER_OPERATIONS;
+        resp.cluster_authorized_operations =
+            ctx.authorized_operations(&session, &Resource::cluster(), &CLUSTER_OPERATIONS);
     }
     let with_ops = version >= 8 && req.include_topic_authorized_operations;
     let requested = match req.topics {
@@ -53,7 +71,9 @@ pub async fn handle(
             .log
             .topics()
             .iter()
-            .map(|t| describe(&ctx, version, t, with_ops))
+            // Topics the client may not describe are left out, as Kafka does.
+            .filter(|t| ctx.allows(&session, Operation::Describe, &topic_resource(&t.name)))
+            .map(|t| describe(&ctx, &session, version, t, with_ops))
             .collect();
         return resp;
     };
@@ -63,20 +83,33 @@ pub async fn handle(
         let topic = match wanted.name {
             Some(name) => {
                 let name = name.0.to_string();
+                let may_create = || {
+                    ctx.allows(&session, Operation::Create, &Resource::cluster())
+                        || ctx.allows(&session, Operation::Create, &topic_resource(&name))
+                };
                 match ctx.log.topic(&name) {
+                    _ if !ctx.topic_authorized(&session, Operation::Describe, &name) => {
+                        Err((name.clone(), None, RequestError::TopicAuthorizationFailed))
+                    }
                     Some(t) => Ok(t),
-                    None if auto_create => create(&ctx, &name).await.map_err(|e| (name, None, e)),
+                    None if auto_create && may_create() => {
+                        create(&ctx, &name).await.map_err(|e| (name, None, e))
+                    }
                     None => Err((name.clone(), None, Error::UnknownTopic(name).into())),
                 }
             }
-            None => ctx.log.topic_by_id(TopicId(wanted.topic_id)).ok_or((
-                String::new(),
-                Some(wanted.topic_id),
-                RequestError::UnknownTopicId(wanted.topic_id),
-            )),
+            None => ctx
+                .log
+                .topic_by_id(TopicId(wanted.topic_id))
+                .filter(|t| ctx.topic_authorized(&session, Operation::Describe, &t.name))
+                .ok_or((
+                    String::new(),
+                    Some(wanted.topic_id),
+                    RequestError::UnknownTopicId(wanted.topic_id),
+                )),
         };
         resp.topics.push(match topic {
-            Ok(t) => describe(&ctx, version, &t, with_ops),
+            Ok(t) => describe(&ctx, &session, version, &t, with_ops),
             Err((name, id, e)) => {
                 let mut t = MetadataResponseTopic::default();
                 t.error_code = e.code();
@@ -138,6 +171,7 @@ async fn create(ctx: &Context, name: &str) -> Result<TopicRecord, RequestError> 
 
 fn describe(
     ctx: &Context,
+    session: &Session,
     version: i16,
     topic: &TopicRecord,
     with_ops: bool,
@@ -148,7 +182,8 @@ fn describe(
         t.topic_id = wire_uuid(topic.id);
     }
     if with_ops {
-        t.topic_authorized_operations = ALL_TOPIC_OPERATIONS;
+        t.topic_authorized_operations =
+            ctx.authorized_operations(session, &topic_resource(&topic.name), &TOPIC_OPERATIONS);
     }
     t.partitions = (0..topic.partitions)
         .map(|p| {
@@ -185,4 +220,8 @@ fn describe(
         })
         .collect();
     t
+}
+
+fn topic_resource(name: &str) -> Resource {
+    Resource::new(ResourceType::Topic, name)
 }

@@ -1,5 +1,6 @@
 //! One handler per Kafka API: wire request in, core calls, wire response out.
 
+pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;

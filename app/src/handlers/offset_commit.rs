@@ -14,23 +14,38 @@ use kafscale_core::{LeaderEpoch, Offset, PartitionId};
 use super::group_common::{generation, group_id, instance_id, member_id};
 use crate::context::Context;
 use crate::errors::{code_of, RequestError, NO_ERROR};
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// A topic of the answer: its partitions with their code, None while the commit decides.
 type TopicAnswer = (String, Vec<(i32, Option<i16>)>);
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     version: i16,
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     // Answers in request order.
     let mut answers: Vec<TopicAnswer> = Vec::new();
     let mut offsets = Vec::new();
+    // READ on the group and on each topic, as Kafka asks.
+    let group_ok = ctx.group_authorized(&session, Operation::Read, req.group_id.as_str());
     for t in &req.topics {
         let name = t.name.0.to_string();
         let record = ctx.log.topic(&name);
+        let topic_ok = group_ok && ctx.topic_authorized(&session, Operation::Read, &name);
         let mut parts = Vec::new();
         for p in &t.partitions {
+            if !topic_ok {
+                let e = if group_ok {
+                    RequestError::TopicAuthorizationFailed
+                } else {
+                    RequestError::GroupAuthorizationFailed
+                };
+                parts.push((p.partition_index, Some(e.code())));
+                continue;
+            }
             let known = record
                 .as_ref()
                 .is_some_and(|r| p.partition_index >= 0 && p.partition_index < r.partitions);

@@ -20,6 +20,8 @@ use super::group_common::group_id;
 use super::topic_name;
 use crate::context::Context;
 use crate::errors::{code_of, RequestError, NO_ERROR};
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// Topics of a consumer protocol subscription (its leading i16 is the version, which the
 /// generated decoder does not read itself); None if it cannot be read.
@@ -46,18 +48,30 @@ pub(crate) fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group = group_id(&req.group_id);
+    if !ctx.group_authorized(&session, Operation::Delete, &group.0) {
+        let mut resp = OffsetDeleteResponse::default();
+        resp.error_code = RequestError::GroupAuthorizationFailed.code();
+        return resp;
+    }
     let mut keys = Vec::new();
     let mut codes_by_key: HashMap<(String, i32), i16> = HashMap::new();
     for t in &req.topics {
         let name = t.name.0.to_string();
         let record = ctx.log.topic(&name);
+        let readable = ctx.topic_authorized(&session, Operation::Read, &name);
         for p in &t.partitions {
             let i = p.partition_index;
-            if record.as_ref().is_some_and(|r| i >= 0 && i < r.partitions) {
+            if !readable {
+                codes_by_key.insert(
+                    (name.clone(), i),
+                    RequestError::TopicAuthorizationFailed.code(),
+                );
+            } else if record.as_ref().is_some_and(|r| i >= 0 && i < r.partitions) {
                 keys.push(OffsetKey {
                     topic: name.clone(),
                     partition: PartitionId(i),

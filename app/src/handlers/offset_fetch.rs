@@ -16,6 +16,8 @@ use super::group_common::{group_id, wire_group};
 use super::{str_bytes, topic_name};
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// Topic -> partitions -> committed offset, in topic and partition order.
 type Fetched = BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>>;
@@ -23,9 +25,13 @@ type Fetched = BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>>;
 /// `wanted` None: every committed partition.
 fn fetch(
     ctx: &Context,
+    session: &Session,
     group: &GroupId,
     wanted: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Fetched, i16> {
+    if !ctx.group_authorized(session, Operation::Describe, &group.0) {
+        return Err(RequestError::GroupAuthorizationFailed.code());
+    }
     let keys: Option<Vec<OffsetKey>> = wanted.map(|topics| {
         topics
             .into_iter()
@@ -50,6 +56,10 @@ fn fetch(
         if all && value.is_none() {
             continue;
         }
+        // Topics the client may not describe are left out.
+        if !ctx.topic_authorized(session, Operation::Describe, &key.topic) {
+            continue;
+        }
         out.entry(key.topic)
             .or_default()
             .push((key.partition.0, value));
@@ -59,6 +69,7 @@ fn fetch(
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     version: i16,
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
@@ -73,7 +84,7 @@ pub async fn handle(
             });
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = wire_group(&group);
-            match fetch(&ctx, &group, wanted) {
+            match fetch(&ctx, &session, &group, wanted) {
                 Ok(fetched) => {
                     for (topic, parts) in fetched {
                         let mut t = OffsetFetchResponseTopics::default();
@@ -104,7 +115,7 @@ pub async fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    match fetch(&ctx, &group, wanted_list.clone()) {
+    match fetch(&ctx, &session, &group, wanted_list.clone()) {
         Ok(fetched) => {
             for (topic, parts) in fetched {
                 let mut t = OffsetFetchResponseTopic::default();

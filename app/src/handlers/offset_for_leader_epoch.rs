@@ -11,24 +11,29 @@ use kafscale_core::{Error, LeaderEpoch, PartitionId, PartitionKey};
 
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// Kafka's "undefined" epoch and offset.
 const UNDEFINED: i64 = -1;
 
 pub async fn handle(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
         let record = ctx.log.topic(&t.topic.0);
+        let denied = !ctx.topic_authorized(&session, Operation::Describe, &t.topic.0);
         let mut topic = OffsetForLeaderTopicResult::default();
         topic.topic = t.topic.clone();
         for p in t.partitions {
             let mut out = EpochEndOffset::default();
             out.partition = p.partition;
             let result = match &record {
+                _ if denied => Err(RequestError::TopicAuthorizationFailed),
                 None => Err(RequestError::UnknownTopicOrPartition),
                 Some(r) => {
                     let key = PartitionKey {

@@ -18,6 +18,7 @@ use super::{str_bytes, topic_name};
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// Produce timeouts at or below zero get this instead: a commit normally takes milliseconds,
 /// and answering "timed out" for data that then commits invites duplicates.
@@ -75,12 +76,17 @@ pub fn stage(
         .map(|topic| {
             let name = topic.name.0.to_string();
             let record = ctx.log.topic(&name);
+            // WRITE on the topic, as Kafka asks; checked before whether it exists, so that
+            // a client without access learns nothing of it.
+            let allowed = ctx.topic_authorized(session, Operation::Write, &name);
             let parts = topic
                 .partition_data
                 .into_iter()
                 .map(|p| {
                     let part = if let Some(e) = request_error() {
                         Part::Failed(e)
+                    } else if !allowed {
+                        Part::Failed(RequestError::TopicAuthorizationFailed)
                     } else if let Some(t) = &record {
                         let key = PartitionKey {
                             topic: t.id,

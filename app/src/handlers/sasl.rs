@@ -10,9 +10,11 @@ use std::sync::Arc;
 use super::str_bytes;
 use crate::context::Context;
 use crate::errors::RequestError;
+use crate::server::session::Session;
 
 pub async fn handshake(
     _ctx: Arc<Context>,
+    _session: Arc<Session>,
     _version: i16,
     _req: SaslHandshakeRequest,
 ) -> SaslHandshakeResponse {
@@ -23,6 +25,7 @@ pub async fn handshake(
 
 pub async fn authenticate(
     _ctx: Arc<Context>,
+    _session: Arc<Session>,
     _version: i16,
     _req: SaslAuthenticateRequest,
 ) -> SaslAuthenticateResponse {

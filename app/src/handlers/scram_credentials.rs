@@ -19,6 +19,8 @@ use crate::context::Context;
 use crate::errors::RequestError;
 use crate::security::scram::{self, MAX_ITERATIONS, MIN_ITERATIONS};
 use crate::security::SaslMechanism;
+use crate::server::session::Session;
+use kafscale_core::acl::Operation;
 
 /// The mechanism of Kafka's `ScramMechanism` codes.
 fn mechanism(code: i8) -> Option<SaslMechanism> {
@@ -72,6 +74,7 @@ fn checked(user: &str, code: i8, upsert: Option<(i32, &[u8], &[u8])>) -> Entry {
 
 pub async fn alter(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
@@ -90,11 +93,14 @@ pub async fn alter(
             )
         }));
     let mut seen = BTreeSet::new();
+    let allowed = ctx.cluster_authorized(&session, Operation::Alter);
     for (user, code, upsert) in entries {
         if !by_user.contains_key(&user) {
             order.push(user.clone());
         }
-        let entry = if seen.insert((user.clone(), code)) {
+        let entry = if !allowed {
+            Err(RequestError::ClusterAuthorizationFailed)
+        } else if seen.insert((user.clone(), code)) {
             checked(&user, code, upsert)
         } else {
             Err(RequestError::DuplicateResource(format!(
@@ -113,7 +119,7 @@ pub async fn alter(
             r.error_code = e.code();
             r.error_message = Some(str_bytes(e.to_string()));
         } else {
-            tracing::info!(target: "kafscale::audit", event = "user_changed", user = %user, "SCRAM credentials changed");
+            crate::audit::changed(&session, "user", &user, "credentials changed");
         }
         resp.results.push(r);
     }
@@ -136,10 +142,17 @@ async fn apply(ctx: &Context, user: &str, entries: Vec<Entry>) -> Result<(), Req
 
 pub async fn describe(
     ctx: Arc<Context>,
+    session: Arc<Session>,
     _version: i16,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
     let mut resp = DescribeUserScramCredentialsResponse::default();
+    if !ctx.cluster_authorized(&session, Operation::Describe) {
+        let e = RequestError::ClusterAuthorizationFailed;
+        resp.error_code = e.code();
+        resp.error_message = Some(str_bytes(e.to_string()));
+        return resp;
+    }
     let all = match users::list(ctx.meta.as_ref()).await {
         Ok(all) => all,
         Err(e) => {

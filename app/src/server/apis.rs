@@ -5,10 +5,10 @@
 //! it: adding an API is one row here and its handler file.
 //!
 //! How a handler is called:
-//! - `serve h`: `h(ctx, version, request)` returns the response;
+//! - `serve h`: `h(ctx, session, version, request)` returns the response; the session is
+//!   who asks (its principal, for authorization) and on which listener (the addresses
+//!   answers name);
 //! - `origin h`: the same with the client id and host appended (JoinGroup records them);
-//! - `session h`: `h(ctx, session, version, request)`, for handlers that need the
-//!   connection's listener (the addresses they answer with) or principal;
 //! - `staged h`: `h(&ctx, &session, version, request)` runs at once, in arrival order, and
 //!   returns a `produce::Staged` whose commit is awaited later (Produce).
 //!
@@ -43,7 +43,11 @@ macro_rules! collect_codes {
 /// One arm of `route`, by how the row's handler is called.
 macro_rules! route_call {
     (serve $h:path, $ctx:ident, $call:ident, $r:ident) => {
-        spawn_handler($ctx, &$call, $h($ctx.clone(), $call.version, $r))
+        spawn_handler(
+            $ctx,
+            &$call,
+            $h($ctx.clone(), $call.session.clone(), $call.version, $r),
+        )
     };
     (origin $h:path, $ctx:ident, $call:ident, $r:ident) => {
         spawn_handler(
@@ -51,18 +55,12 @@ macro_rules! route_call {
             &$call,
             $h(
                 $ctx.clone(),
+                $call.session.clone(),
                 $call.version,
                 $r,
                 $call.client_id(),
                 $call.host(),
             ),
-        )
-    };
-    (session $h:path, $ctx:ident, $call:ident, $r:ident) => {
-        spawn_handler(
-            $ctx,
-            &$call,
-            $h($ctx.clone(), $call.session.clone(), $call.version, $r),
         )
     };
     (staged $h:path, $ctx:ident, $call:ident, $r:ident) => {{
@@ -120,11 +118,11 @@ api_table! {
     Produce: ProduceRequest => ProduceResponse, 0..=11,
         staged handlers::produce::stage, codes [responses [partition_responses [error_code]]];
     Fetch: FetchRequest => FetchResponse, 4..=16,
-        session handlers::fetch::handle, codes [error_code, responses [partitions [error_code]]];
+        serve handlers::fetch::handle, codes [error_code, responses [partitions [error_code]]];
     ListOffsets: ListOffsetsRequest => ListOffsetsResponse, 1..=10,
         serve handlers::list_offsets::handle, codes [topics [partitions [error_code]]];
     Metadata: MetadataRequest => MetadataResponse, 0..=12,
-        session handlers::metadata::handle,
+        serve handlers::metadata::handle,
         codes [error_code, topics [error_code, partitions [error_code]]];
     ApiVersions: ApiVersionsRequest => ApiVersionsResponse, 0..=4,
         serve handlers::api_versions::handle, codes [error_code];
@@ -134,7 +132,7 @@ api_table! {
         serve handlers::delete_topics::handle, codes [responses [error_code]];
     // Consumer groups. OffsetCommit below v2 and OffsetFetch below v1 cannot be decoded.
     FindCoordinator: FindCoordinatorRequest => FindCoordinatorResponse, 0..=6,
-        session handlers::find_coordinator::handle, codes [error_code, coordinators [error_code]];
+        serve handlers::find_coordinator::handle, codes [error_code, coordinators [error_code]];
     JoinGroup: JoinGroupRequest => JoinGroupResponse, 0..=9,
         origin handlers::join_group::handle, codes [error_code];
     SyncGroup: SyncGroupRequest => SyncGroupResponse, 0..=5,
@@ -173,7 +171,7 @@ api_table! {
     DeleteRecords: DeleteRecordsRequest => DeleteRecordsResponse, 0..=2,
         serve handlers::delete_records::handle, codes [topics [partitions [error_code]]];
     DescribeCluster: DescribeClusterRequest => DescribeClusterResponse, 0..=2,
-        session handlers::describe_cluster::handle, codes [error_code];
+        serve handlers::describe_cluster::handle, codes [error_code];
     DescribeTopicPartitions: DescribeTopicPartitionsRequest => DescribeTopicPartitionsResponse,
         0..=0, serve handlers::describe_topic_partitions::handle,
         codes [topics [error_code, partitions [error_code]]];
@@ -196,6 +194,13 @@ api_table! {
     AlterUserScramCredentials: AlterUserScramCredentialsRequest
         => AlterUserScramCredentialsResponse, 0..=0,
         serve handlers::scram_credentials::alter, codes [results [error_code]];
+    // ACLs.
+    DescribeAcls: DescribeAclsRequest => DescribeAclsResponse, 1..=3,
+        serve handlers::acls::describe, codes [error_code];
+    CreateAcls: CreateAclsRequest => CreateAclsResponse, 1..=3,
+        serve handlers::acls::create, codes [results [error_code]];
+    DeleteAcls: DeleteAclsRequest => DeleteAclsResponse, 1..=3,
+        serve handlers::acls::delete, codes [filter_results [error_code]];
 }
 
 #[cfg(test)]

@@ -247,6 +247,28 @@ pub fn parse_offset(key: &str) -> Option<(GroupId, OffsetKey)> {
     ))
 }
 
+// ---- ACLs ---------------------------------------------------------------------------------
+
+pub fn acls_prefix() -> String {
+    format!("{ROOT}acls/")
+}
+
+/// One key per binding, made of its parts, so that creating a binding twice is one key.
+pub fn acl(binding: &crate::acl::AclBinding) -> String {
+    let p = &binding.pattern;
+    let e = &binding.entry;
+    format!(
+        "{ROOT}acls/{:?}/{:?}/{}/{}/{}/{:?}/{:?}",
+        p.resource_type,
+        p.pattern_type,
+        escape(&p.name),
+        escape(&e.principal),
+        escape(&e.host),
+        e.operation,
+        e.permission
+    )
+}
+
 // ---- users ------------------------------------------------------------------------------
 
 pub fn users_prefix() -> String {

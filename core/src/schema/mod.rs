@@ -16,6 +16,8 @@
 //! kafscale/groups/state/<shard>/<group>                   GroupSnapshot (JSON)
 //! kafscale/groups/offsets/<shard>/<group>/<topic>/<p>     CommittedOffset
 //! kafscale/users/<name>                                   UserRecord (JSON): SCRAM credentials
+//! kafscale/acls/<type>/<pattern>/<name>/<principal>/<host>/<operation>/<permission>
+//!                                                         AclBinding (JSON)
 //! kafscale/secrets/scram-decoy                            random bytes shared by the brokers
 //! ```
 //!

@@ -137,6 +137,16 @@ pub const SASL_ENABLED_MECHANISMS: Setting = per_listener(setting("sasl.enabled.
 pub const CONNECTION_FAILED_AUTHENTICATION_DELAY_MS: Setting = per_listener(setting(
     "connection.failed.authentication.delay.ms", S::Security, int(0, 60_000), D::Int(100),
     "how long a failed authentication waits before its answer and the close"));
+pub const AUTHORIZER_CLASS_NAME: Setting = setting("authorizer.class.name", S::Security,
+    Kind::Text("acl, or Kafka's kafka.security.authorizer.AclAuthorizer or org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
+    D::Unset("none: every client may do everything"),
+    "turns ACL enforcement on (ACLs are kept in the metadata store and apply on every broker)");
+pub const SUPER_USERS: Setting = setting("super.users", S::Security,
+    Kind::Text("User:NAME, separated by semicolons"), D::Unset("none"),
+    "principals allowed everything when ACLs are enforced");
+pub const ALLOW_EVERYONE_IF_NO_ACL_FOUND: Setting = setting("allow.everyone.if.no.acl.found",
+    S::Security, Kind::Bool, D::Bool(false),
+    "whether a resource no ACL names is open to everyone when ACLs are enforced");
 
 // Cluster.
 pub const BROKER_ID: Setting = described(setting("broker.id", S::Cluster, int(-1, I32),
@@ -293,6 +303,9 @@ pub const SETTINGS: &[Setting] = &[
     SSL_ENABLED_PROTOCOLS,
     SASL_ENABLED_MECHANISMS,
     CONNECTION_FAILED_AUTHENTICATION_DELAY_MS,
+    AUTHORIZER_CLASS_NAME,
+    SUPER_USERS,
+    ALLOW_EVERYONE_IF_NO_ACL_FOUND,
 ];
 
 const fn fixed(
