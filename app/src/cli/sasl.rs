@@ -70,7 +70,7 @@ pub async fn login(conn: &mut Conn, login: &SaslLogin) -> Result<(), CliError> {
 async fn step(
     conn: &mut Conn,
     message: Vec<u8>,
-    failed: &dyn Fn(String) -> CliError,
+    failed: &(dyn Fn(String) -> CliError + Sync),
 ) -> Result<Bytes, CliError> {
     let v = conn.version(ApiKey::SaslAuthenticate, 0..=2, "SASL authentication")?;
     let mut req = SaslAuthenticateRequest::default();
