@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::properties::{parse_jaas, parse_properties, LoginModule};
 use super::tls;
+use crate::config::SecurityProtocol;
 use crate::security::SaslMechanism;
 
 /// Why a client configuration cannot be used.
@@ -45,40 +46,6 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
         reason: reason.into(),
-    }
-}
-
-/// Kafka's `security.protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SecurityProtocol {
-    #[default]
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    fn parse(text: &str) -> Option<SecurityProtocol> {
-        // Kafka accepts any case here, and so do librdkafka's users' files.
-        match text.to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
-            "SSL" => Some(SecurityProtocol::Ssl),
-            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
-            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
-            _ => None,
-        }
-    }
-
-    fn tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-
-    fn sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
     }
 }
 
@@ -120,12 +87,23 @@ pub enum Identity {
 }
 
 /// Everything a connection needs to reach and log in to a broker.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientSecurity {
     pub protocol: SecurityProtocol,
     /// Loaded once, shared by every connection of a command.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub sasl: Option<SaslLogin>,
+}
+
+impl Default for ClientSecurity {
+    /// PLAINTEXT without authentication, as without `--command-config`.
+    fn default() -> ClientSecurity {
+        ClientSecurity {
+            protocol: SecurityProtocol::Plaintext,
+            tls: None,
+            sasl: None,
+        }
+    }
 }
 
 impl ClientSecurity {

@@ -49,6 +49,7 @@ pub struct CreateArgs {
     /// A file whose first line is the password
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// SCRAM-SHA-256 or SCRAM-SHA-512
     #[arg(long, value_parser = parse_scram, default_value = "SCRAM-SHA-512")]
     pub mechanism: SaslMechanism,
     /// PBKDF2 iterations, 4096 to 16384
