@@ -258,6 +258,7 @@ fn conn(addr: SocketAddr) -> Connection {
         bootstrap: addr.to_string(),
         json: false,
         request_timeout_ms: 5000,
+        command_config: None,
     }
 }
 

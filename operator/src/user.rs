@@ -1,9 +1,10 @@
 //! Reconciling a `KafscaleUser`: its SCRAM credential (password from a Secret) and its
 //! ACLs, through the Kafka admin API, removed again when the resource is deleted.
 //!
-//! Brokers without SCRAM users and ACLs answer `Unsupported`; the user's `Ready` condition
-//! then says so (status False, reason `Unsupported`). Nothing is reported as done that was
-//! not done.
+//! The credential is stored before the ACLs are set, so a broker without ACL APIs (which
+//! answers `Unsupported` for a non-empty ACL list) still gets the credential; the user's
+//! `Ready` condition then says what is missing (status False, reason `Unsupported`).
+//! Nothing is reported as done that was not done.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -128,7 +129,7 @@ async fn cleanup(user: &KafscaleUser, ctx: &Context) -> Result<Action, Error> {
     match removed.await {
         Ok(()) => tracing::info!(user = %name, "deleted user credential and ACLs"),
         Err(AdminError::Unsupported { what }) => {
-            tracing::info!(user = %name, %what, "the brokers cannot hold users, nothing to delete")
+            tracing::info!(user = %name, %what, "the brokers cannot hold this, nothing to delete")
         }
         Err(e) => return Err(e.into()),
     }

@@ -14,10 +14,12 @@ use kafscale_core::retry::Backoff;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::conn::Conn;
 pub use super::error::{error_name, is_retriable, CliError};
+pub use super::security::ClientSecurity;
 
 /// How often a request that failed with a retriable error is tried.
 pub const ATTEMPTS: u32 = 5;
@@ -93,6 +95,8 @@ impl OffsetSpec {
 /// Connections to the brokers of one cluster.
 pub struct Client {
     timeout: Duration,
+    /// How every connection of this client is made, the bootstrap one and those to brokers.
+    security: Arc<ClientSecurity>,
     bootstrap: Conn,
     /// Connections by broker id, opened on first use.
     conns: BTreeMap<i32, Conn>,
@@ -102,10 +106,20 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client over plain TCP without authentication.
     pub async fn connect(bootstrap: &str, timeout: Duration) -> Result<Client, CliError> {
-        let conn = Conn::open(bootstrap, timeout).await?;
+        Client::connect_secure(bootstrap, Arc::default(), timeout).await
+    }
+
+    pub async fn connect_secure(
+        bootstrap: &str,
+        security: Arc<ClientSecurity>,
+        timeout: Duration,
+    ) -> Result<Client, CliError> {
+        let conn = Conn::open(bootstrap, &security, timeout).await?;
         Ok(Client {
             timeout,
+            security,
             bootstrap: conn,
             conns: BTreeMap::new(),
             brokers: BTreeMap::new(),
@@ -205,7 +219,7 @@ impl Client {
         match self.conns.entry(id) {
             Entry::Occupied(e) => Ok(e.into_mut()),
             Entry::Vacant(v) => {
-                let conn = Conn::open(&addr, self.timeout).await?;
+                let conn = Conn::open(&addr, &self.security, self.timeout).await?;
                 Ok(v.insert(conn))
             }
         }

@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 
 use super::client::str_bytes;
 use super::error::CliError;
+use super::security::ClientSecurity;
+use super::tls::Stream;
 
 /// Largest response frame accepted (Fetch responses are capped well below this).
 const MAX_FRAME: usize = 256 << 20;
@@ -22,7 +24,7 @@ const CLIENT_ID: &str = "kafscale-cli";
 /// One connection to one broker, with the API versions it speaks.
 pub struct Conn {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     correlation: i32,
     timeout: Duration,
     /// api key -> (min, max) as the broker advertised them.
@@ -30,25 +32,35 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub async fn open(addr: &str, timeout: Duration) -> Result<Conn, CliError> {
-        let connect = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
-        let stream = match connect {
-            Err(_) => {
-                return Err(CliError::Connect {
-                    addr: addr.to_owned(),
-                    reason: format!("no answer within {} ms", timeout.as_millis()),
-                })
-            }
-            Ok(Err(e)) => {
-                return Err(CliError::Connect {
-                    addr: addr.to_owned(),
-                    reason: io_reason(&e),
-                })
-            }
+    /// Connects, runs the TLS handshake and asks for the API versions, then logs in with
+    /// SASL, as `security` says.
+    pub async fn open(
+        addr: &str,
+        security: &ClientSecurity,
+        timeout: Duration,
+    ) -> Result<Conn, CliError> {
+        let connect_error = |reason: String| CliError::Connect {
+            addr: addr.to_owned(),
+            reason,
+        };
+        let no_answer = || connect_error(format!("no answer within {} ms", timeout.as_millis()));
+        let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Err(_) => return Err(no_answer()),
+            Ok(Err(e)) => return Err(connect_error(io_reason(&e))),
             Ok(Ok(s)) => s,
         };
         // Requests are small and answered one at a time: do not wait for Nagle.
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream = match &security.tls {
+            None => Stream::Plain(tcp),
+            Some(config) => {
+                match tokio::time::timeout(timeout, Stream::tls(tcp, addr, config.clone())).await {
+                    Err(_) => return Err(no_answer()),
+                    Ok(Err(reason)) => return Err(connect_error(reason)),
+                    Ok(Ok(s)) => s,
+                }
+            }
+        };
         let mut conn = Conn {
             addr: addr.to_owned(),
             stream,
@@ -56,7 +68,11 @@ impl Conn {
             timeout,
             versions: BTreeMap::new(),
         };
+        // Kafka's clients ask for versions before they log in; brokers answer it unauthenticated.
         conn.versions = conn.api_versions().await?;
+        if let Some(login) = &security.sasl {
+            super::sasl::login(&mut conn, login).await?;
+        }
         Ok(conn)
     }
 
@@ -182,6 +198,8 @@ impl Conn {
         let correlation = self.correlation;
         let exchange = async {
             self.stream.write_all(&buf).await?;
+            // TLS holds written bytes until flushed.
+            self.stream.flush().await?;
             let mut len = [0u8; 4];
             self.stream.read_exact(&mut len).await?;
             let len = i32::from_be_bytes(len);

@@ -19,6 +19,16 @@ pub enum CliError {
         api: String,
         needed_by: String,
     },
+    /// The broker refused the login; retrying with the same credentials will not help.
+    #[error("authentication of {user} ({mechanism}) at {addr} failed: {reason}")]
+    Authentication {
+        addr: String,
+        user: String,
+        mechanism: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Config(#[from] super::security::ConfigError),
     #[error("unknown topic {0}")]
     UnknownTopic(String),
     #[error("{context}: {}", describe_code(*.code, .message.as_deref()))]

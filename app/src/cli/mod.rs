@@ -8,6 +8,8 @@
 //! printf 'k1:v1\nk2:v2\n' | kafscale produce orders --key-separator :
 //! kafscale consume orders --from-beginning --max 2 --print-key
 //! kafscale group describe billing --json
+//! kafscale user create alice --password-file alice.pw --mechanism SCRAM-SHA-512
+//! kafscale topic list --command-config client.properties
 //! ```
 
 pub mod client;
@@ -19,15 +21,23 @@ pub mod group;
 pub mod group_reset;
 pub mod metadata;
 pub mod produce;
+pub mod properties;
+pub mod sasl;
+pub mod security;
 pub mod table;
+pub mod tls;
 pub mod topic;
+pub mod user;
 
 use clap::{Args, Subcommand};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use client::{CliError, Client};
+use security::ClientSecurity;
 
 /// Options every client command takes.
 #[derive(Args, Debug, Clone)]
@@ -41,6 +51,10 @@ pub struct Connection {
     /// How long to wait for a connection or an answer, in milliseconds
     #[arg(long, global = true, default_value_t = 30_000, value_name = "MS")]
     pub request_timeout_ms: u64,
+    /// Kafka client properties for TLS and SASL (security.protocol, ssl.*, sasl.*), as
+    /// Kafka's tools take them
+    #[arg(long, global = true, value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
 }
 
 /// The client commands, flattened into the binary's top-level commands.
@@ -66,6 +80,13 @@ pub enum Command {
         conn: Connection,
         #[command(subcommand)]
         cmd: cluster::ClusterCommand,
+    },
+    /// Create, list, describe and delete SCRAM users
+    User {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        cmd: user::UserCommand,
     },
     /// Produce the lines of stdin to a topic (acks=all)
     Produce(produce::ProduceArgs),
@@ -120,6 +141,11 @@ async fn execute(cmd: Command) -> Result<(), CliError> {
             let out = cluster::run(&mut client, cmd).await?;
             (conn.json, out)
         }
+        Command::User { conn, cmd } => {
+            let mut client = connect(&conn).await?;
+            let out = user::run(&mut client, cmd).await?;
+            (conn.json, out)
+        }
         Command::Metadata { json, cmd } => (json, metadata::run(cmd).await?),
         Command::Produce(args) => {
             let mut client = connect(&args.conn).await?;
@@ -140,8 +166,13 @@ async fn execute(cmd: Command) -> Result<(), CliError> {
 }
 
 async fn connect(conn: &Connection) -> Result<Client, CliError> {
-    Client::connect(
+    let security = match &conn.command_config {
+        Some(path) => ClientSecurity::load(path)?,
+        None => ClientSecurity::default(),
+    };
+    Client::connect_secure(
         &conn.bootstrap,
+        Arc::new(security),
         Duration::from_millis(conn.request_timeout_ms.max(1)),
     )
     .await

@@ -26,7 +26,7 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
-    fn parse(text: &str) -> Option<SecurityProtocol> {
+    pub fn parse(text: &str) -> Option<SecurityProtocol> {
         match text.trim().to_ascii_uppercase().as_str() {
             "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
             "SSL" => Some(SecurityProtocol::Ssl),

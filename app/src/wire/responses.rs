@@ -6,7 +6,7 @@
 //! as in the specification; rustfmt leaves these tables alone.
 
 use super::schema::Type::*;
-use super::schema::{f, message, Message, UP};
+use super::schema::{f, message, Message, NONE, UP};
 
 pub(super) const RESPONSES: &[Message] = &[
     API_VERSIONS,
@@ -25,6 +25,10 @@ pub(super) const RESPONSES: &[Message] = &[
     OFFSET_COMMIT,
     OFFSET_FETCH,
     PRODUCE,
+    SASL_HANDSHAKE,
+    SASL_AUTHENTICATE,
+    DESCRIBE_USER_SCRAM_CREDENTIALS,
+    ALTER_USER_SCRAM_CREDENTIALS,
 ];
 
 const API_VERSIONS: Message = message(18, "ApiVersions", (0, 4), (3, UP), &[
@@ -340,4 +344,40 @@ const PRODUCE: Message = message(0, "Produce", (0, 11), (9, UP), &[
         f("Port", 10, UP, I32),
         f("Rack", 10, UP, Str).nullable(10, UP),
     ]))).tagged(0),
+]);
+
+const SASL_HANDSHAKE: Message = message(17, "SaslHandshake", (0, 1), NONE, &[
+    f("ErrorCode", 0, UP, I16),
+    f("Mechanisms", 0, UP, Array(&Str)),
+]);
+
+const SASL_AUTHENTICATE: Message = message(36, "SaslAuthenticate", (0, 2), (2, UP), &[
+    f("ErrorCode", 0, UP, I16),
+    f("ErrorMessage", 0, UP, Str).nullable(0, UP),
+    f("AuthBytes", 0, UP, Bytes),
+    f("SessionLifetimeMs", 1, UP, I64),
+]);
+
+const DESCRIBE_USER_SCRAM_CREDENTIALS: Message = message(50, "DescribeUserScramCredentials", (0, 0), (0, UP), &[
+    f("ThrottleTimeMs", 0, UP, I32),
+    f("ErrorCode", 0, UP, I16),
+    f("ErrorMessage", 0, UP, Str).nullable(0, UP),
+    f("Results", 0, UP, Array(&Struct(&[
+        f("User", 0, UP, Str),
+        f("ErrorCode", 0, UP, I16),
+        f("ErrorMessage", 0, UP, Str).nullable(0, UP),
+        f("CredentialInfos", 0, UP, Array(&Struct(&[
+            f("Mechanism", 0, UP, I8),
+            f("Iterations", 0, UP, I32),
+        ]))),
+    ]))),
+]);
+
+const ALTER_USER_SCRAM_CREDENTIALS: Message = message(51, "AlterUserScramCredentials", (0, 0), (0, UP), &[
+    f("ThrottleTimeMs", 0, UP, I32),
+    f("Results", 0, UP, Array(&Struct(&[
+        f("User", 0, UP, Str),
+        f("ErrorCode", 0, UP, I16),
+        f("ErrorMessage", 0, UP, Str).nullable(0, UP),
+    ]))),
 ]);

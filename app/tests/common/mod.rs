@@ -18,10 +18,13 @@ use kafscale::broker::Broker;
 pub mod admin;
 
 /// Starts a broker with memory storage (`--ephemeral`) plus the given config keys.
+/// `listeners` among them replaces the default `listen`.
 pub async fn start(extra: &[(&str, serde_json::Value)]) -> Broker {
     let mut flags: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     flags.insert("ephemeral".into(), true.into());
-    flags.insert("listen".into(), "127.0.0.1:0".into());
+    if !extra.iter().any(|(k, _)| *k == "listeners") {
+        flags.insert("listen".into(), "127.0.0.1:0".into());
+    }
     flags.insert("http.listen".into(), "127.0.0.1:0".into());
     for (k, v) in extra {
         flags.insert((*k).into(), v.clone());

@@ -1,12 +1,16 @@
 //! [`KafkaAdmin`] over the Kafka protocol, with the client of the `kafscale` CLI: topics go
-//! through the same code as `kafscale topic create|describe|alter|delete`. SCRAM users and
-//! ACLs are not served by the broker yet, so those methods say so.
+//! through the same code as `kafscale topic create|describe|alter|delete`, SCRAM
+//! credentials through that of `kafscale user create|delete`. The brokers have no ACL APIs
+//! yet, so setting ACLs says so.
 
 use async_trait::async_trait;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest};
 use kafscale::cli::client::{topic_name, CliError, Client};
 use kafscale::cli::topic::{self, AlterArgs, CreateArgs, TopicCommand};
+use kafscale::cli::user::{self, NewCredential, RESOURCE_NOT_FOUND};
+use kafscale::security::scram::MIN_ITERATIONS;
+use kafscale::security::SaslMechanism;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -72,6 +76,13 @@ fn topic_state(described: &serde_json::Value) -> Result<TopicState, AdminError> 
             .map_err(|_| AdminError::Refused("topic describe: too many partitions".into()))?,
         configs,
     })
+}
+
+fn sasl_mechanism(m: ScramMechanism) -> SaslMechanism {
+    match m {
+        ScramMechanism::ScramSha256 => SaslMechanism::ScramSha256,
+        ScramMechanism::ScramSha512 => SaslMechanism::ScramSha512,
+    }
 }
 
 fn unsupported(what: &str) -> AdminError {
@@ -169,27 +180,50 @@ impl KafkaAdmin for KafkaClientAdmin {
 
     async fn upsert_scram_credential(
         &self,
-        _bootstrap: &str,
-        _credential: &ScramCredential,
+        bootstrap: &str,
+        credential: &ScramCredential,
     ) -> Result<(), AdminError> {
-        Err(unsupported("SCRAM credentials (AlterUserScramCredentials)"))
+        let mut client = connect(bootstrap).await?;
+        let new = NewCredential {
+            user: &credential.user,
+            mechanism: sasl_mechanism(credential.mechanism),
+            password: &credential.password,
+            // Kafka's default; the CRD has no field for it.
+            iterations: MIN_ITERATIONS,
+        };
+        user::upsert(&mut client, &new)
+            .await
+            .map_err(|e| admin_error(bootstrap, e))
     }
 
     async fn delete_scram_credential(
         &self,
-        _bootstrap: &str,
-        _user: &str,
-        _mechanism: ScramMechanism,
+        bootstrap: &str,
+        name: &str,
+        mechanism: ScramMechanism,
     ) -> Result<(), AdminError> {
-        Err(unsupported("SCRAM credentials (AlterUserScramCredentials)"))
+        let mut client = connect(bootstrap).await?;
+        match user::delete(&mut client, name, &[sasl_mechanism(mechanism)]).await {
+            Ok(())
+            | Err(CliError::Kafka {
+                code: RESOURCE_NOT_FOUND,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(admin_error(bootstrap, e)),
+        }
     }
 
+    /// A broker without ACL APIs holds no ACLs: an empty list is already the state, any
+    /// other cannot be made so.
     async fn set_acls(
         &self,
         _bootstrap: &str,
         _user: &str,
-        _acls: &[AclRule],
+        acls: &[AclRule],
     ) -> Result<(), AdminError> {
+        if acls.is_empty() {
+            return Ok(());
+        }
         Err(unsupported("ACLs (CreateAcls, DeleteAcls)"))
     }
 }
@@ -219,10 +253,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn users_and_acls_are_refused_as_unsupported() {
+    async fn acls_are_refused_as_unsupported_but_none_is_fine() {
         let admin = KafkaClientAdmin;
+        admin.set_acls("127.0.0.1:1", "alice", &[]).await.unwrap();
+        let rule: AclRule = serde_json::from_value(json!({
+            "resource": {"type": "topic", "name": "t", "patternType": "literal"},
+            "operations": ["Read"],
+        }))
+        .unwrap();
         let err = admin
-            .set_acls("127.0.0.1:1", "alice", &[])
+            .set_acls("127.0.0.1:1", "alice", &[rule])
             .await
             .unwrap_err();
         assert!(matches!(err, AdminError::Unsupported { .. }));

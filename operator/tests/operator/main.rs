@@ -8,6 +8,7 @@ mod cluster;
 mod fake_api;
 mod fake_kafka;
 mod manifests;
+mod real_users;
 mod topics;
 mod users;
 

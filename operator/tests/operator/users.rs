@@ -1,10 +1,10 @@
-//! KafscaleUser: credentials and ACLs in the (simulated) Kafka cluster, and the honest
-//! `Unsupported` status with the real admin client, whose brokers have no users yet.
+//! KafscaleUser: credentials and ACLs in the (simulated) Kafka cluster. The real admin
+//! client against a real broker is in `real_users.rs`.
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use kafscale_operator::admin::{KafkaAdmin, KafkaClientAdmin};
+use kafscale_operator::admin::KafkaAdmin;
 use kafscale_operator::crd::SecretKeyRef;
 use kafscale_operator::crd::{
     AclOperation, AclPatternType, AclResource, AclResourceType, AclRule, AclType, KafscaleUser,
@@ -19,7 +19,7 @@ use crate::fake_api::FakeApi;
 use crate::fake_kafka::FakeKafka;
 use crate::{ready, NS};
 
-fn read_orders() -> AclRule {
+pub fn read_orders() -> AclRule {
     AclRule {
         resource: AclResource {
             kind: AclResourceType::Topic,
@@ -32,7 +32,7 @@ fn read_orders() -> AclRule {
     }
 }
 
-fn alice() -> KafscaleUser {
+pub fn alice() -> KafscaleUser {
     let mut u = KafscaleUser::new(
         "alice",
         KafscaleUserSpec {
@@ -58,7 +58,7 @@ fn alice() -> KafscaleUser {
     u
 }
 
-fn setup(admin: Arc<dyn KafkaAdmin>) -> (FakeApi, Arc<Context>) {
+pub fn setup(admin: Arc<dyn KafkaAdmin>) -> (FakeApi, Arc<Context>) {
     let api = FakeApi::new();
     api.put(&demo_cluster(3));
     api.put(&Secret {
@@ -77,7 +77,7 @@ fn setup(admin: Arc<dyn KafkaAdmin>) -> (FakeApi, Arc<Context>) {
     (api, ctx)
 }
 
-async fn reconcile(api: &FakeApi, ctx: &Arc<Context>) -> Option<KafscaleUser> {
+pub async fn reconcile(api: &FakeApi, ctx: &Arc<Context>) -> Option<KafscaleUser> {
     for _ in 0..2 {
         let u = api.get::<KafscaleUser>(NS, "alice")?;
         let had_finalizer = u
@@ -152,25 +152,4 @@ async fn a_missing_password_secret_is_reported() {
     );
     assert_eq!(cond.message, "secret shop/alice-password: has no key pw");
     assert!(kafka.credentials.lock().unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn with_the_real_admin_client_users_are_reported_unsupported_not_ready() {
-    let (api, ctx) = setup(Arc::new(KafkaClientAdmin));
-    api.put(&alice());
-    let status = reconcile(&api, &ctx).await.unwrap().status.unwrap();
-    let cond = ready(&status.conditions);
-    assert_eq!(
-        (cond.status.as_str(), cond.reason.as_str()),
-        ("False", "Unsupported")
-    );
-    assert!(
-        cond.message
-            .contains("not supported by this broker version yet"),
-        "{}",
-        cond.message
-    );
-    // Deleting the resource is not blocked: the brokers hold nothing to remove.
-    api.delete::<KafscaleUser>(NS, "alice");
-    assert!(reconcile(&api, &ctx).await.is_none());
 }

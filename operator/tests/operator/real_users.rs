@@ -1,0 +1,169 @@
+//! KafscaleUser with the real admin client against an in-process broker: the credential
+//! from the Secret is stored (and logs in over SASL), a user with ACLs is reported
+//! `Unsupported` naming ACLs, one without becomes Ready, and deleting the resource removes
+//! the credential.
+
+use async_trait::async_trait;
+use kafscale::broker::Broker;
+use kafscale::cli::client::{CliError, Client, ClientSecurity};
+use kafscale::cli::user;
+use kafscale_operator::admin::{
+    AdminError, ConfigChanges, KafkaAdmin, KafkaClientAdmin, NewTopic, ScramCredential, TopicState,
+};
+use kafscale_operator::crd::{AclRule, KafscaleUser, ScramMechanism};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::users::{alice, reconcile, setup};
+use crate::{ready, NS};
+
+/// A broker with a PLAINTEXT listener (the operator's) and a SASL_PLAINTEXT one.
+async fn broker() -> Broker {
+    let flags: BTreeMap<String, serde_json::Value> = [
+        ("ephemeral", serde_json::json!(true)),
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0".into(),
+        ),
+        ("http.listen", "127.0.0.1:0".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    // A prefix nothing sets, so the test does not pick up the caller's environment.
+    let env = figment::providers::Env::prefixed("KAFSCALE_OPERATOR_TEST_UNUSED_");
+    let config = kafscale::config::load(None, env, flags).unwrap();
+    kafscale::broker::start(config).await.unwrap()
+}
+
+fn addr(b: &Broker, listener: &str) -> String {
+    let (_, a) = b
+        .listener_addrs
+        .iter()
+        .find(|(n, _)| n == listener)
+        .unwrap();
+    a.to_string()
+}
+
+/// The real admin client, sent to the test broker wherever the operator would send it
+/// (the cluster's bootstrap Service, which has no address here).
+struct AtBroker {
+    addr: String,
+    real: KafkaClientAdmin,
+}
+
+#[async_trait]
+impl KafkaAdmin for AtBroker {
+    async fn describe_topic(&self, _: &str, t: &str) -> Result<Option<TopicState>, AdminError> {
+        self.real.describe_topic(&self.addr, t).await
+    }
+    async fn create_topic(&self, _: &str, t: &NewTopic) -> Result<(), AdminError> {
+        self.real.create_topic(&self.addr, t).await
+    }
+    async fn create_partitions(&self, _: &str, t: &str, n: i32) -> Result<(), AdminError> {
+        self.real.create_partitions(&self.addr, t, n).await
+    }
+    async fn alter_topic_configs(
+        &self,
+        _: &str,
+        t: &str,
+        c: &ConfigChanges,
+    ) -> Result<(), AdminError> {
+        self.real.alter_topic_configs(&self.addr, t, c).await
+    }
+    async fn delete_topic(&self, _: &str, t: &str) -> Result<(), AdminError> {
+        self.real.delete_topic(&self.addr, t).await
+    }
+    async fn upsert_scram_credential(
+        &self,
+        _: &str,
+        c: &ScramCredential,
+    ) -> Result<(), AdminError> {
+        self.real.upsert_scram_credential(&self.addr, c).await
+    }
+    async fn delete_scram_credential(
+        &self,
+        _: &str,
+        u: &str,
+        m: ScramMechanism,
+    ) -> Result<(), AdminError> {
+        self.real.delete_scram_credential(&self.addr, u, m).await
+    }
+    async fn set_acls(&self, _: &str, u: &str, a: &[AclRule]) -> Result<(), AdminError> {
+        self.real.set_acls(&self.addr, u, a).await
+    }
+}
+
+async fn login(b: &Broker, password: &str) -> Result<Client, CliError> {
+    let props = BTreeMap::from(
+        [
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "alice"),
+            ("sasl.password", password),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let security = Arc::new(ClientSecurity::from_properties(&props).unwrap());
+    Client::connect_secure(
+        &addr(b, "SASL_PLAINTEXT"),
+        security,
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_credential_is_applied_and_acls_are_reported_unsupported() {
+    let b = broker().await;
+    let admin = AtBroker {
+        addr: addr(&b, "PLAINTEXT"),
+        real: KafkaClientAdmin,
+    };
+    let (api, ctx) = setup(Arc::new(admin));
+    api.put(&alice());
+    let status = reconcile(&api, &ctx).await.unwrap().status.unwrap();
+    let cond = ready(&status.conditions);
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        ("False", "Unsupported")
+    );
+    assert!(
+        cond.message
+            .contains("ACLs (CreateAcls, DeleteAcls) is not supported"),
+        "{}",
+        cond.message
+    );
+    // The Secret's password logs in; another does not.
+    login(&b, "s3cret").await.unwrap();
+    assert!(matches!(
+        login(&b, "other").await,
+        Err(CliError::Authentication { .. })
+    ));
+
+    // Without ACLs the user is Ready.
+    let mut u = api.get::<KafscaleUser>(NS, "alice").unwrap();
+    u.spec.authorization = None;
+    api.put(&u);
+    let status = reconcile(&api, &ctx).await.unwrap().status.unwrap();
+    let cond = ready(&status.conditions);
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        ("True", "Ready"),
+        "{}",
+        cond.message
+    );
+
+    // Deleting the resource deletes the credential.
+    api.delete::<KafscaleUser>(NS, "alice");
+    assert!(reconcile(&api, &ctx).await.is_none());
+    let mut admin_client = Client::connect(&addr(&b, "PLAINTEXT"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let err = user::describe(&mut admin_client, Some("alice"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("RESOURCE_NOT_FOUND"), "{err}");
+    assert!(login(&b, "s3cret").await.is_err());
+}
