@@ -63,20 +63,9 @@ fn parse_scram(text: &str) -> Result<SaslMechanism, String> {
         .ok_or_else(|| format!("{text} is not SCRAM-SHA-256 or SCRAM-SHA-512"))
 }
 
-/// Kafka's `ScramMechanism` code of a SCRAM mechanism.
-fn code_of(mechanism: SaslMechanism) -> i8 {
-    match mechanism {
-        SaslMechanism::ScramSha512 => 2,
-        _ => 1,
-    }
-}
-
 fn mechanism_of(code: i8) -> String {
-    match code {
-        1 => SaslMechanism::ScramSha256.name().to_owned(),
-        2 => SaslMechanism::ScramSha512.name().to_owned(),
-        other => format!("unknown ({other})"),
-    }
+    SaslMechanism::from_scram_code(code)
+        .map_or(format!("unknown ({code})"), |m| m.name().to_owned())
 }
 
 /// A credential to create or replace.
@@ -165,7 +154,7 @@ pub async fn upsert(client: &mut Client, new: &NewCredential<'_>) -> Result<(), 
     let salt = random_bytes(32);
     let mut u = ScramCredentialUpsertion::default();
     u.name = str_bytes(new.user);
-    u.mechanism = code_of(new.mechanism);
+    u.mechanism = new.mechanism.scram_code();
     u.iterations = new.iterations as i32;
     u.salted_password =
         salted_password(hash, new.password.as_bytes(), &salt, new.iterations).into();
@@ -187,7 +176,7 @@ pub async fn delete(
         .map(|m| {
             let mut d = ScramCredentialDeletion::default();
             d.name = str_bytes(user);
-            d.mechanism = code_of(*m);
+            d.mechanism = m.scram_code();
             d
         })
         .collect();

@@ -22,22 +22,6 @@ use crate::security::SaslMechanism;
 use crate::server::session::Session;
 use kafscale_core::acl::Operation;
 
-/// The mechanism of Kafka's `ScramMechanism` codes.
-fn mechanism(code: i8) -> Option<SaslMechanism> {
-    match code {
-        1 => Some(SaslMechanism::ScramSha256),
-        2 => Some(SaslMechanism::ScramSha512),
-        _ => None,
-    }
-}
-
-fn code_of(mechanism: SaslMechanism) -> i8 {
-    match mechanism {
-        SaslMechanism::ScramSha512 => 2,
-        _ => 1,
-    }
-}
-
 /// One entry of a request, checked.
 type Entry = Result<(SaslMechanism, CredentialChange), RequestError>;
 
@@ -48,7 +32,7 @@ fn checked(user: &str, code: i8, upsert: Option<(i32, &[u8], &[u8])>) -> Entry {
             "empty user name".into(),
         ));
     }
-    let m = mechanism(code).ok_or(RequestError::UnsupportedSaslMechanism)?;
+    let m = SaslMechanism::from_scram_code(code).ok_or(RequestError::UnsupportedSaslMechanism)?;
     let Some((iterations, salt, salted)) = upsert else {
         return Ok((m, CredentialChange::Delete));
     };
@@ -186,7 +170,7 @@ pub async fn describe(
                     .filter_map(|(name, c)| {
                         let m = SaslMechanism::parse(name)?;
                         let mut info = CredentialInfo::default();
-                        info.mechanism = code_of(m);
+                        info.mechanism = m.scram_code();
                         info.iterations = i32::try_from(c.iterations).unwrap_or(i32::MAX);
                         Some(info)
                     })

@@ -60,6 +60,24 @@ impl SaslMechanism {
         }
     }
 
+    /// The mechanism of Kafka's `ScramMechanism` code (the SCRAM user APIs).
+    pub fn from_scram_code(code: i8) -> Option<SaslMechanism> {
+        match code {
+            1 => Some(SaslMechanism::ScramSha256),
+            2 => Some(SaslMechanism::ScramSha512),
+            _ => None,
+        }
+    }
+
+    /// Kafka's `ScramMechanism` code; 0 (UNKNOWN) for PLAIN.
+    pub fn scram_code(self) -> i8 {
+        match self {
+            SaslMechanism::Plain => 0,
+            SaslMechanism::ScramSha256 => 1,
+            SaslMechanism::ScramSha512 => 2,
+        }
+    }
+
     /// The SCRAM variant, `None` for PLAIN.
     pub fn scram(self) -> Option<scram::Hash> {
         match self {
