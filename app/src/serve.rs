@@ -22,16 +22,46 @@ pub fn command<C: CommandFactory>() -> clap::Command {
     C::command().mut_subcommand("serve", config::serve_flags)
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+/// The broker's log on stderr (`RUST_LOG`, `log.format`) and, with `audit.log.file`, the
+/// audit trail (target `kafscale::audit`) as JSON lines appended to that file instead.
+fn init_tracing(format: LogFormat, audit_file: Option<&std::path::Path>) -> Result<(), String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let audit = match audit_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("audit.log.file {}: {e}", path.display()))?;
+            if let Ok(off) = "kafscale::audit=off".parse() {
+                filter = filter.add_directive(off);
+            }
+            let targets = tracing_subscriber::filter::Targets::new()
+                .with_target("kafscale::audit", tracing::Level::INFO);
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_filter(targets),
+            )
+        }
+        None => None,
+    };
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let log = match format {
+        LogFormat::Text => log.with_filter(filter).boxed(),
+        LogFormat::Json => log.json().with_filter(filter).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(log)
+        .with(audit)
+        .try_init()
+        .map_err(|e| format!("cannot set up logging: {e}"))
 }
 
 /// Loads the configuration, starts the broker (`customize` may replace or wrap its stores:
@@ -53,7 +83,10 @@ pub fn run(
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_format);
+    if let Err(e) = init_tracing(config.log_format, config.audit_log_file.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     serve(customize(BrokerBuilder::new(config)))
 }
 

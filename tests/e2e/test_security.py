@@ -6,6 +6,7 @@ plaintext on a TLS port are refused without affecting anything else."""
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import subprocess
@@ -60,7 +61,7 @@ def pki(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def secure(broker_factory, pki):
+def secure(broker_factory, pki, tmp_path):
     config = f"""
 "listener.security.protocol.map" = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
 "ssl.keystore.location" = "{pki / 'server.pem'}"
@@ -68,8 +69,10 @@ def secure(broker_factory, pki):
 "listener.name.ssl.ssl.client.auth" = "required"
 "listener.name.ssl.ssl.principal.mapping.rules" = "RULE:^CN=([^,]+),.*$/$1/"
 "listener.name.sasl_plaintext.sasl.enabled.mechanisms" = "SCRAM-SHA-256"
+"audit.log.file" = "{tmp_path / 'audit.log'}"
 """
     b = broker_factory(ephemeral=True, listeners=LISTENERS, config=config)
+    b.audit_path = tmp_path / "audit.log"
     a = AdminClient({"bootstrap.servers": b.bootstrap})
     upserts = [UserScramCredentialUpsertion("alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), b"alice-secret"),
                UserScramCredentialUpsertion("alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"alice-secret"),
@@ -204,10 +207,18 @@ def test_bad_credentials_are_refused_alike_and_audited(secure, pki):
     log = b.log_path.read_text()
     assert log.count("authentication failed") >= 3
     assert '"nobody"' in log and "invalid credentials" in log
+    # The audit trail has its own file: one JSON line per event, none in the broker's log.
+    events = [json.loads(line)["fields"] for line in b.audit_path.read_text().splitlines()]
+    failures = [e for e in events if e.get("event") == "authentication" and e.get("outcome") == "failure"]
+    assert len(failures) >= 3 and all(e["listener"] in ("SASL_SSL", "SASL_PLAINTEXT") for e in failures)
+    assert any(e.get("event") == "change" and e.get("what") == "user" for e in events)
+    assert '"authentication"' not in log
     # Everyone else is unaffected.
     topic = unique("after-bad")
     create_topic(b.bootstrap, topic, 2)
     round_trip(sasl(b, "SASL_SSL", "SCRAM-SHA-256", "bob", "bob-secret", pki), topic, 20, seed=9)
+    events = [json.loads(line)["fields"] for line in b.audit_path.read_text().splitlines()]
+    assert any(e.get("outcome") == "success" and e.get("principal") == "User:bob" for e in events)
 
 
 def closed_without_answer(port: int, payload: bytes) -> bool:

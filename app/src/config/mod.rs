@@ -65,6 +65,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Membership: id (`None` = allocated), rack, lease, balancing, drain.
     pub cluster: ClusterConfig,
+    /// Where the audit trail goes; `None`: the broker's own log.
+    pub audit_log_file: Option<PathBuf>,
     /// ACL enforcement: `None` when no authorizer is configured.
     pub authorization: Option<kafscale_core::acl::Policy>,
     /// Every setting as configured, for DescribeConfigs.

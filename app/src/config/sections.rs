@@ -70,6 +70,10 @@ impl TryFrom<Values> for Config {
         };
         let authorization = authorization(&v)?;
         Ok(Config {
+            audit_log_file: v
+                .text(&s::AUDIT_LOG_FILE)
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
             authorization,
             listeners,
             http_listen: parse_addr(&v, &s::HTTP_LISTEN)?,

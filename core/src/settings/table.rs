@@ -147,6 +147,9 @@ pub const SUPER_USERS: Setting = setting("super.users", S::Security,
 pub const ALLOW_EVERYONE_IF_NO_ACL_FOUND: Setting = setting("allow.everyone.if.no.acl.found",
     S::Security, Kind::Bool, D::Bool(false),
     "whether a resource no ACL names is open to everyone when ACLs are enforced");
+pub const AUDIT_LOG_FILE: Setting = setting("audit.log.file", S::Security, Kind::Text("a file"),
+    D::Unset("the broker's own log"),
+    "file the audit trail (authentications, denials, changes of ACLs and users) is appended to, one JSON line per event");
 
 // Cluster.
 pub const BROKER_ID: Setting = described(setting("broker.id", S::Cluster, int(-1, I32),
@@ -306,6 +309,7 @@ pub const SETTINGS: &[Setting] = &[
     AUTHORIZER_CLASS_NAME,
     SUPER_USERS,
     ALLOW_EVERYONE_IF_NO_ACL_FOUND,
+    AUDIT_LOG_FILE,
 ];
 
 const fn fixed(
