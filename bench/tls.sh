@@ -69,7 +69,7 @@ run() {
 import re, sys
 name, produced, consumed = sys.argv[1:]
 p = re.search(r"(\d+) msgs/s and ([\d.]+) MB/s", produced)
-c = re.search(r"(\d+) msgs/s and ([\d.]+) MB/s", consumed)
+c = re.search(r"(\d+) msgs/s \(([\d.]+) MB/s\)", consumed)
 if not p or not c:
     sys.exit(f"{name}: no figures\n{produced}\n{consumed}")
 print(f"{name} {p.group(1)} {p.group(2)} {c.group(1)} {c.group(2)}")
@@ -81,12 +81,13 @@ PY
   run SSL "$P_SSL" -X security.protocol=SSL -X "ssl.ca.location=$WORK/ca.crt"
   run SASL_SSL "$P_SASL" -X security.protocol=SASL_SSL -X "ssl.ca.location=$WORK/ca.crt" \
     -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=bench -X sasl.password=bench-secret
-} | "$PY" -c '
+} | "$PY" <(cat <<'PY'
 import sys
-rows = [l.split() for l in sys.stdin if l.strip()]
-base = {"p": float(rows[0][2]), "c": float(rows[0][4])}
-print(f"{\"listener\":<10} {\"produce rec/s\":>14} {\"MB/s\":>7} {\"vs plain\":>9} {\"consume rec/s\":>14} {\"MB/s\":>7} {\"vs plain\":>9}")
+rows = [line.split() for line in sys.stdin if line.strip()]
+base_p, base_c = float(rows[0][2]), float(rows[0][4])
+print(f"{'listener':<10} {'produce rec/s':>14} {'MB/s':>7} {'vs plain':>9} {'consume rec/s':>14} {'MB/s':>7} {'vs plain':>9}")
 for name, pr, pm, cr, cm in rows:
-    print(f"{name:<10} {int(pr):>14} {float(pm):>7.1f} {float(pm)/base[\"p\"]:>8.0%} {int(cr):>14} {float(cm):>7.1f} {float(cm)/base[\"c\"]:>8.0%}")
-'
+    print(f"{name:<10} {int(pr):>14} {float(pm):>7.1f} {float(pm) / base_p:>9.0%} {int(cr):>14} {float(cm):>7.1f} {float(cm) / base_c:>9.0%}")
+PY
+)
 echo "($RECORDS records of $SIZE bytes, one partition, acks=all; $(nproc) cores, broker and client on one machine)"

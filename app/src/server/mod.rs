@@ -24,6 +24,8 @@ use session::{Listener, Session};
 
 /// Open connections (of all listeners) beyond which new ones wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 10_000;
+/// Bytes of a TLS connection read ahead of the frame being read.
+const TLS_READ_BUFFER: usize = 256 << 10;
 /// A TLS client that has not finished its handshake by then is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -132,7 +134,10 @@ async fn open(
             }
         }
     };
+    // Frames are read a size prefix, then a body, at a time: through a buffer, each read is
+    // a copy instead of a pass through the split's lock and rustls.
     let (reader, writer) = tokio::io::split(tls);
+    let reader = tokio::io::BufReader::with_capacity(TLS_READ_BUFFER, reader);
     let session = Session {
         listener,
         peer,

@@ -41,18 +41,6 @@ impl Listener {
             failed_auth_delay: config.failed_auth_delay,
         })
     }
-
-    /// A plaintext listener of this name, for tests and tools that serve a bare stream.
-    pub fn plaintext(name: &str) -> Listener {
-        Listener {
-            name: name.to_owned(),
-            protocol: SecurityProtocol::Plaintext,
-            tls: None,
-            principal_rules: None,
-            sasl: Vec::new(),
-            failed_auth_delay: Duration::ZERO,
-        }
-    }
 }
 
 /// One connection's identity, fixed once authentication is over.
