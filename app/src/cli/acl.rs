@@ -28,13 +28,16 @@ pub enum AclCommand {
 /// One resource; which flag is given names its type.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ResourceArgs {
+    /// A topic (with --prefixed: a prefix of topic names)
     #[arg(long, value_name = "NAME")]
     pub topic: Option<String>,
+    /// A consumer group (with --prefixed: a prefix of group names)
     #[arg(long, value_name = "NAME")]
     pub group: Option<String>,
     /// The cluster resource (kafka-cluster)
     #[arg(long)]
     pub cluster: bool,
+    /// A transactional id (with --prefixed: a prefix of them)
     #[arg(long, value_name = "NAME")]
     pub transactional_id: Option<String>,
 }
@@ -139,9 +142,13 @@ impl FilterArgs {
 }
 
 impl AddArgs {
-    pub fn bindings(&self) -> Vec<AclBinding> {
+    /// One binding per operation; flags built in code rather than parsed may lack the
+    /// resource clap requires.
+    pub fn bindings(&self) -> Result<Vec<AclBinding>, CliError> {
         let Some((resource_type, name)) = self.resource.resource() else {
-            return Vec::new();
+            return Err(CliError::Invalid(
+                "acl add needs --topic, --group, --cluster or --transactional-id".into(),
+            ));
         };
         let pattern = ResourcePattern {
             resource_type,
@@ -157,7 +164,8 @@ impl AddArgs {
         } else {
             Permission::Allow
         };
-        self.operations
+        Ok(self
+            .operations
             .iter()
             .map(|&operation| AclBinding {
                 pattern: pattern.clone(),
@@ -168,14 +176,14 @@ impl AddArgs {
                     permission,
                 },
             })
-            .collect()
+            .collect())
     }
 }
 
 pub async fn run(client: &mut Client, cmd: AclCommand) -> Result<Output, CliError> {
     match cmd {
         AclCommand::Add(args) => {
-            let bindings = args.bindings();
+            let bindings = args.bindings()?;
             create(client, &bindings).await?;
             Ok(render("added", &bindings))
         }

@@ -60,29 +60,31 @@ pub async fn create(client: &mut Client, bindings: &[AclBinding]) -> Result<(), 
     }
 }
 
-/// The wire fields of a filter: resource type, name, pattern type, principal, host,
-/// operation, permission.
-type WireFilter = (
-    i8,
-    Option<StrBytes>,
-    i8,
-    Option<StrBytes>,
-    Option<StrBytes>,
-    i8,
-    i8,
-);
-
-fn wire_filter(f: &AclFilter) -> WireFilter {
+/// A filter as DescribeAcls carries it; DeleteAcls carries the same fields.
+fn describe_request(f: &AclFilter) -> DescribeAclsRequest {
     let text = |s: &Option<String>| s.as_deref().map(str_bytes);
-    (
-        codes::or_any(f.resource_type, codes::resource_type_code),
-        text(&f.name),
-        codes::pattern_filter_code(f.pattern),
-        text(&f.principal),
-        text(&f.host),
-        codes::or_any(f.operation, codes::operation_code),
-        codes::or_any(f.permission, codes::permission_code),
-    )
+    let mut req = DescribeAclsRequest::default();
+    req.resource_type_filter = codes::or_any(f.resource_type, codes::resource_type_code);
+    req.resource_name_filter = text(&f.name);
+    req.pattern_type_filter = codes::pattern_filter_code(f.pattern);
+    req.principal_filter = text(&f.principal);
+    req.host_filter = text(&f.host);
+    req.operation = codes::or_any(f.operation, codes::operation_code);
+    req.permission_type = codes::or_any(f.permission, codes::permission_code);
+    req
+}
+
+fn delete_filter(f: &AclFilter) -> DeleteAclsFilter {
+    let r = describe_request(f);
+    let mut d = DeleteAclsFilter::default();
+    d.resource_type_filter = r.resource_type_filter;
+    d.resource_name_filter = r.resource_name_filter;
+    d.pattern_type_filter = r.pattern_type_filter;
+    d.principal_filter = r.principal_filter;
+    d.host_filter = r.host_filter;
+    d.operation = r.operation;
+    d.permission_type = r.permission_type;
+    d
 }
 
 /// The bindings matching the filter, in the broker's order.
@@ -90,15 +92,7 @@ pub async fn describe(
     client: &mut Client,
     filter: &AclFilter,
 ) -> Result<Vec<AclBinding>, CliError> {
-    let (rt, name, pattern, principal, host, op, perm) = wire_filter(filter);
-    let mut req = DescribeAclsRequest::default();
-    req.resource_type_filter = rt;
-    req.resource_name_filter = name;
-    req.pattern_type_filter = pattern;
-    req.principal_filter = principal;
-    req.host_filter = host;
-    req.operation = op;
-    req.permission_type = perm;
+    let req = describe_request(filter);
     let conn = client.bootstrap();
     let v = conn.version(ApiKey::DescribeAcls, VERSIONS, "acl list")?;
     let resp = conn.call(v, &req).await?;
@@ -135,21 +129,7 @@ pub async fn delete(
         return Ok(Vec::new());
     }
     let mut req = DeleteAclsRequest::default();
-    req.filters = filters
-        .iter()
-        .map(|f| {
-            let (rt, name, pattern, principal, host, op, perm) = wire_filter(f);
-            let mut d = DeleteAclsFilter::default();
-            d.resource_type_filter = rt;
-            d.resource_name_filter = name;
-            d.pattern_type_filter = pattern;
-            d.principal_filter = principal;
-            d.host_filter = host;
-            d.operation = op;
-            d.permission_type = perm;
-            d
-        })
-        .collect();
+    req.filters = filters.iter().map(delete_filter).collect();
     let conn = client.bootstrap();
     let v = conn.version(ApiKey::DeleteAcls, VERSIONS, "acl remove")?;
     let resp = conn.call(v, &req).await?;
