@@ -80,7 +80,7 @@ impl Context {
             .iter()
             .filter(|op| self.allows(session, **op, resource))
             .fold(0, |bits, op| {
-                bits | (1 << crate::handlers::acls::operation_code(*op))
+                bits | (1 << crate::acl_codes::operation_code(*op))
             })
     }
 

@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod acl_codes;
 pub mod audit;
 pub mod broker;
 pub mod cli;

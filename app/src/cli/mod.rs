@@ -9,9 +9,12 @@
 //! kafscale consume orders --from-beginning --max 2 --print-key
 //! kafscale group describe billing --json
 //! kafscale user create alice --password-file alice.pw --mechanism SCRAM-SHA-512
+//! kafscale acl add --principal User:alice --operation READ --topic orders
 //! kafscale topic list --command-config client.properties
 //! ```
 
+pub mod acl;
+pub mod acl_api;
 pub mod client;
 pub mod cluster;
 pub mod conn;
@@ -88,6 +91,13 @@ pub enum Command {
         #[command(subcommand)]
         cmd: user::UserCommand,
     },
+    /// Add, list and remove ACLs
+    Acl {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        cmd: acl::AclCommand,
+    },
     /// Produce the lines of stdin to a topic (acks=all)
     Produce(produce::ProduceArgs),
     /// Print a topic's records
@@ -144,6 +154,11 @@ async fn execute(cmd: Command) -> Result<(), CliError> {
         Command::User { conn, cmd } => {
             let mut client = connect(&conn).await?;
             let out = user::run(&mut client, cmd).await?;
+            (conn.json, out)
+        }
+        Command::Acl { conn, cmd } => {
+            let mut client = connect(&conn).await?;
+            let out = acl::run(&mut client, cmd).await?;
             (conn.json, out)
         }
         Command::Metadata { json, cmd } => (json, metadata::run(cmd).await?),
@@ -310,6 +325,62 @@ mod tests {
     fn topic_alter_needs_a_change() {
         assert!(parse(&["topic", "alter", "t"]).is_err());
         assert!(parse(&["topic", "alter", "t", "--delete-config", "retention.ms"]).is_ok());
+    }
+
+    #[test]
+    fn acl_flags() {
+        let Ok(Command::Acl {
+            cmd: acl::AclCommand::Add(a),
+            ..
+        }) = parse(&[
+            "acl",
+            "add",
+            "--principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--operation",
+            "DESCRIBE",
+            "--topic",
+            "orders-",
+            "--prefixed",
+        ])
+        else {
+            panic!("acl add")
+        };
+        assert_eq!(a.bindings().map(|b| b.len()).ok(), Some(2));
+        // A resource is required, and only one; the principal must be User:...
+        assert!(parse(&["acl", "add", "--principal", "User:a", "--operation", "READ"]).is_err());
+        let both = ["--topic", "t", "--group", "g"];
+        let add = ["acl", "add", "--principal", "User:a", "--operation", "READ"];
+        assert!(parse(&[&add[..], &both[..]].concat()).is_err());
+        assert!(parse(&[
+            "acl",
+            "add",
+            "--principal",
+            "alice",
+            "--operation",
+            "READ",
+            "--cluster"
+        ])
+        .is_err());
+        assert!(parse(&[
+            "acl",
+            "add",
+            "--principal",
+            "User:a",
+            "--operation",
+            "REED",
+            "--cluster"
+        ])
+        .is_err());
+        // A bare remove would remove everything: it needs a filter or --all.
+        assert!(parse(&["acl", "remove"]).is_err());
+        assert!(parse(&["acl", "remove", "--all"]).is_ok());
+        assert!(parse(&["acl", "remove", "--all", "--topic", "t"]).is_err());
+        assert!(parse(&["acl", "remove", "--principal", "User:a"]).is_ok());
+        assert!(parse(&["acl", "list"]).is_ok());
+        assert!(parse(&["acl", "list", "--topic", "t", "--prefixed", "--match"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! CreateAcls, DescribeAcls and DeleteAcls: ACLs in the metadata store, enforced by every
 //! broker (each keeps a copy current through a watch). Creating and deleting needs ALTER on
 //! the cluster, describing DESCRIBE, as in Kafka. The wire codes of Kafka's ACL enums are
-//! translated here and nowhere else.
+//! translated in `crate::acl_codes`.
 
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::delete_acls_response::{
@@ -14,97 +14,20 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafscale_core::acl::{
-    AclBinding, AclEntry, AclFilter, Operation, PatternFilter, PatternType, Permission,
-    ResourcePattern, ResourceType,
+    AclBinding, AclEntry, AclFilter, Operation, ResourcePattern, ResourceType,
 };
 use kafscale_core::acl_store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::str_bytes;
+use crate::acl_codes::{
+    operation, operation_code, pattern_filter, pattern_type, pattern_type_code, permission,
+    permission_code, resource_type, resource_type_code, ANY,
+};
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
-
-// Kafka's codes (AclOperation, ResourceType, PatternType, AclPermissionType): 0 is UNKNOWN
-// and 1 is ANY in each.
-const ANY: i8 = 1;
-const PATTERN_MATCH: i8 = 2;
-
-fn resource_type(code: i8) -> Option<ResourceType> {
-    match code {
-        2 => Some(ResourceType::Topic),
-        3 => Some(ResourceType::Group),
-        4 => Some(ResourceType::Cluster),
-        5 => Some(ResourceType::TransactionalId),
-        _ => None,
-    }
-}
-
-fn resource_type_code(t: ResourceType) -> i8 {
-    match t {
-        ResourceType::Topic => 2,
-        ResourceType::Group => 3,
-        ResourceType::Cluster => 4,
-        ResourceType::TransactionalId => 5,
-    }
-}
-
-fn pattern_type(code: i8) -> Option<PatternType> {
-    match code {
-        3 => Some(PatternType::Literal),
-        4 => Some(PatternType::Prefixed),
-        _ => None,
-    }
-}
-
-fn pattern_type_code(t: PatternType) -> i8 {
-    match t {
-        PatternType::Literal => 3,
-        PatternType::Prefixed => 4,
-    }
-}
-
-const OPERATIONS: [(i8, Operation); 11] = [
-    (2, Operation::All),
-    (3, Operation::Read),
-    (4, Operation::Write),
-    (5, Operation::Create),
-    (6, Operation::Delete),
-    (7, Operation::Alter),
-    (8, Operation::Describe),
-    (9, Operation::ClusterAction),
-    (10, Operation::DescribeConfigs),
-    (11, Operation::AlterConfigs),
-    (12, Operation::IdempotentWrite),
-];
-
-fn operation(code: i8) -> Option<Operation> {
-    OPERATIONS.iter().find(|(c, _)| *c == code).map(|(_, o)| *o)
-}
-
-/// Kafka's number of an operation (also its bit in authorized-operations fields).
-pub(crate) fn operation_code(o: Operation) -> i8 {
-    OPERATIONS
-        .iter()
-        .find(|(_, x)| *x == o)
-        .map_or(0, |(c, _)| *c)
-}
-
-fn permission(code: i8) -> Option<Permission> {
-    match code {
-        2 => Some(Permission::Deny),
-        3 => Some(Permission::Allow),
-        _ => None,
-    }
-}
-
-fn permission_code(p: Permission) -> i8 {
-    match p {
-        Permission::Deny => 2,
-        Permission::Allow => 3,
-    }
-}
 
 fn invalid(what: &str) -> RequestError {
     RequestError::Invalid(what.to_owned())
@@ -173,13 +96,7 @@ fn filter(
             "unknown resource type, operation or permission in filter",
         ));
     }
-    let pattern = match pattern {
-        ANY => PatternFilter::Any,
-        PATTERN_MATCH => PatternFilter::Match,
-        code => PatternFilter::Exactly(
-            pattern_type(code).ok_or_else(|| invalid("unknown pattern type"))?,
-        ),
-    };
+    let pattern = pattern_filter(pattern).ok_or_else(|| invalid("unknown pattern type"))?;
     Ok(AclFilter {
         resource_type: resource_type(resource),
         name: name.map(|n| n.to_string()),

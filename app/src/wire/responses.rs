@@ -29,6 +29,9 @@ pub(super) const RESPONSES: &[Message] = &[
     SASL_AUTHENTICATE,
     DESCRIBE_USER_SCRAM_CREDENTIALS,
     ALTER_USER_SCRAM_CREDENTIALS,
+    DESCRIBE_ACLS,
+    CREATE_ACLS,
+    DELETE_ACLS,
 ];
 
 const API_VERSIONS: Message = message(18, "ApiVersions", (0, 4), (3, UP), &[
@@ -379,5 +382,49 @@ const ALTER_USER_SCRAM_CREDENTIALS: Message = message(51, "AlterUserScramCredent
         f("User", 0, UP, Str),
         f("ErrorCode", 0, UP, I16),
         f("ErrorMessage", 0, UP, Str).nullable(0, UP),
+    ]))),
+]);
+
+const DESCRIBE_ACLS: Message = message(29, "DescribeAcls", (0, 3), (2, UP), &[
+    f("ThrottleTimeMs", 0, UP, I32),
+    f("ErrorCode", 0, UP, I16),
+    f("ErrorMessage", 0, UP, Str).nullable(0, UP),
+    f("Resources", 0, UP, Array(&Struct(&[
+        f("ResourceType", 0, UP, I8),
+        f("ResourceName", 0, UP, Str),
+        f("PatternType", 1, UP, I8),
+        f("Acls", 0, UP, Array(&Struct(&[
+            f("Principal", 0, UP, Str),
+            f("Host", 0, UP, Str),
+            f("Operation", 0, UP, I8),
+            f("PermissionType", 0, UP, I8),
+        ]))),
+    ]))),
+]);
+
+const CREATE_ACLS: Message = message(30, "CreateAcls", (0, 3), (2, UP), &[
+    f("ThrottleTimeMs", 0, UP, I32),
+    f("Results", 0, UP, Array(&Struct(&[
+        f("ErrorCode", 0, UP, I16),
+        f("ErrorMessage", 0, UP, Str).nullable(0, UP),
+    ]))),
+]);
+
+const DELETE_ACLS: Message = message(31, "DeleteAcls", (0, 3), (2, UP), &[
+    f("ThrottleTimeMs", 0, UP, I32),
+    f("FilterResults", 0, UP, Array(&Struct(&[
+        f("ErrorCode", 0, UP, I16),
+        f("ErrorMessage", 0, UP, Str).nullable(0, UP),
+        f("MatchingAcls", 0, UP, Array(&Struct(&[
+            f("ErrorCode", 0, UP, I16),
+            f("ErrorMessage", 0, UP, Str).nullable(0, UP),
+            f("ResourceType", 0, UP, I8),
+            f("ResourceName", 0, UP, Str),
+            f("PatternType", 1, UP, I8),
+            f("Principal", 0, UP, Str),
+            f("Host", 0, UP, Str),
+            f("Operation", 0, UP, I8),
+            f("PermissionType", 0, UP, I8),
+        ]))),
     ]))),
 ]);

@@ -1,19 +1,22 @@
 //! [`KafkaAdmin`] over the Kafka protocol, with the client of the `kafscale` CLI: topics go
 //! through the same code as `kafscale topic create|describe|alter|delete`, SCRAM
-//! credentials through that of `kafscale user create|delete`. The brokers have no ACL APIs
-//! yet, so setting ACLs says so.
+//! credentials through that of `kafscale user create|delete`, ACLs through that of
+//! `kafscale acl add|list|remove`.
 
 use async_trait::async_trait;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest};
+use kafscale::cli::acl;
 use kafscale::cli::client::{topic_name, CliError, Client};
 use kafscale::cli::topic::{self, AlterArgs, CreateArgs, TopicCommand};
 use kafscale::cli::user::{self, NewCredential, RESOURCE_NOT_FOUND};
 use kafscale::security::scram::MIN_ITERATIONS;
 use kafscale::security::SaslMechanism;
-use std::collections::BTreeMap;
+use kafscale_core::acl::{AclBinding, AclFilter, PatternFilter};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::acl_rules;
 use super::{AdminError, ConfigChanges, KafkaAdmin, NewTopic, ScramCredential, TopicState};
 use crate::crd::{AclRule, ScramMechanism};
 
@@ -32,6 +35,9 @@ async fn connect(bootstrap: &str) -> Result<Client, AdminError> {
 }
 
 fn admin_error(bootstrap: &str, e: CliError) -> AdminError {
+    if let CliError::Unsupported { api, .. } = &e {
+        return AdminError::Unsupported { what: api.clone() };
+    }
     if e.is_transport() {
         AdminError::Unreachable {
             bootstrap: bootstrap.to_owned(),
@@ -82,12 +88,6 @@ fn sasl_mechanism(m: ScramMechanism) -> SaslMechanism {
     match m {
         ScramMechanism::ScramSha256 => SaslMechanism::ScramSha256,
         ScramMechanism::ScramSha512 => SaslMechanism::ScramSha512,
-    }
-}
-
-fn unsupported(what: &str) -> AdminError {
-    AdminError::Unsupported {
-        what: what.to_owned(),
     }
 }
 
@@ -213,18 +213,40 @@ impl KafkaAdmin for KafkaClientAdmin {
         }
     }
 
-    /// A broker without ACL APIs holds no ACLs: an empty list is already the state, any
-    /// other cannot be made so.
+    /// Drift correction: the user's ACLs in the cluster (found by principal) become the
+    /// spec's, whoever added or removed some since.
     async fn set_acls(
         &self,
-        _bootstrap: &str,
-        _user: &str,
+        bootstrap: &str,
+        user: &str,
         acls: &[AclRule],
     ) -> Result<(), AdminError> {
-        if acls.is_empty() {
-            return Ok(());
-        }
-        Err(unsupported("ACLs (CreateAcls, DeleteAcls)"))
+        let wanted: BTreeSet<AclBinding> = acl_rules::bindings(user, acls)?.into_iter().collect();
+        let mut client = connect(bootstrap).await?;
+        let filter = AclFilter {
+            resource_type: None,
+            name: None,
+            pattern: PatternFilter::Any,
+            principal: Some(acl_rules::principal(user)),
+            host: None,
+            operation: None,
+            permission: None,
+        };
+        let current: BTreeSet<AclBinding> = match acl::describe(&mut client, &filter).await {
+            Ok(found) => found.into_iter().collect(),
+            // A broker without ACL APIs holds no ACLs: none is already the state.
+            Err(CliError::Unsupported { .. }) if wanted.is_empty() => return Ok(()),
+            Err(e) => return Err(admin_error(bootstrap, e)),
+        };
+        let missing: Vec<AclBinding> = wanted.difference(&current).cloned().collect();
+        let extra: Vec<AclFilter> = current.difference(&wanted).map(acl::exactly).collect();
+        acl::create(&mut client, &missing)
+            .await
+            .map_err(|e| admin_error(bootstrap, e))?;
+        acl::delete(&mut client, &extra)
+            .await
+            .map(drop)
+            .map_err(|e| admin_error(bootstrap, e))
     }
 }
 
@@ -249,26 +271,6 @@ mod tests {
         assert_eq!(
             state.configs,
             BTreeMap::from([("retention.ms".to_owned(), "1000".to_owned())])
-        );
-    }
-
-    #[tokio::test]
-    async fn acls_are_refused_as_unsupported_but_none_is_fine() {
-        let admin = KafkaClientAdmin;
-        admin.set_acls("127.0.0.1:1", "alice", &[]).await.unwrap();
-        let rule: AclRule = serde_json::from_value(json!({
-            "resource": {"type": "topic", "name": "t", "patternType": "literal"},
-            "operations": ["Read"],
-        }))
-        .unwrap();
-        let err = admin
-            .set_acls("127.0.0.1:1", "alice", &[rule])
-            .await
-            .unwrap_err();
-        assert!(matches!(err, AdminError::Unsupported { .. }));
-        assert_eq!(
-            err.to_string(),
-            "ACLs (CreateAcls, DeleteAcls) is not supported by this broker version yet"
         );
     }
 }

@@ -2,6 +2,7 @@
 //! tested without brokers. [`KafkaClientAdmin`] is the real one: it speaks the Kafka
 //! admin API through the `kafscale` CLI's client.
 
+mod acl_rules;
 mod kafka;
 
 use async_trait::async_trait;

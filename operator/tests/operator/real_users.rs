@@ -1,12 +1,16 @@
-//! KafscaleUser with the real admin client against an in-process broker: the credential
-//! from the Secret is stored (and logs in over SASL), a user with ACLs is reported
-//! `Unsupported` naming ACLs, one without becomes Ready, and deleting the resource removes
-//! the credential.
+//! KafscaleUser with the real admin client against an in-process broker that enforces
+//! ACLs: the credential from the Secret is stored (and logs in over SASL), the spec's ACLs
+//! are the user's ACLs in the cluster (one added or removed behind the operator's back is
+//! put right on the next reconcile), and deleting the resource removes the credential and
+//! the ACLs.
 
 use async_trait::async_trait;
 use kafscale::broker::Broker;
 use kafscale::cli::client::{CliError, Client, ClientSecurity};
-use kafscale::cli::user;
+use kafscale::cli::{acl, user};
+use kafscale_core::acl::{
+    AclBinding, AclEntry, AclFilter, Operation, PatternFilter, ResourcePattern, ResourceType,
+};
 use kafscale_operator::admin::{
     AdminError, ConfigChanges, KafkaAdmin, KafkaClientAdmin, NewTopic, ScramCredential, TopicState,
 };
@@ -18,7 +22,8 @@ use std::time::Duration;
 use crate::users::{alice, reconcile, setup};
 use crate::{ready, NS};
 
-/// A broker with a PLAINTEXT listener (the operator's) and a SASL_PLAINTEXT one.
+/// A broker with a PLAINTEXT listener (the operator's, whose ANONYMOUS principal is a super
+/// user) and a SASL_PLAINTEXT one, enforcing ACLs.
 async fn broker() -> Broker {
     let flags: BTreeMap<String, serde_json::Value> = [
         ("ephemeral", serde_json::json!(true)),
@@ -27,6 +32,8 @@ async fn broker() -> Broker {
             "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0".into(),
         ),
         ("http.listen", "127.0.0.1:0".into()),
+        ("authorizer.class.name", "acl".into()),
+        ("super.users", "User:ANONYMOUS".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -114,8 +121,34 @@ async fn login(b: &Broker, password: &str) -> Result<Client, CliError> {
     .await
 }
 
+/// Alice's ACLs in the cluster, sorted.
+async fn acls_of_alice(b: &Broker) -> Vec<AclBinding> {
+    let mut c = Client::connect(&addr(b, "PLAINTEXT"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let filter = AclFilter {
+        resource_type: None,
+        name: None,
+        pattern: PatternFilter::Any,
+        principal: Some("User:alice".into()),
+        host: None,
+        operation: None,
+        permission: None,
+    };
+    let mut found = acl::describe(&mut c, &filter).await.unwrap();
+    found.sort();
+    found
+}
+
+fn on_orders(op: Operation) -> AclBinding {
+    AclBinding {
+        pattern: ResourcePattern::literal(ResourceType::Topic, "shop.orders"),
+        entry: AclEntry::allow("User:alice", op),
+    }
+}
+
 #[tokio::test]
-async fn the_credential_is_applied_and_acls_are_reported_unsupported() {
+async fn the_credential_and_the_acls_are_applied_and_drift_is_corrected() {
     let b = broker().await;
     let admin = AtBroker {
         addr: addr(&b, "PLAINTEXT"),
@@ -127,14 +160,12 @@ async fn the_credential_is_applied_and_acls_are_reported_unsupported() {
     let cond = ready(&status.conditions);
     assert_eq!(
         (cond.status.as_str(), cond.reason.as_str()),
-        ("False", "Unsupported")
-    );
-    assert!(
-        cond.message
-            .contains("ACLs (CreateAcls, DeleteAcls) is not supported"),
+        ("True", "Ready"),
         "{}",
         cond.message
     );
+    let spec = vec![on_orders(Operation::Read), on_orders(Operation::Describe)];
+    assert_eq!(acls_of_alice(&b).await, spec);
     // The Secret's password logs in; another does not.
     login(&b, "s3cret").await.unwrap();
     assert!(matches!(
@@ -142,7 +173,21 @@ async fn the_credential_is_applied_and_acls_are_reported_unsupported() {
         Err(CliError::Authentication { .. })
     ));
 
-    // Without ACLs the user is Ready.
+    // Behind the operator's back: one ACL added, one of the spec's removed.
+    let mut c = Client::connect(&addr(&b, "PLAINTEXT"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    acl::create(&mut c, &[on_orders(Operation::Write)])
+        .await
+        .unwrap();
+    acl::delete(&mut c, &[acl::exactly(&on_orders(Operation::Describe))])
+        .await
+        .unwrap();
+    assert_ne!(acls_of_alice(&b).await, spec);
+    reconcile(&api, &ctx).await.unwrap();
+    assert_eq!(acls_of_alice(&b).await, spec);
+
+    // Without ACLs the user is Ready and has none.
     let mut u = api.get::<KafscaleUser>(NS, "alice").unwrap();
     u.spec.authorization = None;
     api.put(&u);
@@ -154,16 +199,16 @@ async fn the_credential_is_applied_and_acls_are_reported_unsupported() {
         "{}",
         cond.message
     );
+    assert_eq!(acls_of_alice(&b).await, vec![]);
 
-    // Deleting the resource deletes the credential.
+    // Deleting the resource deletes the credential and the ACLs.
+    api.put(&alice());
+    reconcile(&api, &ctx).await.unwrap();
+    assert_eq!(acls_of_alice(&b).await, spec);
     api.delete::<KafscaleUser>(NS, "alice");
     assert!(reconcile(&api, &ctx).await.is_none());
-    let mut admin_client = Client::connect(&addr(&b, "PLAINTEXT"), Duration::from_secs(10))
-        .await
-        .unwrap();
-    let err = user::describe(&mut admin_client, Some("alice"))
-        .await
-        .unwrap_err();
+    assert_eq!(acls_of_alice(&b).await, vec![]);
+    let err = user::describe(&mut c, Some("alice")).await.unwrap_err();
     assert!(err.to_string().contains("RESOURCE_NOT_FOUND"), "{err}");
     assert!(login(&b, "s3cret").await.is_err());
 }
