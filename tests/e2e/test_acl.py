@@ -134,6 +134,15 @@ def test_a_consumer_needs_read_on_the_topic_and_the_group(secured):
     create_acls(b.bootstrap, [allow("bob", ResourceType.GROUP, "bob-", AclOperation.READ, ResourcePatternType.PREFIXED)])
     got, errors = consume(group)
     assert got == [b"v"], errors
+    # Committed offsets of a topic bob may not describe: refused per partition.
+    hidden = unique("hidden")
+    create_topic(b.bootstrap, hidden, 1)
+    c = Consumer(dict(client_conf(b, "bob"), **{"group.id": group}))
+    try:
+        [tp] = c.committed([TopicPartition(hidden, 0)], timeout=20)
+        assert tp.error is not None and tp.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, tp
+    finally:
+        c.close()
 
 
 def test_acls_are_created_described_and_deleted_by_the_admin_client(secured):

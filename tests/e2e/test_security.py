@@ -7,6 +7,8 @@ plaintext on a TLS port are refused without affecting anything else."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -180,6 +182,25 @@ def test_kafka_python_and_aiokafka_log_in_with_scram(secure, pki):
             await c.stop()
 
     assert asyncio.run(asyncio.wait_for(aio(), 60)) == [f"kp-{i}".encode() for i in range(20)]
+
+
+def test_kafkajs_logs_in_with_scram_and_plain_over_sasl_ssl(secure, pki):
+    here = Path(__file__).parent
+    if not (here / "node_modules" / "kafkajs").is_dir() or shutil.which("node") is None:
+        pytest.fail("kafkajs not installed (scripts/test.sh installs it with npm)")
+    b = secure
+    for mechanism, user, password in (("scram-sha-512", "alice", "alice-secret"),
+                                      ("scram-sha-256", "bob", "bob-secret"),
+                                      ("plain", "alice", "alice-secret")):
+        topic = unique("js-sec")
+        create_topic(b.bootstrap, topic, 1)
+        res = subprocess.run(["node", str(here / "kafkajs_sasl.js"), addr(b, "SASL_SSL"), str(pki / "ca.crt"),
+                              mechanism, user, password, topic, unique("js-g"), "30"],
+                             cwd=here, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1"})
+        assert res.returncode == 0, f"kafkajs {mechanism}: {res.stderr[-3000:]}"
+        received = json.loads(res.stdout.strip().splitlines()[-1])["received"]
+        assert sorted(received) == sorted(f"js-{i}" for i in range(30)), mechanism
 
 
 def auth_error(conf: dict) -> str:

@@ -19,8 +19,9 @@ use crate::errors::RequestError;
 use crate::server::session::Session;
 use kafscale_core::acl::Operation;
 
-/// Topic -> partitions -> committed offset, in topic and partition order.
-type Fetched = BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>>;
+/// Topic -> partitions -> committed offset (or the partition's error code), in topic and
+/// partition order.
+type Fetched = BTreeMap<String, Vec<(i32, Result<Option<CommittedOffset>, i16>)>>;
 
 /// `wanted` None: every committed partition.
 fn fetch(
@@ -56,10 +57,15 @@ fn fetch(
         if all && value.is_none() {
             continue;
         }
-        // Topics the client may not describe are left out.
-        if !ctx.topic_authorized(session, Operation::Describe, &key.topic) {
+        // Topics the client may not describe: left out of "every committed partition",
+        // refused where they were asked for by name.
+        let value = if ctx.topic_authorized(session, Operation::Describe, &key.topic) {
+            Ok(value)
+        } else if all {
             continue;
-        }
+        } else {
+            Err(RequestError::TopicAuthorizationFailed.code())
+        };
         out.entry(key.topic)
             .or_default()
             .push((key.partition.0, value));
@@ -92,7 +98,7 @@ pub async fn handle(
                         for (partition, value) in parts {
                             let mut p = OffsetFetchResponsePartitions::default();
                             p.partition_index = partition;
-                            fill(
+                            p.error_code = fill(
                                 &mut p.committed_offset,
                                 &mut p.committed_leader_epoch,
                                 &mut p.metadata,
@@ -124,7 +130,8 @@ pub async fn handle(
                     let mut p = OffsetFetchResponsePartition::default();
                     p.partition_index = partition;
                     let mut epoch = -1;
-                    fill(&mut p.committed_offset, &mut epoch, &mut p.metadata, value);
+                    p.error_code =
+                        fill(&mut p.committed_offset, &mut epoch, &mut p.metadata, value);
                     if version >= 5 {
                         p.committed_leader_epoch = epoch;
                     }
@@ -153,22 +160,25 @@ pub async fn handle(
     resp
 }
 
+/// Sets a partition's fields; returns its error code.
 fn fill(
     offset: &mut i64,
     epoch: &mut i32,
     metadata: &mut Option<kafka_protocol::protocol::StrBytes>,
-    value: Option<CommittedOffset>,
-) {
+    value: Result<Option<CommittedOffset>, i16>,
+) -> i16 {
     match value {
-        Some(v) => {
+        Ok(Some(v)) => {
             *offset = v.offset.0;
             *epoch = v.leader_epoch.map_or(-1, |e| e.0);
             *metadata = Some(str_bytes(v.metadata));
+            0
         }
-        None => {
+        Ok(None) | Err(_) => {
             *offset = -1;
             *epoch = -1;
             *metadata = Some(str_bytes(""));
+            value.err().unwrap_or(0)
         }
     }
 }
