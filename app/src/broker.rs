@@ -243,6 +243,7 @@ impl BrokerBuilder {
                 .with_context(|| format!("cannot read the ACLs from {}", config.metadata_url))?;
         }
         let ctx = Arc::new(Context {
+            logins: Default::default(),
             acls: acls.clone(),
             log,
             config,

@@ -24,6 +24,8 @@ pub struct Context {
     /// Seeds the salts shown for unknown SCRAM users (shared by all brokers); empty when no
     /// listener uses SASL.
     pub sasl_secret: Vec<u8>,
+    /// Failed logins per client address, which slow that address's further attempts.
+    pub logins: crate::security::limiter::LoginLimiter,
     /// The ACLs, kept current by a watch; consulted only when an authorizer is configured.
     pub acls: Arc<AclCache>,
     pub cluster_id: String,

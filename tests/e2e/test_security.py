@@ -72,6 +72,9 @@ def secure(broker_factory, pki, tmp_path):
 "listener.name.ssl.ssl.principal.mapping.rules" = "RULE:^CN=([^,]+),.*$/$1/"
 "listener.name.sasl_plaintext.sasl.enabled.mechanisms" = "SCRAM-SHA-256"
 "audit.log.file" = "{tmp_path / 'audit.log'}"
+# librdkafka retries failed logins many times a second from the one test address: without
+# this the escalating wait (tested in security::limiter) would outlast the test's timeouts.
+"connection.failed.authentication.delay.ms" = 0
 """
     b = broker_factory(ephemeral=True, listeners=LISTENERS, config=config)
     b.audit_path = tmp_path / "audit.log"

@@ -1,6 +1,7 @@
 //! Who a client is and how it proved it: TLS (with client certificates), SASL (PLAIN,
 //! SCRAM-SHA-256/512) and the principal each yields, as Kafka defines them.
 
+pub mod limiter;
 pub mod principal;
 pub mod sasl;
 pub mod scram;

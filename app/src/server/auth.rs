@@ -197,11 +197,17 @@ fn authenticated(ctx: &Context, session: &Session, principal: &Principal) {
     crate::audit::authentication(session, Some(principal), "authenticated");
 }
 
-/// A refusal: logged and audited with its reason, then held for the listener's delay, so
-/// that guessing passwords is slow.
+/// A refusal: logged and audited with its reason, then held for the listener's delay, or
+/// longer for an address that keeps failing (`LoginLimiter`), so that guessing passwords
+/// is slow. Successful logins from the same address are not held.
 async fn failed(ctx: &Context, session: &Session, reason: &str) {
     tracing::warn!(peer = %session.peer, listener = %session.listener.name, %reason, "authentication failed");
     ctx.metrics.authentication_failed();
+    let now = std::time::Instant::now();
+    ctx.logins.failed(session.peer.ip(), now);
     crate::audit::authentication(session, None, reason);
-    tokio::time::sleep(session.listener.failed_auth_delay).await;
+    let wait = ctx
+        .logins
+        .penalty(session.peer.ip(), now, session.listener.failed_auth_delay);
+    tokio::time::sleep(wait).await;
 }

@@ -136,7 +136,7 @@ pub const SASL_ENABLED_MECHANISMS: Setting = per_listener(setting("sasl.enabled.
     "SASL mechanisms offered on SASL listeners; every one checks the SCRAM users in the metadata store"));
 pub const CONNECTION_FAILED_AUTHENTICATION_DELAY_MS: Setting = per_listener(setting(
     "connection.failed.authentication.delay.ms", S::Security, int(0, 60_000), D::Int(100),
-    "how long a failed authentication waits before its answer and the close"));
+    "how long a failed authentication waits before its answer and the close; an address that keeps failing waits twice as long each time, up to 10 s (0: no wait)"));
 pub const AUTHORIZER_CLASS_NAME: Setting = setting("authorizer.class.name", S::Security,
     Kind::Text("acl, or Kafka's kafka.security.authorizer.AclAuthorizer or org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
     D::Unset("none: every client may do everything"),
