@@ -63,11 +63,13 @@ impl Context {
         let Some(policy) = &self.config.authorization else {
             return true;
         };
-        let principal = session.principal.to_string();
-        let host = session.peer.ip().to_string();
-        self.acls
-            .get()
-            .authorize(policy, &principal, &host, operation, resource)
+        self.acls.get().authorize(
+            policy,
+            session.acl_principal(),
+            session.acl_host(),
+            operation,
+            resource,
+        )
     }
 
     /// Kafka's authorized-operations bit field of a resource: bit N set when operation N

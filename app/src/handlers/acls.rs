@@ -76,6 +76,22 @@ fn binding(
     })
 }
 
+/// The filter of a DescribeAcls request or of one DeleteAcls filter: the two wire types
+/// carry the same fields.
+macro_rules! filter_of {
+    ($f:expr) => {
+        filter(
+            $f.resource_type_filter,
+            $f.resource_name_filter.as_ref(),
+            $f.pattern_type_filter,
+            $f.principal_filter.as_ref(),
+            $f.host_filter.as_ref(),
+            $f.operation,
+            $f.permission_type,
+        )
+    };
+}
+
 /// A filter of DescribeAcls or DeleteAcls.
 #[allow(clippy::too_many_arguments)]
 fn filter(
@@ -186,15 +202,7 @@ pub async fn describe(
         if !ctx.cluster_authorized(&session, Operation::Describe) {
             return Err(denied());
         }
-        let f = filter(
-            req.resource_type_filter,
-            req.resource_name_filter.as_ref(),
-            req.pattern_type_filter,
-            req.principal_filter.as_ref(),
-            req.host_filter.as_ref(),
-            req.operation,
-            req.permission_type,
-        )?;
+        let f = filter_of!(req)?;
         let all = acl_store::read_all(ctx.meta.as_ref())
             .await
             .map_err(store_error)?;
@@ -256,16 +264,7 @@ pub async fn delete(
         let mut r = DeleteAclsFilterResult::default();
         let outcome = async {
             let all = all.as_ref().map_err(Clone::clone)?;
-            let f = filter(
-                f.resource_type_filter,
-                f.resource_name_filter.as_ref(),
-                f.pattern_type_filter,
-                f.principal_filter.as_ref(),
-                f.host_filter.as_ref(),
-                f.operation,
-                f.permission_type,
-            )
-            .map_err(|e| failure(&e))?;
+            let f = filter_of!(f).map_err(|e| failure(&e))?;
             let matching: Vec<AclBinding> = all.iter().filter(|b| f.matches(b)).cloned().collect();
             acl_store::delete(ctx.meta.as_ref(), &matching)
                 .await

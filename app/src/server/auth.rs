@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::apis::Request;
 use super::connection::read_frame;
-use super::dispatch::{self, encode, Reply};
+use super::dispatch::{self, encode, ready, Reply};
 use super::session::Session;
 use crate::context::Context;
 use crate::errors::RequestError;
@@ -25,10 +25,6 @@ use crate::security::Principal;
 
 /// Queues an answer behind those already queued; `false` once the writer is gone.
 pub(super) type Send<'a> = &'a mut (dyn FnMut(JoinHandle<Reply>) -> bool + std::marker::Send);
-
-fn ready(reply: Reply) -> JoinHandle<Reply> {
-    tokio::spawn(async move { reply })
-}
 
 /// A raw SASL token frame (after a v0 handshake): its size, then the token.
 fn raw_frame(token: &[u8]) -> Reply {

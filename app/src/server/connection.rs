@@ -77,11 +77,7 @@ pub async fn serve<R, W>(
         };
         match authenticated {
             Some(principal) => {
-                session = Arc::new(Session {
-                    listener: session.listener.clone(),
-                    peer,
-                    principal,
-                });
+                session = Arc::new(Session::new(session.listener.clone(), peer, principal));
             }
             None => {
                 drop(tx);

@@ -90,7 +90,8 @@ pub fn encode<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, 
     Reply::Frame(buf.freeze())
 }
 
-fn ready(reply: Reply) -> JoinHandle<Reply> {
+/// A reply that is already known, queued like any handler's.
+pub(super) fn ready(reply: Reply) -> JoinHandle<Reply> {
     tokio::spawn(async move { reply })
 }
 

@@ -90,11 +90,7 @@ async fn open(
     }
     let Some(certificates) = &listener.tls else {
         let (reader, writer) = stream.into_split();
-        let session = Session {
-            listener,
-            peer,
-            principal: Principal::anonymous(),
-        };
+        let session = Session::new(listener, peer, Principal::anonymous());
         connection::serve(ctx, reader, writer, session, stop).await;
         return;
     };
@@ -138,11 +134,7 @@ async fn open(
     // a copy instead of a pass through the split's lock and rustls.
     let (reader, writer) = tokio::io::split(tls);
     let reader = tokio::io::BufReader::with_capacity(TLS_READ_BUFFER, reader);
-    let session = Session {
-        listener,
-        peer,
-        principal,
-    };
+    let session = Session::new(listener, peer, principal);
     if session.listener.protocol == crate::config::SecurityProtocol::Ssl
         && session.principal != Principal::anonymous()
     {

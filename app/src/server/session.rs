@@ -48,9 +48,33 @@ pub struct Session {
     pub listener: Arc<Listener>,
     pub peer: SocketAddr,
     pub principal: Principal,
+    /// The principal and host as ACLs name them (`User:NAME`, the IP), made once per
+    /// connection rather than on every authorization check of produce and fetch.
+    acl_principal: String,
+    acl_host: String,
 }
 
 impl Session {
+    pub fn new(listener: Arc<Listener>, peer: SocketAddr, principal: Principal) -> Session {
+        Session {
+            acl_principal: principal.to_string(),
+            acl_host: peer.ip().to_string(),
+            listener,
+            peer,
+            principal,
+        }
+    }
+
+    /// `User:NAME`, as ACL entries name principals.
+    pub fn acl_principal(&self) -> &str {
+        &self.acl_principal
+    }
+
+    /// The client's IP, as ACL entries name hosts.
+    pub fn acl_host(&self) -> &str {
+        &self.acl_host
+    }
+
     pub fn listener_name(&self) -> &str {
         &self.listener.name
     }
