@@ -50,6 +50,8 @@ enum Rule {
     OneOf(&'static [&'static str]),
     /// `true` or `false`, in any case.
     Bool,
+    /// Any text (configs accepted only so that tools setting them keep working).
+    Text,
 }
 
 /// One topic config.
@@ -137,15 +139,33 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("flush.ms", T::Long, D::Fixed("9223372036854775807"), R::Range(0, I64),
         Some("log.flush.interval.ms"), false,
         "local fsync interval (not applicable: data is flushed to object storage)"),
+    def("follower.replication.throttled.replicas", T::List, D::Fixed(""), R::Text,
+        Some("follower.replication.throttled.replicas"), false,
+        "replicas throttled on followers (not applicable: brokers do not replicate to each other)"),
     def("index.interval.bytes", T::Int, D::Fixed("4096"), R::Range(0, I32),
         Some("log.index.interval.bytes"), false,
         "offset index density (not enforced: segments have their own block index)"),
+    def("leader.replication.throttled.replicas", T::List, D::Fixed(""), R::Text,
+        Some("leader.replication.throttled.replicas"), false,
+        "replicas throttled on leaders (not applicable: brokers do not replicate to each other)"),
+    def("local.retention.bytes", T::Long, D::Fixed("-2"), R::Range(-2, I64),
+        Some("log.local.retention.bytes"), false,
+        "tiered storage: bytes kept on local disk (not applicable: all data is in object storage)"),
+    def("local.retention.ms", T::Long, D::Fixed("-2"), R::Range(-2, I64),
+        Some("log.local.retention.ms"), false,
+        "tiered storage: time kept on local disk (not applicable: all data is in object storage)"),
     def("max.compaction.lag.ms", T::Long, D::Fixed("9223372036854775807"), R::Range(1, I64),
         Some("log.cleaner.max.compaction.lag.ms"), false,
         "longest time a record stays uncompacted (compacted topics; not enforced)"),
     def("max.message.bytes", T::Int, D::MaxMessageBytes, R::Range(0, I32),
         Some("message.max.bytes"), true,
         "largest record batch accepted"),
+    def("message.downconversion.enable", T::Boolean, D::Fixed("true"), R::Bool,
+        Some("log.message.downconversion.enable"), false,
+        "down-conversion for old consumers (not applicable: fetches before magic 2 are not served)"),
+    def("message.format.version", T::String, D::Fixed("3.0-IV1"), R::Text,
+        Some("log.message.format.version"), false,
+        "deprecated since Kafka 3.0, which ignores it; accepted and ignored likewise"),
     with_unsupported(
         def("message.timestamp.type", T::String, D::Fixed("CreateTime"),
             R::OneOf(&["CreateTime", "LogAppendTime"]),
@@ -159,6 +179,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("message.timestamp.before.max.ms", T::Long, D::Fixed("9223372036854775807"),
         R::Range(0, I64), Some("log.message.timestamp.before.max.ms"), false,
         "largest allowed lag of a record timestamp behind the broker's clock (not enforced)"),
+    def("message.timestamp.difference.max.ms", T::Long, D::Fixed("9223372036854775807"),
+        R::Range(0, I64), Some("log.message.timestamp.difference.max.ms"), false,
+        "deprecated by KIP-937 in favour of message.timestamp.before/after.max.ms (not enforced)"),
     def("min.cleanable.dirty.ratio", T::Double, D::Fixed("0.5"), R::Fraction(0.0, 1.0),
         Some("log.cleaner.min.cleanable.ratio"), false,
         "dirty ratio that triggers compaction (compacted topics; not enforced)"),
@@ -171,6 +194,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("preallocate", T::Boolean, D::Fixed("false"), R::Bool,
         Some("log.preallocate"), false,
         "preallocate local segment files (not applicable to object storage)"),
+    def("remote.storage.enable", T::Boolean, D::Fixed("false"), R::Bool, None, false,
+        "tiered storage (not applicable: every topic lives in object storage)"),
     def("retention.bytes", T::Long, D::RetentionBytes, R::Range(-1, I64),
         Some("log.retention.bytes"), true,
         "size a partition may grow to before old data is deleted; -1 = unlimited"),
@@ -240,7 +265,7 @@ impl TopicConfigDef {
         } else {
             vec![value]
         };
-        if self.config_type == T::List && items.is_empty() {
+        if self.config_type == T::List && items.is_empty() && self.rule != R::Text {
             return Err(bad("expected at least one value".into()));
         }
         for item in items {
@@ -258,6 +283,7 @@ impl TopicConfigDef {
                         return Err(bad("expected true or false".into()));
                     }
                 }
+                R::Text => {}
                 R::OneOf(allowed) => {
                     if !allowed.contains(&item) {
                         return Err(bad(format!("expected one of {}", allowed.join(", "))));
@@ -382,6 +408,16 @@ mod tests {
         ]))
         .is_ok());
         assert!(validate_all(&map(&[("retention.ms", "-1"), ("preallocate", "TRUE")])).is_ok());
+        // Legacy and replication configs Kafka 3.x still accepts (librdkafka's test 0092
+        // sets message.format.version).
+        assert!(validate_all(&map(&[
+            ("message.format.version", "2.8-IV1"),
+            ("leader.replication.throttled.replicas", ""),
+            ("follower.replication.throttled.replicas", "0:1,1:2"),
+            ("local.retention.ms", "-2"),
+            ("remote.storage.enable", "false"),
+        ]))
+        .is_ok());
         for (k, v) in [
             ("retention.ms", "-2"),
             ("retention.ms", "soon"),

@@ -129,6 +129,25 @@ def test_describe_configs_values_sources_defaults(bootstrap):
     assert error_of(a.describe_configs([res])[res]).code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
+def test_legacy_topic_configs_are_accepted_and_described(bootstrap):
+    """Configs Kafka 3.x still accepts though they no longer act (librdkafka's test 0092 sets
+    message.format.version): accepted, stored and described, as Kafka does."""
+    a = admin(bootstrap)
+    name = unique("adm-legacy")
+    a.create_topics([NewTopic(name, 1, 1, config={"message.format.version": "0.10.0",
+                                                  "message.timestamp.difference.max.ms": "60000"})],
+                    operation_timeout=TIMEOUT)[name].result(TIMEOUT)
+    configs = topic_configs(a, name)
+    assert configs["message.format.version"].value == "0.10.0"
+    assert configs["message.format.version"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["message.timestamp.difference.max.ms"].value == "60000"
+    for default in ("message.downconversion.enable", "remote.storage.enable", "local.retention.ms",
+                    "leader.replication.throttled.replicas"):
+        assert configs[default].source == ConfigSource.DEFAULT_CONFIG.value, default
+    produce(bootstrap, name, records(3, "legacy"))
+    assert len(consume(bootstrap, name, partitions=1, expected=3)) == 3
+
+
 def test_incremental_alter_configs(bootstrap):
     a = admin(bootstrap)
     name = unique("adm-incr")
