@@ -40,7 +40,8 @@ pub use metadata::{
     MemoryMetadataStore, MetadataMetrics, MeteredMetadataStore,
 };
 pub use object::{
-    object_store_from_url, HealthObjectStore, HealthPolicy, HealthState, HealthTracker,
-    LocalObjectStore, MemoryObjectStore, MeteredObjectStore, ObjectStoreMetrics, RetryPolicy,
-    RetryingObjectStore, S3ObjectStore, S3Settings, TimeoutObjectStore,
+    object_store_from_url, EncryptedObjectStore, EncryptionKeys, HealthObjectStore, HealthPolicy,
+    HealthState, HealthTracker, LocalObjectStore, MemoryObjectStore, MeteredObjectStore,
+    ObjectStoreMetrics, RetryPolicy, RetryingObjectStore, S3ObjectStore, S3Settings,
+    TimeoutObjectStore,
 };

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use kafscale_adapters::{
-    HealthObjectStore, HealthPolicy, HealthState, HealthTracker, MeteredMetadataStore,
-    MeteredObjectStore, RetryingObjectStore, TimeoutObjectStore,
+    EncryptedObjectStore, HealthObjectStore, HealthPolicy, HealthState, HealthTracker,
+    MeteredMetadataStore, MeteredObjectStore, RetryingObjectStore, TimeoutObjectStore,
 };
 use kafscale_core::cluster::{Cluster, ListenerEndpoint, Registration};
 use kafscale_core::group::{GroupConfig, GroupCoordinator};
@@ -121,6 +121,13 @@ impl BrokerBuilder {
             Some(store) => store,
             None => kafscale_adapters::object_store_from_url(&config.object_store_url)
                 .with_context(|| format!("object store {}", config.object_store_url))?,
+        };
+        let store: Arc<dyn ObjectStore> = match &config.encryption_keys {
+            Some(file) => Arc::new(
+                EncryptedObjectStore::open(store, file)
+                    .map_err(|e| anyhow::anyhow!("encryption.keys: {e}"))?,
+            ),
+            None => store,
         };
         // Retries outermost and timeouts innermost, so that metrics and health see every
         // attempt, timed-out ones included.

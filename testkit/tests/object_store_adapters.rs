@@ -5,10 +5,13 @@
 
 use bytes::Bytes;
 use kafscale_adapters::{
-    object_store_from_url, LocalObjectStore, MemoryObjectStore, RetryPolicy, RetryingObjectStore,
+    object_store_from_url, EncryptedObjectStore, EncryptionKeys, LocalObjectStore,
+    MemoryObjectStore, RetryPolicy, RetryingObjectStore,
 };
 use kafscale_core::ports::{Clock, ManualClock, ObjectStore, PutMode, StoreError};
-use kafscale_testkit::conformance::object_store_suite;
+use kafscale_testkit::conformance::{
+    object_store_suite, object_store_suite_with, ObjectStoreSuiteOptions,
+};
 use kafscale_testkit::faults::FaultyObjectStore;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +26,19 @@ async fn memory_object_store_conforms() {
 async fn local_object_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     object_store_suite(Arc::new(LocalObjectStore::open(dir.path()).unwrap())).await;
+}
+
+/// The encrypting wrapper around a local directory: every clause, through seal and open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn encrypted_object_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = EncryptionKeys::parse("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let inner = Arc::new(LocalObjectStore::open(dir.path()).unwrap());
+    let options = ObjectStoreSuiteOptions {
+        list_sizes_are_written_sizes: false,
+        ..ObjectStoreSuiteOptions::default()
+    };
+    object_store_suite_with(Arc::new(EncryptedObjectStore::new(inner, keys)), options).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

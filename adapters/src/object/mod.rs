@@ -1,6 +1,7 @@
 //! Adapters of the [`ObjectStore`] port, built on the `object_store` crate.
 
 mod common;
+pub mod encrypted;
 pub mod health;
 pub mod local;
 pub mod memory;
@@ -12,6 +13,7 @@ use kafscale_core::ports::{ObjectStore, StoreError};
 use std::sync::Arc;
 
 use crate::location::{parse_location, Location};
+pub use encrypted::{EncryptedObjectStore, EncryptionKeys};
 pub use health::{HealthObjectStore, HealthPolicy, HealthState, HealthTracker};
 pub use local::LocalObjectStore;
 pub use memory::MemoryObjectStore;

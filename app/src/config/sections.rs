@@ -75,6 +75,10 @@ impl TryFrom<Values> for Config {
                 .filter(|f| !f.is_empty())
                 .map(PathBuf::from),
             authorization,
+            encryption_keys: v
+                .text(&s::ENCRYPTION_KEYS)
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
             listeners,
             http_listen: parse_addr(&v, &s::HTTP_LISTEN)?,
             object_store_url,

@@ -9,7 +9,9 @@
 //!   directory adapter, of the machine).
 //! - `get_range` returns exactly the requested bytes, or [`StoreError::NotFound`] if the key is
 //!   absent; a range past the end of the object is an error, never a short read.
-//! - `list` returns every key under the prefix, sorted, however many there are.
+//! - `list` returns every key under the prefix, sorted, however many there are, with the size
+//!   stored (for a store that transforms contents, such as the encrypting one, the size it
+//!   stored, which `head` translates and `list` does not).
 //! - `delete` of an absent key succeeds.
 //! - Errors are classified: `NotFound`, `AlreadyExists`, `Transient` (retry may succeed) and
 //!   `Fatal` (configuration or permission problems a retry cannot fix).

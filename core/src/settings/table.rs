@@ -150,6 +150,9 @@ pub const ALLOW_EVERYONE_IF_NO_ACL_FOUND: Setting = setting("allow.everyone.if.n
 pub const AUDIT_LOG_FILE: Setting = setting("audit.log.file", S::Security, Kind::Text("a file"),
     D::Unset("the broker's own log"),
     "file the audit trail (authentications, denials, changes of ACLs and users) is appended to, one JSON line per event");
+pub const ENCRYPTION_KEYS: Setting = setting("encryption.keys", S::Security, Kind::Text("a file"),
+    D::Unset("objects are stored unencrypted"),
+    "key file for encryption at rest: one `ID:BASE64` line per 32-byte AES-256 key; the last line's key seals new objects, every key opens them (rotate by appending a line; the file is reread when it changes)");
 
 // Cluster.
 pub const BROKER_ID: Setting = described(setting("broker.id", S::Cluster, int(-1, I32),
@@ -310,6 +313,7 @@ pub const SETTINGS: &[Setting] = &[
     SUPER_USERS,
     ALLOW_EVERYONE_IF_NO_ACL_FOUND,
     AUDIT_LOG_FILE,
+    ENCRYPTION_KEYS,
 ];
 
 const fn fixed(
