@@ -67,6 +67,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Where the audit trail goes; `None`: the broker's own log.
     pub audit_log_file: Option<PathBuf>,
+    /// Whether allowed authorization checks are audited too (`audit.log.allows`).
+    pub audit_allows: bool,
     /// ACL enforcement: `None` when no authorizer is configured.
     pub authorization: Option<kafscale_core::acl::Policy>,
     /// Every setting as configured, for DescribeConfigs.
