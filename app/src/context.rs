@@ -48,11 +48,12 @@ pub struct BrokerEndpoint {
 
 impl Context {
     /// Whether the session may do `operation` on `resource`: always when no authorizer is
-    /// configured. Every denial is audited.
+    /// configured. Every denial is audited, and with `audit.log.allows` every check an
+    /// authorizer allowed.
     pub fn authorized(&self, session: &Session, operation: Operation, resource: &Resource) -> bool {
         let allowed = self.allows(session, operation, resource);
-        if !allowed {
-            crate::audit::denied(session, operation, resource);
+        if !allowed || (self.config.audit_allows && self.config.authorization.is_some()) {
+            crate::audit::authorization(self, session, operation, resource, allowed);
         }
         allowed
     }

@@ -155,6 +155,25 @@ pub fn code_of<T>(result: &Result<T, RequestError>) -> i16 {
     result.as_ref().err().map_or(NO_ERROR, RequestError::code)
 }
 
+/// `UNKNOWN_TOPIC_OR_PARTITION`, as Kafka spells its error names (`NONE` for success).
+pub fn error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        None => "NONE".to_owned(),
+        Some(ResponseError::Unknown(c)) => format!("error code {c}"),
+        Some(e) => {
+            let camel = e.to_string();
+            let mut out = String::with_capacity(camel.len() + 8);
+            for (i, ch) in camel.chars().enumerate() {
+                if ch.is_ascii_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.push(ch.to_ascii_uppercase());
+            }
+            out
+        }
+    }
+}
+
 fn core_kind(e: &Error) -> ResponseError {
     use ResponseError as R;
     match e {

@@ -50,6 +50,12 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuditLabels {
+    event: &'static str,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlarmLabels {
     alarm: String,
 }
@@ -112,6 +118,8 @@ pub struct Metrics {
     refused_requests: Family<ReasonLabels, Counter>,
     /// SASL and TLS client authentications, by outcome.
     authentications: Family<OutcomeLabels, Counter>,
+    /// Events of the audit trail (`audit.rs`), by event and outcome.
+    audit_events: Family<AuditLabels, Counter>,
     store: StoreGauges,
     topic_produced: TopicTraffic,
     topic_fetched: TopicTraffic,
@@ -160,6 +168,7 @@ impl Metrics {
             request_errors: Family::default(),
             refused_requests: Family::default(),
             authentications: Family::default(),
+            audit_events: Family::default(),
             store: StoreGauges::default(),
             topic_produced: TopicTraffic::default(),
             topic_fetched: TopicTraffic::default(),
@@ -296,6 +305,11 @@ impl Metrics {
             m.authentications.clone(),
         );
         k.register(
+            "audit_events",
+            "Events of the audit trail by event (authentication, reauthentication, authorization, change) and outcome (success, failure, allowed, denied, or a change's error name)",
+            m.audit_events.clone(),
+        );
+        k.register(
             "connections",
             "Kafka connections accepted",
             m.connections.clone(),
@@ -382,6 +396,16 @@ impl Metrics {
     pub fn authentication_succeeded(&self) {
         self.authentications
             .get_or_create(&OutcomeLabels { outcome: "success" })
+            .inc();
+    }
+
+    /// One event of the audit trail.
+    pub fn audited(&self, event: &'static str, outcome: &str) {
+        self.audit_events
+            .get_or_create(&AuditLabels {
+                event,
+                outcome: outcome.to_owned(),
+            })
             .inc();
     }
 

@@ -11,13 +11,16 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   NewTopic, ResourceType, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 from clients import assert_same_records, consume, create_topic, make_records, produce, unique
@@ -62,8 +65,7 @@ def pki(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture
-def secure(broker_factory, pki, tmp_path):
+def start_secure(broker_factory, pki: Path, tmp_path: Path, extra: str = ""):
     config = f"""
 "listener.security.protocol.map" = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
 "ssl.keystore.location" = "{pki / 'server.pem'}"
@@ -75,6 +77,7 @@ def secure(broker_factory, pki, tmp_path):
 # librdkafka retries failed logins many times a second from the one test address: without
 # this the escalating wait (tested in security::limiter) would outlast the test's timeouts.
 "connection.failed.authentication.delay.ms" = 0
+{extra}
 """
     b = broker_factory(ephemeral=True, listeners=LISTENERS, config=config)
     b.audit_path = tmp_path / "audit.log"
@@ -85,6 +88,25 @@ def secure(broker_factory, pki, tmp_path):
     for user, f in a.alter_user_scram_credentials(upserts).items():
         f.result(30)
     return b
+
+
+@pytest.fixture
+def secure(broker_factory, pki, tmp_path):
+    return start_secure(broker_factory, pki, tmp_path)
+
+
+REAUTH_MS = 2000
+
+
+@pytest.fixture
+def reauth(broker_factory, pki, tmp_path):
+    """The same broker, with SASL_SSL sessions of 2 s (KIP-368)."""
+    return start_secure(broker_factory, pki, tmp_path,
+                        f'"listener.name.sasl_ssl.connections.max.reauth.ms" = {REAUTH_MS}')
+
+
+def audit_events(b) -> list[dict]:
+    return [json.loads(line)["fields"] for line in b.audit_path.read_text().splitlines()]
 
 
 def addr(b, listener: str) -> str:
@@ -339,3 +361,183 @@ def test_certificates_rotate_under_a_running_producer(secure, pki):
     assert p.flush(30) == 0
     assert errors == [] and all(e is None for e in delivered) and len(delivered) == i
     assert "TLS certificates reloaded" in b.log_path.read_text()
+
+
+def test_confluent_kafka_re_authenticates_on_the_same_connection(reauth, pki):
+    """librdkafka re-authenticates (KIP-368) before each 2 s session ends: 10 s of producing
+    and consuming go through without an error, on connections that each log in several
+    times."""
+    b = reauth
+    conf = sasl(b, "SASL_SSL", "SCRAM-SHA-512", "alice", "alice-secret", pki)
+    topic = unique("reauth")
+    create_topic(b.bootstrap, topic, 2)
+    errors, failed = [], []
+    p = Producer(dict(conf, error_cb=errors.append, **{"linger.ms": 5}))
+    c = Consumer(dict(conf, error_cb=errors.append, **{
+        "group.id": unique("reauth"), "auto.offset.reset": "earliest"}))
+    c.subscribe([topic])
+    got: set[bytes] = set()
+
+    def take(timeout: float) -> None:
+        m = c.poll(timeout)
+        if m is None:
+            return
+        if m.error():
+            errors.append(m.error())
+        else:
+            got.add(m.value())
+
+    sent = 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        p.produce(topic, f"r-{sent}".encode(), on_delivery=lambda err, _m: err and failed.append(err))
+        sent += 1
+        p.poll(0)
+        take(0.02)
+    assert p.flush(30) == 0
+    want = {f"r-{i}".encode() for i in range(sent)}
+    end = time.monotonic() + 30
+    while got != want and time.monotonic() < end:
+        take(0.5)
+    c.close()
+    assert not failed and not errors, (failed, errors)
+    assert got == want, f"{len(want - got)} of {sent} records not consumed"
+    reauths = [e for e in audit_events(b) if e.get("event") == "reauthentication"]
+    assert reauths and all(e["outcome"] == "success" and e["principal"] == "User:alice"
+                           for e in reauths), reauths
+    # Several re-authentications on one connection (one client address and port).
+    per_connection = Counter(e["client"] for e in reauths)
+    assert per_connection.most_common(1)[0][1] >= 3, per_connection
+    assert b.metric("kafscale_audit_events_total",
+                    'event="reauthentication",outcome="success"') == len(reauths)
+    assert b.metric("kafscale_refused_requests_total", 'reason="expired_session"') == 0
+
+
+class RawClient:
+    """Kafka frames by hand over TLS (request header v1), for what no client library does:
+    staying past its session, or re-authenticating as someone else."""
+
+    def __init__(self, port: int, pki: Path):
+        context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock = context.wrap_socket(raw, server_hostname="localhost")
+        self.correlation = 0
+
+    def send(self, api_key: int, version: int, body: bytes) -> None:
+        self.correlation += 1
+        frame = struct.pack(">hhih", api_key, version, self.correlation, 3) + b"raw" + body
+        self.sock.sendall(struct.pack(">i", len(frame)) + frame)
+
+    def receive(self) -> bytes | None:
+        """The next response's body (after the correlation id), or None once closed."""
+        size = self._exact(4)
+        if size is None:
+            return None
+        payload = self._exact(struct.unpack(">i", size)[0])
+        assert payload is not None
+        assert struct.unpack(">i", payload[:4])[0] == self.correlation
+        return payload[4:]
+
+    def _exact(self, n: int) -> bytes | None:
+        data = b""
+        while len(data) < n:
+            try:
+                chunk = self.sock.recv(n - len(data))
+            except (ConnectionResetError, ssl.SSLError):
+                return None
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def login(self, user: str, password: str) -> tuple[int, str | None, int]:
+        """SaslHandshake v1 (PLAIN) and SaslAuthenticate v1: error code, error message and
+        session lifetime."""
+        self.send(17, 1, struct.pack(">h", 5) + b"PLAIN")
+        handshake = self.receive()
+        assert handshake is not None and struct.unpack(">h", handshake[:2])[0] == 0
+        token = f"\0{user}\0{password}".encode()
+        self.send(36, 1, struct.pack(">i", len(token)) + token)
+        body = self.receive()
+        assert body is not None
+        error, length = struct.unpack(">hh", body[:4])
+        message = None if length < 0 else body[4:4 + length].decode()
+        rest = body[4 + max(length, 0):]
+        token_len = struct.unpack(">i", rest[:4])[0]
+        lifetime = struct.unpack(">q", rest[4 + max(token_len, 0):][:8])[0]
+        return error, message, lifetime
+
+    def metadata(self) -> bytes | None:
+        """Metadata v1 for every topic: its body, or None if the broker closed instead."""
+        self.send(3, 1, struct.pack(">i", -1))
+        return self.receive()
+
+
+def test_a_client_that_does_not_re_authenticate_is_disconnected_after_expiry(reauth, pki):
+    b = reauth
+    c = RawClient(b.listener_ports["SASL_SSL"], pki)
+    error, message, lifetime = c.login("alice", "alice-secret")
+    assert (error, message, lifetime) == (0, "", REAUTH_MS)  # Kafka's empty message, not null
+    assert c.metadata() is not None
+    time.sleep(REAUTH_MS / 1000 + 0.5)
+    assert c.metadata() is None, "served after the session ended"
+    assert b.metric("kafscale_refused_requests_total", 'reason="expired_session"') == 1
+    # Everyone else is unaffected.
+    assert RawClient(b.listener_ports["SASL_SSL"], pki).login("alice", "alice-secret")[0] == 0
+
+
+def test_re_authentication_as_another_user_is_refused(reauth, pki):
+    b = reauth
+    c = RawClient(b.listener_ports["SASL_SSL"], pki)
+    assert c.login("alice", "alice-secret")[0] == 0
+    error, message, _ = c.login("bob", "bob-secret")
+    assert error == 58 and "Cannot change principals" in message, (error, message)  # SASL_AUTHENTICATION_FAILED
+    assert c.metadata() is None, "still served after a refused re-authentication"
+    refused = [e for e in audit_events(b)
+               if e.get("event") == "reauthentication" and e.get("outcome") == "failure"]
+    assert len(refused) == 1 and "User:bob" in refused[0]["detail"], refused
+    assert refused[0]["listener"] == "SASL_SSL" and refused[0]["client"].startswith("127.0.0.1:")
+
+
+def test_changes_of_topics_configs_and_groups_are_audited_and_counted(secure, pki):
+    b = secure
+    conf = sasl(b, "SASL_SSL", "SCRAM-SHA-512", "alice", "alice-secret", pki)
+    a = AdminClient(conf)
+    topic, group = unique("audited"), unique("audited-group")
+    a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    with pytest.raises(KafkaException, match="TOPIC_ALREADY_EXISTS"):
+        a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([res])[res].result(30)
+    # A group with a committed offset and no members, then deleted.
+    produce(conf["bootstrap.servers"], topic, make_records(1, seed=1),
+            config={k: v for k, v in conf.items() if k != "bootstrap.servers"})
+    c = Consumer(dict(conf, **{"group.id": group, "auto.offset.reset": "earliest",
+                               "enable.auto.commit": False}))
+    c.subscribe([topic])
+    m = None
+    for _ in range(60):
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            break
+    assert m is not None and not m.error()
+    c.commit(message=m, asynchronous=False)
+    c.close()
+    a.delete_consumer_groups([group])[group].result(30)
+
+    changes = [e for e in audit_events(b) if e.get("event") == "change"]
+
+    def outcomes(api: str, resource: str) -> list[str]:
+        mine = [e for e in changes if e["api"] == api and e["resource"] == resource]
+        for e in mine:
+            assert e["principal"] == "User:alice" and e["listener"] == "SASL_SSL", e
+            assert e["client"].startswith("127.0.0.1:"), e
+        return [e["outcome"] for e in mine]
+
+    assert outcomes("CreateTopics", topic) == ["success", "TOPIC_ALREADY_EXISTS"]
+    assert outcomes("IncrementalAlterConfigs", topic) == ["success"]
+    assert outcomes("DeleteGroups", group) == ["success"]
+    assert all(e["what"] for e in changes)
+    assert b.metric("kafscale_audit_events_total", 'event="change",outcome="success"') >= 3
+    assert b.metric("kafscale_audit_events_total", 'event="change",outcome="TOPIC_ALREADY_EXISTS"') == 1

@@ -60,24 +60,7 @@ impl CliError {
     }
 }
 
-/// `UNKNOWN_TOPIC_OR_PARTITION`, as Kafka spells its error names.
-pub fn error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        None => "NONE".to_owned(),
-        Some(ResponseError::Unknown(c)) => format!("error code {c}"),
-        Some(e) => {
-            let camel = e.to_string();
-            let mut out = String::with_capacity(camel.len() + 8);
-            for (i, ch) in camel.chars().enumerate() {
-                if ch.is_ascii_uppercase() && i > 0 {
-                    out.push('_');
-                }
-                out.push(ch.to_ascii_uppercase());
-            }
-            out
-        }
-    }
-}
+pub use crate::errors::error_name;
 
 fn describe_code(code: i16, message: Option<&str>) -> String {
     match message {

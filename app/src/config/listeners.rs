@@ -99,6 +99,9 @@ pub struct ListenerConfig {
     /// Offered on SASL listeners, in the configured order.
     pub sasl_mechanisms: Vec<SaslMechanism>,
     pub failed_auth_delay: Duration,
+    /// SASL listeners: how long a session lasts before the client must re-authenticate
+    /// (`connections.max.reauth.ms`); `None`: for ever.
+    pub max_reauth: Option<Duration>,
 }
 
 /// `NAME://HOST:PORT, ...` as (name, host, port).
@@ -279,6 +282,10 @@ pub fn listeners(v: &Values) -> Result<Vec<ListenerConfig>, ConfigError> {
                 failed_auth_delay: Duration::from_millis(
                     v.listener_int(&name, &s::CONNECTION_FAILED_AUTHENTICATION_DELAY_MS) as u64,
                 ),
+                max_reauth: match v.listener_int(&name, &s::CONNECTIONS_MAX_REAUTH_MS) {
+                    ms if ms > 0 && protocol.sasl() => Some(Duration::from_millis(ms as u64)),
+                    _ => None,
+                },
                 name,
                 bind,
                 advertised,

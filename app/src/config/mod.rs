@@ -67,6 +67,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Where the audit trail goes; `None`: the broker's own log.
     pub audit_log_file: Option<PathBuf>,
+    /// Whether allowed authorization checks are audited too (`audit.log.allows`).
+    pub audit_allows: bool,
     /// The key file of encryption at rest; `None`: objects are stored as they are.
     pub encryption_keys: Option<PathBuf>,
     /// ACL enforcement: `None` when no authorizer is configured.

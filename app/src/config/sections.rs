@@ -74,6 +74,7 @@ impl TryFrom<Values> for Config {
                 .text(&s::AUDIT_LOG_FILE)
                 .filter(|f| !f.is_empty())
                 .map(PathBuf::from),
+            audit_allows: v.bool(&s::AUDIT_LOG_ALLOWS),
             authorization,
             encryption_keys: v
                 .text(&s::ENCRYPTION_KEYS)

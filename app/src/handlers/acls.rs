@@ -9,7 +9,7 @@ use kafka_protocol::messages::delete_acls_response::{
 };
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use kafka_protocol::messages::{
-    CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
+    ApiKey, CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
     DescribeAclsRequest, DescribeAclsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -25,8 +25,9 @@ use crate::acl_codes::{
     operation, operation_code, pattern_filter, pattern_type, pattern_type_code, permission,
     permission_code, resource_type, resource_type_code, ANY,
 };
+use crate::audit::Change;
 use crate::context::Context;
-use crate::errors::RequestError;
+use crate::errors::{RequestError, NO_ERROR};
 use crate::server::session::Session;
 
 fn invalid(what: &str) -> RequestError {
@@ -173,7 +174,16 @@ pub async fn create(
     for c in checked {
         let outcome = c.map_err(|e| failure(&e)).and_then(|b| {
             stored.clone()?;
-            crate::audit::changed(&session, "acl", &format!("{b:?}"), "created");
+            crate::audit::changed(
+                &ctx,
+                &session,
+                Change {
+                    api: ApiKey::CreateAcls,
+                    what: "acl",
+                    resource: &format!("{b:?}"),
+                    code: NO_ERROR,
+                },
+            );
             Ok(())
         });
         let mut r = AclCreationResult::default();
@@ -277,7 +287,16 @@ pub async fn delete(
                 r.matching_acls = matching
                     .into_iter()
                     .map(|b| {
-                        crate::audit::changed(&session, "acl", &format!("{b:?}"), "deleted");
+                        crate::audit::changed(
+                            &ctx,
+                            &session,
+                            Change {
+                                api: ApiKey::DeleteAcls,
+                                what: "acl",
+                                resource: &format!("{b:?}"),
+                                code: NO_ERROR,
+                            },
+                        );
                         let mut m = DeleteAclsMatchingAcl::default();
                         m.resource_type = resource_type_code(b.pattern.resource_type);
                         m.resource_name = str_bytes(b.pattern.name);

@@ -3,7 +3,7 @@
 
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
-    AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    AlterConfigsResponse, ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use kafscale_core::topic_config::ConfigOp;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
+use crate::audit;
 use crate::context::Context;
 use crate::errors::{code_of, RequestError};
 use crate::server::session::Session;
@@ -24,7 +25,7 @@ type Outcome = Result<(), RequestError>;
 /// Alters each resource of a request and answers for each. Both APIs carry the same fields
 /// in types of their own; `$change` builds the change from the resource `$r`.
 macro_rules! alter_each {
-    ($ctx:ident, $session:ident, $req:ident, $resp:ty, $out:ty, |$r:ident| $change:expr) => {{
+    ($ctx:ident, $session:ident, $api:expr, $req:ident, $resp:ty, $out:ty, |$r:ident| $change:expr) => {{
         let mut resp = <$resp>::default();
         for $r in $req.resources {
             let names = $r.configs.iter().map(|c| c.name.as_str());
@@ -45,6 +46,13 @@ macro_rules! alter_each {
             out.resource_type = $r.resource_type;
             out.resource_name = $r.resource_name;
             resp.responses.push(out);
+        }
+        if !$req.validate_only {
+            let outcomes = resp
+                .responses
+                .iter()
+                .map(|r| (r.resource_name.as_str(), r.error_code));
+            audit::changes(&$ctx, &$session, $api, "config", outcomes);
         }
         resp
     }};
@@ -119,6 +127,7 @@ pub async fn handle(
     alter_each!(
         ctx,
         session,
+        ApiKey::AlterConfigs,
         req,
         AlterConfigsResponse,
         alter_configs_response::AlterConfigsResourceResponse,
@@ -156,6 +165,7 @@ pub async fn handle_incremental(
     alter_each!(
         ctx,
         session,
+        ApiKey::IncrementalAlterConfigs,
         req,
         IncrementalAlterConfigsResponse,
         incremental_alter_configs_response::AlterConfigsResourceResponse,

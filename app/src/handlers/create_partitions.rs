@@ -1,7 +1,7 @@
 //! CreatePartitions: grows topics (never shrinks them).
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use kafscale_core::log::CreatePartitions;
 use kafscale_core::Error;
 
 use super::{str_bytes, topic_name};
+use crate::audit;
 use crate::context::Context;
 use crate::errors::{code_of, RequestError};
 use crate::server::session::Session;
@@ -51,6 +52,19 @@ pub async fn handle(
         out.error_code = code_of(&outcome);
         out.error_message = outcome.err().map(|e| str_bytes(e.to_string()));
         resp.results.push(out);
+    }
+    if !req.validate_only {
+        let outcomes = resp
+            .results
+            .iter()
+            .map(|t| (t.name.0.as_str(), t.error_code));
+        audit::changes(
+            &ctx,
+            &session,
+            ApiKey::CreatePartitions,
+            "partitions",
+            outcomes,
+        );
     }
     resp
 }

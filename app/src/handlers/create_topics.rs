@@ -4,13 +4,14 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafscale_core::log::CreateTopic;
 
 use super::{describe_configs, str_bytes, topic_name, wire_uuid};
+use crate::audit;
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
@@ -124,6 +125,13 @@ pub async fn handle(
             }
         }
         resp.topics.push(out);
+    }
+    if !req.validate_only {
+        let outcomes = resp
+            .topics
+            .iter()
+            .map(|t| (t.name.0.as_str(), t.error_code));
+        audit::changes(&ctx, &session, ApiKey::CreateTopics, "topic", outcomes);
     }
     resp
 }

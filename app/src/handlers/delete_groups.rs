@@ -1,10 +1,11 @@
 //! DeleteGroups v0-2: empty groups and their committed offsets.
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
-use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
 use std::sync::Arc;
 
 use super::group_common::group_id;
+use crate::audit;
 use crate::context::Context;
 use crate::server::session::Session;
 use kafscale_core::acl::Operation;
@@ -36,5 +37,10 @@ pub async fn handle(
         out.error_code = code_of(&result);
         resp.results.push(out);
     }
+    let outcomes = resp
+        .results
+        .iter()
+        .map(|g| (g.group_id.0.as_str(), g.error_code));
+    audit::changes(&ctx, &session, ApiKey::DeleteGroups, "group", outcomes);
     resp
 }

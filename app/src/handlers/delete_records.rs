@@ -4,7 +4,7 @@ use futures::future::join_all;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
-use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use kafscale_core::log::DeleteBefore;
 use kafscale_core::{Offset, PartitionId, PartitionKey};
 
 use super::topic_name;
+use crate::audit;
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
@@ -65,6 +66,17 @@ pub async fn handle(
         topic.partitions = results;
         resp.topics.push(topic);
     }
+    let resources: Vec<(String, i16)> = resp
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (format!("{}-{}", t.name.0, p.partition_index), p.error_code))
+        })
+        .collect();
+    let outcomes = resources.iter().map(|(r, code)| (r.as_str(), *code));
+    audit::changes(&ctx, &session, ApiKey::DeleteRecords, "records", outcomes);
     resp
 }
 

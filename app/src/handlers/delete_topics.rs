@@ -1,12 +1,13 @@
 //! DeleteTopics, by name (all versions) or by id (v6+).
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse};
 use std::sync::Arc;
 
 use kafscale_core::TopicId;
 
 use super::{str_bytes, topic_name, wire_uuid};
+use crate::audit;
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
@@ -65,5 +66,10 @@ pub async fn handle(
         }
         resp.responses.push(out);
     }
+    let outcomes = resp.responses.iter().map(|t| {
+        let name = t.name.as_ref().map_or("", |n| n.0.as_str());
+        (name, t.error_code)
+    });
+    audit::changes(&ctx, &session, ApiKey::DeleteTopics, "topic", outcomes);
     resp
 }

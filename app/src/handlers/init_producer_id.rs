@@ -34,7 +34,13 @@ pub async fn handle(
             )
         });
     if !allowed {
-        crate::audit::denied(&session, Operation::IdempotentWrite, &Resource::cluster());
+        crate::audit::authorization(
+            &ctx,
+            &session,
+            Operation::IdempotentWrite,
+            &Resource::cluster(),
+            false,
+        );
         resp.error_code = RequestError::ClusterAuthorizationFailed.code();
         return resp;
     }

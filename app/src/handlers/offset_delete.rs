@@ -6,7 +6,7 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{
-    ConsumerProtocolSubscription, OffsetDeleteRequest, OffsetDeleteResponse,
+    ApiKey, ConsumerProtocolSubscription, OffsetDeleteRequest, OffsetDeleteResponse,
 };
 use kafka_protocol::protocol::Decodable;
 use std::collections::HashMap;
@@ -18,6 +18,7 @@ use kafscale_core::PartitionId;
 
 use super::group_common::group_id;
 use super::topic_name;
+use crate::audit;
 use crate::context::Context;
 use crate::errors::{code_of, RequestError, NO_ERROR};
 use crate::server::session::Session;
@@ -52,8 +53,37 @@ pub async fn handle(
     _version: i16,
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    let group = req.group_id.0.to_string();
+    let resp = delete(&ctx, &session, req).await;
+    // One event for the group when it failed as a whole, else one per partition.
+    let resources: Vec<(String, i16)> = if resp.error_code != NO_ERROR {
+        vec![(group, resp.error_code)]
+    } else {
+        resp.topics
+            .iter()
+            .flat_map(|t| {
+                let group = &group;
+                t.partitions.iter().map(move |p| {
+                    (
+                        format!("{group}:{}-{}", t.name.0, p.partition_index),
+                        p.error_code,
+                    )
+                })
+            })
+            .collect()
+    };
+    let outcomes = resources.iter().map(|(r, code)| (r.as_str(), *code));
+    audit::changes(&ctx, &session, ApiKey::OffsetDelete, "offsets", outcomes);
+    resp
+}
+
+async fn delete(
+    ctx: &Context,
+    session: &Session,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let group = group_id(&req.group_id);
-    if !ctx.group_authorized(&session, Operation::Delete, &group.0) {
+    if !ctx.group_authorized(session, Operation::Delete, &group.0) {
         let mut resp = OffsetDeleteResponse::default();
         resp.error_code = RequestError::GroupAuthorizationFailed.code();
         return resp;
@@ -63,7 +93,7 @@ pub async fn handle(
     for t in &req.topics {
         let name = t.name.0.to_string();
         let record = ctx.log.topic(&name);
-        let readable = ctx.topic_authorized(&session, Operation::Read, &name);
+        let readable = ctx.topic_authorized(session, Operation::Read, &name);
         for p in &t.partitions {
             let i = p.partition_index;
             if !readable {

@@ -1,6 +1,7 @@
 //! SaslHandshake and SaslAuthenticate outside of an exchange: on a listener without SASL,
-//! or after the connection has authenticated (re-authentication is not offered, so clients
-//! keep their first session). The exchange itself is run by the connection (`server::auth`).
+//! or after the connection has authenticated when re-authentication is off
+//! (`connections.max.reauth.ms` = 0) or not asked for with SaslHandshake v1. The exchange
+//! itself, first login and re-authentication, is run by the connection (`server::auth`).
 
 use kafka_protocol::messages::{
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,

@@ -7,7 +7,7 @@ use kafka_protocol::messages::describe_user_scram_credentials_response::{
     CredentialInfo, DescribeUserScramCredentialsResult,
 };
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 use kafscale_core::users::{self, CredentialChange, UserError};
@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::str_bytes;
+use crate::audit::Change;
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::security::scram::{self, MAX_ITERATIONS, MIN_ITERATIONS};
@@ -99,12 +100,20 @@ pub async fn alter(
         let outcome = apply(&ctx, &user, entries).await;
         let mut r = AlterUserScramCredentialsResult::default();
         r.user = str_bytes(user.clone());
-        if let Err(e) = outcome {
+        if let Err(e) = &outcome {
             r.error_code = e.code();
             r.error_message = Some(str_bytes(e.to_string()));
-        } else {
-            crate::audit::changed(&session, "user", &user, "credentials changed");
         }
+        crate::audit::changed(
+            &ctx,
+            &session,
+            Change {
+                api: ApiKey::AlterUserScramCredentials,
+                what: "user",
+                resource: &user,
+                code: r.error_code,
+            },
+        );
         resp.results.push(r);
     }
     resp

@@ -4,14 +4,23 @@
 //! batches) runs before the next frame is read; the rest runs as a task of its own, so slow
 //! requests (long-polling fetches, produces awaiting a flush) overlap. A writer task awaits
 //! the tasks one after another, which keeps responses in request order.
+//!
+//! On a SASL listener with `connections.max.reauth.ms`, a SaslHandshake on an authenticated
+//! connection starts a re-authentication (`auth.rs`): requests read before it finish and are
+//! answered first, requests after it are read once it is over. A session that has ended
+//! closes the connection at the next request that is not a re-authentication (Kafka's
+//! "expired session"); a client that cannot re-authenticate is disconnected when it ends.
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{Login, Start};
 use super::dispatch::{self, Reply};
 use super::session::Session;
 use crate::context::Context;
@@ -43,7 +52,10 @@ pub async fn serve<R, W>(
 {
     let peer = session.peer;
     let (tx, mut rx) = mpsc::channel::<(JoinHandle<Reply>, OwnedSemaphorePermit)>(MAX_IN_FLIGHT);
-    let budget = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES));
+    let queue = Queue {
+        tx,
+        budget: Arc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES)),
+    };
     let writer_task = tokio::spawn(async move {
         // The permit is released once the response is written.
         while let Some((task, _permit)) = rx.recv().await {
@@ -70,17 +82,24 @@ pub async fn serve<R, W>(
         let _ = writer.shutdown().await;
     });
     let mut session = Arc::new(session);
+    // SASL listeners: the login the session rests on, renewed by re-authentications.
+    let mut login: Option<Login> = None;
     if session.listener.protocol.sasl() {
         let authenticated = tokio::select! {
-            principal = authenticate(&ctx, &mut reader, &session, &tx, &budget) => principal,
+            login = super::auth::authenticate(&ctx, &mut reader, &session, &queue, Start::Fresh) => login,
             _ = stop.cancelled() => None,
         };
         match authenticated {
-            Some(principal) => {
-                session = Arc::new(Session::new(session.listener.clone(), peer, principal));
+            Some(l) => {
+                session = Arc::new(Session::new(
+                    session.listener.clone(),
+                    peer,
+                    l.principal.clone(),
+                ));
+                login = Some(l);
             }
             None => {
-                drop(tx);
+                drop(queue);
                 let _ = writer_task.await;
                 return;
             }
@@ -88,8 +107,17 @@ pub async fn serve<R, W>(
     }
     let max = ctx.config.max_request_bytes;
     loop {
+        // A session the client cannot renew ends the connection when it ends.
+        let end = login
+            .as_ref()
+            .filter(|l| !l.renewable)
+            .and_then(|l| l.expires);
         let read = tokio::select! {
             read = read_frame(&mut reader, max, MIN_FRAME) => read,
+            _ = sleep_until(end) => {
+                expired(&ctx, &session, "session ended; the client cannot re-authenticate");
+                break;
+            }
             _ = stop.cancelled() => break,
         };
         let frame = match read {
@@ -115,36 +143,74 @@ pub async fn serve<R, W>(
                 break;
             }
         };
+        if let Some(current) = &login {
+            if decoded.api_key == ApiKey::SaslHandshake
+                && decoded.version >= 1
+                && current.expires.is_some()
+            {
+                let start = Start::Renew {
+                    handshake: Box::new(decoded),
+                    previous: current,
+                };
+                let renewed = tokio::select! {
+                    login = super::auth::authenticate(&ctx, &mut reader, &session, &queue, start) => login,
+                    _ = stop.cancelled() => None,
+                };
+                match renewed {
+                    Some(l) => {
+                        login = Some(l);
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            if current.expired(Instant::now()) {
+                expired(&ctx, &session, "expired session");
+                break;
+            }
+        }
         let weight = decoded.weight.clamp(1, MAX_IN_FLIGHT_BYTES) as u32;
-        let Ok(permit) = budget.clone().acquire_many_owned(weight).await else {
-            break;
-        };
         let task = dispatch::dispatch(&ctx, decoded, &session);
-        if tx.send((task, permit)).await.is_err() {
+        if !queue.push(task, weight).await {
             break;
         }
     }
-    drop(tx);
+    drop(queue);
     if let Err(e) = writer_task.await {
         tracing::error!(%peer, error = %e, "connection writer failed");
     }
 }
 
-/// The SASL phase, its answers queued like any other (each with a permit of one byte).
-async fn authenticate<R: AsyncRead + Unpin>(
-    ctx: &Arc<Context>,
-    reader: &mut R,
-    session: &Arc<Session>,
-    tx: &mpsc::Sender<(JoinHandle<Reply>, OwnedSemaphorePermit)>,
-    budget: &Arc<Semaphore>,
-) -> Option<crate::security::Principal> {
-    let mut send = |task: JoinHandle<Reply>| -> bool {
-        let Ok(permit) = budget.clone().try_acquire_owned() else {
+/// The writer's queue: answers (tasks that produce them) in request order, each holding a
+/// share of the connection's in-flight budget until it is written.
+pub(super) struct Queue {
+    tx: mpsc::Sender<(JoinHandle<Reply>, OwnedSemaphorePermit)>,
+    budget: Arc<Semaphore>,
+}
+
+impl Queue {
+    /// Queues an answer behind those already queued, counted as `weight` bytes (waiting for
+    /// room); `false` once the writer is gone.
+    pub(super) async fn push(&self, task: JoinHandle<Reply>, weight: u32) -> bool {
+        let Ok(permit) = self.budget.clone().acquire_many_owned(weight).await else {
             return false;
         };
-        tx.try_send((task, permit)).is_ok()
-    };
-    super::auth::authenticate(ctx, reader, session, &mut send).await
+        self.tx.send((task, permit)).await.is_ok()
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The session has ended: the requests already read are answered, then the connection is
+/// closed, and the client reconnects and logs in again (Kafka's "expired session").
+fn expired(ctx: &Context, session: &Session, reason: &str) {
+    tracing::info!(peer = %session.peer, listener = %session.listener.name, principal = %session.principal, %reason, "closing connection");
+    ctx.metrics.refused_request("expired_session");
 }
 
 /// A request header is at least this long: api key, version, correlation id.

@@ -139,7 +139,12 @@ async fn open(
         && session.principal != Principal::anonymous()
     {
         ctx.metrics.authentication_succeeded();
-        crate::audit::authentication(&session, Some(&session.principal), "client certificate");
+        crate::audit::authentication(
+            &ctx,
+            &session,
+            Some(&session.principal),
+            "client certificate",
+        );
     }
     connection::serve(ctx, reader, writer, session, stop).await;
 }

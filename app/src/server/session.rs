@@ -20,6 +20,8 @@ pub struct Listener {
     /// SASL listeners: the mechanisms offered.
     pub sasl: Vec<SaslMechanism>,
     pub failed_auth_delay: Duration,
+    /// How long a SASL session lasts (`connections.max.reauth.ms`); `None`: for ever.
+    pub max_reauth: Option<Duration>,
 }
 
 impl Listener {
@@ -39,6 +41,7 @@ impl Listener {
             principal_rules: config.tls.as_ref().map(|t| t.principal_rules.clone()),
             sasl: config.sasl_mechanisms.clone(),
             failed_auth_delay: config.failed_auth_delay,
+            max_reauth: config.max_reauth,
         })
     }
 }

@@ -137,6 +137,9 @@ pub const SASL_ENABLED_MECHANISMS: Setting = per_listener(setting("sasl.enabled.
 pub const CONNECTION_FAILED_AUTHENTICATION_DELAY_MS: Setting = per_listener(setting(
     "connection.failed.authentication.delay.ms", S::Security, int(0, 60_000), D::Int(100),
     "how long a failed authentication waits before its answer and the close; an address that keeps failing waits twice as long each time, up to 10 s (0: no wait)"));
+pub const CONNECTIONS_MAX_REAUTH_MS: Setting = per_listener(setting(
+    "connections.max.reauth.ms", S::Security, long(0, MAX), D::Int(0),
+    "lifetime of a SASL session (KIP-368): clients that support it re-authenticate on the same connection before it ends; a connection whose session has ended is closed at its next request, one that cannot re-authenticate (SaslAuthenticate v0) when it ends (0: sessions never end)"));
 pub const AUTHORIZER_CLASS_NAME: Setting = setting("authorizer.class.name", S::Security,
     Kind::Text("acl, or Kafka's kafka.security.authorizer.AclAuthorizer or org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
     D::Unset("none: every client may do everything"),
@@ -149,7 +152,10 @@ pub const ALLOW_EVERYONE_IF_NO_ACL_FOUND: Setting = setting("allow.everyone.if.n
     "whether a resource no ACL names is open to everyone when ACLs are enforced");
 pub const AUDIT_LOG_FILE: Setting = setting("audit.log.file", S::Security, Kind::Text("a file"),
     D::Unset("the broker's own log"),
-    "file the audit trail (authentications, denials, changes of ACLs and users) is appended to, one JSON line per event");
+    "file the audit trail (authentications, denials, changes of topics, configs, groups, ACLs and users) is appended to, one JSON line per event");
+pub const AUDIT_LOG_ALLOWS: Setting = setting("audit.log.allows", S::Security, Kind::Bool,
+    D::Bool(false),
+    "whether the audit trail records authorization checks that are allowed too, not only denials (one event per check: many on a busy broker)");
 pub const ENCRYPTION_KEYS: Setting = setting("encryption.keys", S::Security, Kind::Text("a file"),
     D::Unset("objects are stored unencrypted"),
     "key file for encryption at rest: one `ID:BASE64` line per 32-byte AES-256 key; the last line's key seals new objects, every key opens them (rotate by appending a line; the file is reread when it changes)");
@@ -309,10 +315,12 @@ pub const SETTINGS: &[Setting] = &[
     SSL_ENABLED_PROTOCOLS,
     SASL_ENABLED_MECHANISMS,
     CONNECTION_FAILED_AUTHENTICATION_DELAY_MS,
+    CONNECTIONS_MAX_REAUTH_MS,
     AUTHORIZER_CLASS_NAME,
     SUPER_USERS,
     ALLOW_EVERYONE_IF_NO_ACL_FOUND,
     AUDIT_LOG_FILE,
+    AUDIT_LOG_ALLOWS,
     ENCRYPTION_KEYS,
 ];
 
