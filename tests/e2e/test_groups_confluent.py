@@ -234,3 +234,59 @@ def test_static_member_restart_within_the_session_timeout_does_not_rebalance(gro
     finally:
         for m in members:
             m.kill()
+
+
+def test_requests_on_one_connection_take_effect_in_order(broker_factory):
+    """Thousands of asynchronous commits sent back to back on the coordinator connection, and
+    produces to one partition on another: the committed offset read back is the last one
+    sent, and the partition holds the records in the order they were sent (librdkafka's test
+    0030 found 48 or 49 instead of 50 before requests on a connection were ordered)."""
+    from confluent_kafka import Producer
+
+    b = broker_factory(ephemeral=True)
+    topic = unique("order")
+    create_topic(b.bootstrap, topic, 1)
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 0,
+                  "max.in.flight.requests.per.connection": 5, "enable.idempotence": False,
+                  "batch.num.messages": 1})
+    for i in range(3000):
+        while True:
+            try:
+                p.produce(topic, value=str(i).encode(), partition=0)
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    assert p.flush(60) == 0
+
+    group = unique("order-g")
+    done, failed = [0], []
+
+    def on_commit(err, _partitions):
+        done[0] += 1
+        if err is not None:
+            failed.append(err)
+
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "on_commit": on_commit})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        c.poll(1.0)  # the coordinator connection is up
+        for offset in range(1, 3001):
+            c.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=True)
+        deadline = time.monotonic() + 60
+        while done[0] < 3000 and time.monotonic() < deadline:
+            c.poll(0.1)
+        assert (done[0], failed) == (3000, [])
+        assert c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset == 3000
+
+        c.seek(TopicPartition(topic, 0, 0))
+        values = []
+        deadline = time.monotonic() + 60
+        while len(values) < 3000 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                values.append(int(m.value()))
+        assert values == list(range(3000)), "records out of order"
+    finally:
+        c.close()

@@ -42,17 +42,21 @@ macro_rules! collect_codes {
 
 /// One arm of `route`, by how the row's handler is called.
 macro_rules! route_call {
-    (serve $h:path, $ctx:ident, $call:ident, $r:ident) => {
+    (serve $h:path, $ctx:ident, $call:ident, $r:ident) => {{
+        let turn = $call.turn.take();
         spawn_handler(
             $ctx,
             &$call,
+            turn,
             $h($ctx.clone(), $call.session.clone(), $call.version, $r),
         )
-    };
-    (origin $h:path, $ctx:ident, $call:ident, $r:ident) => {
+    }};
+    (origin $h:path, $ctx:ident, $call:ident, $r:ident) => {{
+        let turn = $call.turn.take();
         spawn_handler(
             $ctx,
             &$call,
+            turn,
             $h(
                 $ctx.clone(),
                 $call.session.clone(),
@@ -62,7 +66,7 @@ macro_rules! route_call {
                 $call.host(),
             ),
         )
-    };
+    }};
     (staged $h:path, $ctx:ident, $call:ident, $r:ident) => {{
         let staged = $h($ctx, &$call.session, $call.version, $r);
         spawn_staged($ctx, $call, staged)
@@ -97,7 +101,7 @@ macro_rules! api_table {
         }
 
         /// Starts the handler of a decoded request.
-        pub(super) fn route(ctx: &Arc<Context>, call: Call, request: Request) -> JoinHandle<Reply> {
+        pub(super) fn route(ctx: &Arc<Context>, mut call: Call, request: Request) -> JoinHandle<Reply> {
             match request {
                 $(Request::$key(r) => route_call!($how $handler, ctx, call, r),)*
             }

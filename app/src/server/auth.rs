@@ -150,7 +150,10 @@ pub(super) async fn authenticate<R: AsyncRead + Unpin>(
         match &decoded.request {
             None | Some(Request::ApiVersions(_)) => {
                 if !queue
-                    .push(dispatch::dispatch(ctx, decoded, session), 1)
+                    .push(
+                        dispatch::dispatch(ctx, decoded, session, &mut Default::default()),
+                        1,
+                    )
                     .await
                 {
                     return None;

@@ -2,8 +2,10 @@
 //!
 //! Requests are decoded in arrival order and their order-sensitive part (staging produce
 //! batches) runs before the next frame is read; the rest runs as a task of its own, so slow
-//! requests (long-polling fetches, produces awaiting a flush) overlap. A writer task awaits
-//! the tasks one after another, which keeps responses in request order.
+//! requests (long-polling fetches, produces awaiting a flush) overlap. Every other request
+//! waits for the one sent before it to finish (`dispatch::Sequence`), so that commits, group
+//! and admin operations take effect in the order they were sent. A writer task awaits the
+//! tasks one after another, which keeps responses in request order.
 //!
 //! On a SASL listener with `connections.max.reauth.ms`, a SaslHandshake on an authenticated
 //! connection starts a re-authentication (`auth.rs`): requests read before it finish and are
@@ -84,6 +86,7 @@ pub async fn serve<R, W>(
     let mut session = Arc::new(session);
     // SASL listeners: the login the session rests on, renewed by re-authentications.
     let mut login: Option<Login> = None;
+    let mut sequence = dispatch::Sequence::default();
     if session.listener.protocol.sasl() {
         let authenticated = tokio::select! {
             login = super::auth::authenticate(&ctx, &mut reader, &session, &queue, Start::Fresh) => login,
@@ -170,7 +173,7 @@ pub async fn serve<R, W>(
             }
         }
         let weight = decoded.weight.clamp(1, MAX_IN_FLIGHT_BYTES) as u32;
-        let task = dispatch::dispatch(&ctx, decoded, &session);
+        let task = dispatch::dispatch(&ctx, decoded, &session, &mut sequence);
         if !queue.push(task, weight).await {
             break;
         }

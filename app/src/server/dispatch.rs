@@ -8,6 +8,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use super::apis::Request;
@@ -179,6 +180,54 @@ pub(super) struct Call {
     pub correlation_id: i32,
     client_id: Option<StrBytes>,
     pub session: Arc<Session>,
+    /// Its place in the connection's order, if it takes one (see [`Sequence`]).
+    pub turn: Option<Turn>,
+}
+
+/// Makes the requests of one connection take effect in the order they were sent, as Kafka
+/// promises (it serves a connection one request at a time): each request that changes or
+/// reads shared state (commits, group and admin operations, metadata, offsets) starts only
+/// once the one sent before it has finished. Produce and Fetch stay out of the chain so that
+/// they overlap: a produce's order-sensitive part (staging its batches) already runs in
+/// arrival order before the next frame is read, and a fetch only reads.
+#[derive(Default)]
+pub struct Sequence {
+    previous: Option<oneshot::Receiver<()>>,
+}
+
+/// A request's place in its connection's [`Sequence`].
+pub struct Turn {
+    after: Option<oneshot::Receiver<()>>,
+    done: oneshot::Sender<()>,
+}
+
+impl Sequence {
+    fn next(&mut self) -> Turn {
+        let (done, finished) = oneshot::channel();
+        Turn {
+            after: self.previous.replace(finished),
+            done,
+        }
+    }
+}
+
+impl Turn {
+    /// Runs `work` once the request before has finished; the next one starts when `work`
+    /// has finished (or was dropped).
+    pub async fn run<F: std::future::Future>(self, work: F) -> F::Output {
+        if let Some(after) = self.after {
+            // Sent or dropped: either way the request before is over.
+            let _ = after.await;
+        }
+        let out = work.await;
+        drop(self.done);
+        out
+    }
+}
+
+/// Whether requests of this API wait their turn on their connection.
+fn in_sequence(key: ApiKey) -> bool {
+    !matches!(key, ApiKey::Produce | ApiKey::Fetch | ApiKey::ApiVersions)
 }
 
 impl Call {
@@ -195,7 +244,12 @@ impl Call {
     }
 }
 
-pub(super) fn spawn_handler<R, F>(ctx: &Arc<Context>, call: &Call, fut: F) -> JoinHandle<Reply>
+pub(super) fn spawn_handler<R, F>(
+    ctx: &Arc<Context>,
+    call: &Call,
+    turn: Option<Turn>,
+    fut: F,
+) -> JoinHandle<Reply>
 where
     R: Encodable + ErrorCodes,
     F: std::future::Future<Output = R> + Send + 'static,
@@ -204,7 +258,10 @@ where
     let (key, version, corr) = (call.key, call.version, call.correlation_id);
     let started = Instant::now();
     tokio::spawn(async move {
-        let resp = fut.await;
+        let resp = match turn {
+            Some(turn) => turn.run(fut).await,
+            None => fut.await,
+        };
         observe(&ctx, key, started, &resp);
         encode(key, version, corr, &resp)
     })
@@ -231,8 +288,14 @@ pub(super) fn spawn_staged(
     })
 }
 
-/// Starts the handling of a decoded request of a connection.
-pub fn dispatch(ctx: &Arc<Context>, decoded: Decoded, session: &Arc<Session>) -> JoinHandle<Reply> {
+/// Starts the handling of a decoded request of a connection, in its place in the
+/// connection's `sequence`.
+pub fn dispatch(
+    ctx: &Arc<Context>,
+    decoded: Decoded,
+    session: &Arc<Session>,
+    sequence: &mut Sequence,
+) -> JoinHandle<Reply> {
     let Decoded {
         api_key: key,
         version,
@@ -251,6 +314,40 @@ pub fn dispatch(ctx: &Arc<Context>, decoded: Decoded, session: &Arc<Session>) ->
         correlation_id,
         client_id,
         session: session.clone(),
+        turn: in_sequence(key).then(|| sequence.next()),
     };
     apis::route(ctx, call, request)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Requests in sequence finish in the order they were given turns, however the runtime
+    /// schedules their tasks and however long each takes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn turns_run_in_the_order_they_were_taken() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut sequence = Sequence::default();
+        let turns: Vec<Turn> = (0..200).map(|_| sequence.next()).collect();
+        let mut tasks = Vec::new();
+        // Spawned last first, and the early ones slowest.
+        for (i, turn) in turns.into_iter().enumerate().rev() {
+            let log = log.clone();
+            tasks.push(tokio::spawn(turn.run(async move {
+                if i % 7 == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                log.lock().unwrap().push(i);
+            })));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*log.lock().unwrap(), (0..200).collect::<Vec<_>>());
+        assert!(in_sequence(ApiKey::OffsetCommit) && in_sequence(ApiKey::CreateTopics));
+        assert!(!in_sequence(ApiKey::Produce) && !in_sequence(ApiKey::Fetch));
+    }
 }
