@@ -26,6 +26,40 @@ pub enum Codec {
     Zstd,
 }
 
+impl Codec {
+    /// The codec's bits in a batch's attributes.
+    pub fn bits(self) -> u8 {
+        match self {
+            Codec::None => 0,
+            Codec::Gzip => 1,
+            Codec::Snappy => 2,
+            Codec::Lz4 => 3,
+            Codec::Zstd => 4,
+        }
+    }
+}
+
+/// After a batch's records section was replaced by one compressed with `codec`: rewrites its
+/// length, the codec bits of its attributes and its CRC, so that it validates again.
+pub fn rewrite_codec(batch: &mut [u8], codec: Codec) -> Result<(), BatchError> {
+    if batch.len() < HEADER_LEN {
+        return Err(BatchError::Truncated {
+            needed: HEADER_LEN,
+            available: batch.len(),
+        });
+    }
+    let length = i32::try_from(batch.len() - LENGTH_FIELD_END)
+        .map_err(|_| BatchError::Invalid("batch over 2 GiB"))?;
+    batch[LENGTH_FIELD_END - 4..LENGTH_FIELD_END].copy_from_slice(&length.to_be_bytes());
+    // The attributes are the first field the CRC covers.
+    let attributes = (i16::from_be_bytes([batch[CRC_FROM], batch[CRC_FROM + 1]]) & !0x07)
+        | i16::from(codec.bits());
+    batch[CRC_FROM..CRC_FROM + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_FROM..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
 /// What is wrong with bytes that claim to be record batches.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {

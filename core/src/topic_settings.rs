@@ -1,8 +1,10 @@
 //! A topic's effective settings, typed: what the topic sets, else the broker's defaults.
 //! Handlers and the log read these instead of parsing a topic's config strings.
 
+use crate::batch::Codec;
 use crate::log::{LogConfig, Retention};
 use crate::topic::TopicRecord;
+use crate::unpack::Level;
 
 /// The settings of one topic that KafScale acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +14,9 @@ pub struct TopicSettings {
     /// The topic's own `max.message.bytes`, if it sets one; the broker's
     /// `message.max.bytes` applies to every topic anyway (the log checks it).
     pub max_message_bytes: Option<usize>,
+    /// `compression.type`: the codec batches are stored in, with its level; `None`
+    /// (`producer`) keeps each batch as its producer compressed it.
+    pub compression: Option<(Codec, Level)>,
 }
 
 impl TopicSettings {
@@ -26,7 +31,23 @@ impl TopicSettings {
                 bytes: (bytes >= 0).then_some(bytes),
             },
             max_message_bytes: parsed(topic, "max.message.bytes"),
+            compression: compression(topic),
         }
+    }
+}
+
+fn compression(topic: &TopicRecord) -> Option<(Codec, Level)> {
+    let level = |name: &str| parsed::<i32>(topic, name);
+    match topic.configs.get("compression.type").map(String::as_str) {
+        Some("uncompressed") => Some((Codec::None, None)),
+        Some("gzip") => Some((
+            Codec::Gzip,
+            level("compression.gzip.level").filter(|l| *l >= 1),
+        )),
+        Some("snappy") => Some((Codec::Snappy, None)),
+        Some("lz4") => Some((Codec::Lz4, level("compression.lz4.level"))),
+        Some("zstd") => Some((Codec::Zstd, level("compression.zstd.level"))),
+        _ => None,
     }
 }
 
@@ -49,6 +70,33 @@ mod tests {
                 .collect(),
             created_ms: 0,
         }
+    }
+
+    #[test]
+    fn compression_type_and_levels() {
+        let log = LogConfig::default();
+        let of = |c: &[(&str, &str)]| TopicSettings::of(&topic(c), &log).compression;
+        assert_eq!(of(&[]), None);
+        assert_eq!(of(&[("compression.type", "producer")]), None);
+        assert_eq!(
+            of(&[("compression.type", "uncompressed")]),
+            Some((Codec::None, None))
+        );
+        assert_eq!(of(&[("compression.type", "lz4")]), Some((Codec::Lz4, None)));
+        assert_eq!(
+            of(&[
+                ("compression.type", "zstd"),
+                ("compression.zstd.level", "9")
+            ]),
+            Some((Codec::Zstd, Some(9)))
+        );
+        assert_eq!(
+            of(&[
+                ("compression.type", "gzip"),
+                ("compression.gzip.level", "-1")
+            ]),
+            Some((Codec::Gzip, None))
+        );
     }
 
     #[test]

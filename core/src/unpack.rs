@@ -1,5 +1,6 @@
 //! A stored batch unpacked into its records, for the few places that need individual records
-//! (ListOffsets by timestamp on the broker, `kafscale consume` in the CLI). Decompression
+//! (ListOffsets by timestamp on the broker, `kafscale consume` in the CLI), and recompressed
+//! for topics whose `compression.type` names a codec. Decompression
 //! happens here only, with a size cap, and records are read with [`crate::records`], which
 //! sizes nothing by the counts a batch claims.
 //!
@@ -26,6 +27,8 @@ pub enum UnpackError {
     Header(#[source] BatchError),
     #[error("cannot decompress batch: {0}")]
     Decompress(#[source] std::io::Error),
+    #[error("cannot compress batch: {0}")]
+    Compress(#[source] std::io::Error),
     #[error("batch decompresses to more than {MAX_DECOMPRESSED} bytes")]
     TooLarge,
     #[error("cannot read a record: {0}")]
@@ -95,6 +98,67 @@ fn decompress(data: &Bytes, codec: Codec) -> Result<Bytes, UnpackError> {
     Ok(Bytes::from(out))
 }
 
+/// Compression levels a topic may ask for (KIP-390); `None`: the codec's default.
+pub type Level = Option<i32>;
+
+/// `batch` (one whole, validated v2 batch) with its records compressed by `codec` instead:
+/// the header is kept (offsets, timestamps, producer, sequence), its length, attributes and
+/// CRC rewritten. How a broker stores a batch in the codec its topic's `compression.type`
+/// names.
+pub fn recompress(batch: &Bytes, codec: Codec, level: Level) -> Result<Bytes, UnpackError> {
+    let header = batch::peek_header(batch).map_err(UnpackError::Header)?;
+    let from = header.codec().map_err(UnpackError::Header)?;
+    let body = decompress(&batch.slice(batch::HEADER_LEN..header.size), from)?;
+    let packed = compress(&body, codec, level).map_err(UnpackError::Compress)?;
+    let mut out = Vec::with_capacity(batch::HEADER_LEN + packed.len());
+    out.extend_from_slice(&batch[..batch::HEADER_LEN]);
+    out.extend_from_slice(&packed);
+    batch::rewrite_codec(&mut out, codec).map_err(UnpackError::Header)?;
+    Ok(Bytes::from(out))
+}
+
+/// The records section compressed by `codec`, as Kafka's clients frame each codec (snappy in
+/// xerial's framing, as Java clients write it and every client reads it; lz4 in the LZ4 frame
+/// format).
+fn compress(body: &[u8], codec: Codec, level: Level) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    Ok(match codec {
+        Codec::None => body.to_vec(),
+        Codec::Gzip => {
+            let level = level.map_or(flate2::Compression::default(), |l| {
+                flate2::Compression::new(l.clamp(1, 9) as u32)
+            });
+            let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2), level);
+            e.write_all(body)?;
+            e.finish()?
+        }
+        Codec::Snappy => {
+            // xerial: magic, version 1, compatible version 1, then length-prefixed blocks.
+            const BLOCK: usize = 32 << 10;
+            let mut out = Vec::with_capacity(body.len() / 2 + 16);
+            out.extend_from_slice(b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01");
+            let mut encoder = snap::raw::Encoder::new();
+            for block in body.chunks(BLOCK) {
+                let packed = encoder.compress_vec(block).map_err(std::io::Error::other)?;
+                out.extend_from_slice(&(packed.len() as u32).to_be_bytes());
+                out.extend_from_slice(&packed);
+            }
+            out
+        }
+        Codec::Lz4 => {
+            let level = level.map_or(9, |l| l.clamp(1, 17)) as u32;
+            let mut e = lz4::EncoderBuilder::new()
+                .level(level)
+                .build(Vec::with_capacity(body.len() / 2))?;
+            e.write_all(body)?;
+            let (out, done) = e.finish();
+            done?;
+            out
+        }
+        Codec::Zstd => zstd::encode_all(body, level.unwrap_or(3).clamp(-131_072, 22))?,
+    })
+}
+
 /// Java clients wrap snappy in xerial's framing (a magic header, then length-prefixed blocks);
 /// librdkafka sends raw snappy.
 fn snappy(data: &[u8]) -> Result<Vec<u8>, UnpackError> {
@@ -134,36 +198,11 @@ fn snappy(data: &[u8]) -> Result<Vec<u8>, UnpackError> {
     Ok(out)
 }
 
-/// Test helper: `batch` with its records compressed by `codec` (the CRC is not recomputed;
-/// unpacking does not check it).
+/// Test helper: `batch` with its records compressed by `codec`.
 #[cfg(test)]
 pub(crate) fn compressed(batch: &Bytes, codec: Codec) -> Bytes {
     #![allow(clippy::unwrap_used)]
-    use std::io::Write;
-    let body = &batch[batch::HEADER_LEN..];
-    let (bits, packed): (i16, Vec<u8>) = match codec {
-        Codec::None => (0, body.to_vec()),
-        Codec::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(body).unwrap();
-            (1, e.finish().unwrap())
-        }
-        Codec::Snappy => (2, snap::raw::Encoder::new().compress_vec(body).unwrap()),
-        Codec::Lz4 => {
-            let mut e = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
-            e.write_all(body).unwrap();
-            let (out, done) = e.finish();
-            done.unwrap();
-            (3, out)
-        }
-        Codec::Zstd => (4, zstd::encode_all(body, 1).unwrap()),
-    };
-    let mut out = batch[..batch::HEADER_LEN].to_vec();
-    let length = (batch::HEADER_LEN - 12 + packed.len()) as i32;
-    out[8..12].copy_from_slice(&length.to_be_bytes());
-    out[21..23].copy_from_slice(&bits.to_be_bytes());
-    out.extend_from_slice(&packed);
-    Bytes::from(out)
+    recompress(batch, codec, None).unwrap()
 }
 
 #[cfg(test)]
@@ -182,6 +221,70 @@ mod tests {
             assert_eq!(header.codec().unwrap(), codec);
             assert_eq!(records, expected, "{codec:?}");
         }
+    }
+
+    #[test]
+    fn recompressed_batches_validate_and_keep_their_records_and_header() {
+        let plain = batch::build(
+            &[(Some(b"k"), Some(&[7u8; 3000][..])), (None, Some(b"v1"))],
+            5_000,
+        );
+        let before = batch::validate_single(&plain).unwrap();
+        let (_, expected) = read_batch(&plain).unwrap();
+        let codecs = [
+            Codec::None,
+            Codec::Gzip,
+            Codec::Snappy,
+            Codec::Lz4,
+            Codec::Zstd,
+        ];
+        for from in codecs {
+            let source = recompress(&plain, from, None).unwrap();
+            for to in codecs {
+                for level in [None, Some(1), Some(9)] {
+                    let out = recompress(&source, to, level).unwrap();
+                    let header = batch::validate_single(&out).unwrap();
+                    assert_eq!(header.codec().unwrap(), to, "{from:?} -> {to:?}");
+                    let same = |h: &BatchHeader| {
+                        (
+                            h.base_offset,
+                            h.last_offset_delta,
+                            h.first_timestamp,
+                            h.max_timestamp,
+                        )
+                    };
+                    assert_eq!(same(&header), same(&before));
+                    assert_eq!(
+                        (
+                            header.producer_id,
+                            header.base_sequence,
+                            header.record_count
+                        ),
+                        (
+                            before.producer_id,
+                            before.base_sequence,
+                            before.record_count
+                        )
+                    );
+                    assert_eq!(read_batch(&out).unwrap().1, expected, "{from:?} -> {to:?}");
+                    if to != Codec::None {
+                        assert!(out.len() < plain.len(), "{to:?} did not compress");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn raw_snappy_as_librdkafka_sends_it_unpacks() {
+        let plain = batch::build(&[(Some(b"k"), Some(b"value"))], 0);
+        let body = &plain[batch::HEADER_LEN..];
+        let mut raw = plain[..batch::HEADER_LEN].to_vec();
+        raw.extend(snap::raw::Encoder::new().compress_vec(body).unwrap());
+        batch::rewrite_codec(&mut raw, Codec::Snappy).unwrap();
+        let raw = Bytes::from(raw);
+        batch::validate_single(&raw).unwrap();
+        assert_eq!(read_batch(&raw).unwrap().1, read_batch(&plain).unwrap().1);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (`stage`); the response waits for their commit (`finish`). acks=0 gets no response, and a
 //! connection whose acks=0 produce failed is closed, which is how Kafka tells such producers.
 
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use kafscale_adapters::HealthState;
 use kafscale_core::batch::{self, Codec};
 use kafscale_core::log::{AppendRequest, AppendTicket, Appended};
 use kafscale_core::topic_settings::TopicSettings;
+use kafscale_core::unpack::{self, Level};
 use kafscale_core::{Error, PartitionId, PartitionKey, TopicId};
 
 use super::leader_hint::LeaderHints;
@@ -92,12 +94,12 @@ pub fn stage(
                             topic: t.id,
                             partition: PartitionId(p.index),
                         };
-                        let max_bytes = TopicSettings::of(t, ctx.log.config()).max_message_bytes;
+                        let settings = TopicSettings::of(t, ctx.log.config());
                         let traffic = p
                             .records
                             .as_ref()
                             .map(|r| (super::record_count(r), r.len() as u64));
-                        let part = append(ctx, version, acks, key, p.records, max_bytes);
+                        let part = append(ctx, version, acks, key, p.records, &settings);
                         if let (Some((records, bytes)), false) =
                             (traffic, matches!(part, Part::Failed(..)))
                         {
@@ -132,13 +134,13 @@ fn append(
     acks: i16,
     key: PartitionKey,
     records: Option<bytes::Bytes>,
-    topic_max_bytes: Option<usize>,
+    topic: &TopicSettings,
 ) -> Part {
     let Some(records) = records else {
         return Part::Failed(RequestError::NoRecords);
     };
     // The topic's max.message.bytes; the broker's message.max.bytes is checked by the log.
-    if let Some(max) = topic_max_bytes.filter(|max| records.len() > *max) {
+    if let Some(max) = topic.max_message_bytes.filter(|max| records.len() > *max) {
         return Part::Failed(RequestError::TopicMessageTooLarge {
             size: records.len(),
             max,
@@ -152,6 +154,13 @@ fn append(
             }
         }
     }
+    let records = match topic.compression {
+        Some((codec, level)) => match stored_as(records, codec, level) {
+            Ok(records) => records,
+            Err(e) => return Part::Failed(e.into()),
+        },
+        None => records,
+    };
     let len = records.len() as u64;
     match ctx.log.append(AppendRequest {
         partition: key,
@@ -168,6 +177,22 @@ fn append(
             Part::Failed(e.into())
         }
     }
+}
+
+/// The batch in the codec its topic's `compression.type` names: checked first (a batch that
+/// arrived damaged must not gain a valid CRC), then recompressed unless it is in that codec
+/// already (levels are not compared, as in Kafka) or is a control batch.
+fn stored_as(records: Bytes, codec: Codec, level: Level) -> Result<Bytes, Error> {
+    let header = batch::validate_single(&records)?;
+    if header.codec()? == codec || header.is_control() {
+        return Ok(records);
+    }
+    unpack::recompress(&records, codec, level).map_err(|e| {
+        tracing::debug!(error = %e, "batch not recompressed");
+        Error::CorruptBatch(batch::BatchError::Invalid(
+            "records do not decompress with their codec",
+        ))
+    })
 }
 
 impl Staged {
