@@ -320,13 +320,27 @@ def test_cluster_info(broker):
 # errors
 
 
+def test_produce_creates_a_missing_topic_where_the_broker_auto_creates(broker_factory):
+    """As Kafka's console producer: the topic appears with the broker's num.partitions when
+    auto.create.topics.enable is on (the default), and is a clean error when it is off."""
+    b = broker_factory(ephemeral=True, config='"num.partitions" = 3\n')
+    topic = unique("cli-auto")
+    cli(b, "produce", topic, input=b"one\ntwo\n")
+    assert len(admin(b.bootstrap).list_topics(topic, timeout=10).topics[topic].partitions) == 3
+    out = cli(b, "consume", topic, "--from-beginning", "--max", "2").stdout
+    assert sorted(out.splitlines()) == ["one", "two"]
+
+    off = broker_factory(ephemeral=True, config='"auto.create.topics.enable" = false\n')
+    missing = unique("cli-noauto")
+    assert_clean_error(cli(off, "produce", missing, input=b"x\n", check=False), f"unknown topic {missing}")
+    assert missing not in admin(off.bootstrap).list_topics(timeout=10).topics
+
+
 def test_clear_errors(broker):
     missing = unique("no-such-topic")
     for args in (("topic", "describe", missing), ("consume", missing, "--max", "1"),
                  ("group", "reset-offsets", unique("g"), "--topic", missing, "--to-earliest")):
         assert_clean_error(cli(broker, *args, check=False), f"unknown topic {missing}")
-    res = cli(broker, "produce", missing, input=b"x\n", check=False)
-    assert_clean_error(res, f"unknown topic {missing}")
     # Nothing was created on the way.
     assert missing not in admin(broker.bootstrap).list_topics(timeout=10).topics
 

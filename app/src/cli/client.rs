@@ -142,12 +142,22 @@ impl Client {
         &mut self,
         topics: Option<&[String]>,
     ) -> Result<MetadataResponse, CliError> {
+        self.metadata_creating(topics, false).await
+    }
+
+    /// Metadata, asking the broker to create missing topics when `auto_create` (it does so
+    /// only if it auto-creates topics), as producers ask.
+    async fn metadata_creating(
+        &mut self,
+        topics: Option<&[String]>,
+        auto_create: bool,
+    ) -> Result<MetadataResponse, CliError> {
         // v4 is the first that can ask not to auto-create topics.
         let v = self
             .bootstrap
             .version(ApiKey::Metadata, 4..=12, "every command")?;
         let mut req = MetadataRequest::default();
-        req.allow_auto_topic_creation = false;
+        req.allow_auto_topic_creation = auto_create;
         req.topics = topics.map(|names| {
             names
                 .iter()
@@ -184,8 +194,20 @@ impl Client {
 
     /// One topic's partitions and leaders; an unknown topic is an error.
     pub async fn topic(&mut self, name: &str) -> Result<TopicInfo, CliError> {
+        self.topic_creating(name, false).await
+    }
+
+    /// One topic's partitions and leaders, for producing: a missing topic is created where
+    /// the broker auto-creates topics (as Kafka's console producer does), an error elsewhere.
+    pub async fn topic_to_produce(&mut self, name: &str) -> Result<TopicInfo, CliError> {
+        self.topic_creating(name, true).await
+    }
+
+    async fn topic_creating(&mut self, name: &str, create: bool) -> Result<TopicInfo, CliError> {
         for attempt in 0..ATTEMPTS {
-            let resp = self.metadata(Some(&[name.to_owned()])).await?;
+            let resp = self
+                .metadata_creating(Some(&[name.to_owned()]), create)
+                .await?;
             let Some(t) = resp.topics.into_iter().next() else {
                 return Err(CliError::UnknownTopic(name.to_owned()));
             };

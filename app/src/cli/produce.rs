@@ -285,7 +285,7 @@ pub async fn produce_from<R: AsyncBufRead + Unpin>(
     args: &ProduceArgs,
     mut input: R,
 ) -> Result<(), CliError> {
-    let info = client.topic(&args.topic).await?;
+    let info = client.topic_to_produce(&args.topic).await?;
     if let Some(p) = args.partition {
         if !info.partitions.iter().any(|i| i.id == p) {
             return Err(CliError::Invalid(format!(
