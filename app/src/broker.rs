@@ -119,8 +119,10 @@ impl BrokerBuilder {
         let metrics = Metrics::new();
         let store = match object_store {
             Some(store) => store,
-            None => kafscale_adapters::object_store_from_url(&config.object_store_url)
-                .with_context(|| format!("object store {}", config.object_store_url))?,
+            None => {
+                kafscale_adapters::object_store_from_url_with(&config.object_store_url, &config.s3)
+                    .with_context(|| format!("object store {}", config.object_store_url))?
+            }
         };
         // Retries outermost and timeouts innermost, so that metrics and health see every
         // attempt, timed-out ones included.
@@ -138,9 +140,11 @@ impl BrokerBuilder {
         ));
         let meta = match metadata {
             Some(meta) => meta,
-            None => kafscale_adapters::connect_metadata_store(&config.metadata_url)
-                .await
-                .with_context(|| format!("metadata store {}", config.metadata_url))?,
+            None => {
+                kafscale_adapters::connect_metadata_store_with(&config.metadata_url, &config.etcd)
+                    .await
+                    .with_context(|| format!("metadata store {}", config.metadata_url))?
+            }
         };
         let meta = match wrap_metadata {
             Some(wrap) => wrap(meta),

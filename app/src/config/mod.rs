@@ -9,6 +9,7 @@ mod flags;
 mod listeners;
 mod reference;
 mod sections;
+mod stores;
 mod values;
 
 use figment::providers::{Env, Format, Toml};
@@ -54,6 +55,10 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub object_store_url: String,
     pub metadata_url: String,
+    /// TLS and credentials towards etcd (used with an `etcd://` metadata URL).
+    pub etcd: kafscale_adapters::EtcdOptions,
+    /// CA bundle and server-side encryption of S3 (used with an `s3://` object store).
+    pub s3: kafscale_adapters::S3Settings,
     /// Timeout and retries of object-store requests.
     pub object_store_retry: RetryPolicy,
     pub auto_create_topics: bool,
@@ -79,6 +84,32 @@ pub fn load(
     env: Env,
     flags: BTreeMap<String, serde_json::Value>,
 ) -> Result<Config, ConfigError> {
+    let mut merged = merge(file, env)?;
+    merged.extend(flags);
+    Config::try_from(Values::parse(merged)?)
+}
+
+/// How to reach the stores (`etcd.*`, `s3.*`) as a broker configuration says, file and
+/// environment: for the commands that open the stores themselves (`kafscale metadata`).
+pub fn load_store_options(
+    file: Option<&Path>,
+    env: Env,
+) -> Result<
+    (
+        kafscale_adapters::EtcdOptions,
+        kafscale_adapters::S3Settings,
+    ),
+    ConfigError,
+> {
+    let values = Values::parse(merge(file, env)?)?;
+    Ok((stores::etcd(&values)?, stores::s3(&values)?))
+}
+
+/// The file and environment layers, flattened to dotted keys.
+fn merge(
+    file: Option<&Path>,
+    env: Env,
+) -> Result<BTreeMap<String, serde_json::Value>, ConfigError> {
     let mut merged: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
@@ -97,8 +128,7 @@ pub fn load(
         .extract::<Dict>()
         .map_err(|e| ConfigError::Env(e.to_string()))?;
     flatten("", dict, &mut merged);
-    merged.extend(flags);
-    Config::try_from(Values::parse(merged)?)
+    Ok(merged)
 }
 
 /// The environment layer for the real process.

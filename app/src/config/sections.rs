@@ -56,6 +56,7 @@ impl TryFrom<Values> for Config {
     fn try_from(v: Values) -> Result<Config, ConfigError> {
         let listeners = super::listeners::listeners(&v)?;
         let (object_store_url, metadata_url) = storage_urls(&v)?;
+        super::stores::check_used(&v, &object_store_url, &metadata_url)?;
         let cluster = cluster_config(&v);
         let max_request_bytes = v.size(&s::SOCKET_REQUEST_MAX_BYTES)?;
         let log = log_config(&v, cluster.broker_id)?;
@@ -79,6 +80,8 @@ impl TryFrom<Values> for Config {
             http_listen: parse_addr(&v, &s::HTTP_LISTEN)?,
             object_store_url,
             metadata_url,
+            etcd: super::stores::etcd(&v)?,
+            s3: super::stores::s3(&v)?,
             object_store_retry: RetryPolicy {
                 timeout: millis(&v, &s::OBJECT_STORE_TIMEOUT_MS),
                 attempts: u32::try_from(v.int(&s::OBJECT_STORE_RETRIES)).unwrap_or(u32::MAX - 1)
