@@ -36,12 +36,13 @@ mod request_metrics;
 
 pub use clock::SystemClock;
 pub use metadata::{
-    connect_metadata_store, metadata_store_from_url, EmbeddedMetadataStore, EtcdMetadataStore,
-    MemoryMetadataStore, MetadataMetrics, MeteredMetadataStore,
+    connect_metadata_store, connect_metadata_store_with, metadata_store_from_url,
+    EmbeddedMetadataStore, EtcdMetadataStore, EtcdOptions, EtcdTls, MemoryMetadataStore,
+    MetadataMetrics, MeteredMetadataStore,
 };
 pub use object::{
-    object_store_from_url, EncryptedObjectStore, EncryptionKeys, HealthObjectStore, HealthPolicy,
-    HealthState, HealthTracker, LocalObjectStore, MemoryObjectStore, MeteredObjectStore,
-    ObjectStoreMetrics, RetryPolicy, RetryingObjectStore, S3ObjectStore, S3Settings,
-    TimeoutObjectStore,
+    object_store_from_url, object_store_from_url_with, EncryptedObjectStore, EncryptionKeys,
+    HealthObjectStore, HealthPolicy, HealthState, HealthTracker, LocalObjectStore,
+    MemoryObjectStore, MeteredObjectStore, ObjectStoreMetrics, RetryPolicy, RetryingObjectStore,
+    S3Encryption, S3ObjectStore, S3Settings, TimeoutObjectStore,
 };

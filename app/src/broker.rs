@@ -119,16 +119,12 @@ impl BrokerBuilder {
         let metrics = Metrics::new();
         let store = match object_store {
             Some(store) => store,
-            None => kafscale_adapters::object_store_from_url(&config.object_store_url)
-                .with_context(|| format!("object store {}", config.object_store_url))?,
+            None => {
+                kafscale_adapters::object_store_from_url_with(&config.object_store_url, &config.s3)
+                    .with_context(|| format!("object store {}", config.object_store_url))?
+            }
         };
-        let store: Arc<dyn ObjectStore> = match &config.encryption_keys {
-            Some(file) => Arc::new(
-                EncryptedObjectStore::open(store, file)
-                    .map_err(|e| anyhow::anyhow!("encryption.keys: {e}"))?,
-            ),
-            None => store,
-        };
+        let store = encrypted(store, config.encryption_keys.as_deref())?;
         // Retries outermost and timeouts innermost, so that metrics and health see every
         // attempt, timed-out ones included.
         let storage_health = HealthTracker::new(HealthPolicy::default());
@@ -145,9 +141,11 @@ impl BrokerBuilder {
         ));
         let meta = match metadata {
             Some(meta) => meta,
-            None => kafscale_adapters::connect_metadata_store(&config.metadata_url)
-                .await
-                .with_context(|| format!("metadata store {}", config.metadata_url))?,
+            None => {
+                kafscale_adapters::connect_metadata_store_with(&config.metadata_url, &config.etcd)
+                    .await
+                    .with_context(|| format!("metadata store {}", config.metadata_url))?
+            }
         };
         let meta = match wrap_metadata {
             Some(wrap) => wrap(meta),
@@ -403,6 +401,20 @@ async fn probe_unavailable_store(
             }
         }
     }
+}
+
+/// `store`, sealing and opening objects with the keys of `keys` (`encryption.keys`) if set.
+pub fn encrypted(
+    store: Arc<dyn ObjectStore>,
+    keys: Option<&std::path::Path>,
+) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    Ok(match keys {
+        Some(file) => Arc::new(
+            EncryptedObjectStore::open(store, file)
+                .map_err(|e| anyhow::anyhow!("encryption.keys: {e}"))?,
+        ),
+        None => store,
+    })
 }
 
 /// Writes, reads back and deletes a small object, so a misconfigured store fails at start-up

@@ -271,21 +271,32 @@ class Etcd:
     """An etcd process of a test's (or a benchmark's) own, on loopback ports of its own, so
     that it can be killed, restarted, or started with a small `--quota-backend-bytes`."""
 
-    def __init__(self, workdir: Path, *, quota_bytes: int | None = None, name: str = "etcd"):
+    def __init__(self, workdir: Path, *, quota_bytes: int | None = None, name: str = "etcd",
+                 tls: Path | None = None):
+        """`tls`: a directory with ca.crt, server.crt/.key and client.crt/.key; clients must
+        then show a certificate the CA signed (etcd's --client-cert-auth)."""
         binary = shutil.which("etcd")
         if binary is None:
             raise FileNotFoundError("no etcd binary (apt-get install etcd-server)")
         self.client, self.peer = free_port(), free_port()
+        self.tls = tls
+        # With TLS the client port wants certificates; metrics get a plain port of their own.
+        self.metrics_port = free_port() if tls else self.client
+        scheme = "https" if tls else "http"
         self.data = workdir / f"{name}-data"
         self.log_path = workdir / f"{name}.log"
         self.cmd = [binary, "--name", name, "--data-dir", str(self.data),
-                    "--listen-client-urls", f"http://127.0.0.1:{self.client}",
-                    "--advertise-client-urls", f"http://127.0.0.1:{self.client}",
+                    "--listen-client-urls", f"{scheme}://127.0.0.1:{self.client}",
+                    "--advertise-client-urls", f"{scheme}://127.0.0.1:{self.client}",
                     "--listen-peer-urls", f"http://127.0.0.1:{self.peer}",
                     "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer}",
                     "--initial-cluster", f"{name}=http://127.0.0.1:{self.peer}"]
         if quota_bytes is not None:
             self.cmd.append(f"--quota-backend-bytes={quota_bytes}")
+        if tls:
+            self.cmd += ["--cert-file", str(tls / "server.crt"), "--key-file", str(tls / "server.key"),
+                         "--trusted-ca-file", str(tls / "ca.crt"), "--client-cert-auth",
+                         "--listen-metrics-urls", f"http://127.0.0.1:{self.metrics_port}"]
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -321,7 +332,11 @@ class Etcd:
     def ctl(self, *args: str, check: bool = True, input: str | None = None) -> str:
         """Runs etcdctl (v3 API) against this etcd; returns its output. `input` goes to its
         standard input (a value too large for the command line)."""
-        res = subprocess.run(["etcdctl", f"--endpoints={self.endpoint}", *args],
+        tls = [] if self.tls is None else [
+            f"--cacert={self.tls / 'ca.crt'}", f"--cert={self.tls / 'client.crt'}",
+            f"--key={self.tls / 'client.key'}"]
+        scheme = "https://" if self.tls else ""
+        res = subprocess.run(["etcdctl", f"--endpoints={scheme}{self.endpoint}", *tls, *args],
                              env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True,
                              text=True, timeout=60, input=input)
         if check and res.returncode != 0:
@@ -329,7 +344,7 @@ class Etcd:
         return res.stdout + res.stderr
 
     def metrics_text(self) -> str:
-        with urllib.request.urlopen(f"http://{self.endpoint}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             return r.read().decode()
 
     def metrics(self) -> dict[str, float]:

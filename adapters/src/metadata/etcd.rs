@@ -27,22 +27,79 @@ pub struct EtcdMetadataStore {
     prefix: String,
 }
 
-/// Where and how to reach etcd, from `etcd://[user:password@]host:port[,host:port...][/prefix]`.
+/// Where and how to reach etcd, from
+/// `etcd://[user:password@][http[s]://]host:port[,[http[s]://]host:port...][/prefix]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EtcdSettings {
+    /// `host:port`, without a scheme.
     pub endpoints: Vec<String>,
+    /// The scheme the URL wrote on its endpoints: `Some(true)` for `https://`,
+    /// `Some(false)` for `http://`, `None` when it wrote none.
+    pub https: Option<bool>,
     pub user: Option<(String, String)>,
     /// Key namespace: every key lives under `<prefix>/`.
     pub prefix: String,
+}
+
+/// What the metadata URL does not say: TLS towards etcd and credentials given apart from
+/// the URL (the broker's `etcd.*` settings).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EtcdOptions {
+    /// TLS; `None` with `https://` endpoints is TLS checked against the system's roots.
+    pub tls: Option<EtcdTls>,
+    pub user: Option<(String, String)>,
+}
+
+/// TLS towards etcd, all PEM.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA certificates etcd's server certificates are checked against; `None`: the
+    /// system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate (chain) and its key, for etcd's `--client-cert-auth`.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for EtcdSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdSettings")
             .field("endpoints", &self.endpoints)
+            .field("https", &self.https)
             .field("user", &self.user.as_ref().map(|(u, _)| u))
             .field("prefix", &self.prefix)
             .finish()
+    }
+}
+
+impl std::fmt::Debug for EtcdOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdOptions")
+            .field("tls", &self.tls)
+            .field("user", &self.user.as_ref().map(|(u, _)| u))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("EtcdTls")
+            .field("ca", &self.ca_pem.as_ref().map(|_| "PEM"))
+            .field("client_certificate", &self.identity.as_ref().map(|_| "PEM"))
+            .finish()
+    }
+}
+
+/// Splits off an `http://` or `https://` written before the next `,` or `/`.
+fn endpoint_scheme(rest: &str) -> Result<(Option<bool>, &str), String> {
+    let next = rest.find([',', '/']).unwrap_or(rest.len());
+    match rest.find("://") {
+        Some(i) if i < next => match rest[..i].to_ascii_lowercase().as_str() {
+            "https" => Ok((Some(true), &rest[i + 3..])),
+            "http" => Ok((Some(false), &rest[i + 3..])),
+            other => Err(format!("unknown endpoint scheme {other:?} (http or https)")),
+        },
+        _ => Ok((None, rest)),
     }
 }
 
@@ -51,10 +108,11 @@ impl EtcdSettings {
     pub fn parse(rest: &str) -> Result<EtcdSettings, MetadataError> {
         let bad = |why: &str| MetadataError::Fatal {
             message: format!(
-                "etcd url: {why}; expected etcd://[user:password@]host:port[,host:port...][/prefix]"
+                "etcd url: {why}; expected \
+                 etcd://[user:password@][https://]host:port[,[https://]host:port...][/prefix]"
             ),
         };
-        let (auth, rest) = match rest.rsplit_once('@') {
+        let (auth, mut rest) = match rest.rsplit_once('@') {
             Some((auth, rest)) => (Some(auth), rest),
             None => (None, rest),
         };
@@ -65,21 +123,32 @@ impl EtcdSettings {
                 _ => return Err(bad("credentials must be user:password")),
             },
         };
-        let (hosts, prefix) = match rest.split_once('/') {
-            Some((h, p)) => (h, p.trim_matches('/')),
-            None => (rest, ""),
+        let mut endpoints = Vec::new();
+        let mut schemes = Vec::new();
+        let prefix = loop {
+            let (scheme, after) = endpoint_scheme(rest).map_err(|why| bad(&why))?;
+            let end = after.find([',', '/']).unwrap_or(after.len());
+            let endpoint = after[..end].trim();
+            if !endpoint.is_empty() {
+                endpoints.push(endpoint.to_owned());
+                schemes.push(scheme);
+            }
+            match after[end..].chars().next() {
+                Some(',') => rest = &after[end + 1..],
+                Some(_) => break after[end + 1..].trim_matches('/'),
+                None => break "",
+            }
         };
-        let endpoints: Vec<String> = hosts
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect();
         if endpoints.is_empty() {
             return Err(bad("no endpoint"));
         }
+        let https = schemes[0];
+        if schemes.iter().any(|s| *s != https) {
+            return Err(bad("every endpoint must be written with the same scheme"));
+        }
         Ok(EtcdSettings {
             endpoints,
+            https,
             user,
             prefix: if prefix.is_empty() {
                 String::new()
@@ -112,10 +181,68 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
+/// An error and its causes, `: `-separated (a refused certificate shows only in the causes
+/// of tonic's "transport error"); of a gRPC status, its message rather than its debug form.
+fn describe(e: &etcd_client::Error) -> String {
+    let (mut text, mut cause) = match e {
+        etcd_client::Error::GRpcStatus(status) => (
+            status.message().to_owned(),
+            std::error::Error::source(status),
+        ),
+        other => (other.to_string(), std::error::Error::source(other)),
+    };
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Answers of etcd's authentication that no retry changes: a wrong password or unknown
+/// user, no user while authentication is on, a user while it is off.
+fn auth_refused(message: &str) -> bool {
+    [
+        "authentication failed",
+        "user name is empty",
+        "user name not found",
+        "authentication is not enabled",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// A TLS handshake refused over certificates (not the network), by either side.
+fn tls_refused(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "invalid peer certificate",
+        "badcertificate",
+        "certificaterequired",
+        "unknownca",
+        "unsupportedcertificate",
+        "certificateunknown",
+        "http/2 was not negotiated",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
 fn map_error(op: &str, e: etcd_client::Error) -> MetadataError {
     use etcd_client::Error as E;
-    let message = format!("etcd {op}: {e}");
+    let message = format!("etcd {op}: {}", describe(&e));
     match &e {
+        E::GRpcStatus(status) if auth_refused(status.message()) => MetadataError::Fatal {
+            message: format!("{message} (check etcd.username and etcd.password)"),
+        },
+        _ if tls_refused(&message) => MetadataError::Fatal {
+            message: format!(
+                "{message}: TLS refused (check etcd.tls.ca.file, etcd.tls.cert.file and etcd.tls.key.file)"
+            ),
+        },
         E::GRpcStatus(status) => match status.code() as i32 {
             grpc::INVALID_ARGUMENT | grpc::FAILED_PRECONDITION
                 if status.message().contains("too many operations")
@@ -168,36 +295,61 @@ fn to_kv(prefix: &str, kv: &etcd_client::KeyValue) -> Result<KeyValue, MetadataE
 }
 
 impl EtcdMetadataStore {
-    /// Connects to the endpoints (`host:port`, comma-separated in the URL) and checks that
-    /// etcd answers, so a wrong address fails at start-up.
-    pub async fn connect(settings: EtcdSettings) -> Result<EtcdMetadataStore, MetadataError> {
+    /// Connects to the endpoints and checks that etcd answers, so a wrong address, a
+    /// refused certificate or a wrong password fails at start-up.
+    pub async fn connect(
+        settings: EtcdSettings,
+        options: EtcdOptions,
+    ) -> Result<EtcdMetadataStore, MetadataError> {
+        let fatal = |message: &str| MetadataError::Fatal {
+            message: message.to_owned(),
+        };
         let EtcdSettings {
             endpoints,
+            https,
             user,
             prefix,
         } = settings;
         if endpoints.is_empty() {
-            return Err(MetadataError::Fatal {
-                message: "etcd url names no endpoint: expected etcd://host:port[,host:port]".into(),
-            });
+            return Err(fatal(
+                "etcd url names no endpoint: expected etcd://host:port[,host:port]",
+            ));
         }
+        let user = match (user, options.user) {
+            (Some(_), Some(_)) => {
+                return Err(fatal(
+                    "etcd credentials given twice: in the metadata url and in etcd.username",
+                ))
+            }
+            (url, given) => url.or(given),
+        };
+        let tls = match (https, options.tls) {
+            (Some(false), Some(_)) => {
+                return Err(fatal(
+                    "etcd TLS settings are given but the metadata url says http://",
+                ))
+            }
+            (Some(true), tls) => Some(tls.unwrap_or_default()),
+            (_, tls) => tls,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let urls: Vec<String> = endpoints
             .iter()
-            .map(|e| {
-                if e.contains("://") {
-                    e.clone()
-                } else {
-                    format!("http://{e}")
-                }
-            })
+            .map(|e| format!("{scheme}://{e}"))
             .collect();
-        let mut options = etcd_client::ConnectOptions::new()
+        let mut connect_options = etcd_client::ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(10));
-        if let Some((name, password)) = user {
-            options = options.with_user(name, password);
+        if let Some(tls) = tls {
+            connect_options = connect_options.with_tls(tls_options(tls));
         }
-        let client = Client::connect(&urls, Some(options))
+        if let Some((name, password)) = user {
+            // etcd's tokens expire (JWT ones whether used or not): log in again then.
+            connect_options = connect_options
+                .with_user(name, password)
+                .with_auto_token_refresh(true);
+        }
+        let client = Client::connect(&urls, Some(connect_options))
             .await
             .map_err(|e| map_error("connect", e))?;
         let store = EtcdMetadataStore {
@@ -212,6 +364,18 @@ impl EtcdMetadataStore {
             .await
             .map_err(|e| map_error("status", e))?;
         Ok(store)
+    }
+}
+
+fn tls_options(tls: EtcdTls) -> etcd_client::TlsOptions {
+    let options = etcd_client::TlsOptions::new();
+    let options = match tls.ca_pem {
+        Some(ca) => options.ca_certificate(etcd_client::Certificate::from_pem(ca)),
+        None => options.with_native_roots(),
+    };
+    match tls.identity {
+        Some((cert, key)) => options.identity(etcd_client::Identity::from_pem(cert, key)),
+        None => options,
     }
 }
 
@@ -467,6 +631,19 @@ mod tests {
         let plain = EtcdSettings::parse("127.0.0.1:2379").unwrap();
         assert_eq!(plain.prefix, "");
         assert_eq!(plain.user, None);
+        assert_eq!(plain.https, None);
+        let tls =
+            EtcdSettings::parse("u:p@https://10.0.0.1:2379,HTTPS://10.0.0.2:2379/ns").unwrap();
+        assert_eq!(tls.endpoints, vec!["10.0.0.1:2379", "10.0.0.2:2379"]);
+        assert_eq!(tls.https, Some(true));
+        assert_eq!(tls.prefix, "ns/");
+        assert_eq!(
+            EtcdSettings::parse("http://h:1").unwrap().https,
+            Some(false)
+        );
+        assert!(EtcdSettings::parse("https://h:1,http://h:2").is_err());
+        assert!(EtcdSettings::parse("https://h:1,h:2").is_err());
+        assert!(EtcdSettings::parse("ftp://h:1").is_err());
         assert!(EtcdSettings::parse("/prefix").is_err());
         assert!(EtcdSettings::parse("nopassword@host:1").is_err());
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::location::{parse_location, Location};
 pub use embedded::EmbeddedMetadataStore;
-pub use etcd::{EtcdMetadataStore, EtcdSettings};
+pub use etcd::{EtcdMetadataStore, EtcdOptions, EtcdSettings, EtcdTls};
 pub use memory::MemoryMetadataStore;
 pub use metered::{MetadataMetrics, MeteredMetadataStore};
 
@@ -47,13 +47,24 @@ pub fn metadata_store_from_url(url: &str) -> Result<Arc<dyn MetadataStore>, Meta
 }
 
 /// Opens the metadata store named by `url`: everything [`metadata_store_from_url`] accepts,
-/// plus `etcd://[user:password@]host:port[,host:port...][/prefix]`, which connects and
+/// plus `etcd://[user:password@][https://]host:port[,...][/prefix]`, which connects and
 /// checks that etcd answers.
 pub async fn connect_metadata_store(url: &str) -> Result<Arc<dyn MetadataStore>, MetadataError> {
+    connect_metadata_store_with(url, &EtcdOptions::default()).await
+}
+
+/// [`connect_metadata_store`] with what the URL does not say about etcd: TLS and
+/// credentials. Other stores do not use `etcd`.
+pub async fn connect_metadata_store_with(
+    url: &str,
+    etcd: &EtcdOptions,
+) -> Result<Arc<dyn MetadataStore>, MetadataError> {
     let trimmed = url.trim();
     if let Some(rest) = trimmed.strip_prefix("etcd://") {
         let settings = EtcdSettings::parse(rest)?;
-        return Ok(Arc::new(EtcdMetadataStore::connect(settings).await?));
+        return Ok(Arc::new(
+            EtcdMetadataStore::connect(settings, etcd.clone()).await?,
+        ));
     }
     metadata_store_from_url(url)
 }

@@ -69,11 +69,25 @@ pub(crate) fn map_error_from(
                 key: key.to_owned(),
             }
         }
+        // A certificate the client does not trust: no retry changes that.
+        E::Generic { ref source, .. } if remote && tls_refused(&causes(source.as_ref())) => {
+            StoreError::Fatal {
+                message: format!(
+                    "{} {key} failed: {err}{}: TLS refused (check s3.tls.ca.file)",
+                    op.name(),
+                    causes(source.as_ref())
+                ),
+            }
+        }
         E::Generic { ref source, .. } => match io_kind(source.as_ref()) {
             Some(kind) => classify_io(op, key, kind, &err),
             // From a remote store: a server error, a timeout or a refused connection.
             None if remote => StoreError::Transient {
-                message: format!("{} {key} failed: {err}", op.name()),
+                message: format!(
+                    "{} {key} failed: {err}{}",
+                    op.name(),
+                    causes(source.as_ref())
+                ),
             },
             // A non-I/O generic error is a bug or a misconfiguration: retrying will not help.
             None => fatal(&err),
@@ -83,6 +97,35 @@ pub(crate) fn map_error_from(
         },
         other => fatal(&other),
     }
+}
+
+/// The causes under an error, each after `: ` (an HTTP client's "error sending request"
+/// says why only there).
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// A TLS handshake refused over certificates, by either side.
+fn tls_refused(causes: &str) -> bool {
+    let causes = causes.to_ascii_lowercase();
+    [
+        "invalid peer certificate",
+        "badcertificate",
+        "unknownca",
+        "certificateunknown",
+    ]
+    .iter()
+    .any(|m| causes.contains(m))
 }
 
 /// [`map_error_from`] for local stores.

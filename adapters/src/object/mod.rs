@@ -19,7 +19,7 @@ pub use local::LocalObjectStore;
 pub use memory::MemoryObjectStore;
 pub use metered::{MeteredObjectStore, ObjectStoreMetrics};
 pub use retrying::{RetryPolicy, RetryingObjectStore, TimeoutObjectStore};
-pub use s3::{S3ObjectStore, S3Settings};
+pub use s3::{S3Encryption, S3ObjectStore, S3Settings};
 
 /// Opens the object store named by `url`:
 /// - `memory://`: in memory, lost with the process;
@@ -28,6 +28,15 @@ pub use s3::{S3ObjectStore, S3Settings};
 /// - `s3://bucket[/prefix]`: S3 or an S3-compatible service, configured by the standard
 ///   `AWS_*` environment (see [`S3ObjectStore`]).
 pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    object_store_from_url_with(url, &S3Settings::default())
+}
+
+/// [`object_store_from_url`] with settings of S3 beyond the `AWS_*` environment (a CA
+/// bundle, server-side encryption). Other stores do not use `s3`.
+pub fn object_store_from_url_with(
+    url: &str,
+    s3: &S3Settings,
+) -> Result<Arc<dyn ObjectStore>, StoreError> {
     let location = parse_location(url, "file").map_err(|message| StoreError::Fatal { message })?;
     match location {
         Location::Memory => Ok(Arc::new(MemoryObjectStore::new())),
@@ -35,11 +44,7 @@ pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>, StoreErr
         Location::Other { scheme } if scheme == "s3" => {
             let rest = url.trim().split_once("://").map_or("", |(_, rest)| rest);
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            Ok(Arc::new(S3ObjectStore::open(
-                bucket,
-                prefix,
-                S3Settings::default(),
-            )?))
+            Ok(Arc::new(S3ObjectStore::open(bucket, prefix, s3.clone())?))
         }
         Location::Other { scheme } => Err(StoreError::Fatal {
             message: format!(

@@ -6,10 +6,15 @@
 //! kafscale metadata backup --metadata etcd://10.0.0.5:2379/prod --to s3://backups/kafscale/2026-12-07.kmb
 //! kafscale metadata restore --metadata etcd://10.0.0.9:2379/prod --from s3://backups/kafscale/2026-12-07.kmb
 //! ```
+//!
+//! TLS and credentials of etcd and S3 (`etcd.*`, `s3.*`) and the keys of encryption at rest
+//! (`encryption.keys`: backups written to an object store are sealed) come from `--config`
+//! (a broker's TOML file) and the `KAFSCALE_*` environment, as for `kafscale serve`; S3's
+//! endpoint and keys from the `AWS_*` environment.
 
 use bytes::Bytes;
 use clap::Subcommand;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::client::CliError;
 use super::Output;
@@ -28,6 +33,10 @@ pub enum MetadataCommand {
         /// (s3://BUCKET/PREFIX/NAME, file:///DIR/NAME); an existing backup is never replaced
         #[arg(long)]
         to: String,
+        /// Broker configuration (TOML) whose etcd.*, s3.* and encryption.keys settings say how
+        /// to reach and read the stores (TLS, credentials, encryption)
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Restore a backup into an empty metadata store (start the brokers afterwards)
     Restore {
@@ -41,18 +50,27 @@ pub enum MetadataCommand {
         /// bucket lacks and objects written after the backup that it does not bring back
         #[arg(long)]
         object_store: Option<String>,
+        /// Broker configuration (TOML) whose etcd.*, s3.* and encryption.keys settings say how
+        /// to reach and read the stores (TLS, credentials, encryption)
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
 pub async fn run(cmd: MetadataCommand) -> Result<Output, CliError> {
     match cmd {
-        MetadataCommand::Backup { metadata, to } => {
-            let meta = connect(&metadata).await?;
+        MetadataCommand::Backup {
+            metadata,
+            to,
+            config,
+        } => {
+            let stores = Stores::load(config.as_deref())?;
+            let meta = stores.connect(&metadata).await?;
             let backup = Backup::take(meta.as_ref(), SystemClock::new().now_ms())
                 .await
                 .map_err(|e| CliError::Invalid(format!("cannot read {metadata}: {e}")))?;
             let file = backup.encode();
-            write(&to, file.clone()).await?;
+            stores.write(&to, file.clone()).await?;
             Ok(Output {
                 text: format!(
                     "backed up {} keys at revision {} to {to} ({} bytes)\n",
@@ -72,11 +90,13 @@ pub async fn run(cmd: MetadataCommand) -> Result<Output, CliError> {
             metadata,
             from,
             object_store,
+            config,
         } => {
-            let file = read(&from).await?;
+            let stores = Stores::load(config.as_deref())?;
+            let file = stores.read(&from).await?;
             let backup =
                 Backup::decode(&file).map_err(|e| CliError::Invalid(format!("{from}: {e}")))?;
-            let meta = connect(&metadata).await?;
+            let meta = stores.connect(&metadata).await?;
             let report = backup
                 .restore(meta.as_ref())
                 .await
@@ -88,7 +108,7 @@ pub async fn run(cmd: MetadataCommand) -> Result<Output, CliError> {
             let mut json = serde_json::json!({ "restore": report });
             if let Some(url) = object_store {
                 let check = backup
-                    .check_bucket(meta.as_ref(), store(&url)?.as_ref())
+                    .check_bucket(meta.as_ref(), stores.store(&url)?.as_ref())
                     .await
                     .map_err(|e| CliError::Invalid(format!("cannot check {url}: {e}")))?;
                 text.push_str(&bucket_report(&check));
@@ -121,12 +141,63 @@ fn bucket_report(check: &BucketCheck) -> String {
     text
 }
 
-async fn connect(
-    url: &str,
-) -> Result<std::sync::Arc<dyn kafscale_core::ports::MetadataStore>, CliError> {
-    kafscale_adapters::connect_metadata_store(url)
-        .await
-        .map_err(|e| CliError::Invalid(format!("metadata store {url}: {e}")))
+/// How to reach and read the stores: the `etcd.*`, `s3.*` and `encryption.keys` settings.
+struct Stores(crate::config::StoreOptions);
+
+impl Stores {
+    fn load(config: Option<&Path>) -> Result<Stores, CliError> {
+        crate::config::load_store_options(config, crate::config::process_env())
+            .map(Stores)
+            .map_err(|e| CliError::Invalid(e.to_string()))
+    }
+
+    async fn connect(
+        &self,
+        url: &str,
+    ) -> Result<std::sync::Arc<dyn kafscale_core::ports::MetadataStore>, CliError> {
+        kafscale_adapters::connect_metadata_store_with(url, &self.0.etcd)
+            .await
+            .map_err(|e| CliError::Invalid(format!("metadata store {url}: {e}")))
+    }
+
+    fn store(&self, url: &str) -> Result<std::sync::Arc<dyn ObjectStore>, CliError> {
+        let store = kafscale_adapters::object_store_from_url_with(url, &self.0.s3)
+            .map_err(|e| CliError::Invalid(format!("object store {url}: {e}")))?;
+        crate::broker::encrypted(store, self.0.encryption_keys.as_deref())
+            .map_err(|e| CliError::Invalid(format!("{e:#}")))
+    }
+
+    async fn write(&self, to: &str, file: Bytes) -> Result<(), CliError> {
+        let failed =
+            |e: &dyn std::fmt::Display| CliError::Invalid(format!("cannot write {to}: {e}"));
+        match object_location(to) {
+            Some((dir, name)) => self
+                .store(dir)?
+                .put(name, file, PutMode::Create)
+                .await
+                .map_err(|e| failed(&e)),
+            None if to.contains("://") => Err(CliError::Invalid(format!(
+                "{to}: expected an object store URL ending in the backup's name"
+            ))),
+            None => std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(Path::new(to))
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, &file).and_then(|_| f.sync_all())
+                })
+                .map_err(|e| failed(&e)),
+        }
+    }
+
+    async fn read(&self, from: &str) -> Result<Bytes, CliError> {
+        let failed =
+            |e: &dyn std::fmt::Display| CliError::Invalid(format!("cannot read {from}: {e}"));
+        match object_location(from) {
+            Some((dir, name)) => self.store(dir)?.get(name).await.map_err(|e| failed(&e)),
+            None => std::fs::read(from).map(Bytes::from).map_err(|e| failed(&e)),
+        }
+    }
 }
 
 /// An object store URL (`scheme://...`) splits into the store and the object's name; anything
@@ -138,36 +209,4 @@ fn object_location(location: &str) -> Option<(&str, &str)> {
     location
         .rsplit_once('/')
         .filter(|(_, name)| !name.is_empty())
-}
-
-fn store(url: &str) -> Result<std::sync::Arc<dyn ObjectStore>, CliError> {
-    kafscale_adapters::object_store_from_url(url)
-        .map_err(|e| CliError::Invalid(format!("object store {url}: {e}")))
-}
-
-async fn write(to: &str, file: Bytes) -> Result<(), CliError> {
-    let failed = |e: &dyn std::fmt::Display| CliError::Invalid(format!("cannot write {to}: {e}"));
-    match object_location(to) {
-        Some((dir, name)) => store(dir)?
-            .put(name, file, PutMode::Create)
-            .await
-            .map_err(|e| failed(&e)),
-        None if to.contains("://") => Err(CliError::Invalid(format!(
-            "{to}: expected an object store URL ending in the backup's name"
-        ))),
-        None => std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(Path::new(to))
-            .and_then(|mut f| std::io::Write::write_all(&mut f, &file).and_then(|_| f.sync_all()))
-            .map_err(|e| failed(&e)),
-    }
-}
-
-async fn read(from: &str) -> Result<Bytes, CliError> {
-    let failed = |e: &dyn std::fmt::Display| CliError::Invalid(format!("cannot read {from}: {e}"));
-    match object_location(from) {
-        Some((dir, name)) => store(dir)?.get(name).await.map_err(|e| failed(&e)),
-        None => std::fs::read(from).map(Bytes::from).map_err(|e| failed(&e)),
-    }
 }

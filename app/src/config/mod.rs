@@ -9,6 +9,7 @@ mod flags;
 mod listeners;
 mod reference;
 mod sections;
+mod stores;
 mod values;
 
 use figment::providers::{Env, Format, Toml};
@@ -54,6 +55,10 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub object_store_url: String,
     pub metadata_url: String,
+    /// TLS and credentials towards etcd (used with an `etcd://` metadata URL).
+    pub etcd: kafscale_adapters::EtcdOptions,
+    /// CA bundle and server-side encryption of S3 (used with an `s3://` object store).
+    pub s3: kafscale_adapters::S3Settings,
     /// Timeout and retries of object-store requests.
     pub object_store_retry: RetryPolicy,
     pub auto_create_topics: bool,
@@ -83,6 +88,35 @@ pub fn load(
     env: Env,
     flags: BTreeMap<String, serde_json::Value>,
 ) -> Result<Config, ConfigError> {
+    let mut merged = merge(file, env)?;
+    merged.extend(flags);
+    Config::try_from(Values::parse(merged)?)
+}
+
+/// How to reach and read the stores, as a broker configuration says.
+pub struct StoreOptions {
+    pub etcd: kafscale_adapters::EtcdOptions,
+    pub s3: kafscale_adapters::S3Settings,
+    /// `encryption.keys`: objects are sealed and opened with these keys.
+    pub encryption_keys: Option<PathBuf>,
+}
+
+/// The store settings (`etcd.*`, `s3.*`, `encryption.keys`) of a broker configuration, file
+/// and environment: for the commands that open the stores themselves (`kafscale metadata`).
+pub fn load_store_options(file: Option<&Path>, env: Env) -> Result<StoreOptions, ConfigError> {
+    let values = Values::parse(merge(file, env)?)?;
+    Ok(StoreOptions {
+        etcd: stores::etcd(&values)?,
+        s3: stores::s3(&values)?,
+        encryption_keys: stores::encryption_keys(&values),
+    })
+}
+
+/// The file and environment layers, flattened to dotted keys.
+fn merge(
+    file: Option<&Path>,
+    env: Env,
+) -> Result<BTreeMap<String, serde_json::Value>, ConfigError> {
     let mut merged: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
@@ -101,8 +135,7 @@ pub fn load(
         .extract::<Dict>()
         .map_err(|e| ConfigError::Env(e.to_string()))?;
     flatten("", dict, &mut merged);
-    merged.extend(flags);
-    Config::try_from(Values::parse(merged)?)
+    Ok(merged)
 }
 
 /// The environment layer for the real process.

@@ -56,6 +56,7 @@ impl TryFrom<Values> for Config {
     fn try_from(v: Values) -> Result<Config, ConfigError> {
         let listeners = super::listeners::listeners(&v)?;
         let (object_store_url, metadata_url) = storage_urls(&v)?;
+        super::stores::check_used(&v, &object_store_url, &metadata_url)?;
         let cluster = cluster_config(&v);
         let max_request_bytes = v.size(&s::SOCKET_REQUEST_MAX_BYTES)?;
         let log = log_config(&v, cluster.broker_id)?;
@@ -76,14 +77,13 @@ impl TryFrom<Values> for Config {
                 .map(PathBuf::from),
             audit_allows: v.bool(&s::AUDIT_LOG_ALLOWS),
             authorization,
-            encryption_keys: v
-                .text(&s::ENCRYPTION_KEYS)
-                .filter(|f| !f.is_empty())
-                .map(PathBuf::from),
+            encryption_keys: super::stores::encryption_keys(&v),
             listeners,
             http_listen: parse_addr(&v, &s::HTTP_LISTEN)?,
             object_store_url,
             metadata_url,
+            etcd: super::stores::etcd(&v)?,
+            s3: super::stores::s3(&v)?,
             object_store_retry: RetryPolicy {
                 timeout: millis(&v, &s::OBJECT_STORE_TIMEOUT_MS),
                 attempts: u32::try_from(v.int(&s::OBJECT_STORE_RETRIES)).unwrap_or(u32::MAX - 1)

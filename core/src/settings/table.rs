@@ -201,13 +201,39 @@ pub const OBJECT_STORE: Setting = setting("object.store", S::Storage,
     Kind::Text("memory://, file:///abs/dir or s3://bucket[/prefix]"),
     D::Unset("file://<data.dir>/objects"), "object store URL");
 pub const METADATA: Setting = setting("metadata", S::Storage,
-    Kind::Text("memory://, embedded:///abs/dir or etcd://[user:password@]host:port[,host:port...][/prefix]"),
+    Kind::Text("memory://, embedded:///abs/dir or etcd://[user:password@][https://]host:port[,[https://]host:port...][/prefix]"),
     D::Unset("embedded://<data.dir>/metadata"),
     "metadata store URL; etcd is checked at start-up and every key lives under prefix/, so clusters can share an etcd");
 pub const OBJECT_STORE_TIMEOUT_MS: Setting = setting("object.store.timeout.ms", S::Storage,
     long(1, MAX), D::Int(30_000), "bound on one object-store request");
 pub const OBJECT_STORE_RETRIES: Setting = setting("object.store.retries", S::Storage,
     int(0, u32::MAX as i64 - 1), D::Int(2), "retries of idempotent object-store requests");
+
+// Storage: the broker's own connections to etcd and S3.
+pub const ETCD_TLS_CA_FILE: Setting = setting("etcd.tls.ca.file", S::Storage,
+    Kind::Text("a PEM file"), D::Unset("the system's roots, with https:// endpoints"),
+    "CA certificates etcd's server certificates are checked against; turns TLS towards etcd on (endpoints written https:// do too)");
+pub const ETCD_TLS_CERT_FILE: Setting = setting("etcd.tls.cert.file", S::Storage,
+    Kind::Text("a PEM file"), D::Unset("none"),
+    "client certificate (chain) the broker shows etcd, for etcd's --client-cert-auth; with etcd.tls.key.file");
+pub const ETCD_TLS_KEY_FILE: Setting = setting("etcd.tls.key.file", S::Storage,
+    Kind::Text("a PEM file"), D::Unset("none"),
+    "unencrypted private key (PKCS#8, PKCS#1 or SEC1) of etcd.tls.cert.file");
+pub const ETCD_USERNAME: Setting = setting("etcd.username", S::Storage, Kind::Text("a user name"),
+    D::Unset("none, or user:password@ in the metadata url"),
+    "etcd user the broker authenticates as; with etcd.password");
+pub const ETCD_PASSWORD: Setting = setting("etcd.password", S::Storage, Kind::Text("a password"),
+    D::Unset("none"),
+    "password of etcd.username; KAFSCALE_ETCD_PASSWORD keeps it off command lines and out of files");
+pub const S3_TLS_CA_FILE: Setting = setting("s3.tls.ca.file", S::Storage,
+    Kind::Text("a PEM file"), D::Unset("the system's roots"),
+    "CA certificates trusted for an https:// S3 endpoint (AWS_ENDPOINT_URL), besides the system's roots");
+pub const S3_SSE_TYPE: Setting = setting("s3.sse.type", S::Storage,
+    Kind::OneOf(&["AES256", "aws:kms"]), D::Unset("none: the bucket's default encryption"),
+    "server-side encryption asked for on every object written: AES256 (SSE-S3) or aws:kms (SSE-KMS)");
+pub const S3_SSE_KMS_KEY_ID: Setting = setting("s3.sse.kms.key.id", S::Storage,
+    Kind::Text("a KMS key id, ARN or alias"), D::Unset("the account's aws/s3 key"),
+    "KMS key of s3.sse.type aws:kms");
 
 // Log.
 pub const FLUSH_MS: Setting = setting("flush.ms", S::Log, long(0, MAX), D::Int(0),
@@ -282,6 +308,14 @@ pub const SETTINGS: &[Setting] = &[
     METADATA,
     OBJECT_STORE_TIMEOUT_MS,
     OBJECT_STORE_RETRIES,
+    ETCD_TLS_CA_FILE,
+    ETCD_TLS_CERT_FILE,
+    ETCD_TLS_KEY_FILE,
+    ETCD_USERNAME,
+    ETCD_PASSWORD,
+    S3_TLS_CA_FILE,
+    S3_SSE_TYPE,
+    S3_SSE_KMS_KEY_ID,
     FLUSH_MS,
     FLUSH_BYTES,
     CACHE_BYTES,
