@@ -1,8 +1,9 @@
 """ACLs enforced with Kafka's rules, driven by confluent-kafka: an allowed producer, a denied
 one, a consumer allowed on the topic but not the group, prefixed ACLs, deny over allow, a
 super user, Metadata hiding topics, and ACLs created, described and deleted with the
-AdminClient. Clients log in with SCRAM on a SASL_PLAINTEXT listener; the PLAINTEXT listener
-is the operators' (its ANONYMOUS principal is a super user, as an internal listener often is)."""
+AdminClient. Clients log in with SCRAM on a SASL_PLAINTEXT listener (SASL_SSL in the
+three-broker test); the PLAINTEXT listener is the operators' (its ANONYMOUS principal is a
+super user, as an internal listener often is)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
                                    ScramMechanism, UserScramCredentialUpsertion)
 
 from clients import create_topic, unique
+from test_security import pki, sasl  # noqa: F401 (pki is a fixture)
 
 ETCD_URL = os.environ.get("KAFSCALE_TEST_ETCD_URL")
 S3_URL = os.environ.get("KAFSCALE_TEST_S3_URL")
@@ -178,11 +180,21 @@ def test_acls_are_created_described_and_deleted_by_the_admin_client(secured):
 
 @pytest.mark.skipif(not ETCD_URL and os.environ.get("KAFSCALE_TEST_REQUIRE_ETCD") != "1",
                     reason="no etcd; ./scripts/test.sh starts one")
-def test_an_acl_created_through_one_broker_is_enforced_by_the_others_within_a_second(broker_factory):
+def test_an_acl_or_user_created_through_one_broker_is_enforced_by_the_others_within_a_second(
+        broker_factory, pki):
+    """Three brokers on etcd, clients on SASL_SSL with SCRAM."""
     ns = unique("aclcl")
+    config = CONFIG.replace("sasl_plaintext", "sasl_ssl") + f"""
+"listener.security.protocol.map" = "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+"ssl.keystore.location" = "{pki / 'server.pem'}"
+"""
     brokers = [broker_factory(args=["--metadata", f"{ETCD_URL}/{ns}", "--object-store", f"{S3_URL}/{ns}",
-                                    "--broker-id", str(i)], listeners=["SASL_PLAINTEXT"], config=CONFIG,
+                                    "--broker-id", str(i)], listeners=["SASL_SSL"], config=config,
                               name=f"b{i}") for i in range(3)]
+
+    def client_conf(b, user: str) -> dict:
+        return sasl(b, "SASL_SSL", "SCRAM-SHA-256", user, f"{user}-pw", pki)
+
     add_users(brokers[0].bootstrap)
     topic = unique("shared")
     create_topic(brokers[0].bootstrap, topic, 3)
@@ -206,3 +218,21 @@ def test_an_acl_created_through_one_broker_is_enforced_by_the_others_within_a_se
     # own clients, so the bound leaves room for a slow CI machine.
     assert took < 2.0
     assert produce_one(client_conf(brokers[2], "alice"), topic) is None
+
+    # A user made through one broker logs in on the others.
+    a = AdminClient({"bootstrap.servers": brokers[2].bootstrap})
+    up = UserScramCredentialUpsertion("dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"dave-pw")
+    for f in a.alter_user_scram_credentials([up]).values():
+        f.result(30)
+    created = time.monotonic()
+    for b in brokers[:2]:
+        while True:
+            try:
+                AdminClient(dict(client_conf(b, "dave"), **{"retries": 0})).list_topics(timeout=3)
+                break
+            except KafkaException:
+                assert time.monotonic() - created < 10, f"{b.name} still refuses dave"
+                time.sleep(0.05)
+    took = time.monotonic() - created
+    print(f"user accepted by the other two brokers {took:.2f} s after AlterUserScramCredentials")
+    assert took < 2.0
