@@ -35,6 +35,9 @@ pub enum RequestError {
     NoRecords,
     #[error("record batch of {size} bytes exceeds the topic's max.message.bytes of {max}")]
     TopicMessageTooLarge { size: usize, max: usize },
+    /// A CreateTime batch whose timestamps lie too far from the broker's clock.
+    #[error("timestamps {first}..{max} lie outside the topic's message.timestamp.before/after.max.ms of the broker's time {now}")]
+    InvalidTimestamp { first: i64, max: i64, now: i64 },
     #[error("zstd requires produce v7 or later")]
     ZstdNeedsProduceV7,
     /// The object store is known to be down: refused before anything is queued.
@@ -108,6 +111,7 @@ impl RequestError {
             E::InvalidRequiredAcks(_) => R::InvalidRequiredAcks,
             E::NoRecords => R::InvalidRecord,
             E::TopicMessageTooLarge { .. } => R::MessageTooLarge,
+            E::InvalidTimestamp { .. } => R::InvalidTimestamp,
             E::ZstdNeedsProduceV7 => R::UnsupportedCompressionType,
             E::StorageUnavailable => R::KafkaStorageError,
             // What Kafka answers a client that may not use transactions.

@@ -15,6 +15,7 @@ const EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 const CRC_FROM: usize = 21;
+const MAX_TIMESTAMP_AT: usize = 35;
 
 /// Compression codec, from attribute bits 0-2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,18 @@ pub fn rewrite_codec(batch: &mut [u8], codec: Codec) -> Result<(), BatchError> {
     let crc = crc32c::crc32c(&batch[CRC_FROM..]);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(())
+}
+
+/// Marks a validated batch as timestamped by the broker (`LogAppendTime`) at `now`, as Kafka
+/// stores batches of topics with `message.timestamp.type` LogAppendTime: the timestamp-type
+/// bit of the attributes set, the max timestamp set to `now`, the CRC rewritten. Clients read
+/// every record's timestamp as the batch's max timestamp then.
+pub fn set_log_append_time(batch: &mut [u8], now: Millis) {
+    debug_assert!(batch.len() >= HEADER_LEN);
+    batch[CRC_FROM + 1] |= 0x08;
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_FROM..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// What is wrong with bytes that claim to be record batches.
@@ -172,7 +185,7 @@ pub fn peek_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         attributes: i16_at(buf, 21),
         last_offset_delta: i32_at(buf, 23),
         first_timestamp: i64_at(buf, 27),
-        max_timestamp: i64_at(buf, 35),
+        max_timestamp: i64_at(buf, MAX_TIMESTAMP_AT),
         producer_id: i64_at(buf, 43),
         producer_epoch: i16_at(buf, 51),
         base_sequence: i32_at(buf, 53),

@@ -17,6 +17,23 @@ pub struct TopicSettings {
     /// `compression.type`: the codec batches are stored in, with its level; `None`
     /// (`producer`) keeps each batch as its producer compressed it.
     pub compression: Option<(Codec, Level)>,
+    /// `message.timestamp.type` LogAppendTime: batches are timestamped by the broker.
+    pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms` / `after.max.ms` (or the deprecated
+    /// `message.timestamp.difference.max.ms` for both): how far a producer's timestamp may lie
+    /// behind or ahead of the broker's clock; `None`: any distance.
+    pub timestamp_before_max_ms: Option<i64>,
+    pub timestamp_after_max_ms: Option<i64>,
+}
+
+impl TopicSettings {
+    /// Whether batches of this topic are changed or checked before they are stored.
+    pub fn shapes_batches(&self) -> bool {
+        self.compression.is_some()
+            || self.log_append_time
+            || self.timestamp_before_max_ms.is_some()
+            || self.timestamp_after_max_ms.is_some()
+    }
 }
 
 impl TopicSettings {
@@ -32,8 +49,21 @@ impl TopicSettings {
             },
             max_message_bytes: parsed(topic, "max.message.bytes"),
             compression: compression(topic),
+            log_append_time: topic
+                .configs
+                .get("message.timestamp.type")
+                .is_some_and(|t| t == "LogAppendTime"),
+            timestamp_before_max_ms: bound(topic, "message.timestamp.before.max.ms"),
+            timestamp_after_max_ms: bound(topic, "message.timestamp.after.max.ms"),
         }
     }
+}
+
+/// A timestamp bound: the topic's own, else the deprecated difference; `i64::MAX` is none.
+fn bound(topic: &TopicRecord, name: &str) -> Option<i64> {
+    parsed::<i64>(topic, name)
+        .or_else(|| parsed(topic, "message.timestamp.difference.max.ms"))
+        .filter(|ms| *ms != i64::MAX)
 }
 
 fn compression(topic: &TopicRecord) -> Option<(Codec, Level)> {
@@ -70,6 +100,30 @@ mod tests {
                 .collect(),
             created_ms: 0,
         }
+    }
+
+    #[test]
+    fn timestamp_policy() {
+        let log = LogConfig::default();
+        let of = |c: &[(&str, &str)]| TopicSettings::of(&topic(c), &log);
+        let plain = of(&[]);
+        assert!(!plain.log_append_time && !plain.shapes_batches());
+        assert!(of(&[("message.timestamp.type", "LogAppendTime")]).log_append_time);
+        let old = of(&[("message.timestamp.difference.max.ms", "5000")]);
+        assert_eq!(
+            (old.timestamp_before_max_ms, old.timestamp_after_max_ms),
+            (Some(5000), Some(5000))
+        );
+        let new = of(&[
+            ("message.timestamp.difference.max.ms", "5000"),
+            ("message.timestamp.after.max.ms", "100"),
+            ("message.timestamp.before.max.ms", "9223372036854775807"),
+        ]);
+        assert_eq!(
+            (new.timestamp_before_max_ms, new.timestamp_after_max_ms),
+            (None, Some(100))
+        );
+        assert!(new.shapes_batches());
     }
 
     #[test]

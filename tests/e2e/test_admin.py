@@ -74,7 +74,7 @@ def test_create_topics_validate_only_and_invalid_configs(bootstrap):
         ({"cleanup.policy": "compact"}, "compaction is not supported"),
         ({"retention.ms": "soon"}, "retention.ms"),
         ({"no.such.config": "1"}, "unknown topic config"),
-        ({"message.timestamp.type": "LogAppendTime"}, "LogAppendTime is not supported"),
+        ({"message.timestamp.type": "BrokerTime"}, "message.timestamp.type"),
     ]:
         fs = a.create_topics([NewTopic(name, 1, 1, config=config)], operation_timeout=TIMEOUT)
         err = error_of(fs[name])
@@ -146,6 +146,44 @@ def test_legacy_topic_configs_are_accepted_and_described(bootstrap):
         assert configs[default].source == ConfigSource.DEFAULT_CONFIG.value, default
     produce(bootstrap, name, records(3, "legacy"))
     assert len(consume(bootstrap, name, partitions=1, expected=3)) == 3
+
+
+def test_log_append_time_and_timestamp_bounds(bootstrap):
+    """message.timestamp.type LogAppendTime: records carry the broker's time whatever the
+    producer said (and the produce response gives it); message.timestamp.before.max.ms refuses
+    CreateTime records older than that with INVALID_TIMESTAMP."""
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
+
+    a = admin(bootstrap)
+    stamped, bounded = unique("adm-lat"), unique("adm-bound")
+    fs = a.create_topics([NewTopic(stamped, 1, 1, config={"message.timestamp.type": "LogAppendTime"}),
+                          NewTopic(bounded, 1, 1, config={"message.timestamp.before.max.ms": "60000"})],
+                         operation_timeout=TIMEOUT)
+    for f in fs.values():
+        f.result(TIMEOUT)
+    before = int(time.time() * 1000)
+    produce(bootstrap, stamped, [Rec(b"k", b"v", [], 1_000, 0, None, None) for _ in range(5)])
+    after = int(time.time() * 1000)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("g")})
+    c.assign([TopicPartition(stamped, 0, 0)])
+    got = []
+    deadline = time.monotonic() + TIMEOUT
+    while len(got) < 5 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.timestamp())
+    c.close()
+    assert len(got) == 5
+    assert all(kind == TIMESTAMP_LOG_APPEND_TIME and before - 1000 <= ts <= after + 1000 for kind, ts in got), got
+
+    errors = []
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": False, "message.timeout.ms": 10000})
+    # Separate batches: the check is per batch.
+    p.produce(bounded, b"old", timestamp=1_000, on_delivery=lambda err, msg: errors.append(err))
+    p.flush(15)
+    p.produce(bounded, b"now", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(15)
+    assert [e.code() if e else None for e in errors] == [KafkaError.INVALID_TIMESTAMP, None], errors
 
 
 def test_incremental_alter_configs(bootstrap):

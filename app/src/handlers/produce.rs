@@ -12,8 +12,8 @@ use kafscale_adapters::HealthState;
 use kafscale_core::batch::{self, Codec};
 use kafscale_core::log::{AppendRequest, AppendTicket, Appended};
 use kafscale_core::topic_settings::TopicSettings;
-use kafscale_core::unpack::{self, Level};
-use kafscale_core::{Error, PartitionId, PartitionKey, TopicId};
+use kafscale_core::unpack;
+use kafscale_core::{Error, Millis, PartitionId, PartitionKey, TopicId};
 
 use super::leader_hint::LeaderHints;
 use super::{str_bytes, topic_name};
@@ -28,7 +28,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 enum Part {
     Failed(RequestError),
-    Waiting(AppendTicket),
+    /// Queued, awaiting its commit; with the time the broker stamped it with
+    /// (`LogAppendTime` topics).
+    Waiting(AppendTicket, Option<Millis>),
     Queued,
 }
 
@@ -154,12 +156,14 @@ fn append(
             }
         }
     }
-    let records = match topic.compression {
-        Some((codec, level)) => match stored_as(records, codec, level) {
+    let append_time = topic.log_append_time.then(|| ctx.log.now_ms());
+    let records = if topic.shapes_batches() {
+        match as_topic_stores(records, topic, ctx.log.now_ms(), append_time) {
             Ok(records) => records,
-            Err(e) => return Part::Failed(e.into()),
-        },
-        None => records,
+            Err(e) => return Part::Failed(e),
+        }
+    } else {
+        records
     };
     let len = records.len() as u64;
     match ctx.log.append(AppendRequest {
@@ -170,7 +174,7 @@ fn append(
         Ok(ticket) => {
             ctx.metrics.produced_bytes.inc_by(len);
             ctx.metrics.produced_batches.inc();
-            ticket.map_or(Part::Queued, Part::Waiting)
+            ticket.map_or(Part::Queued, |t| Part::Waiting(t, append_time))
         }
         Err(e) => {
             tracing::debug!(partition = %key, error = %e, "produce rejected");
@@ -179,19 +183,57 @@ fn append(
     }
 }
 
-/// The batch in the codec its topic's `compression.type` names: checked first (a batch that
-/// arrived damaged must not gain a valid CRC), then recompressed unless it is in that codec
-/// already (levels are not compared, as in Kafka) or is a control batch.
-fn stored_as(records: Bytes, codec: Codec, level: Level) -> Result<Bytes, Error> {
-    let header = batch::validate_single(&records)?;
-    if header.codec()? == codec || header.is_control() {
+/// The batch as its topic stores it, for topics whose configs shape batches. It is checked
+/// first (a batch that arrived damaged must not gain a valid CRC). Then, unless it is a
+/// control batch:
+/// - CreateTime: its first and max timestamps must lie within `message.timestamp.before.max.ms`
+///   and `after.max.ms` of the broker's clock (INVALID_TIMESTAMP);
+/// - `compression.type`: recompressed unless already in that codec (levels are not compared,
+///   as in Kafka);
+/// - LogAppendTime: stamped with `append_time`.
+fn as_topic_stores(
+    records: Bytes,
+    topic: &TopicSettings,
+    now: Millis,
+    append_time: Option<Millis>,
+) -> Result<Bytes, RequestError> {
+    let header = batch::validate_single(&records).map_err(Error::from)?;
+    if header.is_control() {
         return Ok(records);
     }
-    unpack::recompress(&records, codec, level).map_err(|e| {
-        tracing::debug!(error = %e, "batch not recompressed");
-        Error::CorruptBatch(batch::BatchError::Invalid(
-            "records do not decompress with their codec",
-        ))
+    if append_time.is_none() {
+        let too_old = topic
+            .timestamp_before_max_ms
+            .is_some_and(|max| header.first_timestamp < now.saturating_sub(max));
+        let too_new = topic
+            .timestamp_after_max_ms
+            .is_some_and(|max| header.max_timestamp > now.saturating_add(max));
+        if too_old || too_new {
+            return Err(RequestError::InvalidTimestamp {
+                first: header.first_timestamp,
+                max: header.max_timestamp,
+                now,
+            });
+        }
+    }
+    let records = match topic.compression {
+        Some((codec, level)) if header.codec().map_err(Error::from)? != codec => {
+            unpack::recompress(&records, codec, level).map_err(|e| {
+                tracing::debug!(error = %e, "batch not recompressed");
+                Error::CorruptBatch(batch::BatchError::Invalid(
+                    "records do not decompress with their codec",
+                ))
+            })?
+        }
+        _ => records,
+    };
+    Ok(match append_time {
+        Some(now) => {
+            let mut stamped = records.to_vec();
+            batch::set_log_append_time(&mut stamped, now);
+            Bytes::from(stamped)
+        }
+        None => records,
     })
 }
 
@@ -221,9 +263,9 @@ impl Staged {
                 let result = match part {
                     Part::Failed(e) => Err(e),
                     Part::Queued => Err(RequestError::Invalid("unexpected queued append".into())),
-                    Part::Waiting(ticket) => {
+                    Part::Waiting(ticket, append_time) => {
                         match tokio::time::timeout_at(deadline, ticket).await {
-                            Ok(Ok(Ok(appended))) => Ok(appended),
+                            Ok(Ok(Ok(appended))) => Ok((appended, append_time)),
                             Ok(Ok(Err(e))) => Err(e.into()),
                             Ok(Err(_)) => Err(RequestError::TimedOut("append abandoned")),
                             Err(_) => Err(RequestError::TimedOut("commit did not finish in time")),
@@ -256,14 +298,15 @@ impl Staged {
 fn partition_response(
     version: i16,
     index: i32,
-    result: Result<Appended, RequestError>,
+    result: Result<(Appended, Option<Millis>), RequestError>,
 ) -> PartitionProduceResponse {
     let mut p = PartitionProduceResponse::default();
     p.index = index;
     p.log_append_time_ms = -1;
     match result {
-        Ok(appended) => {
+        Ok((appended, append_time)) => {
             p.base_offset = appended.base_offset.0;
+            p.log_append_time_ms = append_time.unwrap_or(-1);
             if version >= 5 {
                 p.log_start_offset = appended.log_start_offset.0;
             }

@@ -275,6 +275,11 @@ impl LogService {
         &self.shared.config
     }
 
+    /// The log's clock: the time a batch appended now is appended at (`LogAppendTime`).
+    pub fn now_ms(&self) -> crate::Millis {
+        self.shared.clock.now_ms()
+    }
+
     /// Validates a batch and queues it for the next flush. The order of calls is the order
     /// of offsets within a partition.
     pub fn append(&self, req: AppendRequest) -> Result<Option<AppendTicket>> {
