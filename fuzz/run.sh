@@ -17,7 +17,7 @@ if [ "${1:-}" = "-t" ]; then
   SECONDS_EACH=$2
   shift 2
 fi
-ALL=(frame request response records batch flush_object stored)
+ALL=(frame request response records batch flush_object stored sasl encrypted)
 TARGETS=("$@")
 [ "${#TARGETS[@]}" -gt 0 ] || TARGETS=("${ALL[@]}")
 

@@ -22,7 +22,11 @@
 //! material; `#` starts a comment). The last key seals new objects; every key in the file
 //! opens them, so keys rotate by appending a line, without rewriting data. The file is read
 //! again when it changes. Objects written before encryption was turned on (without the
-//! header) are still read as they are.
+//! header) are still read as they are. An object that starts with the magic but is shorter
+//! than a header, or that has a header's shape behind a damaged magic, is a damaged sealed
+//! object and reads as an error. (Damage to the magic and to the rest of the header at once
+//! makes an object that cannot be told from one written without encryption: it reads as its
+//! raw bytes, as such objects do.)
 
 use async_trait::async_trait;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
@@ -287,17 +291,51 @@ fn seal(keys: &EncryptionKeys, data: &[u8]) -> Result<(Bytes, Sealed), StoreErro
     ))
 }
 
+/// Whether `head` has the shape of a sealed header after the magic: version, block size,
+/// key id length, reserved zeros, a key id of key-id characters, zero padding. An object
+/// written without encryption has it only by a chance too small to matter; a sealed object
+/// whose magic was damaged keeps it.
+fn header_shape(head: &[u8]) -> bool {
+    if head.len() < HEADER_LEN {
+        return false;
+    }
+    let id_len = usize::from(head[6]);
+    head[4] == VERSION
+        && (10..=24).contains(&head[5])
+        && (1..=KEY_ID_MAX).contains(&id_len)
+        && head[7] == 0
+        && head[8..8 + id_len]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+        && head[8 + id_len..40].iter().all(|b| *b == 0)
+        && head[HEADER_LEN - 1] == 0
+}
+
 /// Reads a sealed object's header; `Ok(None)` if `head` is not one (a plaintext object).
+///
+/// `head` is the object's first [`HEADER_LEN`] bytes, or all of it if it is shorter. An object
+/// that starts with the magic but is shorter than a header, or that has a header's shape
+/// behind a damaged magic, is a sealed object cut short or corrupted: an error, not
+/// plaintext (its ciphertext must never be read as data).
 fn parse_header(
     keys: &EncryptionKeys,
     key: &str,
     head: &[u8],
     stored: u64,
 ) -> Result<Option<Sealed>, StoreError> {
-    if head.len() < HEADER_LEN || &head[..4] != MAGIC {
+    let corrupt = |what: &str| fatal(format!("encrypted object {key}: {what}"));
+    if !head.starts_with(MAGIC) {
+        if header_shape(head) {
+            return Err(corrupt("damaged header (bad magic)"));
+        }
         return Ok(None);
     }
-    let corrupt = |what: &str| fatal(format!("encrypted object {key}: {what}"));
+    if head.len() < HEADER_LEN {
+        return Err(corrupt(&format!(
+            "{} bytes, shorter than its header",
+            head.len()
+        )));
+    }
     if head[4] != VERSION {
         return Err(corrupt(&format!("unknown version {}", head[4])));
     }
@@ -449,8 +487,15 @@ impl EncryptedObjectStore {
                 Some(sealed) => Layout::Sealed(Arc::new(sealed)),
                 None => Layout::Plain { size },
             },
-            // Shorter than a header: written without encryption.
-            Err(_) if size < HEADER_LEN as u64 => Layout::Plain { size },
+            // Shorter than a header: written without encryption, unless it starts like a
+            // sealed object (then one cut short, an error).
+            Err(_) if size < HEADER_LEN as u64 => {
+                let head = self.inner.get_range(key, 0..size).await?;
+                match parse_header(&self.keys.keys(), key, &head, size)? {
+                    Some(sealed) => Layout::Sealed(Arc::new(sealed)),
+                    None => Layout::Plain { size },
+                }
+            }
             Err(e) => return Err(e),
         };
         self.cache().insert(key, layout.clone());
@@ -727,6 +772,50 @@ mod tests {
             .expect("truncate");
         let fresh = EncryptedObjectStore::new(inner.clone(), keys(K1));
         assert!(fresh.get("o").await.is_err());
+    }
+
+    /// Found by the `encrypted` fuzz target: a sealed object whose magic had one bit flipped
+    /// (`JSEO`), or that was cut short of its header, read as a plaintext object, its
+    /// ciphertext returned as data.
+    #[tokio::test]
+    async fn a_damaged_magic_or_a_cut_header_is_an_error_not_plaintext() {
+        let inner = Arc::new(MemoryObjectStore::new());
+        let store = EncryptedObjectStore::new(inner.clone(), keys(K1));
+        store
+            .put("o", data(18_789), PutMode::Create)
+            .await
+            .expect("put");
+        let stored = inner.get("o").await.expect("raw");
+        let mut flipped = stored.to_vec();
+        flipped[0] ^= 0x01;
+        for bad in [Bytes::from(flipped), stored.slice(..50), stored.slice(..4)] {
+            inner
+                .put("o", bad.clone(), PutMode::Overwrite)
+                .await
+                .expect("tamper");
+            let fresh = EncryptedObjectStore::new(inner.clone(), keys(K1));
+            let err = fresh.get("o").await.unwrap_err().to_string();
+            assert!(
+                err.contains("encrypted object o"),
+                "{} bytes: {err}",
+                bad.len()
+            );
+            assert!(
+                fresh.get_range("o", 0..2).await.is_err(),
+                "{} bytes",
+                bad.len()
+            );
+            assert!(fresh.head("o").await.is_err(), "{} bytes", bad.len());
+        }
+        // An object written without encryption that merely starts like one stays readable
+        // when it lacks the header's shape.
+        let mut plain = data(200).to_vec();
+        plain[..4].copy_from_slice(b"KSEX");
+        inner
+            .put("p", Bytes::from(plain.clone()), PutMode::Create)
+            .await
+            .expect("put");
+        assert_eq!(store.get("p").await.expect("plain"), plain);
     }
 
     #[tokio::test]
