@@ -35,6 +35,10 @@ pub enum RequestError {
     NoRecords,
     #[error("record batch of {size} bytes exceeds the topic's max.message.bytes of {max}")]
     TopicMessageTooLarge { size: usize, max: usize },
+    /// A record without a key produced to a compacted topic (KIP-467: the batch's index of the
+    /// first such record).
+    #[error("compacted topic cannot accept a record without a key (record {index} of the batch)")]
+    KeylessRecordInCompactedTopic { index: i32 },
     /// A CreateTime batch whose timestamps lie too far from the broker's clock.
     #[error("timestamps {first}..{max} lie outside the topic's message.timestamp.before/after.max.ms of the broker's time {now}")]
     InvalidTimestamp { first: i64, max: i64, now: i64 },
@@ -112,6 +116,7 @@ impl RequestError {
             E::NoRecords => R::InvalidRecord,
             E::TopicMessageTooLarge { .. } => R::MessageTooLarge,
             E::InvalidTimestamp { .. } => R::InvalidTimestamp,
+            E::KeylessRecordInCompactedTopic { .. } => R::InvalidRecord,
             E::ZstdNeedsProduceV7 => R::UnsupportedCompressionType,
             E::StorageUnavailable => R::KafkaStorageError,
             // What Kafka answers a client that may not use transactions.

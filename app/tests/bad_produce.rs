@@ -163,3 +163,59 @@ async fn batches_over_message_max_bytes_are_refused_whole() {
     assert_healthy(&broker).await;
     broker.shutdown().await;
 }
+
+/// KIP-467: a record without a key in a batch for a compacted topic refuses the batch with
+/// INVALID_RECORD and names the record in `record_errors`; keyed records (tombstones too) are
+/// taken.
+#[tokio::test]
+async fn keyless_records_in_a_compacted_topic_are_refused_per_record() {
+    let broker = start(&[]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    let mut config = create_topics_request::CreatableTopicConfig::default();
+    config.name = kafka_protocol::protocol::StrBytes::from_static_str("cleanup.policy");
+    config.value = Some(kafka_protocol::protocol::StrBytes::from_static_str(
+        "compact",
+    ));
+    let mut t = create_topics_request::CreatableTopic::default();
+    t.name = name("compacted");
+    t.num_partitions = 1;
+    t.replication_factor = -1;
+    t.configs = vec![config];
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 5000;
+    let resp: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &req).await;
+    assert_eq!(resp.topics[0].error_code, 0);
+
+    let keyed: &[kafscale_core::batch::SimpleRecord] =
+        &[(Some(b"a"), Some(b"1")), (Some(b"b"), None)];
+    let keyed = kafscale_core::batch::build(keyed, 1_000);
+    assert_eq!(produce(&mut c, V, "compacted", 0, keyed).await, (0, 0));
+    let mixed: &[kafscale_core::batch::SimpleRecord] = &[
+        (Some(b"a"), Some(b"2")),
+        (Some(b"b"), Some(b"3")),
+        (None, Some(b"4")),
+    ];
+    let req = produce_request(
+        "compacted",
+        0,
+        -1,
+        kafscale_core::batch::build(mixed, 1_000),
+    );
+    let resp: ProduceResponse = c.call(ApiKey::Produce, V, &req).await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, INVALID_RECORD);
+    assert_eq!(p.record_errors.len(), 1);
+    assert_eq!(p.record_errors[0].batch_index, 2);
+    let message = p.record_errors[0]
+        .batch_index_error_message
+        .as_ref()
+        .unwrap();
+    assert!(message.contains("without a key"), "{message}");
+    assert_eq!(
+        list_offset(&mut c, "compacted", -1).await,
+        2,
+        "nothing of the batch stored"
+    );
+    broker.shutdown().await;
+}

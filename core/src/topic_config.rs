@@ -66,8 +66,6 @@ pub struct TopicConfigDef {
     pub enforced: bool,
     default: DefaultFrom,
     rule: Rule,
-    /// Values Kafka accepts but KafScale does not, with the reason given to the client.
-    unsupported: &'static [(&'static str, &'static str)],
 }
 
 const I32: i64 = i32::MAX as i64;
@@ -90,15 +88,7 @@ const fn def(
         enforced,
         default,
         rule,
-        unsupported: &[],
     }
-}
-
-const fn with_unsupported(
-    d: TopicConfigDef,
-    unsupported: &'static [(&'static str, &'static str)],
-) -> TopicConfigDef {
-    TopicConfigDef { unsupported, ..d }
 }
 
 use ConfigType as T;
@@ -108,12 +98,9 @@ use Rule as R;
 /// Every accepted topic config, by name.
 #[rustfmt::skip]
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    with_unsupported(
-        def("cleanup.policy", T::List, D::Fixed("delete"), R::OneOf(&["delete", "compact"]),
-            Some("log.cleanup.policy"), true,
-            "retention policy of old log segments; only \"delete\" is supported"),
-        &[("compact", "log compaction is not supported: only \"delete\" is")],
-    ),
+    def("cleanup.policy", T::List, D::Fixed("delete"), R::OneOf(&["delete", "compact"]),
+        Some("log.cleanup.policy"), true,
+        "delete: old data goes by retention.ms/bytes; compact: records need keys, and time and size retention do not apply unless delete is listed too (older values of a key are not removed yet: every record is kept)"),
     def("compression.gzip.level", T::Int, D::Fixed("-1"), R::Range(-1, 9),
         Some("compression.gzip.level"), true,
         "gzip level for batches the broker compresses (compression.type gzip); -1: the codec's default"),
@@ -287,9 +274,6 @@ impl TopicConfigDef {
                     }
                 }
             }
-            if let Some((_, why)) = self.unsupported.iter().find(|(v, _)| *v == item) {
-                return Err(bad((*why).to_owned()));
-            }
         }
         Ok(())
     }
@@ -417,12 +401,11 @@ mod tests {
             ("compression.zstd.level", "-5"),
         ]))
         .is_ok());
+        assert!(validate_all(&map(&[("cleanup.policy", "compact,delete")])).is_ok());
         for (k, v) in [
             ("retention.ms", "-2"),
             ("retention.ms", "soon"),
             ("max.message.bytes", "99999999999"),
-            ("cleanup.policy", "compact"),
-            ("cleanup.policy", "delete,compact"),
             ("cleanup.policy", "shred"),
             ("cleanup.policy", ""),
             ("min.cleanable.dirty.ratio", "1.5"),
@@ -432,11 +415,6 @@ mod tests {
             let err = validate_all(&map(&[(k, v)])).unwrap_err();
             assert!(matches!(err, Error::InvalidConfig { .. }), "{k}={v}");
         }
-        let err = validate_all(&map(&[("cleanup.policy", "compact")])).unwrap_err();
-        assert!(
-            err.to_string().contains("compaction is not supported"),
-            "{err}"
-        );
     }
 
     #[test]
@@ -482,12 +460,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("only to list configs"), "{err}");
-        assert!(apply_ops(
+        let appended = apply_ops(
             &cur,
             &[("cleanup.policy".into(), ConfigOp::Append("compact".into()))],
-            &log
+            &log,
         )
-        .is_err());
+        .unwrap();
+        assert_eq!(appended["cleanup.policy"], "delete,compact");
         assert!(apply_ops(
             &cur,
             &[("cleanup.policy".into(), ConfigOp::Subtract("delete".into()))],

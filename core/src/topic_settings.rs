@@ -24,12 +24,15 @@ pub struct TopicSettings {
     /// behind or ahead of the broker's clock; `None`: any distance.
     pub timestamp_before_max_ms: Option<i64>,
     pub timestamp_after_max_ms: Option<i64>,
+    /// `cleanup.policy` lists compact: every record needs a key (KIP-467).
+    pub compacted: bool,
 }
 
 impl TopicSettings {
     /// Whether batches of this topic are changed or checked before they are stored.
     pub fn shapes_batches(&self) -> bool {
-        self.compression.is_some()
+        self.compacted
+            || self.compression.is_some()
             || self.log_append_time
             || self.timestamp_before_max_ms.is_some()
             || self.timestamp_after_max_ms.is_some()
@@ -42,11 +45,17 @@ impl TopicSettings {
     pub fn of(topic: &TopicRecord, log: &LogConfig) -> TopicSettings {
         let ms = parsed(topic, "retention.ms").unwrap_or(log.default_retention_ms);
         let bytes = parsed(topic, "retention.bytes").unwrap_or(log.default_retention_bytes);
+        let policy = topic.configs.get("cleanup.policy");
+        let listed = |p: &str| policy.is_some_and(|v| v.split(',').any(|x| x.trim() == p));
+        let compacted = listed("compact");
+        // A compact-only topic keeps its data by key, never by age or size.
+        let deletes = !compacted || listed("delete");
         TopicSettings {
             retention: Retention {
-                ms: (ms >= 0).then_some(ms),
-                bytes: (bytes >= 0).then_some(bytes),
+                ms: (ms >= 0 && deletes).then_some(ms),
+                bytes: (bytes >= 0 && deletes).then_some(bytes),
             },
+            compacted,
             max_message_bytes: parsed(topic, "max.message.bytes"),
             compression: compression(topic),
             log_append_time: topic
@@ -100,6 +109,31 @@ mod tests {
                 .collect(),
             created_ms: 0,
         }
+    }
+
+    #[test]
+    fn compact_only_topics_keep_their_data_from_retention() {
+        let log = LogConfig {
+            default_retention_ms: 1_000,
+            ..LogConfig::default()
+        };
+        let of = |c: &[(&str, &str)]| TopicSettings::of(&topic(c), &log);
+        let compact = of(&[("cleanup.policy", "compact"), ("retention.bytes", "10")]);
+        assert!(compact.compacted && compact.shapes_batches());
+        assert_eq!(
+            (compact.retention.ms, compact.retention.bytes),
+            (None, None)
+        );
+        let both = of(&[
+            ("cleanup.policy", "compact, delete"),
+            ("retention.bytes", "10"),
+        ]);
+        assert!(both.compacted);
+        assert_eq!(
+            (both.retention.ms, both.retention.bytes),
+            (Some(1_000), Some(10))
+        );
+        assert!(!of(&[("cleanup.policy", "delete")]).compacted);
     }
 
     #[test]

@@ -71,7 +71,7 @@ def test_create_topics_validate_only_and_invalid_configs(bootstrap):
     assert name not in a.list_topics(timeout=10).topics
     # Invalid configs: INVALID_CONFIG with a message saying what is wrong, nothing created.
     for config, needle in [
-        ({"cleanup.policy": "compact"}, "compaction is not supported"),
+        ({"cleanup.policy": "shred"}, "cleanup.policy"),
         ({"retention.ms": "soon"}, "retention.ms"),
         ({"no.such.config": "1"}, "unknown topic config"),
         ({"message.timestamp.type": "BrokerTime"}, "message.timestamp.type"),
@@ -208,8 +208,8 @@ def test_incremental_alter_configs(bootstrap):
     assert topic_configs(a, name)["retention.ms"].value == "120000"
     # Errors, each with a clear message; nothing changes.
     for entry, code, needle in [
-        (ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
-         KafkaError.INVALID_CONFIG, "compaction is not supported"),
+        (ConfigEntry("cleanup.policy", "shred", incremental_operation=AlterConfigOpType.APPEND),
+         KafkaError.INVALID_CONFIG, "cleanup.policy"),
         (ConfigEntry("retention.ms", "5", incremental_operation=AlterConfigOpType.APPEND),
          KafkaError.INVALID_CONFIG, "only to list configs"),
         (ConfigEntry("retention.ms", "-7", incremental_operation=AlterConfigOpType.SET),
@@ -242,7 +242,7 @@ def test_alter_configs_replaces_the_set(bootstrap):
     assert configs["retention.ms"].value == "86400000"
     assert configs["max.message.bytes"].value == "500000"
     assert configs["segment.ms"].source == ConfigSource.DEFAULT_CONFIG.value, "replaced, so back to the default"
-    bad = ConfigResource(ResourceType.TOPIC, name, set_config={"cleanup.policy": "compact"})
+    bad = ConfigResource(ResourceType.TOPIC, name, set_config={"cleanup.policy": "shred"})
     with pytest.warns(DeprecationWarning):
         err = error_of(a.alter_configs([bad])[bad])
     assert err.code() == KafkaError.INVALID_CONFIG

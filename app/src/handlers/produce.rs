@@ -3,7 +3,9 @@
 //! connection whose acks=0 produce failed is closed, which is how Kafka tells such producers.
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,6 +188,8 @@ fn append(
 /// The batch as its topic stores it, for topics whose configs shape batches. It is checked
 /// first (a batch that arrived damaged must not gain a valid CRC). Then, unless it is a
 /// control batch:
+/// - compacted topics: every record must have a key (INVALID_RECORD naming the first that has
+///   none, KIP-467);
 /// - CreateTime: its first and max timestamps must lie within `message.timestamp.before.max.ms`
 ///   and `after.max.ms` of the broker's clock (INVALID_TIMESTAMP);
 /// - `compression.type`: recompressed unless already in that codec (levels are not compared,
@@ -200,6 +204,19 @@ fn as_topic_stores(
     let header = batch::validate_single(&records).map_err(Error::from)?;
     if header.is_control() {
         return Ok(records);
+    }
+    if topic.compacted {
+        let (_, unpacked) = unpack::read_batch(&records).map_err(|e| {
+            tracing::debug!(error = %e, "batch not readable");
+            Error::CorruptBatch(batch::BatchError::Invalid(
+                "records do not decompress with their codec",
+            ))
+        })?;
+        if let Some(index) = unpacked.iter().position(|r| r.key.is_none()) {
+            return Err(RequestError::KeylessRecordInCompactedTopic {
+                index: index as i32,
+            });
+        }
     }
     if append_time.is_none() {
         let too_old = topic
@@ -319,6 +336,12 @@ fn partition_response(
             }
             if version >= 8 {
                 p.error_message = Some(str_bytes(e.to_string()));
+                if let RequestError::KeylessRecordInCompactedTopic { index } = e {
+                    let mut record = BatchIndexAndErrorMessage::default();
+                    record.batch_index = index;
+                    record.batch_index_error_message = Some(str_bytes(e.to_string()));
+                    p.record_errors.push(record);
+                }
             }
         }
     }
