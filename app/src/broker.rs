@@ -124,7 +124,7 @@ impl BrokerBuilder {
                     .with_context(|| format!("object store {}", config.object_store_url))?
             }
         };
-        let store = encrypted(store, config.encryption_keys.as_deref())?;
+        let store = encrypted(store, config.encryption.as_ref())?;
         // Retries outermost and timeouts innermost, so that metrics and health see every
         // attempt, timed-out ones included.
         let storage_health = HealthTracker::new(HealthPolicy::default());
@@ -403,18 +403,21 @@ async fn probe_unavailable_store(
     }
 }
 
-/// `store`, sealing and opening objects with the keys of `keys` (`encryption.keys`) if set.
+/// `store`, sealing and opening objects as `encryption` (`encryption.*`) says, if set.
 pub fn encrypted(
     store: Arc<dyn ObjectStore>,
-    keys: Option<&std::path::Path>,
+    encryption: Option<&crate::config::Encryption>,
 ) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    Ok(match keys {
-        Some(file) => Arc::new(
-            EncryptedObjectStore::open(store, file)
-                .map_err(|e| anyhow::anyhow!("encryption.keys: {e}"))?,
-        ),
-        None => store,
-    })
+    let Some(e) = encryption else {
+        return Ok(store);
+    };
+    let sealed = EncryptedObjectStore::open(store, &e.keys)
+        .map_err(|e| anyhow::anyhow!("encryption.keys: {e}"))?;
+    Ok(Arc::new(if e.allow_unencrypted {
+        sealed
+    } else {
+        sealed.refusing_unencrypted()
+    }))
 }
 
 /// Writes, reads back and deletes a small object, so a misconfigured store fails at start-up

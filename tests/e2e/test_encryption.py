@@ -130,3 +130,27 @@ def test_a_flipped_byte_is_an_error_not_data(broker_factory, tmp_path):
     b.start()
     assert_nothing_read(b.bootstrap, topic, 1)
     assert "fails authentication" in b.log_text(), b.log_tail()
+
+
+def test_turning_encryption_on_keeps_old_data_readable_unless_refused(broker_factory, tmp_path):
+    """Objects written before encryption.keys was set are read as they are (the migration
+    path); with encryption.allow.unencrypted false they are refused, so an object planted in
+    the bucket unencrypted is an error, not data."""
+    b = broker_factory()
+    topic = unique("migrate")
+    create_topic(b.bootstrap, topic, 1)
+    before = produce(b.bootstrap, topic, marked_records(100, "plain"))
+    b.stop()
+    keys = tmp_path / "keys"
+    keys.write_text(key_line("k1"))
+    b.extra_args += ["--set", f"encryption.keys={keys}"]
+    b.start()
+    after = produce(b.bootstrap, topic, marked_records(100, "sealed"))
+    b.restart()
+    assert_same_records(before + after, consume(b.bootstrap, topic, partitions=1, expected=200))
+
+    b.stop()
+    b.extra_args += ["--set", "encryption.allow.unencrypted=false"]
+    b.start()
+    assert_nothing_read(b.bootstrap, topic, 1)
+    assert "is not encrypted, and encryption.allow.unencrypted is false" in b.log_text(), b.log_tail()

@@ -433,6 +433,8 @@ pub struct EncryptedObjectStore {
     inner: Arc<dyn ObjectStore>,
     keys: KeySource,
     cache: Mutex<LayoutCache>,
+    /// Whether objects without the sealed header are read as they are.
+    allow_unencrypted: bool,
 }
 
 impl std::fmt::Debug for EncryptedObjectStore {
@@ -465,6 +467,26 @@ impl EncryptedObjectStore {
                 checked: Mutex::new((Instant::now(), None)),
             },
             cache: Mutex::new(LayoutCache::default()),
+            allow_unencrypted: true,
+        }
+    }
+
+    /// Refuses objects without the sealed header instead of reading them as they are
+    /// (`encryption.allow.unencrypted` false): once every object of a cluster is sealed, an
+    /// object planted in the bucket unencrypted is an error, not data.
+    pub fn refusing_unencrypted(mut self) -> Self {
+        self.allow_unencrypted = false;
+        self
+    }
+
+    /// A plaintext object's layout, where plaintext objects are allowed.
+    fn plain(&self, key: &str, size: u64) -> Result<Layout, StoreError> {
+        if self.allow_unencrypted {
+            Ok(Layout::Plain { size })
+        } else {
+            Err(fatal(format!(
+                "object {key} is not encrypted, and encryption.allow.unencrypted is false"
+            )))
         }
     }
 
@@ -485,7 +507,7 @@ impl EncryptedObjectStore {
         let layout = match head {
             Ok(head) => match parse_header(&self.keys.keys(), key, &head, size)? {
                 Some(sealed) => Layout::Sealed(Arc::new(sealed)),
-                None => Layout::Plain { size },
+                None => self.plain(key, size)?,
             },
             // Shorter than a header: written without encryption, unless it starts like a
             // sealed object (then one cut short, an error).
@@ -493,7 +515,7 @@ impl EncryptedObjectStore {
                 let head = self.inner.get_range(key, 0..size).await?;
                 match parse_header(&self.keys.keys(), key, &head, size)? {
                     Some(sealed) => Layout::Sealed(Arc::new(sealed)),
-                    None => Layout::Plain { size },
+                    None => self.plain(key, size)?,
                 }
             }
             Err(e) => return Err(e),
@@ -550,6 +572,7 @@ impl ObjectStore for EncryptedObjectStore {
         let stored = self.inner.get(key).await?;
         let Some(sealed) = parse_header(&self.keys.keys(), key, &stored, stored.len() as u64)?
         else {
+            self.plain(key, stored.len() as u64)?;
             return Ok(stored);
         };
         Ok(open_blocks(&sealed, key, 0, &stored[HEADER_LEN..])?.freeze())
@@ -816,6 +839,34 @@ mod tests {
             .await
             .expect("put");
         assert_eq!(store.get("p").await.expect("plain"), plain);
+    }
+
+    #[tokio::test]
+    async fn unencrypted_objects_can_be_refused() {
+        let inner = Arc::new(MemoryObjectStore::new());
+        inner
+            .put("planted", data(5000), PutMode::Create)
+            .await
+            .unwrap();
+        inner.put("tiny", data(10), PutMode::Create).await.unwrap();
+        let store = EncryptedObjectStore::new(inner.clone(), keys(K1)).refusing_unencrypted();
+        store
+            .put("sealed", data(5000), PutMode::Create)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_range("sealed", 10..20).await.unwrap(),
+            data(5000).slice(10..20)
+        );
+        for key in ["planted", "tiny"] {
+            for err in [
+                store.get(key).await.unwrap_err(),
+                store.get_range(key, 0..5).await.unwrap_err(),
+                store.head(key).await.unwrap_err(),
+            ] {
+                assert!(err.to_string().contains("not encrypted"), "{key}: {err}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -163,7 +163,7 @@ impl Stores {
     fn store(&self, url: &str) -> Result<std::sync::Arc<dyn ObjectStore>, CliError> {
         let store = kafscale_adapters::object_store_from_url_with(url, &self.0.s3)
             .map_err(|e| CliError::Invalid(format!("object store {url}: {e}")))?;
-        crate::broker::encrypted(store, self.0.encryption_keys.as_deref())
+        crate::broker::encrypted(store, self.0.encryption.as_ref())
             .map_err(|e| CliError::Invalid(format!("{e:#}")))
     }
 

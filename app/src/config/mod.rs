@@ -74,8 +74,8 @@ pub struct Config {
     pub audit_log_file: Option<PathBuf>,
     /// Whether allowed authorization checks are audited too (`audit.log.allows`).
     pub audit_allows: bool,
-    /// The key file of encryption at rest; `None`: objects are stored as they are.
-    pub encryption_keys: Option<PathBuf>,
+    /// Encryption at rest; `None`: objects are stored as they are.
+    pub encryption: Option<Encryption>,
     /// ACL enforcement: `None` when no authorizer is configured.
     pub authorization: Option<kafscale_core::acl::Policy>,
     /// Every setting as configured, for DescribeConfigs.
@@ -93,12 +93,21 @@ pub fn load(
     Config::try_from(Values::parse(merged)?)
 }
 
+/// Encryption at rest (`encryption.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encryption {
+    /// The key file.
+    pub keys: PathBuf,
+    /// Whether objects written without encryption are read as they are.
+    pub allow_unencrypted: bool,
+}
+
 /// How to reach and read the stores, as a broker configuration says.
 pub struct StoreOptions {
     pub etcd: kafscale_adapters::EtcdOptions,
     pub s3: kafscale_adapters::S3Settings,
-    /// `encryption.keys`: objects are sealed and opened with these keys.
-    pub encryption_keys: Option<PathBuf>,
+    /// `encryption.*`: objects are sealed and opened.
+    pub encryption: Option<Encryption>,
 }
 
 /// The store settings (`etcd.*`, `s3.*`, `encryption.keys`) of a broker configuration, file
@@ -108,7 +117,7 @@ pub fn load_store_options(file: Option<&Path>, env: Env) -> Result<StoreOptions,
     Ok(StoreOptions {
         etcd: stores::etcd(&values)?,
         s3: stores::s3(&values)?,
-        encryption_keys: stores::encryption_keys(&values),
+        encryption: stores::encryption(&values),
     })
 }
 

@@ -77,7 +77,7 @@ impl TryFrom<Values> for Config {
                 .map(PathBuf::from),
             audit_allows: v.bool(&s::AUDIT_LOG_ALLOWS),
             authorization,
-            encryption_keys: super::stores::encryption_keys(&v),
+            encryption: super::stores::encryption(&v),
             listeners,
             http_listen: parse_addr(&v, &s::HTTP_LISTEN)?,
             object_store_url,

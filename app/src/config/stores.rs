@@ -76,11 +76,13 @@ pub(super) fn etcd(v: &Values) -> Result<EtcdOptions, ConfigError> {
 
 /// The CA bundle and server-side encryption of S3; the endpoint and credentials come from
 /// the `AWS_*` environment.
-/// The key file of encryption at rest, if set.
-pub(super) fn encryption_keys(v: &Values) -> Option<std::path::PathBuf> {
-    v.text(&s::ENCRYPTION_KEYS)
-        .filter(|f| !f.is_empty())
-        .map(std::path::PathBuf::from)
+/// Encryption at rest, if a key file is set.
+pub(super) fn encryption(v: &Values) -> Option<super::Encryption> {
+    let keys = v.text(&s::ENCRYPTION_KEYS).filter(|f| !f.is_empty())?;
+    Some(super::Encryption {
+        keys: keys.into(),
+        allow_unencrypted: v.bool(&s::ENCRYPTION_ALLOW_UNENCRYPTED),
+    })
 }
 
 pub(super) fn s3(v: &Values) -> Result<S3Settings, ConfigError> {

@@ -159,6 +159,9 @@ pub const AUDIT_LOG_ALLOWS: Setting = setting("audit.log.allows", S::Security, K
 pub const ENCRYPTION_KEYS: Setting = setting("encryption.keys", S::Security, Kind::Text("a file"),
     D::Unset("objects are stored unencrypted"),
     "key file for encryption at rest: one `ID:BASE64` line per 32-byte AES-256 key; the last line's key seals new objects, every key opens them (rotate by appending a line; the file is reread when it changes)");
+pub const ENCRYPTION_ALLOW_UNENCRYPTED: Setting = setting("encryption.allow.unencrypted", S::Security,
+    Kind::Bool, D::Bool(true),
+    "whether objects without encryption (written before encryption.keys was set) are read as they are; false once every object is sealed makes an unencrypted object in the bucket an error");
 
 // Cluster.
 pub const BROKER_ID: Setting = described(setting("broker.id", S::Cluster, int(-1, I32),
@@ -356,6 +359,7 @@ pub const SETTINGS: &[Setting] = &[
     AUDIT_LOG_FILE,
     AUDIT_LOG_ALLOWS,
     ENCRYPTION_KEYS,
+    ENCRYPTION_ALLOW_UNENCRYPTED,
 ];
 
 const fn fixed(
