@@ -30,6 +30,7 @@ SUMMARY=()
 FAILED=0
 CARGO_TESTS=""
 E2E_TESTS=""
+RDK_TESTS=""
 T_START=$SECONDS
 
 if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD="" PLAIN=""; fi
@@ -65,6 +66,7 @@ print_summary() {
   for line in "${SUMMARY[@]}"; do printf '  %s\n' "$line"; done
   [ -z "$CARGO_TESTS" ] || printf '  cargo test: %s\n' "$CARGO_TESTS"
   [ -z "$E2E_TESTS" ] || printf '  e2e (pytest): %s\n' "$E2E_TESTS"
+  [ -z "$RDK_TESTS" ] || printf '  librdkafka suite: %s\n' "$RDK_TESTS"
   local ok=0
   if [ "$FAILED" -eq 0 ] && [ "$rc" -eq 0 ]; then
     echo "ALL CHECKS PASSED"
@@ -72,9 +74,10 @@ print_summary() {
     echo "SOME CHECKS FAILED (see above; broker logs of failed e2e tests are printed with them)"
     ok=1
   fi
-  # Last line: all tests run (cargo test + e2e), in the plain 'N passed, N failed' form.
-  if [ -n "$CARGO_TESTS$E2E_TESTS" ]; then
-    printf '%s\n%s\n' "$CARGO_TESTS" "$E2E_TESTS" | awk '
+  # Last line: all tests run (cargo test, e2e, librdkafka's suite), in the plain
+  # 'N passed, N failed' form.
+  if [ -n "$CARGO_TESTS$E2E_TESTS$RDK_TESTS" ]; then
+    printf '%s\n%s\n%s\n' "$CARGO_TESTS" "$E2E_TESTS" "$RDK_TESTS" | awk '
       { for (i = 2; i <= NF; i++) { w = $i; sub(/,$/, "", w)
           if (w == "passed") p += $(i-1); else if (w == "failed") f += $(i-1); else if (w == "ignored" || w == "skipped") s += $(i-1) } }
       END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }'
@@ -117,6 +120,17 @@ command -v podman >/dev/null 2>&1 || missing+=(podman netavark aardvark-dns)
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 # tests/e2e/test_security.py makes its CA and certificates with openssl.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# librdkafka's own test suite (scripts/librdkafka-suite.sh) is built from source: a C and
+# C++ compiler, make, curl for the crate, the codecs' and TLS headers it is built with, and
+# RapidJSON (header-only) for the tests that check statistics.
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -f /usr/include/zlib.h ] || missing+=(zlib1g-dev)
+[ -f /usr/include/zstd.h ] || missing+=(libzstd-dev)
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+[ -f /usr/include/rapidjson/schema.h ] || missing+=(rapidjson-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing from apt: ${missing[*]}"
   apt_install "${missing[@]}"
@@ -217,6 +231,20 @@ PY
   return "$rc"
 }
 
+# librdkafka's own integration tests (the untagged entries of tests/librdkafka/allow.txt)
+# against a real broker. The build (the pinned rdkafka-sys crate into target/librdkafka, once)
+# is a step of its own that fails loudly; the run's 'librdkafka: N passed, ...' line counts.
+build_librdkafka_suite() {
+  CARGO_TARGET_DIR="$TARGET_DIR" "$ROOT/scripts/librdkafka-suite.sh" --build-only
+}
+run_librdkafka_suite() {
+  local out="$LOG_DIR/librdkafka-suite.log" rc=0
+  KAFSCALE_BIN="$KAFSCALE_BIN" CARGO_TARGET_DIR="$TARGET_DIR" PYTHON="$VENV/bin/python" \
+    "$ROOT/scripts/librdkafka-suite.sh" --fast 2>&1 | tee "$out" || rc=$?
+  RDK_TESTS="$(sed -n 's/^librdkafka: //p' "$out" | tail -1)"
+  return "$rc"
+}
+
 # The S3-compatible server the S3 tests run against (SeaweedFS on loopback).
 # shellcheck source=scripts/seaweedfs.sh
 source "$ROOT/scripts/seaweedfs.sh"
@@ -254,7 +282,14 @@ if step "cargo build --workspace" cargo build --workspace; then
   step "container images (podman)" build_images || true
   step "cargo test --workspace" run_cargo_tests || true
   step "pytest tests/e2e" run_e2e "$@" || true
+  if step "librdkafka suite build (cached)" build_librdkafka_suite; then
+    step "librdkafka's own test suite" run_librdkafka_suite || true
+  else
+    record SKIP "librdkafka's own test suite" "its build failed"
+  fi
 else
   record SKIP "cargo test --workspace" "build failed"
   record SKIP "pytest tests/e2e" "build failed"
+  record SKIP "librdkafka suite build (cached)" "build failed"
+  record SKIP "librdkafka's own test suite" "build failed"
 fi
