@@ -288,7 +288,7 @@ async fn alter_configs_every_version() {
         );
         for (k, val, needle) in [
             ("retention.ms", "-5", "retention.ms"),
-            ("cleanup.policy", "compact", "compaction is not supported"),
+            ("cleanup.policy", "shred", "cleanup.policy"),
             ("no.such.thing", "1", "unknown topic config"),
         ] {
             let resp: AlterConfigsResponse = c

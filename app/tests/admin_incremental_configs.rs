@@ -109,9 +109,9 @@ async fn incremental_alter_configs_every_version() {
                 "only to list configs",
             ),
             (
-                vec![("cleanup.policy", 2, Some("compact"))],
+                vec![("cleanup.policy", 2, Some("shred"))],
                 40,
-                "compaction is not supported",
+                "cleanup.policy",
             ),
             (
                 vec![("cleanup.policy", 3, Some("delete"))],

@@ -120,7 +120,7 @@ async fn config_changes_of_two_brokers_are_both_kept() {
     );
     // Invalid changes and validate_only write nothing.
     assert!(matches!(
-        alter(&a, "shared", set("cleanup.policy", "compact")).await,
+        alter(&a, "shared", set("cleanup.policy", "shred")).await,
         Err(Error::InvalidConfig { .. })
     ));
     a.alter_topic_configs(AlterTopicConfigs {
