@@ -151,13 +151,18 @@ cleanup() {
 trap cleanup EXIT
 
 start_broker() { # start_broker SCENARIO
-  local s=$1 port http auto=true i
+  local s=$1 port http auto=true i bin
   [ "$s" != noautocreate ] || auto=false
   port="$("$PYTHON" "$ROOT/scripts/free_ports.py" 20000 29999 2 0 1)" || return 1
   http=$((port + 1))
-  "$KAFSCALE_BIN" serve --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
-    --data-dir "$WORK/$s-data" --set num.partitions=4 --set "auto.create.topics.enable=$auto" \
-    >>"$LOG_DIR/broker-$s.log" 2>&1 &
+  # The broker reads KAFSCALE_* variables as settings: it gets none of the caller's
+  # (scripts/test.sh exports KAFSCALE_BIN and KAFSCALE_TEST_*).
+  local bin=$KAFSCALE_BIN
+  (
+    for v in $(compgen -e | grep '^KAFSCALE_' || true); do unset "$v"; done
+    exec "$bin" serve --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
+      --data-dir "$WORK/$s-data" --set num.partitions=4 --set "auto.create.topics.enable=$auto"
+  ) >>"$LOG_DIR/broker-$s.log" 2>&1 &
   BROKER_PID[$s]=$!
   BROKER_PORT[$s]=$port
   for i in $(seq 1 100); do

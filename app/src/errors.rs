@@ -35,10 +35,10 @@ pub enum RequestError {
     NoRecords,
     #[error("record batch of {size} bytes exceeds the topic's max.message.bytes of {max}")]
     TopicMessageTooLarge { size: usize, max: usize },
-    /// A record without a key produced to a compacted topic (KIP-467: the batch's index of the
-    /// first such record).
-    #[error("compacted topic cannot accept a record without a key (record {index} of the batch)")]
-    KeylessRecordInCompactedTopic { index: i32 },
+    /// Records without a key produced to a compacted topic (KIP-467: their indexes in the
+    /// batch).
+    #[error("compacted topic cannot accept records without a key ({} of the batch)", .indexes.len())]
+    KeylessRecordInCompactedTopic { indexes: Vec<i32> },
     /// A CreateTime batch whose timestamps lie too far from the broker's clock.
     #[error("timestamps {first}..{max} lie outside the topic's message.timestamp.before/after.max.ms of the broker's time {now}")]
     InvalidTimestamp { first: i64, max: i64, now: i64 },

@@ -211,7 +211,7 @@ async fn keyless_records_in_a_compacted_topic_are_refused_per_record() {
         .batch_index_error_message
         .as_ref()
         .unwrap();
-    assert!(message.contains("without a key"), "{message}");
+    assert!(message.contains("without key"), "{message}");
     assert_eq!(
         list_offset(&mut c, "compacted", -1).await,
         2,

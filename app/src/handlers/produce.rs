@@ -188,7 +188,7 @@ fn append(
 /// The batch as its topic stores it, for topics whose configs shape batches. It is checked
 /// first (a batch that arrived damaged must not gain a valid CRC). Then, unless it is a
 /// control batch:
-/// - compacted topics: every record must have a key (INVALID_RECORD naming the first that has
+/// - compacted topics: every record must have a key (INVALID_RECORD naming each that has
 ///   none, KIP-467);
 /// - CreateTime: its first and max timestamps must lie within `message.timestamp.before.max.ms`
 ///   and `after.max.ms` of the broker's clock (INVALID_TIMESTAMP);
@@ -212,10 +212,12 @@ fn as_topic_stores(
                 "records do not decompress with their codec",
             ))
         })?;
-        if let Some(index) = unpacked.iter().position(|r| r.key.is_none()) {
-            return Err(RequestError::KeylessRecordInCompactedTopic {
-                index: index as i32,
-            });
+        let indexes: Vec<i32> = (0..unpacked.len())
+            .filter(|i| unpacked[*i].key.is_none())
+            .map(|i| i as i32)
+            .collect();
+        if !indexes.is_empty() {
+            return Err(RequestError::KeylessRecordInCompactedTopic { indexes });
         }
     }
     if append_time.is_none() {
@@ -336,11 +338,15 @@ fn partition_response(
             }
             if version >= 8 {
                 p.error_message = Some(str_bytes(e.to_string()));
-                if let RequestError::KeylessRecordInCompactedTopic { index } = e {
-                    let mut record = BatchIndexAndErrorMessage::default();
-                    record.batch_index = index;
-                    record.batch_index_error_message = Some(str_bytes(e.to_string()));
-                    p.record_errors.push(record);
+                if let RequestError::KeylessRecordInCompactedTopic { indexes } = &e {
+                    for index in indexes {
+                        let mut record = BatchIndexAndErrorMessage::default();
+                        record.batch_index = *index;
+                        record.batch_index_error_message = Some(str_bytes(
+                            "Compacted topic cannot accept message without key",
+                        ));
+                        p.record_errors.push(record);
+                    }
                 }
             }
         }
