@@ -29,6 +29,7 @@
 //! Adapters keep their own errors private and report the port's error kinds.
 
 pub mod clock;
+mod error_chain;
 mod location;
 pub mod metadata;
 pub mod object;

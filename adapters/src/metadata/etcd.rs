@@ -184,22 +184,14 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
 /// An error and its causes, `: `-separated (a refused certificate shows only in the causes
 /// of tonic's "transport error"); of a gRPC status, its message rather than its debug form.
 fn describe(e: &etcd_client::Error) -> String {
-    let (mut text, mut cause) = match e {
+    let (text, cause) = match e {
         etcd_client::Error::GRpcStatus(status) => (
             status.message().to_owned(),
             std::error::Error::source(status),
         ),
         other => (other.to_string(), std::error::Error::source(other)),
     };
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
+    crate::error_chain::with_causes(text, cause)
 }
 
 /// Answers of etcd's authentication that no retry changes: a wrong password or unknown
@@ -215,20 +207,13 @@ fn auth_refused(message: &str) -> bool {
     .any(|m| message.contains(m))
 }
 
-/// A TLS handshake refused over certificates (not the network), by either side.
+/// A TLS handshake refused over certificates (not the network), by either side, or without
+/// HTTP/2 (a plaintext or non-gRPC endpoint behind TLS).
 fn tls_refused(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    [
-        "invalid peer certificate",
-        "badcertificate",
-        "certificaterequired",
-        "unknownca",
-        "unsupportedcertificate",
-        "certificateunknown",
-        "http/2 was not negotiated",
-    ]
-    .iter()
-    .any(|m| message.contains(m))
+    crate::error_chain::tls_refused(message)
+        || message
+            .to_ascii_lowercase()
+            .contains("http/2 was not negotiated")
 }
 
 fn map_error(op: &str, e: etcd_client::Error) -> MetadataError {

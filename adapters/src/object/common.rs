@@ -70,7 +70,9 @@ pub(crate) fn map_error_from(
             }
         }
         // A certificate the client does not trust: no retry changes that.
-        E::Generic { ref source, .. } if remote && tls_refused(&causes(source.as_ref())) => {
+        E::Generic { ref source, .. }
+            if remote && crate::error_chain::tls_refused(&causes(source.as_ref())) =>
+        {
             StoreError::Fatal {
                 message: format!(
                     "{} {key} failed: {err}{}: TLS refused (check s3.tls.ca.file)",
@@ -99,33 +101,9 @@ pub(crate) fn map_error_from(
     }
 }
 
-/// The causes under an error, each after `: ` (an HTTP client's "error sending request"
-/// says why only there).
+/// The causes under an error, each after `: `.
 fn causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = String::new();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
-}
-
-/// A TLS handshake refused over certificates, by either side.
-fn tls_refused(causes: &str) -> bool {
-    let causes = causes.to_ascii_lowercase();
-    [
-        "invalid peer certificate",
-        "badcertificate",
-        "unknownca",
-        "certificateunknown",
-    ]
-    .iter()
-    .any(|m| causes.contains(m))
+    crate::error_chain::with_causes(String::new(), err.source())
 }
 
 /// [`map_error_from`] for local stores.
