@@ -31,6 +31,7 @@
 pub mod clock;
 mod error_chain;
 mod location;
+pub use location::redact_url;
 pub mod metadata;
 pub mod object;
 mod request_metrics;

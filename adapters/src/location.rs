@@ -51,9 +51,45 @@ pub(crate) fn parse_location(url: &str, dir_scheme: &str) -> Result<Location, St
     Ok(Location::Dir(path))
 }
 
+/// `url` fit for logs and error messages: a password written in it
+/// (`scheme://user:password@host...`) is replaced by `***`; everything else is kept.
+pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    // Userinfo ends at the last `@` (passwords may hold `@`); a `/` before it belongs to the
+    // path, so there is no userinfo.
+    let Some(at) = rest.rfind('@') else {
+        return url.into();
+    };
+    let userinfo = &rest[..at];
+    if userinfo.contains('/') {
+        return url.into();
+    }
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{}", &rest[at + 1..]).into(),
+        None => url.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("etcd://alice:s3cr@t@10.0.0.1:2379,10.0.0.2:2379/prod"),
+            "etcd://alice:***@10.0.0.1:2379,10.0.0.2:2379/prod"
+        );
+        assert_eq!(
+            redact_url("etcd://10.0.0.1:2379/prod"),
+            "etcd://10.0.0.1:2379/prod"
+        );
+        assert_eq!(redact_url("s3://bucket/a@b"), "s3://bucket/a@b");
+        assert_eq!(redact_url("etcd://bob@h:1"), "etcd://bob@h:1");
+        assert_eq!(redact_url("./kafscale-data"), "./kafscale-data");
+    }
 
     #[test]
     fn parses_the_accepted_forms() {

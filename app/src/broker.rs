@@ -121,7 +121,12 @@ impl BrokerBuilder {
             Some(store) => store,
             None => {
                 kafscale_adapters::object_store_from_url_with(&config.object_store_url, &config.s3)
-                    .with_context(|| format!("object store {}", config.object_store_url))?
+                    .with_context(|| {
+                        format!(
+                            "object store {}",
+                            kafscale_adapters::redact_url(&config.object_store_url)
+                        )
+                    })?
             }
         };
         let store = encrypted(store, config.encryption.as_ref())?;
@@ -144,7 +149,12 @@ impl BrokerBuilder {
             None => {
                 kafscale_adapters::connect_metadata_store_with(&config.metadata_url, &config.etcd)
                     .await
-                    .with_context(|| format!("metadata store {}", config.metadata_url))?
+                    .with_context(|| {
+                        format!(
+                            "metadata store {}",
+                            kafscale_adapters::redact_url(&config.metadata_url)
+                        )
+                    })?
             }
         };
         let meta = match wrap_metadata {
@@ -153,12 +163,18 @@ impl BrokerBuilder {
         };
         let meta: Arc<dyn MetadataStore> =
             Arc::new(MeteredMetadataStore::new(meta, metrics.metadata.clone()));
-        check_object_store(store.as_ref())
-            .await
-            .with_context(|| format!("object store {} is not usable", config.object_store_url))?;
-        let cluster_id = cluster_id(meta.as_ref())
-            .await
-            .with_context(|| format!("metadata store {} is not usable", config.metadata_url))?;
+        check_object_store(store.as_ref()).await.with_context(|| {
+            format!(
+                "object store {} is not usable",
+                kafscale_adapters::redact_url(&config.object_store_url)
+            )
+        })?;
+        let cluster_id = cluster_id(meta.as_ref()).await.with_context(|| {
+            format!(
+                "metadata store {} is not usable",
+                kafscale_adapters::redact_url(&config.metadata_url)
+            )
+        })?;
         let clock = clock.unwrap_or_else(|| Arc::new(kafscale_adapters::SystemClock::new()));
         let mut sockets = Vec::new();
         for l in &config.listeners {
@@ -198,7 +214,12 @@ impl BrokerBuilder {
                 crate::security::scram::random_bytes(32),
             )
             .await
-            .with_context(|| format!("metadata store {} is not usable", config.metadata_url))?
+            .with_context(|| {
+                format!(
+                    "metadata store {} is not usable",
+                    kafscale_adapters::redact_url(&config.metadata_url)
+                )
+            })?
         } else {
             Vec::new()
         };
@@ -243,9 +264,12 @@ impl BrokerBuilder {
         }
         let acls = Arc::new(kafscale_core::acl_store::AclCache::default());
         if config.authorization.is_some() {
-            acls.load(meta.as_ref())
-                .await
-                .with_context(|| format!("cannot read the ACLs from {}", config.metadata_url))?;
+            acls.load(meta.as_ref()).await.with_context(|| {
+                format!(
+                    "cannot read the ACLs from {}",
+                    kafscale_adapters::redact_url(&config.metadata_url)
+                )
+            })?;
         }
         let ctx = Arc::new(Context {
             logins: Default::default(),

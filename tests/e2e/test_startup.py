@@ -86,6 +86,14 @@ def test_unreachable_metadata_store(tmp_path):
     assert_refused(res, url)
 
 
+def test_refusal_does_not_print_the_etcd_password(tmp_path):
+    port = free_port()  # nothing listens there
+    url = f"etcd://alice:pw-Secret-42@127.0.0.1:{port}/prod"
+    res = run_serve_expecting_exit(tmp_path, ["--data-dir", str(tmp_path / "d"), "--metadata", url], timeout=90)
+    assert_refused(res, f"etcd://alice:***@127.0.0.1:{port}/prod")
+    assert "pw-Secret-42" not in (res.stdout or "") + (res.stderr or "")
+
+
 def test_unreachable_object_store(tmp_path):
     port = free_port()  # nothing listens there
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",

@@ -157,7 +157,12 @@ impl Stores {
     ) -> Result<std::sync::Arc<dyn kafscale_core::ports::MetadataStore>, CliError> {
         kafscale_adapters::connect_metadata_store_with(url, &self.0.etcd)
             .await
-            .map_err(|e| CliError::Invalid(format!("metadata store {url}: {e}")))
+            .map_err(|e| {
+                CliError::Invalid(format!(
+                    "metadata store {}: {e}",
+                    kafscale_adapters::redact_url(url)
+                ))
+            })
     }
 
     fn store(&self, url: &str) -> Result<std::sync::Arc<dyn ObjectStore>, CliError> {
