@@ -108,3 +108,38 @@ async fn pipelined_commits_and_produces_take_effect_in_send_order() {
     assert_eq!(values, expected);
     broker.shutdown().await;
 }
+
+/// A produce sent right behind the CreateTopics of its topic, without waiting for the answer,
+/// finds the topic: produces are staged only after the requests in the connection's sequence
+/// sent before them have finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_produce_pipelined_behind_create_topics_finds_the_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(&[
+        ("ephemeral", false.into()),
+        ("data.dir", dir.path().to_str().unwrap().into()),
+        ("auto.create.topics.enable", false.into()),
+    ])
+    .await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    for round in 0..20 {
+        let topic = format!("created-{round}");
+        let mut t = create_topics_request::CreatableTopic::default();
+        t.name = name(&topic);
+        t.num_partitions = 1;
+        t.replication_factor = -1;
+        let mut create = CreateTopicsRequest::default();
+        create.topics = vec![t];
+        create.timeout_ms = 5000;
+        let created = c.send(ApiKey::CreateTopics, 5, &create).await;
+        let records: &[kafscale_core::batch::SimpleRecord] = &[(None, Some(b"first"))];
+        let req = produce_request(&topic, 0, -1, kafscale_core::batch::build(records, 1_000));
+        let produced = c.send(ApiKey::Produce, 8, &req).await;
+        let r: CreateTopicsResponse = c.receive(ApiKey::CreateTopics, 5, created).await;
+        assert_eq!(r.topics[0].error_code, 0, "round {round}");
+        let r: ProduceResponse = c.receive(ApiKey::Produce, 8, produced).await;
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, 0), "round {round}");
+    }
+    broker.shutdown().await;
+}

@@ -133,6 +133,11 @@ pub async fn serve<R, W>(
             }
         };
         if frame.get(..2) == Some(&PRODUCE_KEY[..]) {
+            // Staged in arrival order: after the requests in the sequence sent before it.
+            tokio::select! {
+                _ = sequence.settle() => {}
+                _ = stop.cancelled() => break,
+            }
             // The broker holds at most `produce.buffer.max.bytes` of produced data: beyond
             // it this connection is not read until flushes make room (TCP pushes back).
             ctx.log.wait_for_room().await;

@@ -188,8 +188,10 @@ pub(super) struct Call {
 /// promises (it serves a connection one request at a time): each request that changes or
 /// reads shared state (commits, group and admin operations, metadata, offsets) starts only
 /// once the one sent before it has finished. Produce and Fetch stay out of the chain so that
-/// they overlap: a produce's order-sensitive part (staging its batches) already runs in
-/// arrival order before the next frame is read, and a fetch only reads.
+/// they overlap: a produce's order-sensitive part (staging its batches) runs in arrival
+/// order before the next frame is read, after the request in the chain before it has
+/// finished ([`Sequence::settle`]: a produce to a topic the same connection just created
+/// finds it), and a fetch only reads.
 #[derive(Default)]
 pub struct Sequence {
     previous: Option<oneshot::Receiver<()>>,
@@ -202,6 +204,15 @@ pub struct Turn {
 }
 
 impl Sequence {
+    /// Waits until the last request that took a turn has finished (at once if none is
+    /// running).
+    pub async fn settle(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // Sent or dropped: either way that request is over, and so is every one before.
+            let _ = previous.await;
+        }
+    }
+
     fn next(&mut self) -> Turn {
         let (done, finished) = oneshot::channel();
         Turn {
