@@ -118,16 +118,18 @@ async fn a_backup_leaves_leased_keys_out_and_a_restore_needs_an_empty_store() {
     assert!(matches!(err, BackupError::NotEmpty(2)), "{err}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_cluster_restored_onto_its_bucket_serves_its_records() {
-    let mut c = TestCluster::in_memory();
-    let id = c.start_broker().await.unwrap();
+/// A topic of two partitions created on broker `id`, once its partitions are served.
+async fn served_topic(
+    c: &TestCluster,
+    id: kafscale_core::BrokerId,
+    name: &str,
+) -> Vec<PartitionKey> {
     let topic = c
         .broker(id)
         .ctx
         .log
         .create_topic(CreateTopic {
-            name: "kept".into(),
+            name: name.into(),
             partitions: 2,
             configs: BTreeMap::new(),
             validate_only: false,
@@ -145,6 +147,14 @@ async fn a_cluster_restored_onto_its_bucket_serves_its_records() {
     })
     .await
     .unwrap();
+    ps
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cluster_restored_onto_its_bucket_serves_its_records() {
+    let mut c = TestCluster::in_memory();
+    let id = c.start_broker().await.unwrap();
+    let ps = served_topic(&c, id, "kept").await;
     for p in &ps {
         for i in 0..3 {
             let value = format!("v{i}");
@@ -181,6 +191,111 @@ async fn a_cluster_restored_onto_its_bucket_serves_its_records() {
         assert_eq!(log.partition_info(*p).unwrap().high_watermark, Offset(3));
         assert_eq!(read_all(log, *p).await, [(0, 0), (1, 1), (2, 2)], "{p}");
     }
+    restored.stop_all().await;
+}
+
+/// Appends one batch of one record and waits for its commit; `producer` is (id, sequence).
+async fn append(
+    c: &TestCluster,
+    id: kafscale_core::BrokerId,
+    p: PartitionKey,
+    value: &str,
+    producer: Option<(i64, i32)>,
+) -> Offset {
+    let (pid, seq) = producer.unwrap_or((-1, -1));
+    let epoch = if pid >= 0 { 0 } else { -1 };
+    let ticket = c.broker(id).ctx.log.append(AppendRequest {
+        partition: p,
+        batch: batch::build_idempotent(&[(None, Some(value.as_bytes()))], 1_000, pid, epoch, seq),
+        wait: true,
+    });
+    ticket.unwrap().unwrap().await.unwrap().unwrap().base_offset
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_written_after_the_backup_are_reattached_with_their_producers() {
+    let mut c = TestCluster::in_memory();
+    let a = c.start_broker().await.unwrap();
+    let ps = served_topic(&c, a, "later").await;
+    for p in &ps {
+        for i in 0..3 {
+            append(&c, a, *p, &format!("before {i}"), None).await;
+        }
+    }
+    // The backup of the running cluster, then an idempotent producer on broker a, a
+    // hand-over to broker b (a new leader epoch) and more records there.
+    let backup = Backup::take(c.metadata.as_ref(), 0).await.unwrap();
+    let pid = c.broker(a).ctx.log.allocate_producer_id().await.unwrap();
+    for p in &ps {
+        for seq in 0..3 {
+            append(&c, a, *p, &format!("idempotent {seq}"), Some((pid, seq))).await;
+        }
+    }
+    let b = c.start_broker().await.unwrap();
+    c.stop(a).await;
+    c.wait_for("partitions moved", Duration::from_secs(60), |c| {
+        c.leaders(&ps).filter(|l| l.values().all(|id| *id == b))
+    })
+    .await
+    .unwrap();
+    for p in &ps {
+        for i in 0..2 {
+            append(&c, b, *p, &format!("after the hand-over {i}"), None).await;
+        }
+    }
+    let last_epoch = c
+        .broker(b)
+        .ctx
+        .log
+        .partition_info(ps[0])
+        .unwrap()
+        .leader_epoch;
+    c.stop_all().await;
+
+    let fresh: Arc<dyn MetadataStore> = Arc::new(MemoryMetadataStore::new());
+    let backup = Backup::decode(&backup.encode()).unwrap();
+    backup.restore(fresh.as_ref()).await.unwrap();
+    let recovery = backup
+        .reattach(fresh.as_ref(), c.object_store.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(recovery.reattached.len(), 2, "{recovery:#?}");
+    for r in &recovery.reattached {
+        assert_eq!(
+            (r.topic.as_str(), r.from, r.to),
+            ("later", 3, 8),
+            "{recovery:#?}"
+        );
+        // Broker b took over at 6: what broker a wrote before is proven committed.
+        assert_eq!(r.confirmed_to, 6, "{recovery:#?}");
+    }
+    assert!(
+        recovery.unknown.is_empty() && recovery.unreadable.is_empty(),
+        "{recovery:#?}"
+    );
+
+    let mut restored = TestCluster::on(c.object_store.clone(), fresh, c.clock.clone());
+    let id = restored.start_broker().await.unwrap();
+    restored
+        .wait_for("restored partitions served", Duration::from_secs(60), |c| {
+            c.leaders(&ps)
+        })
+        .await
+        .unwrap();
+    let log = &restored.broker(id).ctx.log;
+    for p in &ps {
+        assert_eq!(log.partition_info(*p).unwrap().high_watermark, Offset(8));
+        let offsets: Vec<i64> = read_all(log, *p).await.iter().map(|(b, _)| *b).collect();
+        assert_eq!(offsets, (0..8).collect::<Vec<_>>(), "{p}");
+        // A retry of the idempotent producer's last batch is its duplicate, not a new record.
+        let again = append(&restored, id, *p, "idempotent 2", Some((pid, 2))).await;
+        assert_eq!(again, Offset(5));
+        assert_eq!(log.partition_info(*p).unwrap().high_watermark, Offset(8));
+        // The restored leader's epoch is above the ones the attached batches carry.
+        assert!(log.partition_info(*p).unwrap().leader_epoch > last_epoch);
+    }
+    // Producer ids handed out after the backup are not handed out again.
+    assert!(log.allocate_producer_id().await.unwrap() > pid);
     restored.stop_all().await;
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use super::client::CliError;
 use super::Output;
 use kafscale_adapters::SystemClock;
-use kafscale_core::backup::{Backup, BucketCheck};
+use kafscale_core::backup::{Backup, BucketCheck, Recovery};
 use kafscale_core::ports::{Clock, ObjectStore, PutMode};
 
 #[derive(Subcommand, Debug)]
@@ -46,8 +46,9 @@ pub enum MetadataCommand {
         /// The backup: a file path or an object store URL, as given to `backup --to`
         #[arg(long)]
         from: String,
-        /// The cluster's object store: the restore then reports referenced objects the
-        /// bucket lacks and objects written after the backup that it does not bring back
+        /// The cluster's object store: the restore then re-attaches the records written after
+        /// the backup that its flush objects hold, and reports what it cannot re-attach and
+        /// why, and referenced objects the bucket lacks
         #[arg(long)]
         object_store: Option<String>,
         /// Broker configuration (TOML) whose etcd.*, s3.* and encryption.keys settings say how
@@ -107,16 +108,69 @@ pub async fn run(cmd: MetadataCommand) -> Result<Output, CliError> {
             );
             let mut json = serde_json::json!({ "restore": report });
             if let Some(url) = object_store {
+                let store = stores.store(&url)?;
+                let recovery = backup
+                    .reattach(meta.as_ref(), store.as_ref())
+                    .await
+                    .map_err(|e| CliError::Invalid(format!("cannot re-attach from {url}: {e}")))?;
+                text.push_str(&recovery_report(&recovery));
+                json["recovery"] = serde_json::to_value(&recovery).unwrap_or_default();
                 let check = backup
-                    .check_bucket(meta.as_ref(), stores.store(&url)?.as_ref())
+                    .check_bucket(meta.as_ref(), store.as_ref())
                     .await
                     .map_err(|e| CliError::Invalid(format!("cannot check {url}: {e}")))?;
                 text.push_str(&bucket_report(&check));
                 json["bucket"] = serde_json::to_value(&check).unwrap_or_default();
             }
+            text.push_str(LOST_OFFSETS);
+            json["lost"] = serde_json::json!(LOST_OFFSETS.trim());
             Ok(Output { text, json })
         }
     }
+}
+
+/// What no object can bring back.
+const LOST_OFFSETS: &str = "lost: consumer group offsets and group state committed after the backup, and topics, configs, ACLs and users changed after it (groups resume from the offsets in the backup)\n";
+
+fn recovery_report(r: &Recovery) -> String {
+    let mut text = format!(
+        "re-attached after the backup: {} partitions ({} objects read, {} chunks already in the backup)\n",
+        r.reattached.len(),
+        r.objects_read,
+        r.already_restored
+    );
+    for p in &r.reattached {
+        text.push_str(&format!(
+            "  {}-{}: offsets {}..{} ({} chunks)",
+            p.topic, p.partition, p.from, p.to, p.chunks
+        ));
+        if p.confirmed_to < p.to {
+            text.push_str(&format!(
+                "; {}..{} as found: no later leader confirms their commit, their producer may have been told they failed",
+                p.confirmed_to.max(p.from),
+                p.to
+            ));
+        }
+        text.push('\n');
+    }
+    for (title, list) in [
+        ("not re-attached", &r.not_reattached),
+        ("not re-attached, unknown topic or partition", &r.unknown),
+    ] {
+        if !list.is_empty() {
+            text.push_str(&format!("{title}: {} chunks\n", list.len()));
+        }
+        for c in list {
+            text.push_str(&format!(
+                "  {}-{} offsets {}..={} in {}: {}\n",
+                c.topic, c.partition, c.first_offset, c.last_offset, c.object, c.reason
+            ));
+        }
+    }
+    for u in &r.unreadable {
+        text.push_str(&format!("  not read: {}: {}\n", u.object, u.reason));
+    }
+    text
 }
 
 fn bucket_report(check: &BucketCheck) -> String {
@@ -130,7 +184,7 @@ fn bucket_report(check: &BucketCheck) -> String {
     }
     if !check.newer_unreferenced.is_empty() {
         text.push_str(&format!(
-            "not restored: {} objects ({} bytes) written after the backup hold records acknowledged after it\n",
+            "left unreferenced: {} objects ({} bytes) written after the backup (see above why their chunks were not re-attached); garbage collection deletes them gc.grace.ms after the brokers start: copy them elsewhere first to keep them\n",
             check.newer_unreferenced.len(),
             check.newer_unreferenced_bytes
         ));

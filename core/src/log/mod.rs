@@ -38,7 +38,7 @@ mod leadership;
 mod maintenance;
 mod migrate;
 mod partition;
-mod producer_ids;
+pub(crate) mod producer_ids;
 pub mod producers;
 mod read;
 pub mod state;

@@ -7,15 +7,24 @@ use serde::{Deserialize, Serialize};
 use super::LogService;
 use crate::error::{Error, Result};
 use crate::ports::metadata::{decode_json, encode_json};
-use crate::ports::MetadataStoreExt;
+use crate::ports::{KeyValue, MetadataError, MetadataStoreExt};
+use crate::schema::keys;
 
-const KEY: &str = "kafscale/producer-ids";
 /// Ids reserved per trip to the metadata store.
 const BLOCK: i64 = 1000;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct NextId {
     next: i64,
+}
+
+/// The next free producer id a `producer-ids` value holds.
+pub(crate) fn decode_next(kv: &KeyValue) -> std::result::Result<i64, MetadataError> {
+    Ok(decode_json::<NextId>(kv)?.next)
+}
+
+pub(crate) fn encode_next(next: i64) -> bytes::Bytes {
+    encode_json(&NextId { next })
 }
 
 /// The ids of the block this broker reserved: `next..end`.
@@ -40,13 +49,13 @@ impl LogService {
     async fn reserve_block(&self) -> Result<IdBlock> {
         let meta = &self.shared.meta;
         for _ in 0..20 {
-            let (start, revision) = match meta.get(KEY).await? {
-                Some(kv) => (decode_json::<NextId>(&kv)?.next, kv.mod_revision),
+            let (start, revision) = match meta.get(&keys::producer_ids()).await? {
+                Some(kv) => (decode_next(&kv)?, kv.mod_revision),
                 None => (0, 0),
             };
             let end = start + BLOCK;
             let outcome = meta
-                .compare_and_swap(KEY, revision, encode_json(&NextId { next: end }))
+                .compare_and_swap(&keys::producer_ids(), revision, encode_next(end))
                 .await?;
             if outcome.succeeded {
                 tracing::debug!(start, end, "reserved producer ids");

@@ -374,7 +374,20 @@ impl Shared {
                     .entries
                     .iter()
                     .enumerate()
-                    .find(|(_, e)| e.topic == key.topic && e.partition == key.partition)
+                    .find(|(_, e)| {
+                        // A coalesced object can hold several chunks of a partition (a restore
+                        // re-attaches them with one record each): the one that continues it.
+                        e.topic == key.topic
+                            && e.partition == key.partition
+                            && e.base_offset == record.log_end_offset
+                    })
+                    .or_else(|| {
+                        index
+                            .entries
+                            .iter()
+                            .enumerate()
+                            .find(|(_, e)| e.topic == key.topic && e.partition == key.partition)
+                    })
                     .ok_or_else(|| bad(format!("{} holds no chunk of it", r.object)))?;
                 if entry.base_offset != record.log_end_offset
                     || entry.last_offset.next() != part.end

@@ -37,6 +37,11 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::HashSet;
 
+pub mod reattach;
+mod recover;
+
+pub use recover::{NotReattached, Reattached, Recovery, Unreadable};
+
 use crate::ports::{Compare, MetadataError, MetadataStore, ObjectStore, StoreError, Txn, TxnOp};
 use crate::schema::keys;
 use crate::types::Millis;
