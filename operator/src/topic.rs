@@ -122,15 +122,15 @@ async fn apply(
 /// for fewer, the count it keeps.
 async fn sync(topic: &KafscaleTopic, ctx: &Context) -> Result<(i32, Option<i32>), Error> {
     let ns = topic.namespace().ok_or(Error::MissingField("namespace"))?;
-    let bootstrap = cluster::find_bootstrap(ctx, &ns, &topic.spec.cluster_ref)
+    let target = cluster::find_target(ctx, &ns, &topic.spec.cluster_ref)
         .await?
         .ok_or_else(|| Error::ClusterNotFound(topic.spec.cluster_ref.clone()))?;
     let name = topic.topic_name();
-    let actual = ctx.admin.describe_topic(&bootstrap, &name).await?;
+    let actual = ctx.admin.describe_topic(&target, &name).await?;
     match plan(&name, &topic.spec, actual.as_ref()) {
         Plan::Create(new) => {
             tracing::info!(topic = %name, partitions = new.partitions, "creating topic");
-            ctx.admin.create_topic(&bootstrap, &new).await?;
+            ctx.admin.create_topic(&target, &new).await?;
             Ok((new.partitions, None))
         }
         Plan::Update {
@@ -141,15 +141,13 @@ async fn sync(topic: &KafscaleTopic, ctx: &Context) -> Result<(i32, Option<i32>)
             let mut partitions = actual.map_or(0, |a| a.partitions);
             if let Some(total) = raise_partitions {
                 tracing::info!(topic = %name, from = partitions, to = total, "raising partitions");
-                ctx.admin
-                    .create_partitions(&bootstrap, &name, total)
-                    .await?;
+                ctx.admin.create_partitions(&target, &name, total).await?;
                 partitions = total;
             }
             if !configs.is_empty() {
                 tracing::info!(topic = %name, set = ?configs.set.keys(), delete = ?configs.delete, "setting topic configs");
                 ctx.admin
-                    .alter_topic_configs(&bootstrap, &name, &configs)
+                    .alter_topic_configs(&target, &name, &configs)
                     .await?;
             }
             Ok((partitions, decrease_refused))
@@ -161,10 +159,10 @@ async fn sync(topic: &KafscaleTopic, ctx: &Context) -> Result<(i32, Option<i32>)
 async fn cleanup(topic: &KafscaleTopic, ctx: &Context) -> Result<Action, Error> {
     let ns = topic.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = topic.topic_name();
-    match cluster::find_bootstrap(ctx, &ns, &topic.spec.cluster_ref).await? {
-        Some(bootstrap) => {
+    match cluster::find_target(ctx, &ns, &topic.spec.cluster_ref).await? {
+        Some(target) => {
             tracing::info!(topic = %name, "deleting topic");
-            ctx.admin.delete_topic(&bootstrap, &name).await?;
+            ctx.admin.delete_topic(&target, &name).await?;
         }
         None => {
             tracing::info!(topic = %name, cluster = %topic.spec.cluster_ref, "cluster gone, nothing to delete")

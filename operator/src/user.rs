@@ -54,7 +54,7 @@ async fn password(user: &KafscaleUser, ctx: &Context, ns: &str) -> Result<String
 
 async fn sync(user: &KafscaleUser, ctx: &Context) -> Result<(), Error> {
     let ns = user.namespace().ok_or(Error::MissingField("namespace"))?;
-    let bootstrap = cluster::find_bootstrap(ctx, &ns, &user.spec.cluster_ref)
+    let target = cluster::find_target(ctx, &ns, &user.spec.cluster_ref)
         .await?
         .ok_or_else(|| Error::ClusterNotFound(user.spec.cluster_ref.clone()))?;
     let credential = ScramCredential {
@@ -63,7 +63,7 @@ async fn sync(user: &KafscaleUser, ctx: &Context) -> Result<(), Error> {
         password: password(user, ctx, &ns).await?,
     };
     ctx.admin
-        .upsert_scram_credential(&bootstrap, &credential)
+        .upsert_scram_credential(&target, &credential)
         .await?;
     let acls = user
         .spec
@@ -71,9 +71,7 @@ async fn sync(user: &KafscaleUser, ctx: &Context) -> Result<(), Error> {
         .as_ref()
         .map(|a| a.acls.as_slice())
         .unwrap_or_default();
-    ctx.admin
-        .set_acls(&bootstrap, &credential.user, acls)
-        .await?;
+    ctx.admin.set_acls(&target, &credential.user, acls).await?;
     Ok(())
 }
 
@@ -115,16 +113,16 @@ async fn apply(
 async fn cleanup(user: &KafscaleUser, ctx: &Context) -> Result<Action, Error> {
     let ns = user.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = user.user_name();
-    let Some(bootstrap) = cluster::find_bootstrap(ctx, &ns, &user.spec.cluster_ref).await? else {
+    let Some(target) = cluster::find_target(ctx, &ns, &user.spec.cluster_ref).await? else {
         tracing::info!(user = %name, cluster = %user.spec.cluster_ref, "cluster gone, nothing to delete");
         return Ok(Action::await_change());
     };
     let mechanism = user.spec.authentication.mechanism;
     let removed = async {
         ctx.admin
-            .delete_scram_credential(&bootstrap, &name, mechanism)
+            .delete_scram_credential(&target, &name, mechanism)
             .await?;
-        ctx.admin.set_acls(&bootstrap, &name, &[]).await
+        ctx.admin.set_acls(&target, &name, &[]).await
     };
     match removed.await {
         Ok(()) => tracing::info!(user = %name, "deleted user credential and ACLs"),

@@ -124,10 +124,19 @@ impl ClientSecurity {
     pub fn from_properties(
         props: &BTreeMap<String, String>,
     ) -> Result<ClientSecurity, ConfigError> {
+        ClientSecurity::from_properties_with(props, &crate::security::tls::read)
+    }
+
+    /// [`ClientSecurity::from_properties`] with the files the properties name read by
+    /// `read` (the operator reads them from the keys of a Secret).
+    pub fn from_properties_with(
+        props: &BTreeMap<String, String>,
+        read: tls::ReadFile<'_>,
+    ) -> Result<ClientSecurity, ConfigError> {
         let settings = Settings::check(props)?;
         let tls = match &settings.tls {
             Some(files) => Some(Arc::new(
-                tls::client_config(files).map_err(|reason| invalid("ssl", reason))?,
+                tls::client_config_with(files, read).map_err(|reason| invalid("ssl", reason))?,
             )),
             None => None,
         };

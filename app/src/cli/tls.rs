@@ -9,6 +9,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,9 +20,18 @@ use tokio_rustls::client::TlsStream;
 use super::security::{Identity, TlsFiles};
 use crate::security::tls::{certificates, provider, read};
 
+/// Reads the file a property names: from the file system, or (for the operator) from the
+/// keys of a Kubernetes Secret.
+pub type ReadFile<'a> = &'a dyn Fn(&Path) -> Result<Vec<u8>, String>;
+
 /// The rustls configuration of `files`: brokers must present a certificate chaining to the
 /// trust store; the client presents its own when one is configured.
 pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, String> {
+    client_config_with(files, &read)
+}
+
+/// [`client_config`] with the files read by `read`.
+pub fn client_config_with(files: &TlsFiles, read: ReadFile<'_>) -> Result<ClientConfig, String> {
     let provider = provider();
     let mut roots = RootCertStore::empty();
     let what = format!("trust store {}", files.truststore.display());
@@ -46,7 +56,7 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, String> {
     match &files.identity {
         None => Ok(builder.with_no_client_auth()),
         Some(identity) => {
-            let (chain, key) = identity_pem(identity)?;
+            let (chain, key) = identity_pem(identity, read)?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| format!("client certificate: {e}"))
@@ -56,6 +66,7 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, String> {
 
 fn identity_pem(
     identity: &Identity,
+    read: ReadFile<'_>,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
     let (chain_file, key_file) = match identity {
         Identity::Keystore(path) => (path, path),

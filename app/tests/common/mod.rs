@@ -1,6 +1,8 @@
 //! An in-process broker on ephemeral ports and a raw Kafka protocol client for tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod pki;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};

@@ -17,21 +17,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::acl_rules;
-use super::{AdminError, ConfigChanges, KafkaAdmin, NewTopic, ScramCredential, TopicState};
+use super::{AdminError, ConfigChanges, KafkaAdmin, NewTopic, ScramCredential, Target, TopicState};
 use crate::crd::{AclRule, ScramMechanism};
 
 /// How long a connection or an answer may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The real admin client: one connection per call, opened to the bootstrap Service, so a
-/// broker that went away is never reused.
+/// The real admin client: one connection per call, opened to the bootstrap Service with the
+/// cluster's admin client security, so a broker that went away is never reused.
 #[derive(Debug, Default)]
 pub struct KafkaClientAdmin;
 
-async fn connect(bootstrap: &str) -> Result<Client, AdminError> {
-    Client::connect(bootstrap, TIMEOUT)
+async fn connect(target: &Target) -> Result<Client, AdminError> {
+    Client::connect_secure(&target.bootstrap, target.security.clone(), TIMEOUT)
         .await
-        .map_err(|e| admin_error(bootstrap, e))
+        .map_err(|e| admin_error(&target.bootstrap, e))
 }
 
 fn admin_error(bootstrap: &str, e: CliError) -> AdminError {
@@ -50,14 +50,14 @@ fn admin_error(bootstrap: &str, e: CliError) -> AdminError {
 
 /// Runs one `kafscale topic` command and returns its JSON output.
 async fn topic_command(
-    bootstrap: &str,
+    target: &Target,
     cmd: TopicCommand,
 ) -> Result<serde_json::Value, AdminError> {
-    let mut client = connect(bootstrap).await?;
+    let mut client = connect(target).await?;
     topic::run(&mut client, cmd)
         .await
         .map(|out| out.json)
-        .map_err(|e| admin_error(bootstrap, e))
+        .map_err(|e| admin_error(&target.bootstrap, e))
 }
 
 /// Partitions and topic-level configs from the JSON of `kafscale topic describe`.
@@ -95,36 +95,36 @@ fn sasl_mechanism(m: ScramMechanism) -> SaslMechanism {
 impl KafkaAdmin for KafkaClientAdmin {
     async fn describe_topic(
         &self,
-        bootstrap: &str,
+        target: &Target,
         name: &str,
     ) -> Result<Option<TopicState>, AdminError> {
-        let mut client = connect(bootstrap).await?;
+        let mut client = connect(target).await?;
         match topic::run(&mut client, TopicCommand::Describe { name: name.into() }).await {
             Ok(out) => topic_state(&out.json).map(Some),
             Err(CliError::UnknownTopic(_)) => Ok(None),
-            Err(e) => Err(admin_error(bootstrap, e)),
+            Err(e) => Err(admin_error(&target.bootstrap, e)),
         }
     }
 
-    async fn create_topic(&self, bootstrap: &str, new: &NewTopic) -> Result<(), AdminError> {
+    async fn create_topic(&self, target: &Target, new: &NewTopic) -> Result<(), AdminError> {
         let args = CreateArgs {
             name: new.name.clone(),
             partitions: Some(new.partitions),
             replication_factor: None,
             config: new.configs.clone().into_iter().collect(),
         };
-        topic_command(bootstrap, TopicCommand::Create(args))
+        topic_command(target, TopicCommand::Create(args))
             .await
             .map(drop)
     }
 
     async fn create_partitions(
         &self,
-        bootstrap: &str,
+        target: &Target,
         name: &str,
         total: i32,
     ) -> Result<(), AdminError> {
-        let mut client = connect(bootstrap).await?;
+        let mut client = connect(target).await?;
         let mut t = CreatePartitionsTopic::default();
         t.name = topic_name(name);
         t.count = total;
@@ -137,11 +137,11 @@ impl KafkaAdmin for KafkaClientAdmin {
             conn.call(v, &req).await
         }
         .await
-        .map_err(|e| admin_error(bootstrap, e))?;
+        .map_err(|e| admin_error(&target.bootstrap, e))?;
         match resp.results.first() {
             Some(r) if r.error_code == 0 => Ok(()),
             Some(r) => Err(admin_error(
-                bootstrap,
+                &target.bootstrap,
                 CliError::kafka(
                     format!("cannot raise partitions of {name} to {total}"),
                     r.error_code,
@@ -156,7 +156,7 @@ impl KafkaAdmin for KafkaClientAdmin {
 
     async fn alter_topic_configs(
         &self,
-        bootstrap: &str,
+        target: &Target,
         name: &str,
         changes: &ConfigChanges,
     ) -> Result<(), AdminError> {
@@ -165,25 +165,25 @@ impl KafkaAdmin for KafkaClientAdmin {
             config: changes.set.clone().into_iter().collect(),
             delete_config: changes.delete.clone(),
         };
-        topic_command(bootstrap, TopicCommand::Alter(args))
+        topic_command(target, TopicCommand::Alter(args))
             .await
             .map(drop)
     }
 
-    async fn delete_topic(&self, bootstrap: &str, name: &str) -> Result<(), AdminError> {
-        let mut client = connect(bootstrap).await?;
+    async fn delete_topic(&self, target: &Target, name: &str) -> Result<(), AdminError> {
+        let mut client = connect(target).await?;
         match topic::run(&mut client, TopicCommand::Delete { name: name.into() }).await {
             Ok(_) | Err(CliError::UnknownTopic(_)) => Ok(()),
-            Err(e) => Err(admin_error(bootstrap, e)),
+            Err(e) => Err(admin_error(&target.bootstrap, e)),
         }
     }
 
     async fn upsert_scram_credential(
         &self,
-        bootstrap: &str,
+        target: &Target,
         credential: &ScramCredential,
     ) -> Result<(), AdminError> {
-        let mut client = connect(bootstrap).await?;
+        let mut client = connect(target).await?;
         let new = NewCredential {
             user: &credential.user,
             mechanism: sasl_mechanism(credential.mechanism),
@@ -193,23 +193,23 @@ impl KafkaAdmin for KafkaClientAdmin {
         };
         user::upsert(&mut client, &new)
             .await
-            .map_err(|e| admin_error(bootstrap, e))
+            .map_err(|e| admin_error(&target.bootstrap, e))
     }
 
     async fn delete_scram_credential(
         &self,
-        bootstrap: &str,
+        target: &Target,
         name: &str,
         mechanism: ScramMechanism,
     ) -> Result<(), AdminError> {
-        let mut client = connect(bootstrap).await?;
+        let mut client = connect(target).await?;
         match user::delete(&mut client, name, &[sasl_mechanism(mechanism)]).await {
             Ok(())
             | Err(CliError::Kafka {
                 code: RESOURCE_NOT_FOUND,
                 ..
             }) => Ok(()),
-            Err(e) => Err(admin_error(bootstrap, e)),
+            Err(e) => Err(admin_error(&target.bootstrap, e)),
         }
     }
 
@@ -217,12 +217,12 @@ impl KafkaAdmin for KafkaClientAdmin {
     /// spec's, whoever added or removed some since.
     async fn set_acls(
         &self,
-        bootstrap: &str,
+        target: &Target,
         user: &str,
         acls: &[AclRule],
     ) -> Result<(), AdminError> {
         let wanted: BTreeSet<AclBinding> = acl_rules::bindings(user, acls)?.into_iter().collect();
-        let mut client = connect(bootstrap).await?;
+        let mut client = connect(target).await?;
         let filter = AclFilter {
             resource_type: None,
             name: None,
@@ -236,17 +236,17 @@ impl KafkaAdmin for KafkaClientAdmin {
             Ok(found) => found.into_iter().collect(),
             // A broker without ACL APIs holds no ACLs: none is already the state.
             Err(CliError::Unsupported { .. }) if wanted.is_empty() => return Ok(()),
-            Err(e) => return Err(admin_error(bootstrap, e)),
+            Err(e) => return Err(admin_error(&target.bootstrap, e)),
         };
         let missing: Vec<AclBinding> = wanted.difference(&current).cloned().collect();
         let extra: Vec<AclFilter> = current.difference(&wanted).map(acl::exactly).collect();
         acl::create(&mut client, &missing)
             .await
-            .map_err(|e| admin_error(bootstrap, e))?;
+            .map_err(|e| admin_error(&target.bootstrap, e))?;
         acl::delete(&mut client, &extra)
             .await
             .map(drop)
-            .map_err(|e| admin_error(bootstrap, e))
+            .map_err(|e| admin_error(&target.bootstrap, e))
     }
 }
 

@@ -6,7 +6,9 @@ mod acl_rules;
 mod kafka;
 
 use async_trait::async_trait;
+use kafscale::cli::client::ClientSecurity;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::crd::{AclRule, ScramMechanism};
 
@@ -72,8 +74,25 @@ impl std::fmt::Debug for ScramCredential {
     }
 }
 
-/// The admin operations the operator needs, each against the cluster reached at
-/// `bootstrap` (`host:port`).
+/// Where and how the operator reaches a cluster: its bootstrap address (`host:port`) and the
+/// client security of `KafscaleCluster.spec.adminClient` (PLAINTEXT without it).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub bootstrap: String,
+    pub security: Arc<ClientSecurity>,
+}
+
+impl Target {
+    /// PLAINTEXT without authentication.
+    pub fn plaintext(bootstrap: &str) -> Target {
+        Target {
+            bootstrap: bootstrap.to_owned(),
+            security: Arc::default(),
+        }
+    }
+}
+
+/// The admin operations the operator needs, each against the cluster `target` names.
 ///
 /// Contract: `describe_topic` answers `None` for a topic that does not exist; every other
 /// method either did what it says or returns an error, never a silent no-op, and
@@ -82,42 +101,42 @@ impl std::fmt::Debug for ScramCredential {
 pub trait KafkaAdmin: Send + Sync {
     async fn describe_topic(
         &self,
-        bootstrap: &str,
+        target: &Target,
         topic: &str,
     ) -> Result<Option<TopicState>, AdminError>;
-    async fn create_topic(&self, bootstrap: &str, topic: &NewTopic) -> Result<(), AdminError>;
+    async fn create_topic(&self, target: &Target, topic: &NewTopic) -> Result<(), AdminError>;
     /// Raises the topic's partition count to `total`.
     async fn create_partitions(
         &self,
-        bootstrap: &str,
+        target: &Target,
         topic: &str,
         total: i32,
     ) -> Result<(), AdminError>;
     async fn alter_topic_configs(
         &self,
-        bootstrap: &str,
+        target: &Target,
         topic: &str,
         changes: &ConfigChanges,
     ) -> Result<(), AdminError>;
     /// Deletes the topic; a topic that does not exist is not an error.
-    async fn delete_topic(&self, bootstrap: &str, topic: &str) -> Result<(), AdminError>;
+    async fn delete_topic(&self, target: &Target, topic: &str) -> Result<(), AdminError>;
     /// Creates the credential, or replaces the user's credential of that mechanism.
     async fn upsert_scram_credential(
         &self,
-        bootstrap: &str,
+        target: &Target,
         credential: &ScramCredential,
     ) -> Result<(), AdminError>;
     /// Removes the user's credential of that mechanism; an absent one is not an error.
     async fn delete_scram_credential(
         &self,
-        bootstrap: &str,
+        target: &Target,
         user: &str,
         mechanism: ScramMechanism,
     ) -> Result<(), AdminError>;
     /// Makes `acls` the complete list of the user's ACLs (empty: removes them all).
     async fn set_acls(
         &self,
-        bootstrap: &str,
+        target: &Target,
         user: &str,
         acls: &[AclRule],
     ) -> Result<(), AdminError>;

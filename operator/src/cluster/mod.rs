@@ -6,6 +6,7 @@
 //! SIGTERM and each broker hands its partitions over before it exits. An upgrade is a
 //! change of the pod template, rolled one broker at a time.
 
+pub mod admin_client;
 pub mod env;
 pub mod resources;
 
@@ -20,6 +21,7 @@ use serde::Serialize;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use crate::admin::Target;
 use crate::crd::{conditions, ConditionStatus, KafscaleCluster, KafscaleClusterStatus};
 use crate::{status, Context, Error, FIELD_MANAGER};
 use resources::Names;
@@ -35,15 +37,18 @@ pub fn bootstrap_address(cluster: &KafscaleCluster) -> String {
     )
 }
 
-/// The bootstrap address of the cluster a topic or user refers to, `None` when there is no
-/// such cluster.
-pub async fn find_bootstrap(
+/// Where and how the operator reaches the cluster a topic or user refers to, `None` when
+/// there is no such cluster.
+pub async fn find_target(
     ctx: &Context,
     namespace: &str,
     cluster: &str,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<Target>, Error> {
     let api: Api<KafscaleCluster> = Api::namespaced(ctx.client.clone(), namespace);
-    Ok(api.get_opt(cluster).await?.map(|c| bootstrap_address(&c)))
+    match api.get_opt(cluster).await? {
+        Some(c) => admin_client::target(ctx, &c).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K, Error>

@@ -106,11 +106,22 @@ pub fn bootstrap_service(c: &KafscaleCluster, names: &Names, owner: &OwnerRefere
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
             selector: Some(selector(name)),
-            ports: Some(vec![port("kafka", c.spec.listeners.kafka_port)]),
+            ports: Some(bootstrap_ports(c)),
             ..Default::default()
         }),
         status: None,
     }
+}
+
+/// The Kafka port, and the operator's admin port when it is another listener's.
+fn bootstrap_ports(c: &KafscaleCluster) -> Vec<ServicePort> {
+    let kafka = c.spec.listeners.kafka_port;
+    let mut ports = vec![port("kafka", kafka)];
+    let admin = super::admin_client::admin_port(c);
+    if admin != kafka {
+        ports.push(port("kafka-admin", admin));
+    }
+    ports
 }
 
 /// Voluntary evictions (node drains) take one broker at a time.

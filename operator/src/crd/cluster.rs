@@ -57,6 +57,33 @@ pub struct KafscaleClusterSpec {
     /// Scheduled metadata backups to the object store, taken by the controller broker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
+    /// How the operator's own admin client (topics, users) connects to the brokers; unset:
+    /// PLAINTEXT without authentication, to `listeners.kafkaPort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_client: Option<AdminClientSpec>,
+}
+
+/// The operator's admin client: Kafka client properties from a Secret, and the port of the
+/// listener they are for.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminClientSpec {
+    /// A Secret in the cluster's namespace. Its `propertiesKey` holds Kafka client
+    /// properties, as `kafscale --command-config` takes them (`security.protocol`,
+    /// `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`,
+    /// `ssl.certificate.location`, `ssl.key.location`, ...); the files they name are other
+    /// keys of the same Secret (`ssl.ca.location=ca.crt`).
+    pub secret_name: String,
+    #[serde(default = "properties_key")]
+    pub properties_key: String,
+    /// Port of the brokers' listener those properties are for; the bootstrap Service
+    /// exposes it too. `listeners.kafkaPort` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+fn properties_key() -> String {
+    "client.properties".into()
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -10,7 +10,7 @@ use kube::core::CustomResourceExt;
 use serde::{Deserialize, Serialize};
 
 pub use cluster::{
-    BackupSpec, EtcdCredentials, EtcdSpec, KafscaleCluster, KafscaleClusterSpec,
+    AdminClientSpec, BackupSpec, EtcdCredentials, EtcdSpec, KafscaleCluster, KafscaleClusterSpec,
     KafscaleClusterStatus, ListenersSpec, ObjectStoreCredentials, ObjectStoreSpec,
 };
 pub use conditions::{Condition, ConditionStatus, READY};

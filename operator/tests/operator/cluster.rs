@@ -54,6 +54,7 @@ pub fn demo_cluster(brokers: i32) -> KafscaleCluster {
                 interval_ms: 600_000,
                 retention: Some(48),
             }),
+            admin_client: None,
         },
     );
     c.metadata = ObjectMeta {

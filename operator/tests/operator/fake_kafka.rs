@@ -2,12 +2,13 @@
 //! credentials and ACLs. Tests change it behind the operator's back to check drift.
 
 use async_trait::async_trait;
+use kafscale::cli::client::ClientSecurity;
 use kafscale_operator::admin::{
-    AdminError, ConfigChanges, KafkaAdmin, NewTopic, ScramCredential, TopicState,
+    AdminError, ConfigChanges, KafkaAdmin, NewTopic, ScramCredential, Target, TopicState,
 };
 use kafscale_operator::crd::{AclRule, ScramMechanism};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 pub struct FakeKafka {
@@ -16,6 +17,8 @@ pub struct FakeKafka {
     pub topics: Mutex<BTreeMap<String, TopicState>>,
     pub credentials: Mutex<BTreeMap<(String, ScramMechanism), String>>,
     pub acls: Mutex<BTreeMap<String, Vec<AclRule>>>,
+    /// The client security of the last call.
+    pub security: Mutex<Option<Arc<ClientSecurity>>>,
 }
 
 impl FakeKafka {
@@ -26,12 +29,13 @@ impl FakeKafka {
         }
     }
 
-    fn reach(&self, bootstrap: &str) -> Result<(), AdminError> {
-        if bootstrap == self.bootstrap {
+    fn reach(&self, t: &Target) -> Result<(), AdminError> {
+        *self.security.lock().unwrap() = Some(t.security.clone());
+        if t.bootstrap == self.bootstrap {
             return Ok(());
         }
         Err(AdminError::Unreachable {
-            bootstrap: bootstrap.to_owned(),
+            bootstrap: t.bootstrap.clone(),
             reason: "no such cluster".into(),
         })
     }
@@ -43,13 +47,17 @@ impl FakeKafka {
 
 #[async_trait]
 impl KafkaAdmin for FakeKafka {
-    async fn describe_topic(&self, b: &str, topic: &str) -> Result<Option<TopicState>, AdminError> {
-        self.reach(b)?;
+    async fn describe_topic(
+        &self,
+        t: &Target,
+        topic: &str,
+    ) -> Result<Option<TopicState>, AdminError> {
+        self.reach(t)?;
         Ok(self.topic(topic))
     }
 
-    async fn create_topic(&self, b: &str, topic: &NewTopic) -> Result<(), AdminError> {
-        self.reach(b)?;
+    async fn create_topic(&self, t: &Target, topic: &NewTopic) -> Result<(), AdminError> {
+        self.reach(t)?;
         let mut topics = self.topics.lock().unwrap();
         if topics.contains_key(&topic.name) {
             return Err(AdminError::Refused("TOPIC_ALREADY_EXISTS".into()));
@@ -64,8 +72,13 @@ impl KafkaAdmin for FakeKafka {
         Ok(())
     }
 
-    async fn create_partitions(&self, b: &str, topic: &str, total: i32) -> Result<(), AdminError> {
-        self.reach(b)?;
+    async fn create_partitions(
+        &self,
+        t: &Target,
+        topic: &str,
+        total: i32,
+    ) -> Result<(), AdminError> {
+        self.reach(t)?;
         let mut topics = self.topics.lock().unwrap();
         let t = topics
             .get_mut(topic)
@@ -79,11 +92,11 @@ impl KafkaAdmin for FakeKafka {
 
     async fn alter_topic_configs(
         &self,
-        b: &str,
+        t: &Target,
         topic: &str,
         changes: &ConfigChanges,
     ) -> Result<(), AdminError> {
-        self.reach(b)?;
+        self.reach(t)?;
         let mut topics = self.topics.lock().unwrap();
         let t = topics
             .get_mut(topic)
@@ -95,18 +108,18 @@ impl KafkaAdmin for FakeKafka {
         Ok(())
     }
 
-    async fn delete_topic(&self, b: &str, topic: &str) -> Result<(), AdminError> {
-        self.reach(b)?;
+    async fn delete_topic(&self, t: &Target, topic: &str) -> Result<(), AdminError> {
+        self.reach(t)?;
         self.topics.lock().unwrap().remove(topic);
         Ok(())
     }
 
     async fn upsert_scram_credential(
         &self,
-        b: &str,
+        t: &Target,
         c: &ScramCredential,
     ) -> Result<(), AdminError> {
-        self.reach(b)?;
+        self.reach(t)?;
         self.credentials
             .lock()
             .unwrap()
@@ -116,11 +129,11 @@ impl KafkaAdmin for FakeKafka {
 
     async fn delete_scram_credential(
         &self,
-        b: &str,
+        t: &Target,
         user: &str,
         m: ScramMechanism,
     ) -> Result<(), AdminError> {
-        self.reach(b)?;
+        self.reach(t)?;
         self.credentials
             .lock()
             .unwrap()
@@ -128,8 +141,8 @@ impl KafkaAdmin for FakeKafka {
         Ok(())
     }
 
-    async fn set_acls(&self, b: &str, user: &str, acls: &[AclRule]) -> Result<(), AdminError> {
-        self.reach(b)?;
+    async fn set_acls(&self, t: &Target, user: &str, acls: &[AclRule]) -> Result<(), AdminError> {
+        self.reach(t)?;
         let mut all = self.acls.lock().unwrap();
         if acls.is_empty() {
             all.remove(user);

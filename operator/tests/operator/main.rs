@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod admin_client;
 mod cluster;
 mod fake_api;
 mod fake_kafka;

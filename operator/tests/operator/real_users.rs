@@ -12,7 +12,8 @@ use kafscale_core::acl::{
     AclBinding, AclEntry, AclFilter, Operation, PatternFilter, ResourcePattern, ResourceType,
 };
 use kafscale_operator::admin::{
-    AdminError, ConfigChanges, KafkaAdmin, KafkaClientAdmin, NewTopic, ScramCredential, TopicState,
+    AdminError, ConfigChanges, KafkaAdmin, KafkaClientAdmin, NewTopic, ScramCredential, Target,
+    TopicState,
 };
 use kafscale_operator::crd::{AclRule, KafscaleUser, ScramMechanism};
 use std::collections::BTreeMap;
@@ -25,19 +26,28 @@ use crate::{ready, NS};
 /// A broker with a PLAINTEXT listener (the operator's, whose ANONYMOUS principal is a super
 /// user) and a SASL_PLAINTEXT one, enforcing ACLs.
 async fn broker() -> Broker {
-    let flags: BTreeMap<String, serde_json::Value> = [
-        ("ephemeral", serde_json::json!(true)),
+    start(&[
         (
             "listeners",
             "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0".into(),
         ),
+        ("super.users", "User:ANONYMOUS".into()),
+    ])
+    .await
+}
+
+/// An in-process broker with nothing stored, enforcing ACLs, with `flags` set too.
+pub async fn start(flags: &[(&str, serde_json::Value)]) -> Broker {
+    let defaults = [
+        ("ephemeral", serde_json::json!(true)),
         ("http.listen", "127.0.0.1:0".into()),
         ("authorizer.class.name", "acl".into()),
-        ("super.users", "User:ANONYMOUS".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    ];
+    let flags: BTreeMap<String, serde_json::Value> = defaults
+        .iter()
+        .chain(flags)
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
     // A prefix nothing sets, so the test does not pick up the caller's environment.
     let env = figment::providers::Env::prefixed("KAFSCALE_OPERATOR_TEST_UNUSED_");
     let config = kafscale::config::load(None, env, flags).unwrap();
@@ -54,51 +64,79 @@ fn addr(b: &Broker, listener: &str) -> String {
 }
 
 /// The real admin client, sent to the test broker wherever the operator would send it
-/// (the cluster's bootstrap Service, which has no address here).
-struct AtBroker {
-    addr: String,
-    real: KafkaClientAdmin,
+/// (the cluster's bootstrap Service, which has no address here): to the broker's listener of
+/// the protocol the cluster's admin client security names, with that security.
+pub struct AtBroker {
+    pub listeners: Vec<(String, String)>,
+    pub real: KafkaClientAdmin,
+}
+
+impl AtBroker {
+    pub fn new(b: &Broker) -> AtBroker {
+        AtBroker {
+            listeners: b
+                .listener_addrs
+                .iter()
+                .map(|(n, a)| (n.clone(), a.to_string()))
+                .collect(),
+            real: KafkaClientAdmin,
+        }
+    }
+
+    fn at(&self, t: &Target) -> Target {
+        let name = t.security.protocol.name();
+        let addr = self
+            .listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default();
+        Target {
+            bootstrap: addr,
+            security: t.security.clone(),
+        }
+    }
 }
 
 #[async_trait]
 impl KafkaAdmin for AtBroker {
-    async fn describe_topic(&self, _: &str, t: &str) -> Result<Option<TopicState>, AdminError> {
-        self.real.describe_topic(&self.addr, t).await
+    async fn describe_topic(&self, t: &Target, n: &str) -> Result<Option<TopicState>, AdminError> {
+        self.real.describe_topic(&self.at(t), n).await
     }
-    async fn create_topic(&self, _: &str, t: &NewTopic) -> Result<(), AdminError> {
-        self.real.create_topic(&self.addr, t).await
+    async fn create_topic(&self, t: &Target, n: &NewTopic) -> Result<(), AdminError> {
+        self.real.create_topic(&self.at(t), n).await
     }
-    async fn create_partitions(&self, _: &str, t: &str, n: i32) -> Result<(), AdminError> {
-        self.real.create_partitions(&self.addr, t, n).await
+    async fn create_partitions(&self, t: &Target, n: &str, p: i32) -> Result<(), AdminError> {
+        self.real.create_partitions(&self.at(t), n, p).await
     }
     async fn alter_topic_configs(
         &self,
-        _: &str,
-        t: &str,
+        t: &Target,
+        n: &str,
         c: &ConfigChanges,
     ) -> Result<(), AdminError> {
-        self.real.alter_topic_configs(&self.addr, t, c).await
+        self.real.alter_topic_configs(&self.at(t), n, c).await
     }
-    async fn delete_topic(&self, _: &str, t: &str) -> Result<(), AdminError> {
-        self.real.delete_topic(&self.addr, t).await
+    async fn delete_topic(&self, t: &Target, n: &str) -> Result<(), AdminError> {
+        self.real.delete_topic(&self.at(t), n).await
     }
     async fn upsert_scram_credential(
         &self,
-        _: &str,
+        t: &Target,
         c: &ScramCredential,
     ) -> Result<(), AdminError> {
-        self.real.upsert_scram_credential(&self.addr, c).await
+        self.real.upsert_scram_credential(&self.at(t), c).await
     }
     async fn delete_scram_credential(
         &self,
-        _: &str,
+        t: &Target,
         u: &str,
         m: ScramMechanism,
     ) -> Result<(), AdminError> {
-        self.real.delete_scram_credential(&self.addr, u, m).await
+        self.real.delete_scram_credential(&self.at(t), u, m).await
     }
-    async fn set_acls(&self, _: &str, u: &str, a: &[AclRule]) -> Result<(), AdminError> {
-        self.real.set_acls(&self.addr, u, a).await
+    async fn set_acls(&self, t: &Target, u: &str, a: &[AclRule]) -> Result<(), AdminError> {
+        self.real.set_acls(&self.at(t), u, a).await
     }
 }
 
@@ -150,11 +188,7 @@ fn on_orders(op: Operation) -> AclBinding {
 #[tokio::test]
 async fn the_credential_and_the_acls_are_applied_and_drift_is_corrected() {
     let b = broker().await;
-    let admin = AtBroker {
-        addr: addr(&b, "PLAINTEXT"),
-        real: KafkaClientAdmin,
-    };
-    let (api, ctx) = setup(Arc::new(admin));
+    let (api, ctx) = setup(Arc::new(AtBroker::new(&b)));
     api.put(&alice());
     let status = reconcile(&api, &ctx).await.unwrap().status.unwrap();
     let cond = ready(&status.conditions);

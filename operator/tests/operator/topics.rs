@@ -12,7 +12,7 @@ use crate::fake_api::FakeApi;
 use crate::fake_kafka::FakeKafka;
 use crate::{ready, NS};
 
-fn orders(partitions: i32, config: &[(&str, &str)]) -> KafscaleTopic {
+pub fn orders(partitions: i32, config: &[(&str, &str)]) -> KafscaleTopic {
     let mut t = KafscaleTopic::new(
         "orders",
         KafscaleTopicSpec {
@@ -43,7 +43,7 @@ fn setup() -> (FakeApi, Arc<FakeKafka>, Arc<Context>) {
 
 /// Reconciles until the finalizer is in place and the topic handled, as the controller
 /// would across the watch events its own finalizer patch causes.
-async fn reconcile(api: &FakeApi, ctx: &Arc<Context>) -> Option<KafscaleTopic> {
+pub async fn reconcile(api: &FakeApi, ctx: &Arc<Context>) -> Option<KafscaleTopic> {
     for _ in 0..2 {
         let t = api.get::<KafscaleTopic>(NS, "orders")?;
         let had_finalizer = t
