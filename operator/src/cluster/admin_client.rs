@@ -40,6 +40,13 @@ pub fn admin_address(cluster: &KafscaleCluster) -> String {
 
 /// Where and how the operator reaches `cluster`.
 pub async fn target(ctx: &Context, cluster: &KafscaleCluster) -> Result<Target, Error> {
+    let port = admin_port(cluster);
+    let l = &cluster.spec.listeners;
+    if port != l.kafka_port && l.additional.iter().all(|a| a.port != port) {
+        return Err(Error::InvalidSpec(format!(
+            "adminClient.port {port} is not the port of a listener (listeners.kafkaPort or listeners.additional)"
+        )));
+    }
     let bootstrap = admin_address(cluster);
     let Some(spec) = &cluster.spec.admin_client else {
         return Ok(Target::plaintext(&bootstrap));

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Secr
 use kafscale_core::settings::{self, self as table};
 use std::collections::BTreeMap;
 
-use crate::crd::{KafscaleCluster, ObjectStoreSpec};
+use crate::crd::{KafscaleCluster, ListenersSpec, ObjectStoreSpec};
 use crate::Error;
 
 /// Settings the operator derives from the spec; setting them in `config` or `security`
@@ -13,6 +13,9 @@ use crate::Error;
 const MANAGED: &[&str] = &[
     table::LISTEN.name,
     table::ADVERTISED_LISTENER.name,
+    table::LISTENERS.name,
+    table::ADVERTISED_LISTENERS.name,
+    table::LISTENER_SECURITY_PROTOCOL_MAP.name,
     table::HTTP_LISTEN.name,
     table::BROKER_ID.name,
     table::OBJECT_STORE.name,
@@ -123,6 +126,72 @@ fn from_field(name: &str, path: &str) -> EnvVar {
     }
 }
 
+/// The Kafka listeners: `listen` alone (PLAINTEXT on the Kafka port), or with additional
+/// listeners `listeners`, `advertised.listeners` and the protocol map, every listener
+/// advertised at the broker's DNS name.
+fn listener_env(ports: &ListenersSpec, advertised: &str) -> Result<Vec<EnvVar>, Error> {
+    if ports.additional.is_empty() {
+        return Ok(vec![
+            plain(
+                &env_name(table::LISTEN.name),
+                format!("0.0.0.0:{}", ports.kafka_port),
+            ),
+            plain(
+                &env_name(table::ADVERTISED_LISTENER.name),
+                format!("{advertised}:{}", ports.kafka_port),
+            ),
+        ]);
+    }
+    let mut all = vec![("PLAINTEXT", "PLAINTEXT", ports.kafka_port)];
+    for l in &ports.additional {
+        // Service port names are at most 15 characters.
+        let valid_name = (1..=15).contains(&l.name.len())
+            && l.name != "PLAINTEXT"
+            && l.name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !valid_name || all.iter().any(|(n, _, _)| *n == l.name) {
+            return Err(Error::InvalidSpec(format!(
+                "listeners.additional: {:?} is not a new listener name of 1 to 15 of A-Z, 0-9 and _",
+                l.name
+            )));
+        }
+        if !["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"].contains(&l.protocol()) {
+            return Err(Error::InvalidSpec(format!(
+                "listeners.additional {}: protocol {} is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                l.name,
+                l.protocol()
+            )));
+        }
+        if all.iter().any(|(_, _, p)| *p == l.port) || l.port == ports.http_port {
+            return Err(Error::InvalidSpec(format!(
+                "listeners.additional {}: port {} is taken",
+                l.name, l.port
+            )));
+        }
+        all.push((&l.name, l.protocol(), l.port));
+    }
+    let list = |host: &str| {
+        all.iter()
+            .map(|(n, _, p)| format!("{n}://{host}:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let map = all
+        .iter()
+        .map(|(n, protocol, _)| format!("{n}:{protocol}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(vec![
+        plain(&env_name(table::LISTENERS.name), list("0.0.0.0")),
+        plain(
+            &env_name(table::ADVERTISED_LISTENERS.name),
+            list(advertised),
+        ),
+        plain(&env_name(table::LISTENER_SECURITY_PROTOCOL_MAP.name), map),
+    ])
+}
+
 fn object_store_env(spec: &ObjectStoreSpec, env: &mut Vec<EnvVar>) -> Result<(), Error> {
     if !spec.url.starts_with("s3://") {
         return Err(Error::InvalidSpec(format!(
@@ -174,21 +243,12 @@ pub fn broker_env(
             "metadata.labels['apps.kubernetes.io/pod-index']",
         ),
         plain(
-            &env_name(table::LISTEN.name),
-            format!("0.0.0.0:{}", ports.kafka_port),
-        ),
-        plain(
             &env_name(table::HTTP_LISTEN.name),
             format!("0.0.0.0:{}", ports.http_port),
         ),
-        plain(
-            &env_name(table::ADVERTISED_LISTENER.name),
-            format!(
-                "$(POD_NAME).{headless_service}.{ns}.svc:{}",
-                ports.kafka_port
-            ),
-        ),
     ];
+    let advertised = format!("$(POD_NAME).{headless_service}.{ns}.svc");
+    env.extend(listener_env(ports, &advertised)?);
     object_store_env(&spec.object_store, &mut env)?;
     let etcd = &spec.etcd;
     if etcd.endpoints.is_empty() {

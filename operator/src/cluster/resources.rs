@@ -91,7 +91,12 @@ pub fn headless_service(c: &KafscaleCluster, names: &Names, owner: &OwnerReferen
             cluster_ip: Some("None".to_owned()),
             publish_not_ready_addresses: Some(true),
             selector: Some(selector(name)),
-            ports: Some(vec![port("kafka", l.kafka_port), port("http", l.http_port)]),
+            ports: Some(
+                kafka_ports(c)
+                    .into_iter()
+                    .chain([port("http", l.http_port)])
+                    .collect(),
+            ),
             ..Default::default()
         }),
         status: None,
@@ -106,22 +111,26 @@ pub fn bootstrap_service(c: &KafscaleCluster, names: &Names, owner: &OwnerRefere
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
             selector: Some(selector(name)),
-            ports: Some(bootstrap_ports(c)),
+            ports: Some(kafka_ports(c)),
             ..Default::default()
         }),
         status: None,
     }
 }
 
-/// The Kafka port, and the operator's admin port when it is another listener's.
-fn bootstrap_ports(c: &KafscaleCluster) -> Vec<ServicePort> {
-    let kafka = c.spec.listeners.kafka_port;
-    let mut ports = vec![port("kafka", kafka)];
-    let admin = super::admin_client::admin_port(c);
-    if admin != kafka {
-        ports.push(port("kafka-admin", admin));
+/// The Kafka port, then those of the additional listeners, named after them.
+pub fn kafka_ports(c: &KafscaleCluster) -> Vec<ServicePort> {
+    let l = &c.spec.listeners;
+    let mut ports = vec![port("kafka", l.kafka_port)];
+    for a in &l.additional {
+        ports.push(port(&port_name(&a.name), a.port));
     }
     ports
+}
+
+/// A Service port name of a listener: `SASL_SSL` is `sasl-ssl` (lower case and dashes).
+fn port_name(listener: &str) -> String {
+    listener.to_lowercase().replace('_', "-")
 }
 
 /// Voluntary evictions (node drains) take one broker at a time.
@@ -182,18 +191,17 @@ fn pod_template(c: &KafscaleCluster, env: Vec<EnvVar>, grace_secs: i64) -> PodTe
         image_pull_policy: c.spec.image_pull_policy.clone(),
         args: Some(vec!["serve".to_owned()]),
         env: Some(env),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("kafka".to_owned()),
-                container_port: i32::from(l.kafka_port),
-                ..Default::default()
-            },
-            ContainerPort {
-                name: Some("http".to_owned()),
-                container_port: i32::from(l.http_port),
-                ..Default::default()
-            },
-        ]),
+        ports: Some(
+            kafka_ports(c)
+                .into_iter()
+                .chain([port("http", l.http_port)])
+                .map(|p| ContainerPort {
+                    name: p.name,
+                    container_port: p.port,
+                    ..Default::default()
+                })
+                .collect(),
+        ),
         // /readyz fails from the moment SIGTERM starts the hand-over, so the bootstrap
         // Service stops sending clients to a broker that is leaving.
         readiness_probe: Some(http_probe("/readyz", 5, 2)),

@@ -76,8 +76,8 @@ pub struct AdminClientSpec {
     pub secret_name: String,
     #[serde(default = "properties_key")]
     pub properties_key: String,
-    /// Port of the brokers' listener those properties are for; the bootstrap Service
-    /// exposes it too. `listeners.kafkaPort` when unset.
+    /// Port of the brokers' listener those properties are for (`listeners.kafkaPort` or one
+    /// of `listeners.additional`); `listeners.kafkaPort` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
 }
@@ -166,6 +166,12 @@ pub struct ListenersSpec {
     /// Port of `/healthz`, `/readyz` and `/metrics`.
     #[serde(default = "http_port")]
     pub http_port: u16,
+    /// Listeners besides the PLAINTEXT one on `kafkaPort` (for example SASL_SSL on 9094),
+    /// each advertised at the broker's own DNS name and exposed by the bootstrap Service.
+    /// Their TLS and SASL settings go in `security` (`ssl.keystore.location`,
+    /// `listener.name.NAME.ssl.client.auth`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional: Vec<ListenerSpec>,
 }
 
 impl Default for ListenersSpec {
@@ -173,7 +179,27 @@ impl Default for ListenersSpec {
         ListenersSpec {
             kafka_port: kafka_port(),
             http_port: http_port(),
+            additional: Vec::new(),
         }
+    }
+}
+
+/// A Kafka listener: its name, port and security protocol.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSpec {
+    /// Kafka's listener name (upper case, e.g. `SASL_SSL` or `INTERNAL`); not `PLAINTEXT`,
+    /// the `kafkaPort` listener's.
+    pub name: String,
+    pub port: u16,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`; the name when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+impl ListenerSpec {
+    pub fn protocol(&self) -> &str {
+        self.protocol.as_deref().unwrap_or(&self.name)
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cluster::{
     AdminClientSpec, BackupSpec, EtcdCredentials, EtcdSpec, KafscaleCluster, KafscaleClusterSpec,
-    KafscaleClusterStatus, ListenersSpec, ObjectStoreCredentials, ObjectStoreSpec,
+    KafscaleClusterStatus, ListenerSpec, ListenersSpec, ObjectStoreCredentials, ObjectStoreSpec,
 };
 pub use conditions::{Condition, ConditionStatus, READY};
 pub use topic::{KafscaleTopic, KafscaleTopicSpec, KafscaleTopicStatus};

@@ -5,6 +5,7 @@
 //! SASL_SSL with SCRAM and over mutual TLS, and refused with a wrong password or without the
 //! client certificate.
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
@@ -14,7 +15,9 @@ use kafscale::cli::topic::{self, TopicCommand};
 use kafscale::cli::user::{self, NewCredential};
 use kafscale::config::SecurityProtocol;
 use kafscale::security::SaslMechanism;
-use kafscale_operator::crd::{AdminClientSpec, KafscaleCluster, KafscaleTopic, KafscaleUser};
+use kafscale_operator::crd::{
+    AdminClientSpec, KafscaleCluster, KafscaleTopic, KafscaleUser, ListenerSpec,
+};
 use kafscale_operator::{cluster, Context};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,8 +79,14 @@ fn admin_secret(properties: &str, files: &[&str], dir: &Path) -> Secret {
     }
 }
 
+/// The demo cluster with a SASL_SSL listener on 9094 and an admin client on `port`.
 fn with_admin_client(port: Option<u16>) -> KafscaleCluster {
     let mut c = demo_cluster(3);
+    c.spec.listeners.additional = vec![ListenerSpec {
+        name: "SASL_SSL".into(),
+        port: 9094,
+        protocol: None,
+    }];
     c.spec.admin_client = Some(AdminClientSpec {
         secret_name: "demo-admin".into(),
         properties_key: "client.properties".into(),
@@ -145,10 +154,34 @@ async fn the_operator_connects_with_the_secrets_properties_on_the_admin_port() {
         (SaslMechanism::ScramSha512, "operator", "pw")
     );
 
-    // The bootstrap Service exposes the admin port next to the Kafka port.
+    // The brokers listen on both ports, each advertised at the pod's name; the bootstrap
+    // Service exposes both.
     cluster::reconcile(Arc::new(api.get(NS, "demo").unwrap()), ctx.clone())
         .await
         .unwrap();
+    let sts: StatefulSet = api.get(NS, "demo-broker").unwrap();
+    let env: BTreeMap<String, String> = sts.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect();
+    assert_eq!(
+        env["KAFSCALE_LISTENERS"],
+        "PLAINTEXT://0.0.0.0:9092,SASL_SSL://0.0.0.0:9094"
+    );
+    assert_eq!(
+        env["KAFSCALE_ADVERTISED_LISTENERS"],
+        format!(
+            "PLAINTEXT://$(POD_NAME).demo-brokers.{NS}.svc:9092,SASL_SSL://$(POD_NAME).demo-brokers.{NS}.svc:9094"
+        )
+    );
+    assert_eq!(
+        env["KAFSCALE_LISTENER_SECURITY_PROTOCOL_MAP"],
+        "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+    );
+    assert!(!env.contains_key("KAFSCALE_LISTEN"));
     let service: Service = api.get(NS, "demo-bootstrap").unwrap();
     let ports: Vec<(String, i32)> = service
         .spec
@@ -160,8 +193,13 @@ async fn the_operator_connects_with_the_secrets_properties_on_the_admin_port() {
         .collect();
     assert_eq!(
         ports,
-        [("kafka".to_owned(), 9092), ("kafka-admin".to_owned(), 9094)]
+        [("kafka".to_owned(), 9092), ("sasl-ssl".to_owned(), 9094)]
     );
+
+    // A port no listener has is refused.
+    api.put(&with_admin_client(Some(9999)));
+    let (_, reason, message) = condition(&reconcile(&api, &ctx).await.unwrap());
+    assert_eq!(reason, "InvalidSpec", "{message}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
