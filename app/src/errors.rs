@@ -39,9 +39,14 @@ pub enum RequestError {
     /// batch).
     #[error("compacted topic cannot accept records without a key ({} of the batch)", .indexes.len())]
     KeylessRecordInCompactedTopic { indexes: Vec<i32> },
-    /// A CreateTime batch whose timestamps lie too far from the broker's clock.
-    #[error("timestamps {first}..{max} lie outside the topic's message.timestamp.before/after.max.ms of the broker's time {now}")]
-    InvalidTimestamp { first: i64, max: i64, now: i64 },
+    /// CreateTime records whose timestamps lie too far from the broker's clock: (index in
+    /// the batch, timestamp) of each, and the window `[low, high]` they missed.
+    #[error("{} record(s) with timestamps outside [{low}, {high}], the topic's message.timestamp.before/after.max.ms around the broker's time", .records.len())]
+    InvalidTimestamp {
+        records: Vec<(i32, i64)>,
+        low: i64,
+        high: i64,
+    },
     #[error("zstd requires produce v7 or later")]
     ZstdNeedsProduceV7,
     /// The object store is known to be down: refused before anything is queued.

@@ -9,34 +9,6 @@ use kafka_protocol::messages::*;
 use common::admin::*;
 use common::*;
 
-fn describe_req(
-    resource_type: i8,
-    name: &str,
-    keys: Option<&[&str]>,
-    synonyms: bool,
-    docs: bool,
-) -> DescribeConfigsRequest {
-    let mut r = describe_configs_request::DescribeConfigsResource::default();
-    r.resource_type = resource_type;
-    r.resource_name = s(name);
-    r.configuration_keys = keys.map(|k| k.iter().map(|x| s(x)).collect());
-    let mut req = DescribeConfigsRequest::default();
-    req.resources = vec![r];
-    req.include_synonyms = synonyms;
-    req.include_documentation = docs;
-    req
-}
-
-fn config<'a>(
-    r: &'a describe_configs_response::DescribeConfigsResult,
-    name: &str,
-) -> &'a describe_configs_response::DescribeConfigsResourceResult {
-    r.configs
-        .iter()
-        .find(|c| c.name.as_str() == name)
-        .unwrap_or_else(|| panic!("no config {name}"))
-}
-
 async fn topic_configs(c: &mut Client, topic: &str) -> Vec<(String, String, i8)> {
     let resp: DescribeConfigsResponse = c
         .call(

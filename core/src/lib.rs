@@ -7,6 +7,7 @@ pub mod acl;
 pub mod acl_store;
 pub mod backup;
 pub mod batch;
+pub mod broker_config;
 pub mod checkpoint_format;
 pub mod cluster;
 pub mod error;

@@ -26,7 +26,7 @@ pub enum ConfigType {
 
 /// Where a topic's default comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DefaultFrom {
+pub(crate) enum DefaultFrom {
     /// A fixed value (Kafka's default, which the broker has no setting for).
     Fixed(&'static str),
     /// `retention.ms`: the broker's `log.retention.ms`.
@@ -41,7 +41,7 @@ enum DefaultFrom {
 
 /// What values a config takes.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Rule {
+pub(crate) enum Rule {
     /// An integer in `[min, max]` (of the config's type).
     Range(i64, i64),
     /// A floating point number in `[min, max]`.
@@ -71,7 +71,7 @@ pub struct TopicConfigDef {
 const I32: i64 = i32::MAX as i64;
 const I64: i64 = i64::MAX;
 
-const fn def(
+pub(crate) const fn def(
     name: &'static str,
     config_type: ConfigType,
     default: DefaultFrom,
@@ -159,10 +159,10 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "whether record timestamps are the producer's (CreateTime) or the broker's when it stores the batch (LogAppendTime)"),
     def("message.timestamp.after.max.ms", T::Long, D::Fixed("9223372036854775807"),
         R::Range(0, I64), Some("log.message.timestamp.after.max.ms"), true,
-        "largest allowed lead of a batch's timestamps over the broker's clock (CreateTime; checked on the batch's first and max timestamps)"),
+        "largest allowed lead of a record's timestamp over the broker's clock (CreateTime; every record)"),
     def("message.timestamp.before.max.ms", T::Long, D::Fixed("9223372036854775807"),
         R::Range(0, I64), Some("log.message.timestamp.before.max.ms"), true,
-        "largest allowed lag of a batch's timestamps behind the broker's clock (CreateTime; checked on the batch's first and max timestamps)"),
+        "largest allowed lag of a record's timestamp behind the broker's clock (CreateTime; every record, so the broker decompresses batches of topics that set it)"),
     def("message.timestamp.difference.max.ms", T::Long, D::Fixed("9223372036854775807"),
         R::Range(0, I64), Some("log.message.timestamp.difference.max.ms"), true,
         "deprecated by KIP-937: both message.timestamp.before.max.ms and after.max.ms where those are not set"),
@@ -296,10 +296,21 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), Error> {
 }
 
 fn lookup(name: &str) -> Result<&'static TopicConfigDef, Error> {
-    find(name).ok_or_else(|| Error::InvalidConfig {
-        name: name.to_owned(),
-        reason: "unknown topic config".to_owned(),
-    })
+    lookup_in(TOPIC_CONFIGS, "topic", name)
+}
+
+/// The definition of `name` in `defs`, or the error for an unknown `kind` config.
+pub(crate) fn lookup_in(
+    defs: &'static [TopicConfigDef],
+    kind: &str,
+    name: &str,
+) -> Result<&'static TopicConfigDef, Error> {
+    defs.iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| Error::InvalidConfig {
+            name: name.to_owned(),
+            reason: format!("unknown {kind} config"),
+        })
 }
 
 /// One change of an incremental alteration (Kafka's IncrementalAlterConfigs operations).
@@ -322,9 +333,21 @@ pub fn apply_ops(
     ops: &[(String, ConfigOp)],
     log: &LogConfig,
 ) -> Result<BTreeMap<String, String>, Error> {
+    apply_ops_in(TOPIC_CONFIGS, "topic", current, ops, log)
+}
+
+/// [`apply_ops`] over the configs of another table (`kind` names it in errors): the broker's
+/// dynamic configs change by the same rules.
+pub(crate) fn apply_ops_in(
+    defs: &'static [TopicConfigDef],
+    kind: &str,
+    current: &BTreeMap<String, String>,
+    ops: &[(String, ConfigOp)],
+    log: &LogConfig,
+) -> Result<BTreeMap<String, String>, Error> {
     let mut next = current.clone();
     for (name, op) in ops {
-        let d = lookup(name)?;
+        let d = lookup_in(defs, kind, name)?;
         let list_only = |verb: &str| Error::InvalidConfig {
             name: name.clone(),
             reason: format!("{verb} applies only to list configs; {name} is not a list"),

@@ -4,6 +4,7 @@
 use crate::batch::Codec;
 use crate::log::{LogConfig, Retention};
 use crate::topic::TopicRecord;
+use crate::types::Millis;
 use crate::unpack::Level;
 
 /// The settings of one topic that KafScale acts on.
@@ -36,6 +37,44 @@ impl TopicSettings {
             || self.log_append_time
             || self.timestamp_before_max_ms.is_some()
             || self.timestamp_after_max_ms.is_some()
+    }
+
+    /// The CreateTime timestamps a record may carry at broker time `now`
+    /// (`message.timestamp.before.max.ms` / `after.max.ms`); `None` when neither is set
+    /// (Kafka 3.6+'s defaults, `i64::MAX` both).
+    pub fn timestamp_window(&self, now: Millis) -> Option<TimestampWindow> {
+        if self.timestamp_before_max_ms.is_none() && self.timestamp_after_max_ms.is_none() {
+            return None;
+        }
+        Some(TimestampWindow {
+            low: self
+                .timestamp_before_max_ms
+                .map_or(Millis::MIN, |ms| now.saturating_sub(ms)),
+            high: self
+                .timestamp_after_max_ms
+                .map_or(Millis::MAX, |ms| now.saturating_add(ms)),
+        })
+    }
+}
+
+/// The CreateTime timestamps a topic accepts at one moment, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampWindow {
+    pub low: Millis,
+    pub high: Millis,
+}
+
+impl TimestampWindow {
+    /// Whether a record's timestamp is accepted; a record without one (-1) always is, as in
+    /// Kafka.
+    pub fn accepts(&self, timestamp: Millis) -> bool {
+        timestamp == -1 || (self.low..=self.high).contains(&timestamp)
+    }
+
+    /// Whether the window has a lower end: the batch header bounds only the records' largest
+    /// timestamp (`max_timestamp`), so checking the lower end reads every record.
+    pub fn needs_every_record(&self) -> bool {
+        self.low != Millis::MIN
     }
 }
 
@@ -158,6 +197,21 @@ mod tests {
             (None, Some(100))
         );
         assert!(new.shapes_batches());
+        // The window at broker time 10_000.
+        assert_eq!(plain.timestamp_window(10_000), None);
+        let w = new.timestamp_window(10_000).unwrap();
+        assert!(!w.needs_every_record());
+        assert!(w.accepts(10_100) && w.accepts(0) && w.accepts(-1) && !w.accepts(10_101));
+        let w = old.timestamp_window(10_000).unwrap();
+        assert!(w.needs_every_record());
+        assert!(w.accepts(5_000) && w.accepts(15_000) && w.accepts(-1));
+        assert!(!w.accepts(4_999) && !w.accepts(15_001) && !w.accepts(-2));
+        // No overflow at the ends of time.
+        let far = of(&[("message.timestamp.before.max.ms", "9223372036854775806")]);
+        assert!(far
+            .timestamp_window(10_000)
+            .unwrap()
+            .accepts(i64::MIN + 20_000));
     }
 
     #[test]

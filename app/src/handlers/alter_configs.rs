@@ -1,5 +1,7 @@
 //! AlterConfigs (replace a topic's configs) and IncrementalAlterConfigs (SET, DELETE, APPEND,
-//! SUBTRACT per config). Broker configs are read-only.
+//! SUBTRACT per config), for topics and for the broker's dynamic configs
+//! (`kafscale_core::broker_config`: kept and shown, applied by nothing). The broker's own
+//! settings are read-only.
 
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
@@ -8,10 +10,13 @@ use kafka_protocol::messages::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use kafscale_core::broker_config::{self, BrokerScope};
 use kafscale_core::log::{AlterTopicConfigs, ConfigChange};
 use kafscale_core::topic_config::ConfigOp;
+use kafscale_core::types::BrokerId;
+use kafscale_core::Error;
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{is_this_broker, RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::audit;
 use crate::context::Context;
@@ -48,11 +53,15 @@ macro_rules! alter_each {
             resp.responses.push(out);
         }
         if !$req.validate_only {
-            let outcomes = resp
-                .responses
-                .iter()
-                .map(|r| (r.resource_name.as_str(), r.error_code));
-            audit::changes(&$ctx, &$session, $api, "config", outcomes);
+            // A broker's configs are told apart from a topic of the same name.
+            for (broker, what) in [(false, "config"), (true, "broker config")] {
+                let outcomes = resp
+                    .responses
+                    .iter()
+                    .filter(|r| (r.resource_type == RESOURCE_BROKER) == broker)
+                    .map(|r| (r.resource_name.as_str(), r.error_code));
+                audit::changes(&$ctx, &$session, $api, what, outcomes);
+            }
         }
         resp
     }};
@@ -60,18 +69,6 @@ macro_rules! alter_each {
 
 fn invalid(message: impl Into<String>) -> RequestError {
     RequestError::Invalid(message.into())
-}
-
-/// Answer for anything but a topic.
-fn not_a_topic(resource_type: i8, name: &str) -> Outcome {
-    match resource_type {
-        RESOURCE_BROKER => Err(invalid(format!(
-            "broker configs are read-only (broker {}): they come from the broker's \
-             configuration file, environment and flags, and change on restart",
-            if name.is_empty() { "default" } else { name }
-        ))),
-        other => Err(invalid(format!("unsupported config resource type {other}"))),
-    }
 }
 
 /// One resource of either request: refused if no alteration serves it, else altered by
@@ -85,32 +82,56 @@ async fn alter<'a>(
     validate_only: bool,
     change: impl FnOnce() -> Result<ConfigChange, RequestError>,
 ) -> Outcome {
-    // ALTER_CONFIGS on the topic (broker configs cannot be altered at all).
-    if resource_type == RESOURCE_TOPIC
-        && !ctx.topic_authorized(session, Operation::AlterConfigs, &name)
-    {
-        return Err(RequestError::TopicAuthorizationFailed);
+    match resource_type {
+        RESOURCE_TOPIC => {
+            if !ctx.topic_authorized(session, Operation::AlterConfigs, &name) {
+                return Err(RequestError::TopicAuthorizationFailed);
+            }
+            no_duplicates(configs)?;
+            ctx.log
+                .alter_topic_configs(AlterTopicConfigs {
+                    topic: name,
+                    change: change()?,
+                    validate_only,
+                })
+                .await?;
+        }
+        RESOURCE_BROKER => {
+            if !ctx.cluster_authorized(session, Operation::AlterConfigs) {
+                return Err(RequestError::ClusterAuthorizationFailed);
+            }
+            let scope = broker_scope(ctx, &name)?;
+            no_duplicates(configs)?;
+            broker_config::alter(ctx.meta.as_ref(), scope, &change()?, validate_only)
+                .await
+                .map_err(|e| match e {
+                    // As Kafka: a broker config it cannot take is an invalid request.
+                    Error::InvalidConfig { .. } => invalid(e.to_string()),
+                    other => RequestError::from(other),
+                })?;
+        }
+        other => return Err(invalid(format!("unsupported config resource type {other}"))),
     }
-    check_resource(resource_type, &name, configs)?;
-    ctx.log
-        .alter_topic_configs(AlterTopicConfigs {
-            topic: name,
-            change: change()?,
-            validate_only,
-        })
-        .await?;
     Ok(())
 }
 
-/// Refuses what no alteration serves: anything but a topic, or a config named twice.
-fn check_resource<'a>(
-    resource_type: i8,
-    name: &str,
-    mut configs: impl Iterator<Item = &'a str>,
-) -> Result<(), RequestError> {
-    if resource_type != RESOURCE_TOPIC {
-        return not_a_topic(resource_type, name);
+/// The broker resource's name: "" (every broker's default) or this broker's id (another
+/// broker's configs are altered through that broker, as Kafka's clients do).
+fn broker_scope(ctx: &Context, name: &str) -> Result<BrokerScope, RequestError> {
+    if name.is_empty() {
+        return Ok(BrokerScope::ClusterDefault);
     }
+    match name.parse::<i32>() {
+        Ok(id) if is_this_broker(ctx, name) => Ok(BrokerScope::Broker(BrokerId(id))),
+        _ => Err(invalid(format!(
+            "unexpected broker id {name}: this is broker {}",
+            ctx.log.broker_id()
+        ))),
+    }
+}
+
+/// Refuses a config named twice.
+fn no_duplicates<'a>(mut configs: impl Iterator<Item = &'a str>) -> Result<(), RequestError> {
     let mut seen = BTreeSet::new();
     match configs.find(|n| !seen.insert(*n)) {
         Some(d) => Err(invalid(format!("config {d} is given more than once"))),

@@ -1,5 +1,6 @@
-//! DescribeConfigs: a topic's configs (set ones and defaults, with Kafka's names and sources)
-//! and the broker's read-only configs from its running configuration.
+//! DescribeConfigs: a topic's configs (set ones and defaults, with Kafka's names and sources),
+//! the broker's read-only configs from its running configuration, and the dynamic broker
+//! configs AlterConfigs keeps (recorded only; their documentation says so).
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -7,6 +8,8 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use std::sync::Arc;
 
+use kafscale_core::broker_config::{BrokerScope, BROKER_DYNAMIC_CONFIGS};
+use kafscale_core::log::LogConfig;
 use kafscale_core::settings::{self, FIXED_CONFIGS, SETTINGS};
 use kafscale_core::topic::TopicRecord;
 use kafscale_core::topic_config::{ConfigType, TOPIC_CONFIGS};
@@ -24,6 +27,8 @@ pub const RESOURCE_BROKER: i8 = 4;
 
 /// Kafka's config sources.
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+pub const SOURCE_DYNAMIC_BROKER: i8 = 2;
+pub const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
 
@@ -178,6 +183,39 @@ pub fn broker_entries(ctx: &Context) -> Vec<ConfigEntry> {
     out
 }
 
+/// The dynamic broker configs (`kafscale_core::broker_config`): each with the most specific
+/// value set (this broker's, then every broker's default), else Kafka's default.
+async fn dynamic_broker_entries(ctx: &Context) -> Result<Vec<ConfigEntry>, RequestError> {
+    let meta = ctx.meta.as_ref();
+    let own =
+        kafscale_core::broker_config::get(meta, BrokerScope::Broker(ctx.log.broker_id())).await?;
+    let cluster = kafscale_core::broker_config::get(meta, BrokerScope::ClusterDefault).await?;
+    Ok(BROKER_DYNAMIC_CONFIGS
+        .iter()
+        .map(|d| {
+            let default = d.default_value(&LogConfig::default());
+            let mut synonyms: Vec<(String, String, i8)> = [
+                (own.get(d.name), SOURCE_DYNAMIC_BROKER),
+                (cluster.get(d.name), SOURCE_DYNAMIC_DEFAULT_BROKER),
+            ]
+            .into_iter()
+            .filter_map(|(v, source)| Some((d.name.to_owned(), v?.clone(), source)))
+            .collect();
+            synonyms.push((d.name.to_owned(), default, SOURCE_DEFAULT));
+            let (_, value, source) = synonyms[0].clone();
+            ConfigEntry {
+                name: d.name.to_owned(),
+                value,
+                source,
+                read_only: false,
+                config_type: type_code(d.config_type),
+                documentation: Some(d.documentation),
+                synonyms,
+            }
+        })
+        .collect())
+}
+
 /// Whether a broker resource name addresses this broker ("" = the cluster-wide defaults).
 pub fn is_this_broker(ctx: &Context, name: &str) -> bool {
     name.is_empty() || name == ctx.log.broker_id().0.to_string()
@@ -210,7 +248,13 @@ pub async fn handle(
                 Some(t) => Ok(topic_entries(&ctx, &t)),
                 None => Err(RequestError::from(Error::UnknownTopic(name))),
             },
-            RESOURCE_BROKER if is_this_broker(&ctx, &name) => Ok(broker_entries(&ctx)),
+            RESOURCE_BROKER if is_this_broker(&ctx, &name) => {
+                dynamic_broker_entries(&ctx).await.map(|dynamic| {
+                    let mut entries = broker_entries(&ctx);
+                    entries.extend(dynamic);
+                    entries
+                })
+            }
             RESOURCE_BROKER => Err(RequestError::Invalid(format!(
                 "unexpected broker id {name}: this is broker {}",
                 ctx.log.broker_id()

@@ -190,8 +190,12 @@ fn append(
 /// control batch:
 /// - compacted topics: every record must have a key (INVALID_RECORD naming each that has
 ///   none, KIP-467);
-/// - CreateTime: its first and max timestamps must lie within `message.timestamp.before.max.ms`
-///   and `after.max.ms` of the broker's clock (INVALID_TIMESTAMP);
+/// - CreateTime: every record's timestamp must lie within `message.timestamp.before.max.ms`
+///   and `after.max.ms` of the broker's clock (INVALID_TIMESTAMP naming each that does not,
+///   as Kafka). The records are read (decompressed) only where a config needs each one: a
+///   compacted topic, or a lower bound, which the batch header cannot answer; an upper bound
+///   alone is checked on the header's max timestamp, and the records are read only when
+///   that lies outside, to name them;
 /// - `compression.type`: recompressed unless already in that codec (levels are not compared,
 ///   as in Kafka);
 /// - LogAppendTime: stamped with `append_time`.
@@ -205,13 +209,25 @@ fn as_topic_stores(
     if header.is_control() {
         return Ok(records);
     }
+    let window = match append_time {
+        None => topic.timestamp_window(now),
+        Some(_) => None,
+    };
+    let read_records = topic.compacted
+        || window.is_some_and(|w| w.needs_every_record() || !w.accepts(header.max_timestamp));
+    let unpacked = if read_records {
+        unpack::read_batch(&records)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "batch not readable");
+                Error::CorruptBatch(batch::BatchError::Invalid(
+                    "records do not decompress with their codec",
+                ))
+            })?
+            .1
+    } else {
+        Vec::new()
+    };
     if topic.compacted {
-        let (_, unpacked) = unpack::read_batch(&records).map_err(|e| {
-            tracing::debug!(error = %e, "batch not readable");
-            Error::CorruptBatch(batch::BatchError::Invalid(
-                "records do not decompress with their codec",
-            ))
-        })?;
         let indexes: Vec<i32> = (0..unpacked.len())
             .filter(|i| unpacked[*i].key.is_none())
             .map(|i| i as i32)
@@ -220,18 +236,18 @@ fn as_topic_stores(
             return Err(RequestError::KeylessRecordInCompactedTopic { indexes });
         }
     }
-    if append_time.is_none() {
-        let too_old = topic
-            .timestamp_before_max_ms
-            .is_some_and(|max| header.first_timestamp < now.saturating_sub(max));
-        let too_new = topic
-            .timestamp_after_max_ms
-            .is_some_and(|max| header.max_timestamp > now.saturating_add(max));
-        if too_old || too_new {
+    if let Some(w) = window {
+        let outside: Vec<(i32, Millis)> = unpacked
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !w.accepts(r.timestamp))
+            .map(|(i, r)| (i as i32, r.timestamp))
+            .collect();
+        if !outside.is_empty() {
             return Err(RequestError::InvalidTimestamp {
-                first: header.first_timestamp,
-                max: header.max_timestamp,
-                now,
+                records: outside,
+                low: w.low,
+                high: w.high,
             });
         }
     }
@@ -338,18 +354,43 @@ fn partition_response(
             }
             if version >= 8 {
                 p.error_message = Some(str_bytes(e.to_string()));
-                if let RequestError::KeylessRecordInCompactedTopic { indexes } = &e {
-                    for index in indexes {
-                        let mut record = BatchIndexAndErrorMessage::default();
-                        record.batch_index = *index;
-                        record.batch_index_error_message = Some(str_bytes(
-                            "Compacted topic cannot accept message without key",
-                        ));
-                        p.record_errors.push(record);
-                    }
-                }
+                p.record_errors = record_errors(&e);
             }
         }
     }
     p
+}
+
+/// The records a refused batch was refused for (KIP-467), with Kafka's messages.
+fn record_errors(e: &RequestError) -> Vec<BatchIndexAndErrorMessage> {
+    let error = |index: i32, message: String| {
+        let mut record = BatchIndexAndErrorMessage::default();
+        record.batch_index = index;
+        record.batch_index_error_message = Some(str_bytes(message));
+        record
+    };
+    match e {
+        RequestError::KeylessRecordInCompactedTopic { indexes } => indexes
+            .iter()
+            .map(|i| {
+                error(
+                    *i,
+                    "Compacted topic cannot accept message without key".into(),
+                )
+            })
+            .collect(),
+        RequestError::InvalidTimestamp { records, low, high } => records
+            .iter()
+            .map(|(i, ts)| {
+                error(
+                    *i,
+                    format!(
+                        "Timestamp {ts} of message at batch index {i} is out of range. \
+                         The timestamp should be within [{low}, {high}]"
+                    ),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }

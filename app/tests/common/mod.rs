@@ -153,6 +153,20 @@ pub fn batch(n: usize, ts0: i64, compression: Compression) -> Bytes {
     encode_batch(records.collect(), compression)
 }
 
+/// A v2 batch of one record per timestamp, in that order (a producer may send them out of
+/// order: the header's first timestamp is then not the smallest).
+pub fn batch_at(timestamps: &[i64], compression: Compression) -> Bytes {
+    let records = timestamps.iter().enumerate().map(|(i, ts)| {
+        record(
+            i,
+            *ts,
+            Bytes::from(format!("key-{i}")),
+            Some(Bytes::from(format!("value-{i}"))),
+        )
+    });
+    encode_batch(records.collect(), compression)
+}
+
 /// An uncompressed v2 batch of `n` records `k<i>` with `value_size`-byte values and one
 /// header each, for tests that need a batch of a known size.
 pub fn sized_batch(n: usize, value_size: usize) -> Bytes {

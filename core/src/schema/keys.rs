@@ -269,6 +269,18 @@ pub fn acl(binding: &crate::acl::AclBinding) -> String {
     )
 }
 
+// ---- dynamic broker configs --------------------------------------------------------------
+
+/// The dynamic configs AlterConfigs set for one broker.
+pub fn broker_configs(id: BrokerId) -> String {
+    format!("{ROOT}configs/brokers/{}", id.0)
+}
+
+/// The dynamic configs AlterConfigs set for every broker (Kafka's resource name "").
+pub fn broker_configs_default() -> String {
+    format!("{ROOT}configs/brokers/default")
+}
+
 // ---- users ------------------------------------------------------------------------------
 
 pub fn users_prefix() -> String {

@@ -15,6 +15,7 @@
 //! kafscale/groups/shards/<shard>                          ShardRecord (JSON)
 //! kafscale/groups/state/<shard>/<group>                   GroupSnapshot (JSON)
 //! kafscale/groups/offsets/<shard>/<group>/<topic>/<p>     CommittedOffset
+//! kafscale/configs/brokers/<id>|default                  dynamic broker configs (JSON map): AlterConfigs
 //! kafscale/users/<name>                                   UserRecord (JSON): SCRAM credentials
 //! kafscale/acls/<type>/<pattern>/<name>/<principal>/<host>/<operation>/<permission>
 //!                                                         AclBinding (JSON)
