@@ -6,14 +6,16 @@
 # into $TARGET_DIR/librdkafka/ (a second run reuses the build), then one broker per scenario
 # is started (`kafscale serve`, embedded metadata in a temporary data dir, num.partitions 4
 # as librdkafka's scenarios expect; the "noautocreate" scenario's broker does not
-# auto-create topics) and every selected test runs in its own test-runner process with a
+# auto-create topics; tests tagged sasl in allow.txt get a broker whose clients' listener is
+# SASL_PLAINTEXT, SCRAM-SHA-256 with a user created for them, sessions re-authenticated
+# every 10 s) and every selected test runs in its own test-runner process with a
 # timeout. Prints pass/fail/skip counts; exits non-zero if a test failed or nothing could
 # be built or started.
 #
 # Usage: scripts/librdkafka-suite.sh [--fast | --all | --build-only] [TEST...]
 #   (no argument)  every test in tests/librdkafka/allow.txt (about 14 minutes)
-#   --fast         allow.txt's untagged entries: the broker tests but the slowest (what
-#                  scripts/test.sh runs, about 4 minutes)
+#   --fast         allow.txt's entries not tagged local or slow: the broker tests but the
+#                  slowest (what scripts/test.sh runs, about 4 minutes)
 #   --all          every test of the suite (the classification run: see
 #                  tests/librdkafka/exclude.txt for why each excluded test does not apply)
 #   --build-only   build librdkafka and test-runner, run nothing
@@ -105,9 +107,10 @@ build
 
 # ---------------------------------------------------------------------------------------
 # Which tests. An entry is a test number, or NUMBER/SCENARIO for a scenario other than
-# "default" (test-runner -s): allow.txt has "ENTRY [TAG]  # note" lines (TAG local or
-# slow), exclude.txt "ENTRY reason".
+# "default" (test-runner -s): allow.txt has "ENTRY [TAG...]  # note" lines (TAG local, slow,
+# sasl, full or timeout=SECONDS), exclude.txt "ENTRY reason".
 list_entries() { sed -e 's/#.*//' "$1" | awk 'NF { print $1 }'; }
+tags_of() { sed -e 's/#.*//' "$LISTS/allow.txt" | awk -v e="$1" '$1 == e { $1 = ""; print }'; }
 # Every entry of the suite's own table (tests/test.c): each test number with each scenario
 # one of its variants needs; the manual 8nnn tests left out.
 suite_entries() {
@@ -133,7 +136,7 @@ check_lists() { # every entry of the suite is allowed or excluded, none both
 if [ "$mode" = allow ] || [ "$mode" = fast ]; then check_lists; else check_lists || echo "(warning only)"; fi
 case "$mode" in
   allow) mapfile -t tests < <(list_entries "$LISTS/allow.txt") ;;
-  fast) mapfile -t tests < <(sed -e 's/#.*//' "$LISTS/allow.txt" | awk 'NF == 1 { print $1 }') ;;
+  fast) mapfile -t tests < <(sed -e 's/#.*//' "$LISTS/allow.txt" | awk 'NF && !/ (local|slow)( |$)/ { print $1 }') ;;
   all) mapfile -t tests < <(suite_entries) ;;
 esac
 
@@ -150,17 +153,29 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_broker() { # start_broker SCENARIO
-  local s=$1 port http auto=true i bin
+# The SASL broker's user (test-runner passes test.conf's sasl.* to every client).
+SASL_USER=rdktest
+SASL_PASSWORD=rdktest-secret
+start_broker() { # start_broker SCENARIO (a test-runner scenario, or sasl)
+  local s=$1 port http auto=true i bin listen
   [ "$s" != noautocreate ] || auto=false
-  port="$("$PYTHON" "$ROOT/scripts/free_ports.py" 20000 29999 2 0 1)" || return 1
+  port="$("$PYTHON" "$ROOT/scripts/free_ports.py" 20000 29999 4 0 1 2)" || return 1
   http=$((port + 1))
+  listen=(--listen "127.0.0.1:$port")
+  if [ "$s" = sasl ]; then
+    # Clients on SASL_PLAINTEXT; the user is created through a plaintext listener of its own
+    # (port + 2) that the tests are not told about.
+    listen=(--set "listeners=SASL_PLAINTEXT://127.0.0.1:$port,SETUP://127.0.0.1:$((port + 2))"
+      --set "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,SETUP:PLAINTEXT"
+      --set sasl.enabled.mechanisms=SCRAM-SHA-256 --set connections.max.reauth.ms=10000
+      --set connection.failed.authentication.delay.ms=0)
+  fi
   # The broker reads KAFSCALE_* variables as settings: it gets none of the caller's
   # (scripts/test.sh exports KAFSCALE_BIN and KAFSCALE_TEST_*).
   local bin=$KAFSCALE_BIN
   (
     for v in $(compgen -e | grep '^KAFSCALE_' || true); do unset "$v"; done
-    exec "$bin" serve --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
+    exec "$bin" serve "${listen[@]}" --http-listen "127.0.0.1:$http" \
       --data-dir "$WORK/$s-data" --set num.partitions=4 --set "auto.create.topics.enable=$auto"
   ) >>"$LOG_DIR/broker-$s.log" 2>&1 &
   BROKER_PID[$s]=$!
@@ -168,6 +183,13 @@ start_broker() { # start_broker SCENARIO
   for i in $(seq 1 100); do
     if curl -sf "http://127.0.0.1:$http/healthz" >/dev/null 2>&1; then
       printf 'metadata.broker.list=127.0.0.1:%s\n' "$port" >"$WORK/test-$s.conf"
+      if [ "$s" = sasl ]; then
+        "$bin" user create "$SASL_USER" --password "$SASL_PASSWORD" --mechanism SCRAM-SHA-256 \
+          --bootstrap "127.0.0.1:$((port + 2))" >>"$LOG_DIR/broker-$s.log" 2>&1 \
+          || { echo "error: cannot create the SASL user; log:" >&2; tail -30 "$LOG_DIR/broker-$s.log" >&2; return 1; }
+        printf '%s\n' security.protocol=SASL_PLAINTEXT sasl.mechanism=SCRAM-SHA-256 \
+          "sasl.username=$SASL_USER" "sasl.password=$SASL_PASSWORD" >>"$WORK/test-$s.conf"
+      fi
       echo "broker for scenario $s on 127.0.0.1:$port (pid ${BROKER_PID[$s]}, log $LOG_DIR/broker-$s.log)"
       return 0
     fi
@@ -193,22 +215,34 @@ broker_for() { # broker_for SCENARIO: (re)starts it unless it runs
 PASS=() FAIL=() SKIP=()
 strip_ansi() { sed -e 's/\x1b\[[0-9;]*[a-zA-Z]//g' -e 's/\x1b(B//g'; }
 run_one() {
-  local entry=$1 t s log rc=0 t0=$SECONDS summary
+  local entry=$1 t s b log rc=0 t0=$SECONDS summary
   t="${entry%%/*}"
   s="default"
   [ "$entry" = "$t" ] || s="${entry#*/}"
-  broker_for "$s" || return 1
+  # The broker: the scenario's, or the SASL one for tests tagged sasl. Quick mode (-Q)
+  # unless tagged full: some tests run nothing but their quick subtests in it.
+  local tags quick=-Q
+  tags=" $(tags_of "$entry") "
+  b=$s
+  [[ "$tags" != *" sasl "* ]] || b=sasl
+  [[ "$tags" != *" full "* ]] || quick=
+  # A tag timeout=SECONDS gives one test longer than RDK_TEST_TIMEOUT.
+  local limit=$TIMEOUT
+  if [[ "$tags" =~ \ timeout=([0-9]+)\  ]] && [ "${BASH_REMATCH[1]}" -gt "$limit" ]; then
+    limit=${BASH_REMATCH[1]}
+  fi
+  broker_for "$b" || return 1
   log="$LOG_DIR/${entry//\//-}.log"
   (cd "$SRC/tests" && env TESTS="$t" TEST_KAFKA_VERSION="$KAFKA_VERSION" \
-    RDKAFKA_TEST_CONF="$WORK/test-$s.conf" LD_LIBRARY_PATH="../src:../src-cpp" \
+    RDKAFKA_TEST_CONF="$WORK/test-$b.conf" LD_LIBRARY_PATH="../src:../src-cpp" \
     ${RDK_TEST_DEBUG:+TEST_DEBUG=$RDK_TEST_DEBUG} \
-    timeout -k 10 "$TIMEOUT" ./test-runner -Q -E -s "$s" ) >"$log" 2>&1 || rc=$?
+    timeout -k 10 "$limit" ./test-runner $quick -E -s "$s" ) >"$log" 2>&1 || rc=$?
   rm -f "$SRC"/tests/stats_*.json
   # The runner's closing table: "| 0045_subscribe_update  |  PASSED | 1.2s |" per variant.
   summary="$(strip_ansi <"$log" | awk -F'|' 'NF >= 4 && $2 ~ /^ *[0-9][0-9][0-9][0-9]_/ { gsub(/ /, "", $2); gsub(/ /, "", $3); printf "%s %s; ", $2, $3 }')"
   local took=$((SECONDS - t0)) verdict
-  if [ "$took" -ge "$TIMEOUT" ]; then
-    verdict=FAIL; summary="killed after ${TIMEOUT}s; $summary"
+  if [ "$took" -ge "$limit" ]; then
+    verdict=FAIL; summary="killed after ${limit}s; $summary"
   elif [ "$rc" -ne 0 ] || grep -q 'FAILED' <<<"$summary"; then
     verdict=FAIL; summary="exit $rc; $summary"
   elif grep -q 'PASSED' <<<"$summary"; then
@@ -216,7 +250,7 @@ run_one() {
   else
     verdict=SKIP
   fi
-  if ! kill -0 "${BROKER_PID[$s]}" 2>/dev/null; then
+  if ! kill -0 "${BROKER_PID[$b]}" 2>/dev/null; then
     verdict=FAIL; summary="the broker exited; $summary"
   fi
   printf '%-4s %-17s %4ss  %s\n' "$verdict" "$entry" "$took" "${summary%; }"

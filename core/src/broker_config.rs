@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use crate::error::Error;
 use crate::log::{ConfigChange, LogConfig};
 use crate::ports::metadata::{encode_json, MetadataStoreExt};
-use crate::ports::{Compare, MetadataStore, Txn, TxnOp};
+use crate::ports::MetadataStore;
 use crate::schema::keys;
 use crate::settings;
 use crate::topic_config::{
@@ -160,22 +160,12 @@ pub async fn alter(
         if validate_only || next == current {
             return Ok(next);
         }
-        let op = if next.is_empty() {
-            TxnOp::Delete { key: key.clone() }
-        } else {
-            TxnOp::Put {
-                key: key.clone(),
-                value: encode_json(&next),
-                lease: None,
-            }
-        };
-        let txn = Txn::new()
-            .when(Compare::ModRevision {
-                key: key.clone(),
-                revision,
-            })
-            .then(op);
-        if store.txn(txn).await?.succeeded {
+        let value = (!next.is_empty()).then(|| encode_json(&next));
+        if store
+            .compare_and_replace(&key, revision, value)
+            .await?
+            .succeeded
+        {
             return Ok(next);
         }
     }

@@ -135,6 +135,7 @@ fn parsed<T: std::str::FromStr>(topic: &TopicRecord, name: &str) -> Option<T> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn topic(configs: &[(&str, &str)]) -> TopicRecord {

@@ -98,22 +98,12 @@ pub async fn change(
                 }
             }
         }
-        let op = if record.scram.is_empty() {
-            TxnOp::Delete { key: key.clone() }
-        } else {
-            TxnOp::Put {
-                key: key.clone(),
-                value: encode_json(&record),
-                lease: None,
-            }
-        };
-        let txn = Txn::new()
-            .when(Compare::ModRevision {
-                key: key.clone(),
-                revision,
-            })
-            .then(op);
-        if store.txn(txn).await?.succeeded {
+        let value = (!record.scram.is_empty()).then(|| encode_json(&record));
+        if store
+            .compare_and_replace(&key, revision, value)
+            .await?
+            .succeeded
+        {
             return Ok(());
         }
     }

@@ -151,7 +151,7 @@ def test_legacy_topic_configs_are_accepted_and_described(bootstrap):
 def test_log_append_time_and_timestamp_bounds(bootstrap):
     """message.timestamp.type LogAppendTime: records carry the broker's time whatever the
     producer said (and the produce response gives it); message.timestamp.before.max.ms refuses
-    CreateTime records older than that with INVALID_TIMESTAMP."""
+    CreateTime records older than that with INVALID_TIMESTAMP, wherever they are in a batch."""
     from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
 
     a = admin(bootstrap)
@@ -184,6 +184,16 @@ def test_log_append_time_and_timestamp_bounds(bootstrap):
     p.produce(bounded, b"now", on_delivery=lambda err, msg: errors.append(err))
     p.flush(15)
     assert [e.code() if e else None for e in errors] == [KafkaError.INVALID_TIMESTAMP, None], errors
+    # One batch whose first and last records are recent and whose middle one is not: every
+    # record is checked, and the batch is refused whole, as Kafka does.
+    errors.clear()
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": False, "linger.ms": 200,
+                  "message.timeout.ms": 10000, "compression.type": "lz4"})
+    now = int(time.time() * 1000)
+    for ts in (now, 1_000, now):
+        p.produce(bounded, b"x", timestamp=ts, on_delivery=lambda err, msg: errors.append(err))
+    p.flush(15)
+    assert [e.code() if e else None for e in errors] == [KafkaError.INVALID_TIMESTAMP] * 3, errors
 
 
 def test_incremental_alter_configs(bootstrap):
@@ -221,12 +231,26 @@ def test_incremental_alter_configs(bootstrap):
         assert err.code() == code, (entry, err)
         assert needle in err.str(), err.str()
     assert topic_configs(a, name)["retention.ms"].value == "120000"
-    # Broker configs are read-only.
+    # The broker's settings are read-only; Kafka's dynamic broker configs without a KafScale
+    # setting are kept and described (recorded only).
     res = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
         ConfigEntry("log.retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
     err = error_of(a.incremental_alter_configs([res])[res])
     assert err.code() == KafkaError.INVALID_REQUEST
     assert "read-only" in err.str()
+    res = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
+        ConfigEntry("background.threads", "9", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([res])[res].result(TIMEOUT)
+    res = ConfigResource(ResourceType.BROKER, "0")
+    threads = a.describe_configs([res])[res].result(TIMEOUT)["background.threads"]
+    assert (threads.value, threads.source, threads.is_read_only) == (
+        "9", ConfigSource.DYNAMIC_BROKER_CONFIG.value, False)
+    res = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
+        ConfigEntry("background.threads", None, incremental_operation=AlterConfigOpType.DELETE)])
+    a.incremental_alter_configs([res])[res].result(TIMEOUT)
+    res = ConfigResource(ResourceType.BROKER, "0")
+    threads = a.describe_configs([res])[res].result(TIMEOUT)["background.threads"]
+    assert (threads.value, threads.source) == ("10", ConfigSource.DEFAULT_CONFIG.value)
 
 
 def test_alter_configs_replaces_the_set(bootstrap):

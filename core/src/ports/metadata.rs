@@ -217,17 +217,34 @@ pub trait MetadataStoreExt: MetadataStore {
         expected: i64,
         value: Bytes,
     ) -> Result<TxnOutcome, MetadataError> {
+        self.compare_and_replace(key, expected, Some(value)).await
+    }
+
+    /// Writes `value`, or deletes the key when it is `None`, only if the key's mod revision
+    /// is still `expected` (0 = absent).
+    async fn compare_and_replace(
+        &self,
+        key: &str,
+        expected: i64,
+        value: Option<Bytes>,
+    ) -> Result<TxnOutcome, MetadataError> {
+        let op = match value {
+            Some(value) => TxnOp::Put {
+                key: key.to_owned(),
+                value,
+                lease: None,
+            },
+            None => TxnOp::Delete {
+                key: key.to_owned(),
+            },
+        };
         self.txn(
             Txn::new()
                 .when(Compare::ModRevision {
                     key: key.to_owned(),
                     revision: expected,
                 })
-                .then(TxnOp::Put {
-                    key: key.to_owned(),
-                    value,
-                    lease: None,
-                }),
+                .then(op),
         )
         .await
     }

@@ -137,9 +137,11 @@ pub const SASL_ENABLED_MECHANISMS: Setting = per_listener(setting("sasl.enabled.
 pub const CONNECTION_FAILED_AUTHENTICATION_DELAY_MS: Setting = per_listener(setting(
     "connection.failed.authentication.delay.ms", S::Security, int(0, 60_000), D::Int(100),
     "how long a failed authentication waits before its answer and the close; an address that keeps failing waits twice as long each time, up to 10 s (0: no wait)"));
-pub const CONNECTIONS_MAX_REAUTH_MS: Setting = per_listener(setting(
+// Described: Kafka reports it, and clients read it (librdkafka's test 0142 runs only where
+// it is set).
+pub const CONNECTIONS_MAX_REAUTH_MS: Setting = described(per_listener(setting(
     "connections.max.reauth.ms", S::Security, long(0, MAX), D::Int(0),
-    "lifetime of a SASL session (KIP-368): clients that support it re-authenticate on the same connection before it ends; a connection whose session has ended is closed at its next request, one that cannot re-authenticate (SaslAuthenticate v0) when it ends (0: sessions never end)"));
+    "lifetime of a SASL session (KIP-368): clients that support it re-authenticate on the same connection before it ends; a connection whose session has ended is closed at its next request, one that cannot re-authenticate (SaslAuthenticate v0) when it ends (0: sessions never end)")));
 pub const AUTHORIZER_CLASS_NAME: Setting = setting("authorizer.class.name", S::Security,
     Kind::Text("acl, or Kafka's kafka.security.authorizer.AclAuthorizer or org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
     D::Unset("none: every client may do everything"),
