@@ -13,7 +13,7 @@
 # be built or started.
 #
 # Usage: scripts/librdkafka-suite.sh [--fast | --all | --build-only] [TEST...]
-#   (no argument)  every test in tests/librdkafka/allow.txt (about 14 minutes)
+#   (no argument)  every test in tests/librdkafka/allow.txt (about 19 minutes)
 #   --fast         allow.txt's entries not tagged local or slow: the broker tests but the
 #                  slowest (what scripts/test.sh runs, about 4 minutes)
 #   --all          every test of the suite (the classification run: see
