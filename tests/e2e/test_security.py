@@ -510,6 +510,10 @@ def test_changes_of_topics_configs_and_groups_are_audited_and_counted(secure, pk
     res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
         ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
     a.incremental_alter_configs([res])[res].result(30)
+    # A dynamic broker config: audited apart from topics.
+    res = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
+        ConfigEntry("num.io.threads", "4", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([res])[res].result(30)
     # A group with a committed offset and no members, then deleted.
     produce(conf["bootstrap.servers"], topic, make_records(1, seed=1),
             config={k: v for k, v in conf.items() if k != "bootstrap.servers"})
@@ -537,6 +541,8 @@ def test_changes_of_topics_configs_and_groups_are_audited_and_counted(secure, pk
 
     assert outcomes("CreateTopics", topic) == ["success", "TOPIC_ALREADY_EXISTS"]
     assert outcomes("IncrementalAlterConfigs", topic) == ["success"]
+    assert outcomes("IncrementalAlterConfigs", "0") == ["success"]
+    assert [e["what"] for e in changes if e["resource"] == "0"] == ["broker config"]
     assert outcomes("DeleteGroups", group) == ["success"]
     assert all(e["what"] for e in changes)
     assert b.metric("kafscale_audit_events_total", 'event="change",outcome="success"') >= 3
