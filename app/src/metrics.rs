@@ -145,6 +145,9 @@ pub struct Metrics {
     flushed_bytes: Counter,
     segments: Counter,
     coalesced_chunks: Counter,
+    cleaner_runs: Counter,
+    cleaner_bytes: Counter,
+    cleaner_removed_records: Counter,
 }
 
 impl Default for Metrics {
@@ -198,6 +201,9 @@ impl Metrics {
             flushed_bytes: Counter::default(),
             segments: Counter::default(),
             coalesced_chunks: Counter::default(),
+            cleaner_runs: Counter::default(),
+            cleaner_bytes: Counter::default(),
+            cleaner_removed_records: Counter::default(),
         };
         let k = registry.sub_registry_with_prefix("kafscale");
         k.register("requests", "Kafka requests by API", m.requests.clone());
@@ -370,6 +376,21 @@ impl Metrics {
             "Small flush chunks rewritten into larger ones (read once per source object)",
             m.coalesced_chunks.clone(),
         );
+        k.register(
+            "cleaner_runs",
+            "Cleans of compacted partitions committed (key compaction)",
+            m.cleaner_runs.clone(),
+        );
+        k.register(
+            "cleaner_bytes",
+            "Segment bytes the log cleaner read (both passes)",
+            m.cleaner_bytes.clone(),
+        );
+        k.register(
+            "cleaner_removed_records",
+            "Records the log cleaner removed (superseded values and expired tombstones)",
+            m.cleaner_removed_records.clone(),
+        );
         k.register("cache_hits", "Chunk cache hits", m.cache_hits.clone());
         k.register("cache_misses", "Chunk cache misses", m.cache_misses.clone());
         *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
@@ -459,6 +480,12 @@ impl Metrics {
             (&self.flushed_bytes, log.flushed_bytes.load(Relaxed)),
             (&self.segments, log.segments.load(Relaxed)),
             (&self.coalesced_chunks, log.coalesced.load(Relaxed)),
+            (&self.cleaner_runs, log.cleaner_runs.load(Relaxed)),
+            (&self.cleaner_bytes, log.cleaned_bytes.load(Relaxed)),
+            (
+                &self.cleaner_removed_records,
+                log.cleaned_records.load(Relaxed),
+            ),
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }

@@ -16,6 +16,7 @@ const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 const CRC_FROM: usize = 21;
 const MAX_TIMESTAMP_AT: usize = 35;
+const RECORD_COUNT_AT: usize = 57;
 
 /// Compression codec, from attribute bits 0-2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,13 @@ pub fn rewrite_codec(batch: &mut [u8], codec: Codec) -> Result<(), BatchError> {
     let crc = crc32c::crc32c(&batch[CRC_FROM..]);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(())
+}
+
+/// Sets a batch's record count (inside the CRC: a caller that changes it rewrites the CRC,
+/// as [`rewrite_codec`] does).
+pub fn set_record_count(batch: &mut [u8], count: i32) {
+    debug_assert!(batch.len() >= HEADER_LEN);
+    batch[RECORD_COUNT_AT..HEADER_LEN].copy_from_slice(&count.to_be_bytes());
 }
 
 /// Marks a validated batch as timestamped by the broker (`LogAppendTime`) at `now`, as Kafka
@@ -189,7 +197,7 @@ pub fn peek_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         producer_id: i64_at(buf, 43),
         producer_epoch: i16_at(buf, 51),
         base_sequence: i32_at(buf, 53),
-        record_count: i32_at(buf, 57),
+        record_count: i32_at(buf, RECORD_COUNT_AT),
     };
     if header.last_offset_delta < 0 || header.record_count < 0 {
         return Err(BatchError::Invalid("negative record count or offset delta"));

@@ -4,7 +4,7 @@
 //! and tests changing them keep working and DescribeConfigs shows what was set.
 //!
 //! None of them changes what a broker does: each entry's documentation says why it has no
-//! meaning here (no Kerberos, no local log cleaner threads, no replication). KafScale's own
+//! meaning here (no Kerberos, no log cleaner threads, no replication). KafScale's own
 //! settings (the registry in [`crate::settings`], and Kafka's configs with one fixed value)
 //! come from the configuration file, environment and flags and are read-only: AlterConfigs
 //! refuses them, as Kafka refuses its static configs.
@@ -37,7 +37,7 @@ const NO_THREAD_POOL: &str =
     "recorded only: KafScale's request and background work runs on one async runtime, sized at start";
 const NO_REPLICATION: &str = "recorded only: brokers do not replicate to each other";
 const NO_LOCAL_CLEANER: &str =
-    "recorded only: no local log cleaner (compaction of object-stored segments runs on its own schedule)";
+    "recorded only: the log cleaner runs in each broker's maintenance rounds, one partition at a time (log.cleaner.backoff.ms and log.cleaner.dedupe.buffer.size are broker settings)";
 const NO_CONNECTION_QUOTA: &str = "recorded only: connection quotas are not enforced";
 
 /// Kafka's dynamic broker configs accepted here, by name (none is applied: see the docs).
@@ -48,10 +48,6 @@ pub const BROKER_DYNAMIC_CONFIGS: &[TopicConfigDef] = &[
         R::Range(0, I64), None, false, NO_REPLICATION),
     def("leader.replication.throttled.rate", T::Long, D::Fixed("9223372036854775807"),
         R::Range(0, I64), None, false, NO_REPLICATION),
-    def("log.cleaner.backoff.ms", T::Long, D::Fixed("15000"), R::Range(0, I64), None, false,
-        NO_LOCAL_CLEANER),
-    def("log.cleaner.dedupe.buffer.size", T::Long, D::Fixed("134217728"), R::Range(0, I64), None,
-        false, NO_LOCAL_CLEANER),
     def("log.cleaner.io.max.bytes.per.second", T::Double, D::Fixed("1.7976931348623157E308"),
         R::Fraction(0.0, f64::MAX), None, false, NO_LOCAL_CLEANER),
     def("log.cleaner.threads", T::Int, D::Fixed("1"), R::Range(0, I32), None, false,

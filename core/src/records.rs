@@ -26,6 +26,9 @@ pub struct Record<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub headers: Headers<'a>,
+    /// The whole record as stored, its length prefix included: what a rewrite of the batch
+    /// (compaction) copies unchanged.
+    pub raw: &'a [u8],
 }
 
 /// The headers of a record, read on demand.
@@ -141,6 +144,7 @@ fn header<'a>(cur: &mut Cursor<'a>) -> Result<Header<'a>, BatchError> {
 }
 
 fn record<'a>(cur: &mut Cursor<'a>) -> Result<Record<'a>, BatchError> {
+    let start = cur.buf;
     let length = cur.varint()?;
     if length < 0 {
         return Err(BatchError::Invalid("negative record length"));
@@ -165,6 +169,7 @@ fn record<'a>(cur: &mut Cursor<'a>) -> Result<Record<'a>, BatchError> {
         header(&mut body)?;
     }
     let used = bytes.len() - body.buf.len();
+    let raw = &start[..start.len() - cur.buf.len()];
     Ok(Record {
         attributes,
         timestamp_delta,
@@ -175,6 +180,7 @@ fn record<'a>(cur: &mut Cursor<'a>) -> Result<Record<'a>, BatchError> {
             bytes: &bytes[..used],
             count: count as usize,
         },
+        raw,
     })
 }
 
@@ -200,6 +206,9 @@ mod tests {
         assert_eq!(all[1].offset_delta, 1);
         assert_eq!(all[1].value, Some(&b"xyz"[..]));
         assert!(all[1].headers.is_empty());
+        // The raw records tile the section.
+        assert_eq!(all[0].raw.len() + all[1].raw.len(), bytes.len());
+        assert_eq!(all[1].raw, &bytes[all[0].raw.len()..]);
     }
 
     #[test]

@@ -65,6 +65,29 @@ pub fn build<'a>(
     batches: impl IntoIterator<Item = &'a [u8]>,
     block_bytes: usize,
 ) -> Result<(Bytes, SegmentInfo), BatchError> {
+    write(topic, partition, None, batches, block_bytes)
+}
+
+/// Builds a segment that covers the offsets `span` (first, last) whatever its batches hold:
+/// what the log cleaner writes in place of the segments it cleaned, whose batches may start
+/// after and end before the span (or be none at all), the offsets between being gone.
+pub fn build_spanning<'a>(
+    topic: TopicId,
+    partition: PartitionId,
+    span: (Offset, Offset),
+    batches: impl IntoIterator<Item = &'a [u8]>,
+    block_bytes: usize,
+) -> Result<(Bytes, SegmentInfo), BatchError> {
+    write(topic, partition, Some(span), batches, block_bytes)
+}
+
+fn write<'a>(
+    topic: TopicId,
+    partition: PartitionId,
+    span: Option<(Offset, Offset)>,
+    batches: impl IntoIterator<Item = &'a [u8]>,
+    block_bytes: usize,
+) -> Result<(Bytes, SegmentInfo), BatchError> {
     let mut buf = BytesMut::with_capacity(HEADER_LEN + block_bytes * 4);
     buf.put_slice(HEADER_MAGIC);
     buf.put_u16(VERSION);
@@ -101,7 +124,16 @@ pub fn build<'a>(
         }
     }
     entries.extend(open.take());
-    let base = first.ok_or(BatchError::Invalid("a segment needs at least one batch"))?;
+    let (base, last) = match span {
+        Some((from, to)) => {
+            debug_assert!(first.is_none_or(|f| f >= from.0) && last <= to.0);
+            (from.0, to.0)
+        }
+        None => (
+            first.ok_or(BatchError::Invalid("a segment needs at least one batch"))?,
+            last,
+        ),
+    };
     buf[32..40].copy_from_slice(&base.to_be_bytes());
     buf[40..48].copy_from_slice(&last.to_be_bytes());
     let data_end = buf.len();

@@ -2,13 +2,13 @@
 //! Handlers and the log read these instead of parsing a topic's config strings.
 
 use crate::batch::Codec;
-use crate::log::{LogConfig, Retention};
+use crate::log::{CleanPolicy, LogConfig, Retention};
 use crate::topic::TopicRecord;
 use crate::types::Millis;
 use crate::unpack::Level;
 
 /// The settings of one topic that KafScale acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TopicSettings {
     /// `retention.ms` / `retention.bytes`, or the broker's `log.retention.*`.
     pub retention: Retention,
@@ -25,8 +25,20 @@ pub struct TopicSettings {
     /// behind or ahead of the broker's clock; `None`: any distance.
     pub timestamp_before_max_ms: Option<i64>,
     pub timestamp_after_max_ms: Option<i64>,
-    /// `cleanup.policy` lists compact: every record needs a key (KIP-467).
+    /// `cleanup.policy` lists compact: every record needs a key (KIP-467), and the log
+    /// cleaner keeps the latest record of each.
     pub compacted: bool,
+    /// How the log cleaner treats the topic (if it is compacted): `delete.retention.ms`,
+    /// `min.compaction.lag.ms`, `max.compaction.lag.ms`, `min.cleanable.dirty.ratio`,
+    /// `segment.bytes`.
+    pub cleaning: CleanPolicy,
+    /// `segment.bytes` (else the broker's `log.segment.bytes`): the largest segment a merge
+    /// or a clean writes.
+    pub segment_bytes: u64,
+    /// `segment.ms`: unmerged flush chunks older than this are merged into a segment whatever
+    /// their size (Kafka rolls its active segment after it), so that retention and the
+    /// cleaner, which take whole segments, reach them.
+    pub segment_ms: i64,
 }
 
 impl TopicSettings {
@@ -89,12 +101,22 @@ impl TopicSettings {
         let compacted = listed("compact");
         // A compact-only topic keeps its data by key, never by age or size.
         let deletes = !compacted || listed("delete");
+        let segment_bytes: u64 = effective(topic, log, "segment.bytes");
         TopicSettings {
             retention: Retention {
                 ms: (ms >= 0 && deletes).then_some(ms),
                 bytes: (bytes >= 0 && deletes).then_some(bytes),
             },
             compacted,
+            cleaning: CleanPolicy {
+                delete_retention_ms: effective(topic, log, "delete.retention.ms"),
+                min_lag_ms: effective(topic, log, "min.compaction.lag.ms"),
+                max_lag_ms: effective(topic, log, "max.compaction.lag.ms"),
+                min_dirty_ratio: effective(topic, log, "min.cleanable.dirty.ratio"),
+                segment_bytes,
+            },
+            segment_bytes,
+            segment_ms: effective(topic, log, "segment.ms"),
             max_message_bytes: parsed(topic, "max.message.bytes"),
             compression: compression(topic),
             log_append_time: topic
@@ -127,6 +149,23 @@ fn compression(topic: &TopicRecord) -> Option<(Codec, Level)> {
         Some("zstd") => Some((Codec::Zstd, level("compression.zstd.level"))),
         _ => None,
     }
+}
+
+/// A config's value: the topic's own, else its default (from the config table, which takes
+/// the broker's where it follows one).
+fn effective<T: std::str::FromStr + Default>(
+    topic: &TopicRecord,
+    log: &LogConfig,
+    name: &str,
+) -> T {
+    parsed(topic, name)
+        .or_else(|| {
+            crate::topic_config::find(name)?
+                .default_value(log)
+                .parse()
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 fn parsed<T: std::str::FromStr>(topic: &TopicRecord, name: &str) -> Option<T> {
@@ -174,6 +213,46 @@ mod tests {
             (Some(1_000), Some(10))
         );
         assert!(!of(&[("cleanup.policy", "delete")]).compacted);
+    }
+
+    #[test]
+    fn cleaning_and_segment_settings_take_the_topic_s_values_else_the_defaults() {
+        let log = LogConfig {
+            segment_bytes: 1 << 20,
+            ..LogConfig::default()
+        };
+        let defaults = TopicSettings::of(&topic(&[("cleanup.policy", "compact")]), &log);
+        assert_eq!(defaults.segment_bytes, 1 << 20);
+        assert_eq!(defaults.segment_ms, 604_800_000);
+        let c = defaults.cleaning;
+        assert_eq!(
+            (
+                c.delete_retention_ms,
+                c.min_lag_ms,
+                c.max_lag_ms,
+                c.segment_bytes
+            ),
+            (86_400_000, 0, i64::MAX, 1 << 20)
+        );
+        assert!((c.min_dirty_ratio - 0.5).abs() < 1e-9);
+        let set = TopicSettings::of(
+            &topic(&[
+                ("delete.retention.ms", "100"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+                ("segment.bytes", "4096"),
+                ("segment.ms", "250"),
+            ]),
+            &log,
+        );
+        assert_eq!(
+            (
+                set.cleaning.delete_retention_ms,
+                set.segment_bytes,
+                set.segment_ms
+            ),
+            (100, 4096, 250)
+        );
+        assert!((set.cleaning.min_dirty_ratio - 0.01).abs() < 1e-9);
     }
 
     #[test]

@@ -159,6 +159,71 @@ fn compress(body: &[u8], codec: Codec, level: Level) -> std::io::Result<Vec<u8>>
     })
 }
 
+/// A record as compaction judges it: its offset, its key, and whether it is a tombstone.
+#[derive(Debug, Clone, Copy)]
+pub struct Judged<'a> {
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub tombstone: bool,
+}
+
+/// What [`retain`] made of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retained {
+    /// Every record kept: the batch as it was.
+    All,
+    /// No record kept.
+    None,
+    /// Some kept: the batch rewritten with them, and how many went.
+    Some { batch: Bytes, removed: usize },
+}
+
+/// `batch` (one whole, validated v2 batch) with only the records `keep` accepts, as Kafka's
+/// log cleaner rewrites a batch: its header is kept (base offset, last offset delta, so the
+/// offsets of what remains and the producer's last sequence are unchanged; timestamps,
+/// producer, attributes), the records kept are copied unchanged, recompressed in the batch's
+/// own codec, and the record count, length and CRC rewritten.
+pub fn retain(
+    batch: &Bytes,
+    mut keep: impl FnMut(Judged<'_>) -> bool,
+) -> Result<Retained, UnpackError> {
+    let header = batch::peek_header(batch).map_err(UnpackError::Header)?;
+    let codec = header.codec().map_err(UnpackError::Header)?;
+    let body = decompress(&batch.slice(batch::HEADER_LEN..header.size), codec)?;
+    let mut kept = Vec::with_capacity(body.len());
+    let (mut count, mut removed) = (0i32, 0usize);
+    for r in records::iter(&body, header.record_count) {
+        let r = r.map_err(UnpackError::Record)?;
+        let judged = Judged {
+            offset: header.base_offset + i64::from(r.offset_delta),
+            key: r.key,
+            tombstone: r.value.is_none(),
+        };
+        if keep(judged) {
+            kept.extend_from_slice(r.raw);
+            count += 1;
+        } else {
+            removed += 1;
+        }
+    }
+    if removed == 0 {
+        return Ok(Retained::All);
+    }
+    if count == 0 {
+        return Ok(Retained::None);
+    }
+    let packed = compress(&kept, codec, None).map_err(UnpackError::Compress)?;
+    let mut out = Vec::with_capacity(batch::HEADER_LEN + packed.len());
+    out.extend_from_slice(&batch[..batch::HEADER_LEN]);
+    out.extend_from_slice(&packed);
+    batch::set_record_count(&mut out, count);
+    batch::rewrite_codec(&mut out, codec).map_err(UnpackError::Header)?;
+    Ok(Retained::Some {
+        batch: Bytes::from(out),
+        removed,
+    })
+}
+
 /// Java clients wrap snappy in xerial's framing (a magic header, then length-prefixed blocks);
 /// librdkafka sends raw snappy.
 fn snappy(data: &[u8]) -> Result<Vec<u8>, UnpackError> {
@@ -272,6 +337,55 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn retained_records_keep_their_offsets_in_every_codec() {
+        let mut plain = batch::build(
+            &[
+                (Some(b"a"), Some(b"1")),
+                (Some(b"b"), None),
+                (Some(b"a"), Some(b"2")),
+                (Some(b"c"), Some(b"3")),
+            ],
+            5_000,
+        )
+        .to_vec();
+        batch::stamp(
+            &mut plain,
+            crate::types::Offset(100),
+            crate::types::LeaderEpoch(2),
+        );
+        let plain = Bytes::from(plain);
+        for codec in [
+            Codec::None,
+            Codec::Gzip,
+            Codec::Snappy,
+            Codec::Lz4,
+            Codec::Zstd,
+        ] {
+            let source = recompress(&plain, codec, None).unwrap();
+            let Retained::Some {
+                batch: out,
+                removed,
+            } = retain(&source, |r| r.offset != 100 && !r.tombstone).unwrap()
+            else {
+                panic!("{codec:?}: expected a rewrite");
+            };
+            assert_eq!(removed, 2);
+            let header = batch::validate_single(&out).unwrap();
+            assert_eq!(header.codec().unwrap(), codec);
+            assert_eq!((header.base_offset, header.last_offset()), (100, 103));
+            assert_eq!(header.record_count, 2);
+            let (_, records) = read_batch(&out).unwrap();
+            let got: Vec<(i64, Option<&[u8]>)> = records
+                .iter()
+                .map(|r| (r.offset, r.value.as_deref()))
+                .collect();
+            assert_eq!(got, vec![(102, Some(&b"2"[..])), (103, Some(&b"3"[..]))]);
+            assert_eq!(retain(&source, |_| true).unwrap(), Retained::All);
+            assert_eq!(retain(&source, |_| false).unwrap(), Retained::None);
         }
     }
 

@@ -204,6 +204,8 @@ fn log_config(v: &Values, broker_id: Option<BrokerId>) -> Result<LogConfig, Conf
         segment_bytes: v.unsigned(&s::LOG_SEGMENT_BYTES),
         segment_block_bytes: v.size(&s::SEGMENT_BLOCK_BYTES)?,
         compaction_min_bytes: v.unsigned(&s::COMPACTION_MIN_BYTES),
+        cleaner_buffer_bytes: v.size(&s::LOG_CLEANER_DEDUPE_BUFFER_SIZE)?,
+        cleaner_backoff_ms: v.unsigned(&s::LOG_CLEANER_BACKOFF_MS),
         producer_expiration_ms: v.int(&s::PRODUCER_ID_EXPIRATION_MS),
         read_ahead_bytes: v.size(&s::READ_AHEAD_BYTES)?,
         // Not settings: attempts, incarnation (set at registration), coalescing.

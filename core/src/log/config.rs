@@ -44,6 +44,11 @@ pub struct LogConfig {
     pub segment_block_bytes: usize,
     /// Unmerged chunk bytes of a partition that start a compaction.
     pub compaction_min_bytes: u64,
+    /// Memory for the key map of one clean (Kafka's `log.cleaner.dedupe.buffer.size`).
+    pub cleaner_buffer_bytes: usize,
+    /// How often compacted partitions are checked for cleaning (Kafka's
+    /// `log.cleaner.backoff.ms`).
+    pub cleaner_backoff_ms: u64,
     /// Small unmerged chunks of a partition that start a coalesce (see
     /// `maintenance/coalesce.rs`), not counting the newest `coalesce_keep_newest`.
     pub coalesce_min_chunks: usize,
@@ -79,6 +84,8 @@ impl Default for LogConfig {
             segment_bytes: S::LOG_SEGMENT_BYTES.default_int() as u64,
             segment_block_bytes: S::SEGMENT_BLOCK_BYTES.default_int() as usize,
             compaction_min_bytes: S::COMPACTION_MIN_BYTES.default_int() as u64,
+            cleaner_buffer_bytes: S::LOG_CLEANER_DEDUPE_BUFFER_SIZE.default_int() as usize,
+            cleaner_backoff_ms: S::LOG_CLEANER_BACKOFF_MS.default_int() as u64,
             coalesce_min_chunks: 64,
             coalesce_keep_newest: 8,
             producer_expiration_ms: S::PRODUCER_ID_EXPIRATION_MS.default_int(),

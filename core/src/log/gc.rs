@@ -187,14 +187,32 @@ impl LogService {
     /// `retention_check_ms`).
     pub async fn enforce_retention(&self) -> Result<()> {
         self.shared
-            .checkpoint_round(super::maintenance::Round::Periodic { retention: true })
+            .checkpoint_round(super::maintenance::Round::Periodic {
+                retention: true,
+                clean: false,
+            })
             .await
     }
 
     /// Runs one checkpoint round now (normally every `checkpoint_interval_ms`).
     pub async fn checkpoint(&self) -> Result<()> {
         self.shared
-            .checkpoint_round(super::maintenance::Round::Periodic { retention: false })
+            .checkpoint_round(super::maintenance::Round::Periodic {
+                retention: false,
+                clean: false,
+            })
+            .await
+    }
+
+    /// Runs one checkpoint round with the log cleaner now (normally every
+    /// `log.cleaner.backoff.ms`): the partitions of compacted topics whose clean is due are
+    /// cleaned and checkpointed.
+    pub async fn clean(&self) -> Result<()> {
+        self.shared
+            .checkpoint_round(super::maintenance::Round::Periodic {
+                retention: false,
+                clean: true,
+            })
             .await
     }
 }

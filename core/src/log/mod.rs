@@ -59,7 +59,7 @@ use crate::types::{BrokerId, LeaderEpoch, Offset, PartitionKey};
 pub use admin::{AlterTopicConfigs, ConfigChange, CreatePartitions};
 pub use config::LogConfig;
 pub use gc::GcStats;
-pub use maintenance::{DeleteBefore, Retention};
+pub use maintenance::{CleanPolicy, DeleteBefore, Retention};
 pub use read::{ReadRequest, ReadResult};
 pub use state::{ChunkIndex, ChunkRecord, LeaderRecord, PartitionRecord};
 pub use timestamps::TimestampedOffset;
@@ -115,6 +115,12 @@ pub struct LogStats {
     pub segments: std::sync::atomic::AtomicU64,
     /// Small chunks rewritten into coalesced ones.
     pub coalesced: std::sync::atomic::AtomicU64,
+    /// Cleans of compacted partitions committed.
+    pub cleaner_runs: std::sync::atomic::AtomicU64,
+    /// Segment bytes those cleans read.
+    pub cleaned_bytes: std::sync::atomic::AtomicU64,
+    /// Records those cleans removed.
+    pub cleaned_records: std::sync::atomic::AtomicU64,
 }
 
 /// Extent and leadership of a partition as this broker knows it.

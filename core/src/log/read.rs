@@ -84,16 +84,14 @@ impl LogService {
         let mut loaded = futures::stream::iter(loads).buffered(CHUNK_LOADS);
         'chunks: while let Some((chunk, data)) = loaded.next().await {
             let chunk = &chunk;
-            let data = data?;
+            let (data, whole) = data?;
             let mut taken: Option<(usize, usize)> = None;
             let mut pos = 0usize;
             let mut full = false;
-            let mut reached = None;
             for item in batch::iter(&data) {
                 let (header, _) = item.map_err(|e| corrupt(chunk, e))?;
                 let at = pos;
                 pos += header.size;
-                reached = Some(header.last_offset());
                 if header.last_offset() < req.offset.0 {
                     continue;
                 }
@@ -108,8 +106,10 @@ impl LogService {
                 parts.push(data.slice(s..e));
             }
             // Only the part of a segment the budget covered was loaded: going on to the
-            // next chunk would skip the rest of this one.
-            if full || reached.is_none_or(|r| r < chunk.last_offset.0) {
+            // next chunk would skip the rest of this one. (A cleaned segment's batches may
+            // end before its last offset: the offsets after them are gone, and the read goes
+            // on with the next chunk.)
+            if full || !whole {
                 break 'chunks;
             }
         }
@@ -204,15 +204,16 @@ impl LogService {
 
 impl Shared {
     /// Batches of `chunk` from the one holding `from` onwards: a whole flush chunk, or as
-    /// many segment blocks as cover `budget` bytes (at least one).
+    /// many segment blocks as cover `budget` bytes (at least one); and whether they reach the
+    /// chunk's end.
     pub(super) async fn load_from(
         &self,
         chunk: &ChunkRecord,
         from: Offset,
         budget: usize,
-    ) -> Result<Bytes> {
+    ) -> Result<(Bytes, bool)> {
         if chunk.segment.is_none() {
-            return self.chunk_bytes(chunk).await;
+            return Ok((self.chunk_bytes(chunk).await?, true));
         }
         let blocks = self.segment_index(chunk).await?;
         let first = segment::block_for_offset(&blocks, from);
@@ -224,7 +225,8 @@ impl Shared {
             take += blocks[end].length as usize;
             end += 1;
         }
-        self.segment_blocks(chunk, &blocks[first..end]).await
+        let data = self.segment_blocks(chunk, &blocks[first..end]).await?;
+        Ok((data, end >= blocks.len()))
     }
 
     /// A segment's block index, from the cache or the object; a damaged index is rebuilt
@@ -292,7 +294,11 @@ impl Shared {
         Ok(data)
     }
 
-    async fn get_range(&self, object: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+    pub(super) async fn get_range(
+        &self,
+        object: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes> {
         self.store
             .get_range(object, range)
             .await

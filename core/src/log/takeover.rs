@@ -425,6 +425,7 @@ impl Shared {
             producers,
             changes: 0,
             new_segment: None,
+            cleaned: None,
             coalesced: Vec::new(),
             moved_start: false,
         })

@@ -38,7 +38,8 @@ pub mod records;
 
 pub use codec::CodecError;
 pub use records::{
-    Checkpoint, ChunkRecord, FlushPart, FlushRecord, SectionRef, SegmentRecord, SegmentRef, Tail,
+    Checkpoint, ChunkRecord, Cleaned, FlushPart, FlushRecord, SectionRef, SegmentRecord,
+    SegmentRef, Tail,
 };
 
 use crate::ports::metadata::KeyValue;

@@ -32,16 +32,41 @@ pub struct SegmentRef {
     pub index_position: u64,
     pub index_length: u32,
     pub index_crc: u32,
+    /// What the log cleaner made of the segment (compacted topics); `None`: never cleaned,
+    /// the segment is dirty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned: Option<Cleaned>,
+}
+
+/// A segment the log cleaner wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cleaned {
+    /// When its records were first cleaned (kept across later cleans): tombstones it holds go
+    /// in the first clean `delete.retention.ms` after it.
+    pub since_ms: Millis,
+    /// It holds tombstones, which a clean after that time drops.
+    pub tombstones: bool,
+    /// The segment is clean up to this offset (its last, once a clean's key map covered all
+    /// of it); the records after it are dirty, as Kafka's first dirty offset says.
+    pub through: Offset,
 }
 
 /// `segments/<topic>/<partition>/<base>`: a merged segment of a partition.
 pub struct SegmentRecord;
 
 impl SegmentRecord {
+    /// Version 2 adds what the cleaner made of the segment; a segment never cleaned is still
+    /// written as version 1, which brokers before it read.
     const VERSION: u8 = 1;
+    const VERSION_CLEANED: u8 = 2;
 
     pub fn encode(chunk: &ChunkRecord) -> Bytes {
-        let mut w = Writer::new(Self::VERSION);
+        let cleaned = chunk.segment.and_then(|s| s.cleaned);
+        let mut w = Writer::new(if cleaned.is_some() {
+            Self::VERSION_CLEANED
+        } else {
+            Self::VERSION
+        });
         w.str(&chunk.object);
         w.uvarint(chunk.position);
         w.uvarint(u64::from(chunk.length));
@@ -52,36 +77,54 @@ impl SegmentRecord {
             index_position: 0,
             index_length: 0,
             index_crc: 0,
+            cleaned: None,
         });
         w.uvarint(seg.index_position);
         w.uvarint(u64::from(seg.index_length));
         w.u32(seg.index_crc);
+        if let Some(c) = cleaned {
+            w.varint(c.since_ms);
+            w.u8(u8::from(c.tombstones));
+            w.uvarint((chunk.last_offset.0 - c.through.0).max(0) as u64);
+        }
         w.finish()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<ChunkRecord, CodecError> {
-        let (mut r, _) = Reader::new(bytes, "segment record", 1..=1)?;
+        let (mut r, version) = Reader::new(bytes, "segment record", 1..=2)?;
         let object = r.str()?.to_owned();
         let position = r.uvarint()?;
         let length = r.uvarint_as::<u32>()?;
         let base = r.uvarint_as::<i64>()?;
         let span = r.uvarint_as::<i64>()?;
         let max_timestamp = r.varint()?;
-        let segment = SegmentRef {
+        let mut segment = SegmentRef {
             index_position: r.uvarint()?,
             index_length: r.uvarint_as()?,
             index_crc: r.u32()?,
+            cleaned: None,
         };
+        let mut dirty_tail = None;
+        if version >= Self::VERSION_CLEANED {
+            let since_ms = r.varint()?;
+            let tombstones = r.u8()? != 0;
+            dirty_tail = Some((since_ms, tombstones, r.uvarint_as::<i64>()?));
+        }
         r.end()?;
+        let last = base
+            .checked_add(span)
+            .ok_or_else(|| r.error("span".into()))?;
+        segment.cleaned = dirty_tail.map(|(since_ms, tombstones, dirty)| Cleaned {
+            since_ms,
+            tombstones,
+            through: Offset(last.saturating_sub(dirty)),
+        });
         Ok(ChunkRecord {
             object,
             position,
             length,
             base_offset: Offset(base),
-            last_offset: Offset(
-                base.checked_add(span)
-                    .ok_or_else(|| r.error("span".into()))?,
-            ),
+            last_offset: Offset(last),
             max_timestamp,
             crc: 0,
             segment: Some(segment),
@@ -419,11 +462,25 @@ mod tests {
                 index_position: 1_048_608,
                 index_length: 512,
                 index_crc: 7,
+                cleaned: None,
             }),
         };
         assert_eq!(
             SegmentRecord::decode(&SegmentRecord::encode(&chunk)).unwrap(),
             chunk
+        );
+        assert_eq!(SegmentRecord::encode(&chunk)[0], 1);
+        let mut cleaned = chunk.clone();
+        if let Some(s) = cleaned.segment.as_mut() {
+            s.cleaned = Some(Cleaned {
+                since_ms: 1_700_000_000_000,
+                tombstones: true,
+                through: Offset(4000),
+            });
+        }
+        assert_eq!(
+            SegmentRecord::decode(&SegmentRecord::encode(&cleaned)).unwrap(),
+            cleaned
         );
     }
 

@@ -253,12 +253,18 @@ pub const PRODUCE_BUFFER_MAX_BYTES: Setting = setting("produce.buffer.max.bytes"
 pub const READ_AHEAD_BYTES: Setting = setting("read.ahead.bytes", S::Log, long(0, MAX),
     D::Int(1 << 20), "segment bytes read beyond a fetch's need into the cache");
 pub const LOG_SEGMENT_BYTES: Setting = topic_default(setting("log.segment.bytes", S::Log,
-    int(1, u32::MAX as i64), D::Int(64 << 20), "largest segment compaction builds"),
+    int(1, u32::MAX as i64), D::Int(64 << 20), "segment.bytes of topics that do not set it: the largest segment a merge or a clean builds"),
     "segment.bytes");
 pub const SEGMENT_BLOCK_BYTES: Setting = setting("segment.block.bytes", S::Log, long(1, MAX),
     D::Int(64 << 10), "block size of the segment index (fetch granularity)");
 pub const COMPACTION_MIN_BYTES: Setting = setting("compaction.min.bytes", S::Log, long(0, MAX),
     D::Int(4 << 20), "unmerged chunk bytes of a partition that start a merge");
+pub const LOG_CLEANER_DEDUPE_BUFFER_SIZE: Setting = described(setting(
+    "log.cleaner.dedupe.buffer.size", S::Log, long(1 << 20, MAX), D::Int(128 << 20),
+    "memory for the key map of one clean of a compacted partition (32 bytes a key); a partition with more distinct keys in its dirty segments is cleaned in several passes"));
+pub const LOG_CLEANER_BACKOFF_MS: Setting = described(setting("log.cleaner.backoff.ms", S::Log,
+    long(1, MAX), D::Int(15_000),
+    "how often the partitions of compacted topics are checked for cleaning"));
 pub const LOG_RETENTION_MS: Setting = topic_default(setting("log.retention.ms", S::Log,
     long(i64::MIN, MAX), D::Int(7 * 24 * 3600 * 1000),
     "retention.ms of topics that do not set it; negative = unlimited"), "retention.ms");
@@ -329,6 +335,8 @@ pub const SETTINGS: &[Setting] = &[
     LOG_SEGMENT_BYTES,
     SEGMENT_BLOCK_BYTES,
     COMPACTION_MIN_BYTES,
+    LOG_CLEANER_DEDUPE_BUFFER_SIZE,
+    LOG_CLEANER_BACKOFF_MS,
     LOG_RETENTION_MS,
     LOG_RETENTION_BYTES,
     LOG_RETENTION_CHECK_INTERVAL_MS,

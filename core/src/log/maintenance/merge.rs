@@ -14,7 +14,17 @@ use crate::log::{lock, Shared};
 use crate::ports::PutMode;
 use crate::schema::keys;
 use crate::segment;
-use crate::types::PartitionKey;
+use crate::topic_settings::TopicSettings;
+use crate::types::{Millis, PartitionKey};
+
+/// What a partition's topic asks of its segments.
+#[derive(Debug, Clone, Copy)]
+struct Roll {
+    /// `segment.bytes`.
+    segment_bytes: u64,
+    /// The oldest unmerged chunk is older than `segment.ms`.
+    aged: bool,
+}
 
 /// Chunks merged into one segment at most.
 pub const MERGE_MAX_CHUNKS: usize = 1000;
@@ -23,28 +33,58 @@ pub const MERGE_MAX_CHUNKS: usize = 1000;
 const READS_AT_ONCE: usize = 16;
 
 impl Shared {
-    /// Whether a partition's unmerged chunks are worth merging: enough bytes, or so many chunks
-    /// that reading them (and listing them in checkpoints) costs more than rewriting them.
-    fn wants_merge(&self, unmerged: (usize, u64)) -> bool {
+    /// Whether a partition's unmerged chunks are worth merging: enough bytes (or a segment's
+    /// worth), so many chunks that reading them (and listing them in checkpoints) costs more
+    /// than rewriting them, or chunks older than the topic's `segment.ms`.
+    fn wants_merge(&self, unmerged: (usize, u64), roll: Roll) -> bool {
         let (count, bytes) = unmerged;
-        count >= MERGE_MAX_CHUNKS || (count >= 2 && bytes >= self.config.compaction_min_bytes)
+        let enough = bytes >= self.config.compaction_min_bytes.min(roll.segment_bytes);
+        count >= MERGE_MAX_CHUNKS || (count >= 2 && enough) || (count >= 1 && roll.aged)
+    }
+
+    /// A partition's topic's `segment.bytes` and whether its oldest unmerged chunk is older
+    /// than its `segment.ms`.
+    fn roll_of(&self, key: PartitionKey, oldest: Option<Millis>) -> Roll {
+        let settings = self
+            .topic_record(key)
+            .map(|t| TopicSettings::of(&t, &self.config));
+        let now = self.clock.now_ms();
+        Roll {
+            segment_bytes: settings.map_or(self.config.segment_bytes, |s| s.segment_bytes),
+            aged: settings
+                .zip(oldest)
+                .is_some_and(|(s, ts)| ts <= now.saturating_sub(s.segment_ms)),
+        }
     }
 
     /// The partitions this broker leads that want a merge.
     pub(in crate::log) fn merge_candidates(&self) -> Vec<PartitionKey> {
-        let map = self.partitions.read();
-        map.iter()
-            .filter(|(_, p)| {
-                let p = lock(p);
-                p.writable() && self.wants_merge(p.index.unmerged())
+        let keys: Vec<PartitionKey> = self.partitions.read().keys().copied().collect();
+        keys.into_iter()
+            .filter(|key| {
+                let Ok(partition) = self.partitions.get(*key) else {
+                    return false;
+                };
+                let (writable, unmerged, oldest) = {
+                    let p = lock(&partition);
+                    let oldest = p.index.unmerged_chunks().next().map(|c| c.max_timestamp);
+                    (p.writable(), p.index.unmerged(), oldest)
+                };
+                writable && self.wants_merge(unmerged, self.roll_of(*key, oldest))
             })
-            .map(|(k, _)| *k)
             .collect()
     }
 
-    /// Merges the oldest unmerged chunks of a partition (up to `segment_bytes`) into a segment
-    /// object; returns the segment, which the round's checkpoint commits.
+    /// Merges the oldest unmerged chunks of a partition (up to its topic's `segment.bytes`)
+    /// into a segment object; returns the segment, which the round's checkpoint commits.
     pub(in crate::log) async fn merge(&self, key: PartitionKey) -> Result<Option<ChunkRecord>> {
+        let oldest = {
+            let partition = self.partitions.get(key)?;
+            let p = lock(&partition);
+            let oldest = p.index.unmerged_chunks().next().map(|c| c.max_timestamp);
+            oldest
+        };
+        let roll = self.roll_of(key, oldest);
         let run: Vec<ChunkRecord> = {
             let partition = self.partitions.get(key)?;
             let p = lock(&partition);
@@ -54,15 +94,18 @@ impl Shared {
             let mut bytes = 0u64;
             p.index
                 .unmerged_chunks()
-                .take_while(|c| {
+                .enumerate()
+                .take_while(|(i, c)| {
                     bytes += u64::from(c.length);
-                    bytes <= self.config.segment_bytes
+                    // The first chunk always: one larger than a segment becomes one alone.
+                    *i == 0 || bytes <= roll.segment_bytes
                 })
+                .map(|(_, c)| c)
                 .take(MERGE_MAX_CHUNKS)
                 .cloned()
                 .collect()
         };
-        if run.len() < 2 {
+        if run.is_empty() || (run.len() < 2 && !roll.aged) {
             return Ok(None);
         }
         // Each chunk is most likely in an object of its own: read several at once.
@@ -108,6 +151,7 @@ impl Shared {
                 index_position: info.index_position,
                 index_length: info.index_length,
                 index_crc: info.index_crc,
+                cleaned: None,
             }),
         }))
     }

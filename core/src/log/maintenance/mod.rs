@@ -4,12 +4,17 @@
 //! transactions (many partitions each, fenced like a flush); the flush records the round
 //! covers are then deleted.
 //!
+//! Every `log.cleaner.backoff.ms` a round also cleans the partitions of compacted topics
+//! (`clean.rs`).
+//!
 //! A round runs every `checkpoint_interval_ms`, when this broker's uncovered flush records
 //! reach `checkpoint_max_records`, for a DeleteRecords request, for a hand-over (the leaving
 //! partition alone) and at shutdown. Rounds, takeover checkpoints and hand-overs hold the
 //! maintenance lock, so checkpoints of a partition are written one at a time.
 
 mod admin;
+mod clean;
+mod clean_plan;
 mod cleanup;
 mod coalesce;
 mod jobs;
@@ -18,6 +23,8 @@ mod retention;
 
 use admin::AdminJobs;
 pub use admin::DeleteBefore;
+use clean::CleanedSegments;
+pub use clean_plan::Policy as CleanPolicy;
 pub(in crate::log) use jobs::Jobs;
 pub use retention::Retention;
 
@@ -43,6 +50,10 @@ use crate::types::{Offset, PartitionKey};
 /// or two puts each, plus the fence, below etcd's 128 per list.
 const CHECKPOINTS_PER_TXN: usize = 60;
 
+/// Metadata operations (puts and deletes) of one checkpoint transaction at most, below
+/// etcd's 128 per list.
+const OPS_PER_TXN: usize = 120;
+
 /// Partitions merged at once in a round.
 const MERGES_AT_ONCE: usize = 4;
 
@@ -56,8 +67,9 @@ const ROUND_BACKOFF: Backoff =
 /// What a round covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::log) enum Round {
-    /// Every dirty partition; merges; retention when `retention` is set.
-    Periodic { retention: bool },
+    /// Every dirty partition; merges; retention when `retention` is set; the log cleaner
+    /// when `clean` is.
+    Periodic { retention: bool, clean: bool },
     /// One partition, about to be handed over.
     HandOver(PartitionKey),
     /// Every dirty partition, at shutdown.
@@ -82,17 +94,33 @@ pub(in crate::log) struct Snapshot {
     pub coalesced: Vec<ChunkRecord>,
     /// The round moved the log start: segment keys below it go afterwards.
     pub moved_start: bool,
+    /// Segments the log cleaner rewrote in the round, with those they replace.
+    pub cleaned: Option<CleanedSegments>,
+}
+
+impl Snapshot {
+    /// Metadata operations its checkpoint takes: the checkpoint, a merged segment, and a put
+    /// or delete per segment key a clean replaced.
+    fn ops(&self) -> usize {
+        1 + usize::from(self.new_segment.is_some())
+            + self.cleaned.as_ref().map_or(0, |c| {
+                c.replacements.iter().map(|(bases, _)| bases.len()).sum()
+            })
+    }
 }
 
 pub(in crate::log) async fn run(shared: Arc<Shared>) {
     let interval = shared.config.checkpoint_interval_ms.max(1) as i64;
     let retention_every = shared.config.retention_check_ms.max(1) as i64;
+    let clean_every = shared.config.cleaner_backoff_ms.max(1) as i64;
     let now = shared.clock.now_ms();
     let mut next_round = now + interval;
     let mut next_retention = now + retention_every;
+    let mut next_clean = now + clean_every;
     let mut failures = Retry::new(&*shared.clock, ROUND_BACKOFF);
     loop {
-        let wait = (next_round.min(next_retention) - shared.clock.now_ms()).max(0) as u64;
+        let next = next_round.min(next_retention).min(next_clean);
+        let wait = (next - shared.clock.now_ms()).max(0) as u64;
         tokio::select! {
             _ = shared.maintenance.wake.notified() => {}
             _ = shared.clock.sleep(Duration::from_millis(wait)) => {}
@@ -101,13 +129,20 @@ pub(in crate::log) async fn run(shared: Arc<Shared>) {
             return;
         }
         let retention = shared.clock.now_ms() >= next_retention;
-        match shared.checkpoint_round(Round::Periodic { retention }).await {
+        let clean = shared.clock.now_ms() >= next_clean;
+        match shared
+            .checkpoint_round(Round::Periodic { retention, clean })
+            .await
+        {
             Ok(()) => {
                 failures.reset();
                 let now = shared.clock.now_ms();
                 next_round = now + interval;
                 if retention {
                     next_retention = now + retention_every;
+                }
+                if clean {
+                    next_clean = now + clean_every;
                 }
             }
             Err(e) => {
@@ -173,7 +208,10 @@ impl Shared {
                 }
             }
         }
-        if let Round::Periodic { retention: true } = round {
+        if let Round::Periodic {
+            retention: true, ..
+        } = round
+        {
             for (key, start) in self.retention_targets() {
                 let s = new_starts.entry(key).or_insert(start);
                 *s = (*s).max(start);
@@ -187,7 +225,17 @@ impl Shared {
             }
             _ => (BTreeMap::new(), BTreeMap::new()),
         };
-        let snapshots = self.snapshots(round, &new_starts, &merged, &coalesced);
+        let cleaned = match round {
+            Round::Periodic { clean: true, .. } => self.cleans().await,
+            _ => BTreeMap::new(),
+        };
+        let changes = Changes {
+            new_starts: &new_starts,
+            merged: &merged,
+            coalesced: &coalesced,
+            cleaned: &cleaned,
+        };
+        let snapshots = self.snapshots(round, &changes);
         let all_taken = snapshots.len();
         let committed = if snapshots.is_empty() {
             Vec::new()
@@ -252,14 +300,14 @@ impl Shared {
     }
 
     /// Snapshots of the partitions the round checkpoints, with their new log starts and the
-    /// segments merged and chunks coalesced in the round applied.
-    fn snapshots(
-        &self,
-        round: Round,
-        new_starts: &BTreeMap<PartitionKey, Offset>,
-        merged: &BTreeMap<PartitionKey, ChunkRecord>,
-        coalesced: &BTreeMap<PartitionKey, Vec<ChunkRecord>>,
-    ) -> Vec<Snapshot> {
+    /// segments merged, chunks coalesced and segments cleaned in the round applied.
+    fn snapshots(&self, round: Round, changes: &Changes<'_>) -> Vec<Snapshot> {
+        let Changes {
+            new_starts,
+            merged,
+            coalesced,
+            cleaned,
+        } = *changes;
         let keys: Vec<PartitionKey> = match round {
             Round::HandOver(key) => vec![key],
             _ => {
@@ -271,6 +319,7 @@ impl Shared {
             .keys()
             .chain(merged.keys())
             .chain(coalesced.keys())
+            .chain(cleaned.keys())
             .copied()
             .collect();
         let mut out = Vec::new();
@@ -295,6 +344,11 @@ impl Shared {
                     .collect();
                 index.replace(&bases, segment.clone());
             }
+            // Likewise a clean whose segments no longer line up is dropped.
+            let cleaned = cleaned
+                .get(&key)
+                .filter(|c| replace_cleaned(&mut index, c))
+                .cloned();
             // Chunks that no longer line up (the log changed meanwhile) are not replaced; the
             // new object is then garbage.
             let coalesced = coalesced
@@ -320,6 +374,7 @@ impl Shared {
                 new_segment: merged.get(&key).cloned(),
                 coalesced,
                 moved_start,
+                cleaned,
             });
         }
         out
@@ -376,7 +431,7 @@ impl Shared {
             .enumerate()
             .map(|(i, (s, p))| (i, s, p))
             .collect();
-        for group in items.chunks(CHECKPOINTS_PER_TXN) {
+        for group in txn_groups(&items) {
             let mut txn = Txn::new().when(Compare::ModRevision {
                 key: keys::fence(self.config.broker_id),
                 revision: fence,
@@ -428,6 +483,18 @@ impl Shared {
                         value: SegmentRecord::encode(segment),
                         lease: None,
                     });
+                }
+                for (bases, segment) in s.cleaned.iter().flat_map(|c| &c.replacements) {
+                    txn = txn.then(TxnOp::Put {
+                        key: keys::segment(s.key, segment.base_offset),
+                        value: SegmentRecord::encode(segment),
+                        lease: None,
+                    });
+                    for base in bases.iter().filter(|b| **b != segment.base_offset) {
+                        txn = txn.then(TxnOp::Delete {
+                            key: keys::segment(s.key, *base),
+                        });
+                    }
                 }
             }
             match self.meta.txn(txn).await {
@@ -519,6 +586,20 @@ impl Shared {
             p.index.replace(&bases, segment.clone());
             self.stats.segments.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(c) = &s.cleaned {
+            if replace_cleaned(&mut p.index, c) {
+                self.stats.cleaner_runs.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .cleaned_bytes
+                    .fetch_add(c.bytes_read, Ordering::Relaxed);
+                self.stats
+                    .cleaned_records
+                    .fetch_add(c.removed, Ordering::Relaxed);
+            } else {
+                // As for coalesced chunks: cannot happen while rounds hold the lock.
+                tracing::error!(partition = %s.key, "cleaned segments do not line up with the partition's index");
+            }
+        }
         if !s.coalesced.is_empty() && !p.index.replace_chunks(&s.coalesced) {
             // Cannot happen while rounds hold the maintenance lock: only a round changes the
             // chunks a snapshot covers. The old chunks stay readable until garbage collection
@@ -538,4 +619,58 @@ impl Shared {
         let p = lock(&p);
         Ok(p.record.log_start_offset)
     }
+}
+
+/// What a round changed, by partition, for its snapshots.
+struct Changes<'a> {
+    new_starts: &'a BTreeMap<PartitionKey, Offset>,
+    merged: &'a BTreeMap<PartitionKey, ChunkRecord>,
+    coalesced: &'a BTreeMap<PartitionKey, Vec<ChunkRecord>>,
+    cleaned: &'a BTreeMap<PartitionKey, CleanedSegments>,
+}
+
+/// Replaces in `index` the segments a clean rewrote by the new ones; false, changing nothing,
+/// if they no longer line up (every replaced base a segment of the index, each new segment
+/// spanning exactly the ones it replaces).
+fn replace_cleaned(index: &mut ChunkIndex, cleaned: &CleanedSegments) -> bool {
+    let lines_up = cleaned.replacements.iter().all(|(bases, new)| {
+        let found: Option<Vec<&ChunkRecord>> = bases
+            .iter()
+            .map(|b| {
+                index
+                    .find(*b)
+                    .filter(|c| c.base_offset == *b && c.segment.is_some())
+            })
+            .collect();
+        found.is_some_and(|f| {
+            f.first().is_some_and(|c| c.base_offset == new.base_offset)
+                && f.last().is_some_and(|c| c.last_offset == new.last_offset)
+        })
+    });
+    if lines_up {
+        for (bases, new) in &cleaned.replacements {
+            index.replace(bases, new.clone());
+        }
+    }
+    lines_up
+}
+
+/// The snapshots' checkpoint transactions: up to [`CHECKPOINTS_PER_TXN`] partitions and
+/// [`OPS_PER_TXN`] operations each (one partition alone may exceed the latter).
+fn txn_groups<'a, T>(items: &'a [(usize, &Snapshot, T)]) -> Vec<&'a [(usize, &'a Snapshot, T)]> {
+    let mut groups = Vec::new();
+    let (mut start, mut ops) = (0, 0);
+    for (i, (_, s, _)) in items.iter().enumerate() {
+        let n = s.ops();
+        if i > start && (i - start >= CHECKPOINTS_PER_TXN || ops + n > OPS_PER_TXN) {
+            groups.push(&items[start..i]);
+            start = i;
+            ops = 0;
+        }
+        ops += n;
+    }
+    if start < items.len() {
+        groups.push(&items[start..]);
+    }
+    groups
 }

@@ -42,7 +42,7 @@ impl Shared {
         out
     }
 
-    fn topic_record(&self, key: PartitionKey) -> Option<TopicRecord> {
+    pub(super) fn topic_record(&self, key: PartitionKey) -> Option<TopicRecord> {
         let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
         topics.get_by_id(key.topic).cloned()
     }
