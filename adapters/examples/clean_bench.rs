@@ -29,7 +29,10 @@ fn status_kib(field: &str) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().unwrap())
+        .collect();
     let mib = args.first().copied().unwrap_or(1024);
     let keys = args.get(1).copied().unwrap_or(100_000);
     let value_len = args.get(2).copied().unwrap_or(1_000) as usize;
@@ -127,6 +130,10 @@ async fn main() {
     let secs = cleaned.as_secs_f64();
     println!("updates: {n} records, {:.0} MiB, {keys} keys, {value_len}-byte values; produced in {:.1} s, merged into {segments_before} segments in {:.1} s", written as f64 / 1048576.0, produced.as_secs_f64(), merged.as_secs_f64());
     println!("clean: {runs} runs in {secs:.2} s; segment bytes of the partition {:.0} MiB at {:.1} MiB/s; bytes read by both passes {:.0} MiB ({:.1} MiB/s); {removed} records removed", written as f64 / 1048576.0, written as f64 / 1048576.0 / secs, read as f64 / 1048576.0, read as f64 / 1048576.0 / secs);
-    println!("memory: RSS {:.0} MiB before the clean, peak {:.0} MiB during it", rss_before as f64 / 1024.0, peak as f64 / 1024.0);
+    println!(
+        "memory: RSS {:.0} MiB before the clean, peak {:.0} MiB during it",
+        rss_before as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
     log.shutdown().await;
 }

@@ -76,12 +76,20 @@ impl Shared {
         out
     }
 
-    /// Cleans, one after the other, the partitions whose clean is due; returns what each
-    /// wrote, for the round's checkpoints.
-    pub(in crate::log) async fn cleans(&self) -> BTreeMap<PartitionKey, CleanedSegments> {
+    /// Cleans, one after the other, the partitions whose clean is due, starting none after
+    /// `budget_ms` (the rest wait for the next round, so that the round's checkpoints are not
+    /// held up long); returns what each wrote, for the round's checkpoints.
+    pub(in crate::log) async fn cleans(
+        &self,
+        budget_ms: i64,
+    ) -> BTreeMap<PartitionKey, CleanedSegments> {
+        let started = self.clock.now_ms();
         let mut out = BTreeMap::new();
         for (key, segments, policy) in self.clean_candidates() {
             let now = self.clock.now_ms();
+            if now - started >= budget_ms {
+                break;
+            }
             match self.clean(key, &segments, &policy, now).await {
                 Ok(Some(cleaned)) => {
                     out.insert(key, cleaned);

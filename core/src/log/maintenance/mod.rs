@@ -226,7 +226,7 @@ impl Shared {
             _ => (BTreeMap::new(), BTreeMap::new()),
         };
         let cleaned = match round {
-            Round::Periodic { clean: true, .. } => self.cleans().await,
+            Round::Periodic { clean: true, .. } => self.cleans(MERGE_BUDGET_MS).await,
             _ => BTreeMap::new(),
         };
         let changes = Changes {
