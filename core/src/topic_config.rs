@@ -201,7 +201,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "jitter of segment rolling (not enforced)"),
     def("segment.ms", T::Long, D::Fixed("604800000"), R::Range(1, I64),
         Some("log.roll.ms"), true,
-        "flushed data whose oldest chunk's newest record is older than this is merged into a segment whatever its size (so retention and the cleaner, which take whole segments, reach it)"),
+        "where a topic sets it: flushed data whose oldest chunk's newest record is older than this is merged into a segment whatever its size (so retention and the cleaner, which take whole segments, reach it)"),
     def("unclean.leader.election.enable", T::Boolean, D::Fixed("false"), R::Bool,
         Some("unclean.leader.election.enable"), false,
         "elect out-of-sync replicas (not applicable: every broker reads the same storage)"),

@@ -35,10 +35,12 @@ pub struct TopicSettings {
     /// `segment.bytes` (else the broker's `log.segment.bytes`): the largest segment a merge
     /// or a clean writes.
     pub segment_bytes: u64,
-    /// `segment.ms`: unmerged flush chunks older than this are merged into a segment whatever
-    /// their size (Kafka rolls its active segment after it), so that retention and the
-    /// cleaner, which take whole segments, reach them.
-    pub segment_ms: i64,
+    /// `segment.ms`, where the topic sets it: unmerged flush chunks older than this are
+    /// merged into a segment whatever their size (Kafka rolls its active segment after it),
+    /// so that retention and the cleaner, which take whole segments, reach them. Topics that
+    /// do not set it merge by size only, as before (its default, 7 days, would otherwise
+    /// roll every flush of records stamped long ago at once).
+    pub segment_ms: Option<i64>,
 }
 
 impl TopicSettings {
@@ -116,7 +118,7 @@ impl TopicSettings {
                 segment_bytes,
             },
             segment_bytes,
-            segment_ms: effective(topic, log, "segment.ms"),
+            segment_ms: parsed(topic, "segment.ms"),
             max_message_bytes: parsed(topic, "max.message.bytes"),
             compression: compression(topic),
             log_append_time: topic
@@ -223,7 +225,7 @@ mod tests {
         };
         let defaults = TopicSettings::of(&topic(&[("cleanup.policy", "compact")]), &log);
         assert_eq!(defaults.segment_bytes, 1 << 20);
-        assert_eq!(defaults.segment_ms, 604_800_000);
+        assert_eq!(defaults.segment_ms, None);
         let c = defaults.cleaning;
         assert_eq!(
             (
@@ -250,7 +252,7 @@ mod tests {
                 set.segment_bytes,
                 set.segment_ms
             ),
-            (100, 4096, 250)
+            (100, 4096, Some(250))
         );
         assert!((set.cleaning.min_dirty_ratio - 0.01).abs() < 1e-9);
     }

@@ -43,7 +43,7 @@ impl Shared {
     }
 
     /// A partition's topic's `segment.bytes` and whether its oldest unmerged chunk is older
-    /// than its `segment.ms`.
+    /// than its `segment.ms` (if it sets one), by the newest record timestamp in the chunk.
     fn roll_of(&self, key: PartitionKey, oldest: Option<Millis>) -> Roll {
         let settings = self
             .topic_record(key)
@@ -52,8 +52,9 @@ impl Shared {
         Roll {
             segment_bytes: settings.map_or(self.config.segment_bytes, |s| s.segment_bytes),
             aged: settings
+                .and_then(|s| s.segment_ms)
                 .zip(oldest)
-                .is_some_and(|(s, ts)| ts <= now.saturating_sub(s.segment_ms)),
+                .is_some_and(|(ms, ts)| ts <= now.saturating_sub(ms)),
         }
     }
 
