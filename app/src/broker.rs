@@ -271,6 +271,17 @@ impl BrokerBuilder {
                 )
             })?;
         }
+        let txns = Arc::new(kafscale_core::txn::TxnCoordinator::new(
+            config.txn.clone(),
+            meta.clone(),
+            clock.clone(),
+            groups.clone(),
+            Arc::new(crate::txn_markers::LocalMarkers {
+                log: log.clone(),
+                groups: groups.clone(),
+            }),
+            Arc::new(log.clone()),
+        ));
         let ctx = Arc::new(Context {
             logins: Default::default(),
             acls: acls.clone(),
@@ -281,6 +292,7 @@ impl BrokerBuilder {
             sasl_secret,
             cluster_id,
             groups: groups.clone(),
+            txns: txns.clone(),
             cluster,
             metrics,
             storage_health,
@@ -309,6 +321,7 @@ impl BrokerBuilder {
         let stop_rx = stop_signal(&tasks, &serving);
         tasks.spawn(groups.clone().run_timers(stop_rx.clone()));
         tasks.spawn(groups.run_snapshots(stop_rx.clone()));
+        tasks.spawn(txns.run_timers(stop_rx.clone()));
         if ctx.config.authorization.is_some() {
             tasks.spawn(acls.run(meta.clone(), clock.clone(), stop_rx.clone()));
         }

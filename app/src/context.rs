@@ -31,6 +31,8 @@ pub struct Context {
     pub cluster_id: String,
     /// Consumer groups and committed offsets.
     pub groups: Arc<GroupCoordinator>,
+    /// Transactional ids, placed on the group coordinator shards.
+    pub txns: Arc<kafscale_core::txn::TxnCoordinator>,
     /// Brokers, controller, and who coordinates which group shard.
     pub cluster: Cluster,
     pub metrics: Metrics,

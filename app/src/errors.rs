@@ -6,6 +6,7 @@
 use kafka_protocol::error::ResponseError;
 use kafscale_core::batch::BatchError;
 use kafscale_core::group::GroupError;
+use kafscale_core::txn::TxnError;
 use kafscale_core::Error;
 
 /// What a handler answers with an error code (and, where the API has one, a message).
@@ -15,6 +16,18 @@ pub enum RequestError {
     Core(#[from] Error),
     #[error(transparent)]
     Group(#[from] GroupError),
+    #[error(transparent)]
+    Txn(#[from] TxnError),
+    /// A transactional batch for a partition its transaction does not hold.
+    #[error("partition was not added to the transaction")]
+    PartitionNotInTransaction,
+    #[error("not authorized on the transactional id")]
+    TransactionalIdAuthorizationFailed,
+    #[error("transactional id {0} not found")]
+    TransactionalIdNotFound(String),
+    /// Another part of a batched request failed, so this one was not tried.
+    #[error("not attempted: another part of the request failed")]
+    OperationNotAttempted,
     /// The request contradicts itself or asks what no broker serves (a duplicate name, an
     /// unknown operation, a resource type that cannot be altered).
     #[error("{0}")]
@@ -52,11 +65,6 @@ pub enum RequestError {
     /// The object store is known to be down: refused before anything is queued.
     #[error("object store unavailable; retry later")]
     StorageUnavailable,
-    #[error("transactions are not supported")]
-    TransactionsUnsupported,
-    /// Transactional coordinators are not served.
-    #[error("transactions are not supported")]
-    NoTransactionCoordinator,
     #[error("{0}")]
     TimedOut(&'static str),
     /// A topic or partition the request names that does not exist (where the API has no
@@ -112,6 +120,12 @@ impl RequestError {
         let r = match self {
             E::Core(Error::Group(g)) | E::Group(g) => group_kind(g),
             E::Core(e) => core_kind(e),
+            E::Txn(TxnError::Coordinator(g)) => group_kind(g),
+            E::Txn(t) => txn_kind(t),
+            E::PartitionNotInTransaction => R::InvalidTxnState,
+            E::TransactionalIdAuthorizationFailed => R::TransactionalIdAuthorizationFailed,
+            E::TransactionalIdNotFound(_) => R::TransactionalIdNotFound,
+            E::OperationNotAttempted => R::OperationNotAttempted,
             E::Invalid(_) => R::InvalidRequest,
             E::InvalidConfig(_) => R::InvalidConfig,
             E::InvalidReplicationFactor => R::InvalidReplicationFactor,
@@ -124,9 +138,7 @@ impl RequestError {
             E::KeylessRecordInCompactedTopic { .. } => R::InvalidRecord,
             E::ZstdNeedsProduceV7 => R::UnsupportedCompressionType,
             E::StorageUnavailable => R::KafkaStorageError,
-            // What Kafka answers a client that may not use transactions.
-            E::TransactionsUnsupported => R::TransactionalIdAuthorizationFailed,
-            E::NoTransactionCoordinator | E::CoordinatorMoving => R::CoordinatorNotAvailable,
+            E::CoordinatorMoving => R::CoordinatorNotAvailable,
             E::TimedOut(_) => R::RequestTimedOut,
             E::UnknownTopicOrPartition => R::UnknownTopicOrPartition,
             E::UnknownTopicId(_) => R::UnknownTopicId,
@@ -147,6 +159,17 @@ impl RequestError {
             E::DuplicateResource(_) => R::DuplicateResource,
         };
         r.code()
+    }
+
+    /// [`Self::code`] for a transactional API whose versions before `fenced_since` predate
+    /// PRODUCER_FENCED (KIP-588): Kafka answers those INVALID_PRODUCER_EPOCH.
+    pub fn txn_code(&self, version: i16, fenced_since: i16) -> i16 {
+        let code = self.code();
+        if version < fenced_since && code == ResponseError::ProducerFenced.code() {
+            ResponseError::InvalidProducerEpoch.code()
+        } else {
+            code
+        }
     }
 
     /// Whether the client should look the partition's leader up again (and gets a hint of
@@ -217,6 +240,23 @@ fn core_kind(e: &Error) -> ResponseError {
     }
 }
 
+fn txn_kind(e: &TxnError) -> ResponseError {
+    use ResponseError as R;
+    match e {
+        TxnError::InvalidTransactionalId(_) => R::InvalidRequest,
+        TxnError::InvalidTimeout { .. } => R::InvalidTransactionTimeout,
+        TxnError::ProducerFenced { .. } => R::ProducerFenced,
+        TxnError::InvalidProducerIdMapping => R::InvalidProducerIdMapping,
+        TxnError::ConcurrentTransactions => R::ConcurrentTransactions,
+        TxnError::InvalidTxnState { .. } => R::InvalidTxnState,
+        TxnError::Coordinator(g) => group_kind(g),
+        // Retriable: the client looks the coordinator up again and retries.
+        TxnError::ProducerIds(_) | TxnError::Markers(_) | TxnError::Metadata(_) => {
+            R::CoordinatorNotAvailable
+        }
+    }
+}
+
 fn group_kind(e: &GroupError) -> ResponseError {
     use ResponseError as R;
     match e {
@@ -266,6 +306,27 @@ mod tests {
         assert_eq!(
             RequestError::InvalidRequiredAcks(7).to_string(),
             "invalid acks 7"
+        );
+    }
+
+    #[test]
+    fn older_transactional_clients_get_invalid_producer_epoch_for_a_fence() {
+        let fenced = RequestError::from(TxnError::ProducerFenced {
+            producer_id: 1,
+            epoch: 0,
+        });
+        assert_eq!(
+            fenced.txn_code(3, 4),
+            ResponseError::InvalidProducerEpoch.code()
+        );
+        assert_eq!(fenced.txn_code(4, 4), ResponseError::ProducerFenced.code());
+        let timeout = RequestError::from(TxnError::InvalidTimeout {
+            timeout_ms: 0,
+            max_ms: 1,
+        });
+        assert_eq!(
+            timeout.txn_code(0, 4),
+            ResponseError::InvalidTransactionTimeout.code()
         );
     }
 

@@ -23,4 +23,5 @@ pub mod metrics;
 pub mod security;
 pub mod serve;
 pub mod server;
+pub mod txn_markers;
 pub mod wire;

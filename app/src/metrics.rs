@@ -148,6 +148,11 @@ pub struct Metrics {
     cleaner_runs: Counter,
     cleaner_bytes: Counter,
     cleaner_removed_records: Counter,
+    /// Transactions this broker's coordinator ended, by outcome (commit, abort); set at
+    /// scrape time from the coordinator's totals.
+    transactions: Family<OutcomeLabels, Counter>,
+    transactions_timed_out: Counter,
+    transactions_open: Gauge,
 }
 
 impl Default for Metrics {
@@ -171,6 +176,9 @@ impl Metrics {
             request_errors: Family::default(),
             refused_requests: Family::default(),
             authentications: Family::default(),
+            transactions: Family::default(),
+            transactions_timed_out: Counter::default(),
+            transactions_open: Gauge::default(),
             audit_events: Family::default(),
             store: StoreGauges::default(),
             topic_produced: TopicTraffic::default(),
@@ -391,6 +399,21 @@ impl Metrics {
             "Records the log cleaner removed (superseded values and expired tombstones)",
             m.cleaner_removed_records.clone(),
         );
+        k.register(
+            "transactions",
+            "Transactions ended by this broker's transaction coordinator, by outcome (commit, abort; an abort after a timeout counts too)",
+            m.transactions.clone(),
+        );
+        k.register(
+            "transactions_timed_out",
+            "Transactions the coordinator aborted because they outlived transaction.timeout.ms",
+            m.transactions_timed_out.clone(),
+        );
+        k.register(
+            "transactions_open",
+            "Ongoing transactions of the transactional ids this broker coordinates",
+            m.transactions_open.clone(),
+        );
         k.register("cache_hits", "Chunk cache hits", m.cache_hits.clone());
         k.register("cache_misses", "Chunk cache misses", m.cache_misses.clone());
         *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
@@ -486,7 +509,20 @@ impl Metrics {
                 &self.cleaner_removed_records,
                 log.cleaned_records.load(Relaxed),
             ),
+            (
+                &self.transactions_timed_out,
+                ctx.txns.stats.timeouts.load(Relaxed),
+            ),
         ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        let txns = &ctx.txns.stats;
+        for (outcome, total) in [
+            ("commit", txns.commits.load(Relaxed)),
+            ("abort", txns.aborts.load(Relaxed)),
+        ] {
+            // One family guard at a time: creating a child takes the family's write lock.
+            let counter = self.transactions.get_or_create(&OutcomeLabels { outcome });
             counter.inc_by(total.saturating_sub(counter.get()));
         }
         let health = ctx.cluster.store_health();
@@ -518,6 +554,8 @@ impl Metrics {
         let (bytes, hits, misses) = cache;
         self.cache_bytes.set(bytes as i64);
         self.buffered_bytes.set(ctx.log.buffered_bytes() as i64);
+        self.transactions_open
+            .set(ctx.txns.stats.open.load(Relaxed));
         // The cache keeps its own totals; move the counters up to them.
         self.cache_hits
             .inc_by(hits.saturating_sub(self.cache_hits.get()));

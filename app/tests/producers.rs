@@ -54,9 +54,25 @@ async fn init_producer_id_every_version() {
         (r.error_code, r.producer_id.0, r.producer_epoch),
         (0, first, 4)
     );
-    // Transactions are not supported.
+    // A transactional id: its own producer id; again: the next epoch. A producer of an
+    // unknown epoch asking to bump (KIP-360) is fenced: PRODUCER_FENCED from v4,
+    // INVALID_PRODUCER_EPOCH before.
     let r = init(&mut c, 4, -1, -1, Some("tx")).await;
-    assert_eq!(r.error_code, 53);
+    assert_eq!((r.error_code, r.producer_epoch), (0, 0));
+    let tx = r.producer_id.0;
+    assert!(!seen.contains(&tx));
+    let r = init(&mut c, 4, -1, -1, Some("tx")).await;
+    assert_eq!(
+        (r.error_code, r.producer_id.0, r.producer_epoch),
+        (0, tx, 1)
+    );
+    assert_eq!(init(&mut c, 4, tx, 7, Some("tx")).await.error_code, 90);
+    assert_eq!(init(&mut c, 3, tx, 7, Some("tx")).await.error_code, 47);
+    // The epoch before the last bump: a retry whose answer was lost gets the same answer.
+    let r = init(&mut c, 4, tx, 0, Some("tx")).await;
+    assert_eq!((r.error_code, r.producer_epoch), (0, 1));
+    let r = init(&mut c, 4, tx, 1, Some("tx")).await;
+    assert_eq!((r.error_code, r.producer_epoch), (0, 2));
 }
 
 #[tokio::test]

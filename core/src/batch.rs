@@ -126,11 +126,11 @@ impl BatchHeader {
     }
 
     pub fn is_transactional(&self) -> bool {
-        self.attributes & 0x10 != 0
+        self.attributes & TRANSACTIONAL_BIT != 0
     }
 
     pub fn is_control(&self) -> bool {
-        self.attributes & 0x20 != 0
+        self.attributes & CONTROL_BIT != 0
     }
 
     pub fn uses_log_append_time(&self) -> bool {
@@ -312,6 +312,60 @@ pub fn build_idempotent(
     producer_epoch: i16,
     base_sequence: i32,
 ) -> Bytes {
+    let producer = (producer_id, producer_epoch, base_sequence);
+    build_with(records, first_timestamp, producer, 0)
+}
+
+/// Attribute bit of a batch written inside a transaction.
+pub const TRANSACTIONAL_BIT: i16 = 0x10;
+/// Attribute bit of a control batch (a transaction marker).
+pub const CONTROL_BIT: i16 = 0x20;
+
+/// A transaction marker: a control batch of one record whose key is (version 0, type 0 =
+/// abort, 1 = commit) and whose value is (version 0, the coordinator's epoch), as Kafka
+/// writes them. Its producer fields are the transaction's; it has no sequence.
+pub fn build_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: Millis,
+) -> Bytes {
+    let mut key = [0u8; 4];
+    key[2..].copy_from_slice(&i16::from(commit).to_be_bytes());
+    let mut value = [0u8; 6];
+    value[2..].copy_from_slice(&coordinator_epoch.to_be_bytes());
+    build_with(
+        &[(Some(&key), Some(&value))],
+        timestamp,
+        (producer_id, producer_epoch, -1),
+        TRANSACTIONAL_BIT | CONTROL_BIT,
+    )
+}
+
+/// Whether a control batch's record says commit (Some(true)) or abort (Some(false)); None
+/// if the batch is not a readable uncompressed marker.
+pub fn marker_commits(batch: &[u8]) -> Option<bool> {
+    let h = peek_header(batch).ok()?;
+    if !h.is_control() || h.record_count < 1 {
+        return None;
+    }
+    // The first record: length, attributes, timestamp delta, offset delta, key length
+    // (varints, each one byte here), then the key.
+    let key = batch.get(HEADER_LEN + 5..HEADER_LEN + 9)?;
+    match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
+fn build_with(
+    records: &[SimpleRecord<'_>],
+    first_timestamp: Millis,
+    (producer_id, producer_epoch, base_sequence): (i64, i16, i32),
+    attributes: i16,
+) -> Bytes {
     let mut body = BytesMut::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut rec = Vec::new();
@@ -333,7 +387,7 @@ pub fn build_idempotent(
     out.extend_from_slice(&(-1i32).to_be_bytes());
     out.extend_from_slice(&[2u8]);
     out.extend_from_slice(&[0u8; 4]); // crc, filled below
-    out.extend_from_slice(&0i16.to_be_bytes());
+    out.extend_from_slice(&attributes.to_be_bytes());
     out.extend_from_slice(&(count - 1).max(0).to_be_bytes());
     out.extend_from_slice(&first_timestamp.to_be_bytes());
     out.extend_from_slice(&(first_timestamp + i64::from(count - 1).max(0)).to_be_bytes());
@@ -393,6 +447,22 @@ mod tests {
         let mut b = build(&recs, 7).to_vec();
         stamp(&mut b, Offset(123_456), LeaderEpoch(9));
         assert_eq!(crc_of_stamped(&b), crc32c::crc32c(&b));
+    }
+
+    #[test]
+    fn markers_are_valid_control_batches() {
+        for commit in [true, false] {
+            let b = build_marker(42, 3, commit, 7, 1_000);
+            let h = validate_single(&b).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.base_sequence),
+                (42, 3, -1)
+            );
+            assert_eq!(h.record_count, 1);
+            assert_eq!(marker_commits(&b), Some(commit));
+        }
+        assert_eq!(marker_commits(&build(&[(None, Some(b"v"))], 0)), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod settings;
 pub mod topic;
 pub mod topic_config;
 pub mod topic_settings;
+pub mod txn;
 pub mod types;
 pub mod unpack;
 pub mod users;

@@ -66,6 +66,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// How long the first join of an empty consumer group waits for more members.
     pub group_initial_rebalance_delay_ms: i64,
+    pub txn: kafscale_core::txn::TxnConfig,
     pub log: LogConfig,
     pub log_format: LogFormat,
     /// Membership: id (`None` = allocated), rack, lease, balancing, drain.

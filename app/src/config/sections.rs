@@ -95,6 +95,11 @@ impl TryFrom<Values> for Config {
                 .map_err(|_| invalid("num.partitions: too large"))?,
             max_request_bytes,
             group_initial_rebalance_delay_ms: v.int(&s::GROUP_INITIAL_REBALANCE_DELAY_MS),
+            txn: kafscale_core::txn::TxnConfig {
+                max_timeout_ms: i32::try_from(v.int(&s::TRANSACTION_MAX_TIMEOUT_MS))
+                    .map_err(|_| invalid("transaction.max.timeout.ms: too large"))?,
+                cleanup_interval_ms: v.int(&s::TRANSACTION_CLEANUP_INTERVAL_MS),
+            },
             log,
             log_format,
             cluster,

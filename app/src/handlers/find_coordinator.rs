@@ -1,5 +1,6 @@
 //! FindCoordinator: single key (v0-3, answer at the top level) and batched keys (v4+, one
-//! answer per key). A group's coordinator is the broker owning its shard.
+//! answer per key). The coordinator of a group (key type 0) or a transactional id (key type
+//! 1) is the broker owning its shard.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -12,7 +13,7 @@ use super::str_bytes;
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
-use kafscale_core::acl::Operation;
+use kafscale_core::acl::{Operation, Resource, ResourceType};
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -24,7 +25,6 @@ fn lookup(
     key_type: i8,
     key: &StrBytes,
 ) -> Result<(i32, String, u16), RequestError> {
-    let listener = session.listener_name();
     match key_type {
         KEY_TYPE_GROUP => {
             if key.is_empty() {
@@ -33,26 +33,46 @@ fn lookup(
             if !ctx.group_authorized(session, Operation::Describe, key.as_str()) {
                 return Err(RequestError::GroupAuthorizationFailed);
             }
-            let group = GroupId(key.to_string());
-            if ctx.groups.check_coordinator(&group).is_ok() {
-                if let Some((host, port)) = ctx.own_endpoint(listener) {
-                    return Ok((ctx.log.broker_id().0, host, port));
-                }
+        }
+        KEY_TYPE_TRANSACTION => {
+            if key.is_empty() {
+                return Err(RequestError::Invalid("empty transactional id".into()));
             }
-            match ctx.cluster.shard_owner(keys::shard_of(&group).0) {
-                Some(b) if b.id != ctx.log.broker_id() => match b.endpoint(listener) {
-                    Some((host, port)) => Ok((b.id.0, host.to_owned(), port)),
-                    // The coordinator has no such listener: like Kafka, no coordinator.
-                    None => Err(RequestError::CoordinatorMoving),
-                },
-                // Ours but still loading, or not assigned yet.
-                _ => Err(RequestError::CoordinatorMoving),
+            let resource = Resource::new(ResourceType::TransactionalId, key.as_str());
+            if !ctx.authorized(session, Operation::Describe, &resource) {
+                return Err(RequestError::TransactionalIdAuthorizationFailed);
             }
         }
-        KEY_TYPE_TRANSACTION => Err(RequestError::NoTransactionCoordinator),
-        other => Err(RequestError::Invalid(format!(
-            "unsupported key type {other}"
-        ))),
+        other => {
+            return Err(RequestError::Invalid(format!(
+                "unsupported key type {other}"
+            )))
+        }
+    }
+    // Transactional ids are placed on the group coordinator shards: the same hash, the
+    // same owner, the same fence.
+    shard_owner(ctx, session, &GroupId(key.to_string()))
+}
+
+fn shard_owner(
+    ctx: &Context,
+    session: &Session,
+    key: &GroupId,
+) -> Result<(i32, String, u16), RequestError> {
+    let listener = session.listener_name();
+    if ctx.groups.check_coordinator(key).is_ok() {
+        if let Some((host, port)) = ctx.own_endpoint(listener) {
+            return Ok((ctx.log.broker_id().0, host, port));
+        }
+    }
+    match ctx.cluster.shard_owner(keys::shard_of(key).0) {
+        Some(b) if b.id != ctx.log.broker_id() => match b.endpoint(listener) {
+            Some((host, port)) => Ok((b.id.0, host.to_owned(), port)),
+            // The coordinator has no such listener: like Kafka, no coordinator.
+            None => Err(RequestError::CoordinatorMoving),
+        },
+        // Ours but still loading, or not assigned yet.
+        _ => Err(RequestError::CoordinatorMoving),
     }
 }
 

@@ -1,7 +1,8 @@
-//! InitProducerId v0-4 for idempotent producers: a new producer id (epoch 0), or, when a
+//! InitProducerId v0-4. Idempotent producers get a new producer id (epoch 0), or, when a
 //! producer asks to bump its epoch after an error (v3+, KIP-360), the same id with the next
-//! epoch (a new id when the epoch would overflow). Transactional ids are refused:
-//! transactions are not supported.
+//! epoch (a new id when the epoch would overflow). With a transactional id the transaction
+//! coordinator answers: the id's producer id with its epoch bumped, which fences the older
+//! producer of the id and aborts its open transaction.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use std::sync::Arc;
@@ -10,18 +11,43 @@ use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
 use kafscale_core::acl::{Operation, Resource, ResourceType};
+use kafscale_core::txn::ProducerIdentity;
 
 pub async fn handle(
     ctx: Arc<Context>,
     session: Arc<Session>,
-    _version: i16,
+    version: i16,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
-    if req.transactional_id.is_some() {
-        resp.error_code = RequestError::TransactionsUnsupported.code();
+    if let Some(id) = &req.transactional_id {
+        let resource = Resource::new(ResourceType::TransactionalId, id.as_str());
+        let outcome = if ctx.authorized(&session, Operation::Write, &resource) {
+            let producer =
+                (req.producer_id.0 >= 0 && req.producer_epoch >= 0).then_some(ProducerIdentity {
+                    producer_id: req.producer_id.0,
+                    epoch: req.producer_epoch,
+                });
+            ctx.txns
+                .init_producer(id.as_str(), req.transaction_timeout_ms, producer)
+                .await
+                .map_err(RequestError::from)
+        } else {
+            Err(RequestError::TransactionalIdAuthorizationFailed)
+        };
+        match outcome {
+            Ok(p) => {
+                resp.producer_id = ProducerId(p.producer_id);
+                resp.producer_epoch = p.epoch;
+            }
+            Err(e) => {
+                tracing::debug!(transactional_id = %id.0, error = %e, "InitProducerId refused");
+                // PRODUCER_FENCED from v4 (KIP-588).
+                resp.error_code = e.txn_code(version, 4);
+            }
+        }
         return resp;
     }
     // IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (KIP-679).

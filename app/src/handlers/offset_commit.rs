@@ -8,8 +8,11 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kafscale_core::group::{CommitRequest, CommittedOffset, OffsetKey};
-use kafscale_core::{LeaderEpoch, Offset, PartitionId};
+use kafka_protocol::protocol::StrBytes;
+use kafscale_core::group::{
+    CommitRequest, CommittedOffset, GroupResult, OffsetKey, PartitionResults,
+};
+use kafscale_core::{LeaderEpoch, Offset, PartitionId, TopicId};
 
 use super::group_common::{generation, group_id, instance_id, member_id};
 use crate::context::Context;
@@ -57,28 +60,18 @@ pub async fn handle(
                 continue;
             }
             parts.push((p.partition_index, None));
-            offsets.push((
-                OffsetKey {
-                    topic: name.clone(),
-                    partition: PartitionId(p.partition_index),
-                },
-                CommittedOffset {
-                    offset: Offset(p.committed_offset),
-                    leader_epoch: (version >= 6 && p.committed_leader_epoch >= 0)
-                        .then_some(LeaderEpoch(p.committed_leader_epoch)),
-                    metadata: p
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default(),
-                    commit_ms: 0,
-                    topic_id: record.as_ref().map(|r| r.id),
-                },
+            offsets.push(offset_of(
+                &name,
+                p.partition_index,
+                p.committed_offset,
+                (version >= 6).then_some(p.committed_leader_epoch),
+                p.committed_metadata.as_ref(),
+                record.as_ref().map(|r| r.id),
             ));
         }
         answers.push((name, parts));
     }
-    let outcome: Result<HashMap<OffsetKey, i16>, i16> = if offsets.is_empty() {
+    let outcome: Outcome = if offsets.is_empty() {
         Ok(HashMap::new())
     } else {
         let request = CommitRequest {
@@ -92,16 +85,7 @@ pub async fn handle(
             generation: generation(req.generation_id_or_member_epoch),
             offsets,
         };
-        match ctx.groups.commit(request).await {
-            Ok(results) => Ok(results
-                .into_iter()
-                .map(|(k, r)| (k, code_of(&r.map_err(RequestError::from))))
-                .collect()),
-            Err(e) => {
-                tracing::debug!(group = %req.group_id.0, error = %e, "offset commit refused");
-                Err(RequestError::from(e).code())
-            }
-        }
+        outcome_codes(&req.group_id.0, ctx.groups.commit(request).await)
     };
     let mut resp = OffsetCommitResponse::default();
     for (name, parts) in answers {
@@ -110,19 +94,70 @@ pub async fn handle(
         for (partition, code) in parts {
             let mut out = OffsetCommitResponsePartition::default();
             out.partition_index = partition;
-            out.error_code = code.unwrap_or_else(|| {
-                let key = OffsetKey {
-                    topic: name.clone(),
-                    partition: PartitionId(partition),
-                };
-                match &outcome {
-                    Ok(codes_by_key) => codes_by_key.get(&key).copied().unwrap_or(NO_ERROR),
-                    Err(code) => *code,
-                }
-            });
+            out.error_code = partition_code(&name, partition, code, &outcome);
             topic.partitions.push(out);
         }
         resp.topics.push(topic);
     }
     resp
+}
+
+/// What a commit did: each partition's code, or the code of the whole request.
+pub(crate) type Outcome = Result<HashMap<OffsetKey, i16>, i16>;
+
+/// A partition's offset as a commit request (OffsetCommit, TxnOffsetCommit) names it; a
+/// negative leader epoch is none.
+pub(crate) fn offset_of(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    leader_epoch: Option<i32>,
+    metadata: Option<&StrBytes>,
+    topic_id: Option<TopicId>,
+) -> (OffsetKey, CommittedOffset) {
+    (
+        OffsetKey {
+            topic: topic.to_owned(),
+            partition: PartitionId(partition),
+        },
+        CommittedOffset {
+            offset: Offset(offset),
+            leader_epoch: leader_epoch.filter(|e| *e >= 0).map(LeaderEpoch),
+            metadata: metadata.map(|m| m.to_string()).unwrap_or_default(),
+            commit_ms: 0,
+            topic_id,
+        },
+    )
+}
+
+pub(crate) fn outcome_codes(group: &str, result: GroupResult<PartitionResults>) -> Outcome {
+    match result {
+        Ok(results) => Ok(results
+            .into_iter()
+            .map(|(k, r)| (k, code_of(&r.map_err(RequestError::from))))
+            .collect()),
+        Err(e) => {
+            tracing::debug!(group, error = %e, "offset commit refused");
+            Err(RequestError::from(e).code())
+        }
+    }
+}
+
+/// A partition's code in the answer: its refusal if it had one, else the commit's outcome.
+pub(crate) fn partition_code(
+    topic: &str,
+    partition: i32,
+    refused: Option<i16>,
+    outcome: &Outcome,
+) -> i16 {
+    refused.unwrap_or_else(|| {
+        let key = OffsetKey {
+            topic: topic.to_owned(),
+            partition: PartitionId(partition),
+        };
+        match outcome {
+            Ok(codes_by_key) => codes_by_key.get(&key).copied().unwrap_or(NO_ERROR),
+            Err(code) => *code,
+        }
+    })
 }

@@ -22,7 +22,7 @@ use super::{str_bytes, topic_name};
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
-use kafscale_core::acl::Operation;
+use kafscale_core::acl::{Operation, Resource, ResourceType};
 
 /// Produce timeouts at or below zero get this instead: a commit normally takes milliseconds,
 /// and answering "timed out" for data that then commits invites duplicates.
@@ -64,14 +64,18 @@ pub fn stage(
     let acks = req.acks;
     // Decided once for the whole request; each partition gets its own copy of the error.
     let unavailable = ctx.storage_health.state() == HealthState::Unavailable;
-    let transactional = req.transactional_id.is_some();
+    // WRITE on the transactional id, for a transactional producer (checked once).
+    let txn_refused = req.transactional_id.as_ref().is_some_and(|id| {
+        let resource = Resource::new(ResourceType::TransactionalId, id.as_str());
+        !ctx.authorized(session, Operation::Write, &resource)
+    });
     let request_error = || {
         if !matches!(acks, -1..=1) {
             Some(RequestError::InvalidRequiredAcks(acks))
         } else if unavailable {
             Some(RequestError::StorageUnavailable)
-        } else if transactional {
-            Some(RequestError::TransactionsUnsupported)
+        } else if txn_refused {
+            Some(RequestError::TransactionalIdAuthorizationFailed)
         } else {
             None
         }

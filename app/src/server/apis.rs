@@ -38,6 +38,11 @@ macro_rules! collect_codes {
         }
         collect_codes!($v, $out; $($($rest)*)?);
     };
+    // A code under another name (AddPartitionsToTxn's `partition_error_code`).
+    ($v:expr, $out:ident; $field:ident $(, $($rest:tt)*)?) => {
+        push($out, $v.$field);
+        collect_codes!($v, $out; $($($rest)*)?);
+    };
 }
 
 /// One arm of `route`, by how the row's handler is called.
@@ -181,9 +186,28 @@ api_table! {
         codes [topics [error_code, partitions [error_code]]];
     OffsetForLeaderEpoch: OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse, 2..=4,
         serve handlers::offset_for_leader_epoch::handle, codes [topics [partitions [error_code]]];
-    // Idempotent producers (transactional ids are refused).
+    // Idempotent and transactional producers. Versions stop before KIP-890's second part
+    // (an epoch bump per transaction): AddPartitionsToTxn v4-5 are the brokers' batched
+    // verification.
     InitProducerId: InitProducerIdRequest => InitProducerIdResponse, 0..=4,
         serve handlers::init_producer_id::handle, codes [error_code];
+    AddPartitionsToTxn: AddPartitionsToTxnRequest => AddPartitionsToTxnResponse, 0..=5,
+        serve handlers::add_partitions_to_txn::handle,
+        codes [
+            error_code,
+            results_by_topic_v3_and_below [results_by_partition [partition_error_code]],
+            results_by_transaction [topic_results [results_by_partition [partition_error_code]]]
+        ];
+    AddOffsetsToTxn: AddOffsetsToTxnRequest => AddOffsetsToTxnResponse, 0..=3,
+        serve handlers::add_offsets_to_txn::handle, codes [error_code];
+    EndTxn: EndTxnRequest => EndTxnResponse, 0..=4,
+        serve handlers::end_txn::handle, codes [error_code];
+    TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse, 0..=4,
+        serve handlers::txn_offset_commit::handle, codes [topics [partitions [error_code]]];
+    DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse, 0..=0,
+        serve handlers::describe_transactions::handle, codes [transaction_states [error_code]];
+    ListTransactions: ListTransactionsRequest => ListTransactionsResponse, 0..=2,
+        serve handlers::list_transactions::handle, codes [error_code];
     DescribeProducers: DescribeProducersRequest => DescribeProducersResponse, 0..=0,
         serve handlers::describe_producers::handle, codes [topics [partitions [error_code]]];
     // Authentication: answered by the connection itself while a SASL exchange is under way

@@ -47,10 +47,11 @@ mod membership;
 mod offsets;
 mod shard;
 mod snapshot;
+mod txn_offsets;
 mod types;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use coordinator::GroupCoordinator;
 pub use error::{GroupError, GroupResult};

@@ -99,19 +99,7 @@ impl GroupCoordinator {
                     lease: None,
                 });
             }
-            let failure: Option<fn(GroupId) -> GroupError> = match self.meta.txn(txn).await {
-                Ok(o) if o.succeeded => None,
-                Ok(_) => {
-                    self.lose_shard(shard);
-                    Some(GroupError::NotCoordinator)
-                }
-                Err(e) => {
-                    // The outcome may be unknown; the client retries the (idempotent) commit.
-                    tracing::warn!(group = %req.group, error = %e, "offset commit failed");
-                    Some(GroupError::CoordinatorNotAvailable)
-                }
-            };
-            match failure {
+            match self.write_offsets(&req.group, txn).await {
                 None => {
                     let mut groups = self.lock();
                     let group = groups
@@ -130,6 +118,27 @@ impl GroupCoordinator {
             }
         }
         Ok(results)
+    }
+
+    /// Writes a fenced transaction of a group's offsets. On failure, the error each of its
+    /// offsets gets: the shard was lost (fenced), or the outcome is unknown and the client
+    /// retries the (idempotent) commit.
+    pub(super) async fn write_offsets(
+        &self,
+        group: &GroupId,
+        txn: Txn,
+    ) -> Option<fn(GroupId) -> GroupError> {
+        match self.meta.txn(txn).await {
+            Ok(o) if o.succeeded => None,
+            Ok(_) => {
+                self.lose_shard(keys::shard_of(group));
+                Some(GroupError::NotCoordinator)
+            }
+            Err(e) => {
+                tracing::warn!(group = %group, error = %e, "offset commit failed");
+                Some(GroupError::CoordinatorNotAvailable)
+            }
+        }
     }
 
     /// Committed offsets of the given partitions (None where nothing is committed), or of

@@ -258,14 +258,32 @@ impl GroupCoordinator {
 
     /// The fence every write of the shard carries.
     pub(crate) fn fence(&self, group: &GroupId) -> GroupResult<Compare> {
+        self.fence_and_epoch(group).map(|(fence, _)| fence)
+    }
+
+    /// [`Self::fence`] with the shard's epoch (transaction markers carry it as the
+    /// coordinator epoch). Anything keyed like a group (a transactional id) is placed and
+    /// fenced by the same shard.
+    pub(crate) fn fence_and_epoch(&self, group: &GroupId) -> GroupResult<(Compare, u64)> {
         let shard = keys::shard_of(group);
         match self.shards[shard.0 as usize].status() {
-            ShardStatus::Owned { revision, .. } => Ok(Compare::ModRevision {
-                key: keys::shard(shard),
-                revision,
-            }),
+            ShardStatus::Owned { revision, epoch } => Ok((
+                Compare::ModRevision {
+                    key: keys::shard(shard),
+                    revision,
+                },
+                epoch,
+            )),
             ShardStatus::Loading => Err(GroupError::CoordinatorLoading(group.clone())),
             ShardStatus::NotOwned => Err(GroupError::NotCoordinator(group.clone())),
+        }
+    }
+
+    /// The fence revision and epoch of a shard this broker owns and has loaded.
+    pub(crate) fn shard_fence(&self, shard: ShardId) -> Option<(i64, u64)> {
+        match self.shards[shard.0 as usize].status() {
+            ShardStatus::Owned { revision, epoch } => Some((revision, epoch)),
+            _ => None,
         }
     }
 

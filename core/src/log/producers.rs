@@ -79,6 +79,20 @@ impl ProducerStates {
         if pid < 0 {
             return SeqCheck::Append;
         }
+        if h.is_control() {
+            // A transaction marker: no sequence; an epoch older than the producer's is a
+            // zombie coordinator's.
+            return match self.producers.get(&pid) {
+                Some(e) if h.producer_epoch < e.epoch => {
+                    SeqCheck::Reject(Error::InvalidProducerEpoch {
+                        producer_id: pid,
+                        got: h.producer_epoch,
+                        current: e.epoch,
+                    })
+                }
+                _ => SeqCheck::Append,
+            };
+        }
         let Some(e) = self.producers.get(&pid) else {
             return if h.base_sequence == 0 {
                 SeqCheck::Append
@@ -151,6 +165,16 @@ impl ProducerStates {
             return;
         }
         let e = self.producers.entry(producer_id).or_default();
+        if base_sequence < 0 {
+            // A transaction marker (no sequence): a newer epoch fences the producer's older
+            // one here too; the sequences start again with it.
+            if epoch > e.epoch || e.batches.is_empty() {
+                e.epoch = epoch;
+                e.batches.clear();
+            }
+            e.last_ms = e.last_ms.max(now);
+            return;
+        }
         if e.epoch != epoch {
             e.batches.clear();
             e.epoch = epoch;
@@ -231,6 +255,33 @@ mod tests {
         assert!(matches!(s.check(&b2), SeqCheck::Append));
         s.record(&b2, Offset(15), 3);
         assert_eq!(s.producers[&7].batches.len(), 1);
+    }
+
+    #[test]
+    fn markers_need_no_sequence_and_fence_older_epochs() {
+        let mut s = ProducerStates::default();
+        let b0 = header(7, 0, 0, 2);
+        s.record(&b0, Offset(0), 1);
+        let mut marker = header(7, 1, -1, 1);
+        marker.attributes = crate::batch::CONTROL_BIT | crate::batch::TRANSACTIONAL_BIT;
+        assert!(matches!(s.check(&marker), SeqCheck::Append));
+        s.record(&marker, Offset(2), 2);
+        assert_eq!(s.producers[&7].epoch, 1);
+        assert!(s.producers[&7].batches.is_empty());
+        // The fenced epoch's batches are refused; the new one starts at sequence 0.
+        assert!(matches!(
+            s.check(&header(7, 0, 2, 1)),
+            SeqCheck::Reject(Error::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(s.check(&header(7, 1, 0, 1)), SeqCheck::Append));
+        // A marker of an older epoch (a zombie coordinator) is refused, and one for a
+        // producer never seen here is taken.
+        let mut old = marker;
+        old.producer_epoch = 0;
+        assert!(matches!(s.check(&old), SeqCheck::Reject(_)));
+        let mut other = marker;
+        other.producer_id = 9;
+        assert!(matches!(s.check(&other), SeqCheck::Append));
     }
 
     #[test]

@@ -233,18 +233,73 @@ pub fn parse_offset(key: &str) -> Option<(GroupId, OffsetKey)> {
     let mut parts = rest.split('/');
     let _shard = parts.next()?;
     let group = unescape(parts.next()?)?;
+    Some((GroupId(group), parse_offset_key(parts)?))
+}
+
+/// `<topic>/<partition>`, the end of an offset key.
+fn parse_offset_key<'a>(mut parts: impl Iterator<Item = &'a str>) -> Option<OffsetKey> {
     let topic = unescape(parts.next()?)?;
     let partition = parts.next()?.parse::<i32>().ok()?;
     if parts.next().is_some() {
         return None;
     }
-    Some((
-        GroupId(group),
-        OffsetKey {
-            topic,
-            partition: PartitionId(partition),
-        },
-    ))
+    Some(OffsetKey {
+        topic,
+        partition: PartitionId(partition),
+    })
+}
+
+// ---- transactions -------------------------------------------------------------------------
+
+/// The transactional ids of one coordinator shard (the shard of the id, as for groups).
+pub fn shard_txns_prefix(shard: ShardId) -> String {
+    format!("{ROOT}txns/{:03}/", shard.0)
+}
+
+pub fn txn(transactional_id: &str) -> String {
+    let shard = crate::group::keys::shard_of(&GroupId(transactional_id.to_owned()));
+    format!("{}{}", shard_txns_prefix(shard), escape(transactional_id))
+}
+
+pub fn parse_txn(key: &str) -> Option<String> {
+    let rest = key.strip_prefix(ROOT)?.strip_prefix("txns/")?;
+    let (_shard, id) = rest.split_once('/')?;
+    unescape(id)
+}
+
+/// Offsets a producer committed in a transaction (TxnOffsetCommit), staged until its
+/// commit moves them to the group's offsets or its abort drops them.
+pub fn group_txn_offsets_prefix(group: &GroupId, producer_id: i64) -> String {
+    format!(
+        "{ROOT}groups/txn-offsets/{:03}/{}/{producer_id}/",
+        crate::group::keys::shard_of(group).0,
+        escape(&group.0)
+    )
+}
+
+pub fn shard_txn_offsets_prefix(shard: ShardId) -> String {
+    format!("{ROOT}groups/txn-offsets/{:03}/", shard.0)
+}
+
+pub fn txn_offset(group: &GroupId, producer_id: i64, key: &OffsetKey) -> String {
+    format!(
+        "{}{}/{:05}",
+        group_txn_offsets_prefix(group, producer_id),
+        escape(&key.topic),
+        key.partition.0
+    )
+}
+
+/// Parses (group, producer id, partition) out of a staged transactional offset key.
+pub fn parse_txn_offset(key: &str) -> Option<(GroupId, i64, OffsetKey)> {
+    let rest = key
+        .strip_prefix(ROOT)?
+        .strip_prefix("groups/txn-offsets/")?;
+    let mut parts = rest.split('/');
+    let _shard = parts.next()?;
+    let group = unescape(parts.next()?)?;
+    let producer_id = parts.next()?.parse().ok()?;
+    Some((GroupId(group), producer_id, parse_offset_key(parts)?))
 }
 
 // ---- ACLs ---------------------------------------------------------------------------------
@@ -419,5 +474,24 @@ mod tests {
         let g = GroupId("a/b%c".into());
         assert_eq!(parse_group_state(&group_state(&g)), Some(g));
         assert!(shard(ShardId(3)).starts_with(&shards_prefix()));
+    }
+
+    #[test]
+    fn transaction_keys_round_trip() {
+        for id in ["app-1", "a/b", "50%", ""] {
+            let k = txn(id);
+            assert_eq!(parse_txn(&k).as_deref(), Some(id));
+            let shard = crate::group::keys::shard_of(&GroupId(id.to_owned()));
+            assert!(k.starts_with(&shard_txns_prefix(shard)));
+        }
+        let group = GroupId("g/1".into());
+        let key = OffsetKey {
+            topic: "in%".into(),
+            partition: PartitionId(3),
+        };
+        let k = txn_offset(&group, 42, &key);
+        assert!(k.starts_with(&group_txn_offsets_prefix(&group, 42)));
+        assert!(!k.starts_with(&group_txn_offsets_prefix(&group, 4)));
+        assert_eq!(parse_txn_offset(&k), Some((group, 42, key)));
     }
 }

@@ -15,6 +15,9 @@
 //! kafscale/groups/shards/<shard>                          ShardRecord (JSON)
 //! kafscale/groups/state/<shard>/<group>                   GroupSnapshot (JSON)
 //! kafscale/groups/offsets/<shard>/<group>/<topic>/<p>     CommittedOffset
+//! kafscale/groups/txn-offsets/<shard>/<group>/<producer id>/<topic>/<p>
+//!                                                         CommittedOffset staged by a transaction
+//! kafscale/txns/<shard>/<transactional id>                TxnRecord (JSON): a transactional id's state
 //! kafscale/configs/brokers/<id>|default                  dynamic broker configs (JSON map): AlterConfigs
 //! kafscale/users/<name>                                   UserRecord (JSON): SCRAM credentials
 //! kafscale/acls/<type>/<pattern>/<name>/<principal>/<host>/<operation>/<permission>

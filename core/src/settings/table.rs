@@ -293,6 +293,15 @@ pub const GROUP_INITIAL_REBALANCE_DELAY_MS: Setting = described(setting(
     "group.initial.rebalance.delay.ms", S::Group, int(0, 300_000), D::Int(3_000),
     "how long the first join of an empty group waits for more members"));
 
+pub const TRANSACTION_MAX_TIMEOUT_MS: Setting = described(setting(
+    "transaction.max.timeout.ms", S::Group, int(1, i32::MAX as i64), D::Int(900_000),
+    "the longest transaction.timeout.ms a transactional producer may ask for"));
+
+pub const TRANSACTION_CLEANUP_INTERVAL_MS: Setting = described(setting(
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms", S::Group,
+    int(1, 3_600_000), D::Int(10_000),
+    "how often the transaction coordinator aborts transactions that outlived their timeout"));
+
 /// Every broker setting, in the order the docs list them.
 pub const SETTINGS: &[Setting] = &[
     LISTEN,
@@ -346,6 +355,8 @@ pub const SETTINGS: &[Setting] = &[
     GC_GRACE_MS,
     PRODUCER_ID_EXPIRATION_MS,
     GROUP_INITIAL_REBALANCE_DELAY_MS,
+    TRANSACTION_MAX_TIMEOUT_MS,
+    TRANSACTION_CLEANUP_INTERVAL_MS,
     LISTENERS,
     ADVERTISED_LISTENERS,
     LISTENER_SECURITY_PROTOCOL_MAP,

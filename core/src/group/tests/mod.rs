@@ -5,7 +5,7 @@
 mod joins;
 mod offsets;
 mod static_members;
-mod store;
+pub(crate) mod store;
 mod timeouts;
 
 use bytes::Bytes;

@@ -1,0 +1,110 @@
+//! TxnOffsetCommit: offsets a transaction commits for a consumer group, staged by the
+//! group's coordinator and visible only once the transaction commits. The member and
+//! generation (v3+) are checked as OffsetCommit's are.
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kafscale_core::acl::{Operation, Resource, ResourceType};
+use kafscale_core::group::CommitRequest;
+
+use super::group_common::{generation, group_id, instance_id, member_id};
+use super::offset_commit::{offset_of, outcome_codes, partition_code, Outcome};
+use super::topic_name;
+use crate::context::Context;
+use crate::errors::RequestError;
+use crate::server::session::Session;
+
+/// A topic of the answer: its partitions with their code, None while the commit decides.
+type TopicAnswer = (String, Vec<(i32, Option<i16>)>);
+
+pub async fn handle(
+    ctx: Arc<Context>,
+    session: Arc<Session>,
+    version: i16,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let resource = Resource::new(ResourceType::TransactionalId, req.transactional_id.as_str());
+    let refusal = if !ctx.authorized(&session, Operation::Write, &resource) {
+        Some(RequestError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.group_authorized(&session, Operation::Read, req.group_id.as_str()) {
+        Some(RequestError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    // Answers in request order: each partition's code, None while the commit decides.
+    let mut answers: Vec<TopicAnswer> = Vec::new();
+    let mut offsets = Vec::new();
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let record = ctx.log.topic(&name);
+        let topic_ok = ctx.topic_authorized(&session, Operation::Read, &name);
+        let mut parts = Vec::new();
+        for p in &t.partitions {
+            let known = record
+                .as_ref()
+                .is_some_and(|r| p.partition_index >= 0 && p.partition_index < r.partitions);
+            let refused = match &refusal {
+                Some(e) => Some(e.code()),
+                None if !topic_ok => Some(RequestError::TopicAuthorizationFailed.code()),
+                None if !known => Some(RequestError::UnknownTopicOrPartition.code()),
+                None => None,
+            };
+            parts.push((p.partition_index, refused));
+            if refused.is_some() {
+                continue;
+            }
+            offsets.push(offset_of(
+                &name,
+                p.partition_index,
+                p.committed_offset,
+                (version >= 2).then_some(p.committed_leader_epoch),
+                p.committed_metadata.as_ref(),
+                record.as_ref().map(|r| r.id),
+            ));
+        }
+        answers.push((name, parts));
+    }
+    let outcome: Outcome = if offsets.is_empty() {
+        Ok(HashMap::new())
+    } else {
+        let v3 = version >= 3;
+        let request = CommitRequest {
+            group: group_id(&req.group_id),
+            member: if v3 { member_id(&req.member_id) } else { None },
+            instance: if v3 {
+                instance_id(&req.group_instance_id)
+            } else {
+                None
+            },
+            generation: if v3 {
+                generation(req.generation_id)
+            } else {
+                None
+            },
+            offsets,
+        };
+        let staged = ctx
+            .groups
+            .stage_txn_offsets(request, req.producer_id.0)
+            .await;
+        outcome_codes(&req.group_id.0, staged)
+    };
+    let mut resp = TxnOffsetCommitResponse::default();
+    for (name, parts) in answers {
+        let mut topic = TxnOffsetCommitResponseTopic::default();
+        topic.name = topic_name(&name);
+        for (partition, code) in parts {
+            let mut out = TxnOffsetCommitResponsePartition::default();
+            out.partition_index = partition;
+            out.error_code = partition_code(&name, partition, code, &outcome);
+            topic.partitions.push(out);
+        }
+        resp.topics.push(topic);
+    }
+    resp
+}
