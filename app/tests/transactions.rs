@@ -92,7 +92,12 @@ async fn a_transaction_over_the_wire() {
         add_partitions(&mut c, 3, "app", pid, epoch, "tx-out", vec![0, 1]).await,
         vec![0, 0]
     );
-    let data = batch::build_idempotent(&[(None, Some(b"in-txn"))], 1_000, pid, epoch, 0);
+    let data = batch::build_with(
+        &[(None, Some(b"in-txn"))],
+        1_000,
+        (pid, epoch, 0),
+        batch::TRANSACTIONAL_BIT,
+    );
     assert_eq!(produce(&mut c, 9, "tx-out", 0, data).await, (0, 0));
     // A stale epoch: INVALID_PRODUCER_EPOCH before v2, PRODUCER_FENCED from it.
     assert_eq!(end(&mut c, 1, "app", pid, epoch - 1, true).await, 47);
@@ -141,4 +146,68 @@ async fn a_transaction_over_the_wire() {
         .map(|t| t.transactional_id.as_str())
         .collect();
     assert_eq!(ids, vec!["app"]);
+}
+
+async fn latest(c: &mut Client, topic: &str, isolation: i8) -> i64 {
+    let mut req = list_offsets_request(topic, -1);
+    req.isolation_level = isolation;
+    let resp: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 5, &req).await;
+    resp.topics[0].partitions[0].offset
+}
+
+/// (records' base offsets, last stable offset, aborted transactions) of a read_committed
+/// (isolation 1) or read_uncommitted fetch of partition 0 from offset 0.
+async fn fetch(c: &mut Client, topic: &str, isolation: i8) -> (Vec<i64>, i64, Vec<(i64, i64)>) {
+    let id = topic_id(c, topic).await;
+    let mut req = fetch_request(12, topic, id, 0, 0, 0);
+    req.isolation_level = isolation;
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &req).await;
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let records = p.records.clone().unwrap_or_default();
+    let bases = batch::iter(&records)
+        .map(|b| b.unwrap().0.base_offset)
+        .collect();
+    // Kafka sends none for read_uncommitted; an empty list reads the same to clients.
+    let aborted = p
+        .aborted_transactions
+        .iter()
+        .flatten()
+        .map(|t| (t.producer_id.0, t.first_offset))
+        .collect();
+    (bases, p.last_stable_offset, aborted)
+}
+
+#[tokio::test]
+async fn read_committed_stops_at_the_open_transaction_and_names_the_aborted() {
+    let broker = start(&[]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    assert_eq!(create_topic(&mut c, "lso", 1).await, 0);
+    let r = init(&mut c, "lso-app", 60_000).await;
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    let plain = batch::build(&[(None, Some(b"before"))], 1_000);
+    assert_eq!(produce(&mut c, 9, "lso", 0, plain).await, (0, 0));
+    assert_eq!(
+        add_partitions(&mut c, 3, "lso-app", pid, epoch, "lso", vec![0]).await,
+        vec![0]
+    );
+    let data = batch::build_with(
+        &[(None, Some(b"open"))],
+        1_000,
+        (pid, epoch, 0),
+        batch::TRANSACTIONAL_BIT,
+    );
+    assert_eq!(produce(&mut c, 9, "lso", 0, data).await, (0, 1));
+    // The open transaction holds the last stable offset at its first record.
+    assert_eq!(latest(&mut c, "lso", 0).await, 2);
+    assert_eq!(latest(&mut c, "lso", 1).await, 1);
+    assert_eq!(fetch(&mut c, "lso", 1).await, (vec![0], 1, vec![]));
+    assert_eq!(fetch(&mut c, "lso", 0).await, (vec![0, 1], 1, vec![]));
+    // Aborted: everything is stable; read_committed readers are told to drop its records.
+    assert_eq!(end(&mut c, 3, "lso-app", pid, epoch, false).await, 0);
+    assert_eq!(latest(&mut c, "lso", 1).await, 3);
+    assert_eq!(
+        fetch(&mut c, "lso", 1).await,
+        (vec![0, 1, 2], 3, vec![(pid, 1)])
+    );
 }

@@ -360,7 +360,54 @@ pub fn marker_commits(batch: &[u8]) -> Option<bool> {
     }
 }
 
-fn build_with(
+/// What a batch is to a transaction: from its attributes and, for a marker, its record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TxnRole {
+    /// Not transactional.
+    #[default]
+    None,
+    /// Records written inside a transaction.
+    Data,
+    Commit,
+    Abort,
+}
+
+impl TxnRole {
+    pub fn of(h: &BatchHeader, batch: &[u8]) -> TxnRole {
+        match (h.is_control(), h.is_transactional()) {
+            (true, _) => match marker_commits(batch) {
+                Some(true) => TxnRole::Commit,
+                // An unreadable marker counts as an abort: its records stay hidden.
+                _ => TxnRole::Abort,
+            },
+            (false, true) => TxnRole::Data,
+            (false, false) => TxnRole::None,
+        }
+    }
+
+    /// The byte a flush object's index keeps it as.
+    pub fn to_flags(self) -> u8 {
+        match self {
+            TxnRole::None => 0,
+            TxnRole::Data => 1,
+            TxnRole::Commit => 2,
+            TxnRole::Abort => 3,
+        }
+    }
+
+    pub fn from_flags(flags: u8) -> TxnRole {
+        match flags & 3 {
+            1 => TxnRole::Data,
+            2 => TxnRole::Commit,
+            3 => TxnRole::Abort,
+            _ => TxnRole::None,
+        }
+    }
+}
+
+/// [`build`] with a producer's (id, epoch, first sequence) and the batch attributes
+/// ([`TRANSACTIONAL_BIT`] for a transactional producer's batch).
+pub fn build_with(
     records: &[SimpleRecord<'_>],
     first_timestamp: Millis,
     (producer_id, producer_epoch, base_sequence): (i64, i16, i32),

@@ -18,7 +18,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::log::producers::{ProducerEntry, ProducerStates};
+use crate::log::producers::{AbortedTxn, ProducerEntry, ProducerStates};
 use crate::schema::codec::{CodecError, Reader, Writer};
 use crate::schema::ChunkRecord;
 use crate::types::{BrokerId, Offset, PartitionId, PartitionKey, TopicId};
@@ -28,7 +28,8 @@ const HEADER_MAGIC: &[u8; 4] = b"KSCK";
 const FOOTER_MAGIC: &[u8; 4] = b"KSCE";
 const HEADER_LEN: usize = 16;
 const FOOTER_LEN: usize = 24;
-const SECTION_VERSION: u8 = 1;
+/// Version 2 adds each producer's open transaction and the aborted transactions.
+const SECTION_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckpointFormatError {
@@ -94,12 +95,20 @@ pub fn encode_section(partition: PartitionKey, section: &Section) -> Vec<u8> {
             w.varint(i64::from(*last));
             w.uvarint(*base as u64);
         }
+        // The open transaction's first offset, plus one (0: none).
+        w.uvarint(e.txn_first.map_or(0, |f| f as u64 + 1));
+    }
+    w.uvarint(section.producers.aborted.len() as u64);
+    for a in &section.producers.aborted {
+        w.varint(a.producer_id);
+        w.uvarint(a.first_offset.0 as u64);
+        w.uvarint((a.last_offset.0 - a.first_offset.0) as u64);
     }
     w.into_vec()
 }
 
 pub fn decode_section(bytes: &[u8]) -> Result<(PartitionKey, Section), CodecError> {
-    let (mut r, _) = Reader::new(bytes, "checkpoint section", 1..=1)?;
+    let (mut r, version) = Reader::new(bytes, "checkpoint section", 1..=2)?;
     let partition = PartitionKey {
         topic: TopicId(r.uuid()?),
         partition: PartitionId(r.uvarint_as()?),
@@ -151,6 +160,7 @@ pub fn decode_section(bytes: &[u8]) -> Result<(PartitionKey, Section), CodecErro
             epoch,
             batches: Default::default(),
             last_ms,
+            txn_first: None,
         };
         for _ in 0..m {
             let first = r.varint_as()?;
@@ -158,7 +168,31 @@ pub fn decode_section(bytes: &[u8]) -> Result<(PartitionKey, Section), CodecErro
             let base = r.uvarint_as()?;
             entry.batches.push_back((first, last, base));
         }
+        if version >= 2 {
+            let first: u64 = r.uvarint()?;
+            entry.txn_first = first
+                .checked_sub(1)
+                .map(i64::try_from)
+                .transpose()
+                .map_err(|_| r.error("transaction offset overflow".into()))?;
+        }
         producers.producers.insert(pid, entry);
+    }
+    if version >= 2 {
+        let n = r.count(3)?;
+        for _ in 0..n {
+            let producer_id = r.varint()?;
+            let first: i64 = r.uvarint_as()?;
+            let span: i64 = r.uvarint_as()?;
+            let last = first
+                .checked_add(span)
+                .ok_or_else(|| r.error("offset overflow".into()))?;
+            producers.aborted.push(AbortedTxn {
+                producer_id,
+                first_offset: Offset(first),
+                last_offset: Offset(last),
+            });
+        }
     }
     r.end()?;
     Ok((partition, Section { chunks, producers }))
@@ -319,6 +353,12 @@ mod tests {
                     epoch: i as i16,
                     batches: (0..i as i32).map(|s| (s, s, i64::from(s) * 2)).collect(),
                     last_ms: 5,
+                    txn_first: (i % 2 == 1).then_some(i as i64 * 10),
+                });
+                producers.aborted.push(AbortedTxn {
+                    producer_id: *pid,
+                    first_offset: Offset(i as i64),
+                    last_offset: Offset(i as i64 * 3),
                 });
             }
             let section = Section { chunks, producers };

@@ -6,8 +6,9 @@
 //! header  32 B  "KSFO" | version u16 | flags u16 | broker id i32 | created ms i64 |
 //!               chunk count u32 | reserved 8 B
 //! chunks        per partition: its batches, stamped with offsets and leader epoch
-//! index         version 2: chunk count u32, chunk count x 64 B entries (see ChunkEntry::encode),
-//!               batch count u32, then per idempotent batch 30 B (see ProducerBatch::encode);
+//! index         version 3: chunk count u32, chunk count x 64 B entries (see ChunkEntry::encode),
+//!               batch count u32, then per idempotent batch 31 B (see ProducerBatch::encode);
+//!               version 2: the same with 30 B per batch (no transaction role);
 //!               version 1: the entries only
 //! footer  24 B  index offset u64 | index length u32 | index crc32c u32 | "KSFE" |
 //!               version u16 | reserved u16
@@ -23,7 +24,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::batch;
 use crate::types::{BrokerId, LeaderEpoch, Millis, Offset, PartitionId, TopicId};
 
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 const HEADER_MAGIC: &[u8; 4] = b"KSFO";
 const FOOTER_MAGIC: &[u8; 4] = b"KSFE";
 pub const HEADER_LEN: usize = 32;
@@ -117,9 +118,14 @@ pub struct ProducerBatch {
     pub base_sequence: i32,
     pub base_offset: Offset,
     pub last_offset_delta: i32,
+    /// What the batch is to a transaction (version 3 objects; None before).
+    pub role: batch::TxnRole,
 }
 
-const PRODUCER_BATCH_LEN: usize = 30;
+/// Bytes per producer batch: version 2 objects, and version 3 ones (one byte more, the
+/// transaction role).
+const PRODUCER_BATCH_LEN_V2: usize = 30;
+const PRODUCER_BATCH_LEN: usize = 31;
 
 impl ProducerBatch {
     fn encode(&self, out: &mut BytesMut) {
@@ -129,6 +135,7 @@ impl ProducerBatch {
         out.put_i32(self.base_sequence);
         out.put_i64(self.base_offset.0);
         out.put_i32(self.last_offset_delta);
+        out.put_u8(self.role.to_flags());
     }
 
     fn decode(b: &[u8]) -> ProducerBatch {
@@ -145,6 +152,9 @@ impl ProducerBatch {
             base_sequence: i32_at(14),
             base_offset: Offset(i64_at(18)),
             last_offset_delta: i32_at(26),
+            role: b
+                .get(30)
+                .map_or(batch::TxnRole::None, |f| batch::TxnRole::from_flags(*f)),
         }
     }
 }
@@ -231,7 +241,8 @@ impl FlushObjectBuilder {
                 crc32c::crc32c_combine(crc, whole, header.size)
             };
             let base = tally.next;
-            self.note_batch(&mut tally, &header, base);
+            let role = batch::TxnRole::of(&header, raw);
+            self.note_batch(&mut tally, &header, role, base);
         }
         self.close_entry(topic, partition, start, tally, crc)
     }
@@ -280,7 +291,8 @@ impl FlushObjectBuilder {
                         "batches of a chunk not consecutive",
                     ));
                 }
-                self.note_batch(t, &header, base);
+                let role = batch::TxnRole::of(&header, rest);
+                self.note_batch(t, &header, role, base);
                 rest = &rest[header.size..];
             }
             self.buf.put_slice(piece);
@@ -290,7 +302,13 @@ impl FlushObjectBuilder {
     }
 
     /// Counts a batch placed at `base` into its chunk's tally, and indexes it if idempotent.
-    fn note_batch(&mut self, tally: &mut Tally, header: &batch::BatchHeader, base: Offset) {
+    fn note_batch(
+        &mut self,
+        tally: &mut Tally,
+        header: &batch::BatchHeader,
+        role: batch::TxnRole,
+        base: Offset,
+    ) {
         if header.producer_id >= 0 {
             self.producer_batches.push(ProducerBatch {
                 entry: self.entries.len() as u32,
@@ -299,6 +317,7 @@ impl FlushObjectBuilder {
                 base_sequence: header.base_sequence,
                 base_offset: base,
                 last_offset_delta: header.last_offset_delta,
+                role,
             });
         }
         tally.next = base.plus(header.offset_count());
@@ -444,13 +463,18 @@ pub fn decode_index_tail(tail: &[u8]) -> Result<FlushIndex, FormatError> {
         .filter(|end| *end + 4 <= index_len)
         .ok_or(FormatError::IndexBounds)?;
     let batches = count_at(entries_end)?;
+    let batch_len = if version == 2 {
+        PRODUCER_BATCH_LEN_V2
+    } else {
+        PRODUCER_BATCH_LEN
+    };
     let batches_end = batches
-        .checked_mul(PRODUCER_BATCH_LEN)
+        .checked_mul(batch_len)
         .and_then(|n| n.checked_add(entries_end + 4))
         .filter(|end| *end == index_len)
         .ok_or(FormatError::IndexBounds)?;
     let producer_batches: Vec<ProducerBatch> = index[entries_end + 4..batches_end]
-        .chunks_exact(PRODUCER_BATCH_LEN)
+        .chunks_exact(batch_len)
         .map(ProducerBatch::decode)
         .collect();
     if producer_batches.iter().any(|b| b.entry as usize >= entries) {
@@ -590,6 +614,7 @@ mod tests {
                     base_sequence: 10,
                     base_offset: Offset(40),
                     last_offset_delta: 1,
+                    role: batch::TxnRole::None,
                 },
                 ProducerBatch {
                     entry: 1,
@@ -598,6 +623,7 @@ mod tests {
                     base_sequence: 12,
                     base_offset: Offset(42),
                     last_offset_delta: 0,
+                    role: batch::TxnRole::None,
                 },
             ]
         );

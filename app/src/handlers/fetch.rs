@@ -3,8 +3,10 @@
 
 use futures::StreamExt;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,11 +73,17 @@ pub async fn handle(
     let deadline = tokio::time::Instant::now() + wait;
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    // read_committed (v4+): up to the last stable offset, with the aborted transactions.
+    let committed = req.isolation_level == 1;
     let mut commits = ctx.log.subscribe();
     loop {
         commits.borrow_and_update();
-        let (responses, bytes, failed, hints) =
-            read_all(&ctx, session.listener_name(), version, &wanted, max_bytes).await;
+        let scope = Scope {
+            listener: session.listener_name(),
+            version,
+            committed,
+        };
+        let (responses, bytes, failed, hints) = read_all(&ctx, &scope, &wanted, max_bytes).await;
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || failed || expired {
             ctx.metrics.fetched_bytes.inc_by(bytes as u64);
@@ -98,13 +106,20 @@ pub async fn handle(
     }
 }
 
+/// Who reads and how: the listener (for leader hints), the version and the isolation.
+struct Scope<'a> {
+    listener: &'a str,
+    version: i16,
+    committed: bool,
+}
+
 async fn read_all(
     ctx: &Context,
-    listener: &str,
-    version: i16,
+    scope: &Scope<'_>,
     wanted: &[Wanted],
     max_bytes: usize,
 ) -> (Vec<FetchableTopicResponse>, usize, bool, LeaderHints) {
+    let (listener, version, committed) = (scope.listener, scope.version, scope.committed);
     let mut total = 0usize;
     let mut hints = LeaderHints::default();
     let mut failed = false;
@@ -137,7 +152,7 @@ async fn read_all(
     let log = &ctx.log;
     let reads = requests.into_iter().map(|req| async move {
         let req = req?;
-        Some((req.partition, log.read(req).await))
+        Some((req.partition, log.read_isolated(req, committed).await))
     });
     let mut reads = futures::stream::iter(reads).buffered(READ_CONCURRENCY);
     for w in wanted {
@@ -166,23 +181,37 @@ async fn read_all(
                 topic.partitions.push(data);
                 continue;
             };
-            let result = read.map(|r| {
+            let result = read.map(|mut r| {
                 // The first partition with data may exceed the budget by its first batch
                 // (KIP-74); the others fit in what is left.
+                let read = std::mem::take(&mut r.records);
                 let records = if total == 0 {
-                    r.records
+                    read
                 } else {
-                    whole_batches_within(r.records, max_bytes.saturating_sub(total))
+                    whole_batches_within(read, max_bytes.saturating_sub(total))
                 };
-                (records, r.high_watermark, r.log_start_offset)
+                (records, r)
             });
             match result {
-                Ok((records, hw, start)) => {
+                Ok((records, r)) => {
                     total += records.len();
-                    data.high_watermark = hw.0;
-                    data.last_stable_offset = hw.0;
-                    data.log_start_offset = start.0;
+                    data.high_watermark = r.high_watermark.0;
+                    data.last_stable_offset = r.last_stable_offset.0;
+                    data.log_start_offset = r.log_start_offset.0;
                     data.records = Some(records);
+                    if committed {
+                        data.aborted_transactions = Some(
+                            r.aborted
+                                .iter()
+                                .map(|a| {
+                                    let mut t = AbortedTransaction::default();
+                                    t.producer_id = ProducerId(a.producer_id);
+                                    t.first_offset = a.first_offset.0;
+                                    t
+                                })
+                                .collect(),
+                        );
+                    }
                 }
                 Err(e) => {
                     let mut offsets = None;

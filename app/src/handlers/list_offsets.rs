@@ -28,6 +28,7 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
+    let committed = version >= 2 && req.isolation_level == 1;
     for t in req.topics {
         let name = t.name.0.to_string();
         let record = ctx.log.topic(&name);
@@ -47,7 +48,7 @@ pub async fn handle(
                     };
                     let epoch = (version >= 4 && p.current_leader_epoch >= 0)
                         .then_some(LeaderEpoch(p.current_leader_epoch));
-                    lookup(&ctx, key, epoch, p.timestamp)
+                    lookup(&ctx, key, epoch, p.timestamp, committed)
                         .await
                         .map_err(RequestError::from)
                 }
@@ -74,16 +75,20 @@ pub async fn handle(
 }
 
 /// (offset, timestamp, leader epoch); offset -1 when no record matches.
+/// `committed`: isolation level read_committed (v2+), whose latest offset is the last
+/// stable offset.
 async fn lookup(
     ctx: &Context,
     key: PartitionKey,
     epoch: Option<LeaderEpoch>,
     timestamp: i64,
+    committed: bool,
 ) -> Result<(i64, i64, i32), Error> {
     ctx.log.check_epoch(key, epoch)?;
     let info = ctx.log.partition_info(key)?;
     let e = info.leader_epoch.0;
     match timestamp {
+        LATEST if committed => Ok((info.last_stable_offset.0, -1, e)),
         LATEST => Ok((info.high_watermark.0, -1, e)),
         EARLIEST | EARLIEST_LOCAL => Ok((info.log_start_offset.0, -1, e)),
         LATEST_TIERED => {

@@ -130,6 +130,8 @@ pub struct PartitionInfo {
     pub leader_epoch: LeaderEpoch,
     pub log_start_offset: Offset,
     pub high_watermark: Offset,
+    /// The first offset of the oldest open transaction, or the high watermark.
+    pub last_stable_offset: Offset,
 }
 
 /// The engine's parts, each owned by the module that does its job; see the module docs for
@@ -328,11 +330,13 @@ impl LogService {
     pub fn partition_info(&self, partition: PartitionKey) -> Result<PartitionInfo> {
         let p = self.shared.partitions.get(partition)?;
         let p = lock(&p);
+        let hw = p.record.log_end_offset;
         Ok(PartitionInfo {
             leader: p.leadership.leader,
             leader_epoch: p.leadership.leader_epoch,
             log_start_offset: p.record.log_start_offset,
-            high_watermark: p.record.log_end_offset,
+            high_watermark: hw,
+            last_stable_offset: p.producers.first_unstable().map_or(hw, |f| f.min(hw)),
         })
     }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::batch::BatchHeader;
+pub use crate::batch::TxnRole;
 use crate::error::Error;
 use crate::types::{Millis, Offset};
 
@@ -25,6 +26,10 @@ pub const TRACKED_BATCHES: usize = 5;
 pub struct ProducerStates {
     #[serde(default)]
     pub producers: BTreeMap<i64, ProducerEntry>,
+    /// Aborted transactions of the partition, oldest first: read_committed fetches name
+    /// those their range overlaps, and the consumers drop their records.
+    #[serde(default)]
+    pub aborted: Vec<AbortedTxn>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +39,18 @@ pub struct ProducerEntry {
     pub batches: VecDeque<(i32, i32, i64)>,
     /// When the producer last wrote here; idle producers are forgotten.
     pub last_ms: Millis,
+    /// The first offset of the producer's open transaction here: the last stable offset
+    /// cannot pass it until the transaction's marker is written.
+    #[serde(default)]
+    pub txn_first: Option<i64>,
+}
+
+/// An aborted transaction's range in a partition: its first record and its abort marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: Offset,
+    pub last_offset: Offset,
 }
 
 /// What to do with a batch.
@@ -71,7 +88,30 @@ fn wrap_sequence(base_sequence: i32, last_offset_delta: i32) -> i32 {
 
 impl ProducerStates {
     pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
+        self.producers.is_empty() && self.aborted.is_empty()
+    }
+
+    /// The first offset of the oldest open transaction, if any: the last stable offset.
+    pub fn first_unstable(&self) -> Option<Offset> {
+        self.producers
+            .values()
+            .filter_map(|e| e.txn_first)
+            .min()
+            .map(Offset)
+    }
+
+    /// The aborted transactions whose range overlaps `from..to`.
+    pub fn aborted_between(&self, from: Offset, to: Offset) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly before the log start.
+    pub fn prune_aborted(&mut self, log_start: Offset) {
+        self.aborted.retain(|a| a.last_offset >= log_start);
     }
 
     pub fn check(&self, h: &BatchHeader) -> SeqCheck {
@@ -139,12 +179,15 @@ impl ProducerStates {
     }
 
     /// Records an appended batch at `base`.
-    pub fn record(&mut self, h: &BatchHeader, base: Offset, now: Millis) {
+    pub fn record(&mut self, h: &BatchHeader, role: TxnRole, base: Offset, now: Millis) {
         self.record_batch(
-            h.producer_id,
-            h.producer_epoch,
-            h.base_sequence,
-            h.last_offset_delta,
+            ProducerBatchFields {
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                base_sequence: h.base_sequence,
+                last_offset_delta: h.last_offset_delta,
+                role,
+            },
             base,
             now,
         );
@@ -152,19 +195,33 @@ impl ProducerStates {
 
     /// Records an appended batch from its producer fields (as a flush object's index keeps
     /// them, for a new leader replaying the flushes after a checkpoint).
-    pub fn record_batch(
-        &mut self,
-        producer_id: i64,
-        epoch: i16,
-        base_sequence: i32,
-        last_offset_delta: i32,
-        base: Offset,
-        now: Millis,
-    ) {
+    pub fn record_batch(&mut self, b: ProducerBatchFields, base: Offset, now: Millis) {
+        let ProducerBatchFields {
+            producer_id,
+            epoch,
+            base_sequence,
+            last_offset_delta,
+            role,
+        } = b;
         if producer_id < 0 {
             return;
         }
         let e = self.producers.entry(producer_id).or_default();
+        match role {
+            TxnRole::Commit | TxnRole::Abort => {
+                // A marker ends the producer's transaction here.
+                if let (TxnRole::Abort, Some(first)) = (role, e.txn_first) {
+                    self.aborted.push(AbortedTxn {
+                        producer_id,
+                        first_offset: Offset(first),
+                        last_offset: base,
+                    });
+                }
+                e.txn_first = None;
+            }
+            TxnRole::Data if e.txn_first.is_none() => e.txn_first = Some(base.0),
+            TxnRole::Data | TxnRole::None => {}
+        }
         if base_sequence < 0 {
             // A transaction marker (no sequence): a newer epoch fences the producer's older
             // one here too; the sequences start again with it.
@@ -190,10 +247,22 @@ impl ProducerStates {
         e.last_ms = e.last_ms.max(now);
     }
 
-    /// Forgets producers idle since before `cutoff`.
+    /// Forgets producers idle since before `cutoff`, except those with a transaction open
+    /// here (its marker is still to come).
     pub fn expire(&mut self, cutoff: Millis) {
-        self.producers.retain(|_, e| e.last_ms >= cutoff);
+        self.producers
+            .retain(|_, e| e.last_ms >= cutoff || e.txn_first.is_some());
     }
+}
+
+/// A batch's producer fields, as the flush object's index keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatchFields {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+    pub last_offset_delta: i32,
+    pub role: TxnRole,
 }
 
 #[cfg(test)]
@@ -227,7 +296,7 @@ mod tests {
         ));
         let b0 = header(7, 0, 0, 3);
         assert!(matches!(s.check(&b0), SeqCheck::Append));
-        s.record(&b0, Offset(10), 1);
+        s.record(&b0, TxnRole::None, Offset(10), 1);
         // A retry of the same batch: its original offset.
         assert!(matches!(s.check(&b0), SeqCheck::Duplicate(Offset(10))));
         // A gap.
@@ -241,7 +310,7 @@ mod tests {
         ));
         let b1 = header(7, 0, 3, 2);
         assert!(matches!(s.check(&b1), SeqCheck::Append));
-        s.record(&b1, Offset(13), 2);
+        s.record(&b1, TxnRole::None, Offset(13), 2);
         // An older epoch is fenced; a newer one starts again at 0.
         assert!(matches!(
             s.check(&header(7, -1, 5, 1)),
@@ -253,7 +322,7 @@ mod tests {
         ));
         let b2 = header(7, 1, 0, 1);
         assert!(matches!(s.check(&b2), SeqCheck::Append));
-        s.record(&b2, Offset(15), 3);
+        s.record(&b2, TxnRole::None, Offset(15), 3);
         assert_eq!(s.producers[&7].batches.len(), 1);
     }
 
@@ -261,11 +330,11 @@ mod tests {
     fn markers_need_no_sequence_and_fence_older_epochs() {
         let mut s = ProducerStates::default();
         let b0 = header(7, 0, 0, 2);
-        s.record(&b0, Offset(0), 1);
+        s.record(&b0, TxnRole::None, Offset(0), 1);
         let mut marker = header(7, 1, -1, 1);
         marker.attributes = crate::batch::CONTROL_BIT | crate::batch::TRANSACTIONAL_BIT;
         assert!(matches!(s.check(&marker), SeqCheck::Append));
-        s.record(&marker, Offset(2), 2);
+        s.record(&marker, TxnRole::Commit, Offset(2), 2);
         assert_eq!(s.producers[&7].epoch, 1);
         assert!(s.producers[&7].batches.is_empty());
         // The fenced epoch's batches are refused; the new one starts at sequence 0.
@@ -285,12 +354,48 @@ mod tests {
     }
 
     #[test]
+    fn open_transactions_hold_the_stable_offset_and_aborts_are_indexed() {
+        let mut s = ProducerStates::default();
+        let mut data = header(1, 0, 0, 3);
+        data.attributes = crate::batch::TRANSACTIONAL_BIT;
+        s.record(&data, TxnRole::Data, Offset(10), 1);
+        let mut other = header(2, 0, 0, 1);
+        other.attributes = crate::batch::TRANSACTIONAL_BIT;
+        s.record(&other, TxnRole::Data, Offset(13), 1);
+        s.record(&header(1, 0, 3, 2), TxnRole::Data, Offset(14), 1);
+        assert_eq!(s.first_unstable(), Some(Offset(10)));
+        // Producer 1 commits: producer 2's transaction holds the stable offset.
+        let marker = |pid| header(pid, 0, -1, 1);
+        s.record(&marker(1), TxnRole::Commit, Offset(16), 2);
+        assert_eq!(s.first_unstable(), Some(Offset(13)));
+        assert!(s.aborted.is_empty());
+        // Producer 2 aborts: its range is indexed, nothing is open.
+        s.record(&marker(2), TxnRole::Abort, Offset(17), 3);
+        assert_eq!(s.first_unstable(), None);
+        let aborted = AbortedTxn {
+            producer_id: 2,
+            first_offset: Offset(13),
+            last_offset: Offset(17),
+        };
+        assert_eq!(s.aborted, vec![aborted]);
+        assert_eq!(s.aborted_between(Offset(0), Offset(13)), vec![]);
+        assert_eq!(s.aborted_between(Offset(0), Offset(14)), vec![aborted]);
+        assert_eq!(s.aborted_between(Offset(18), Offset(30)), vec![]);
+        // An open transaction keeps its producer from expiring.
+        s.record(&data, TxnRole::Data, Offset(20), 4);
+        s.expire(1_000);
+        assert!(s.producers.contains_key(&1) && !s.producers.contains_key(&2));
+        s.prune_aborted(Offset(18));
+        assert!(s.aborted.is_empty());
+    }
+
+    #[test]
     fn only_the_last_five_batches_are_remembered_and_idle_producers_expire() {
         let mut s = ProducerStates::default();
         for i in 0..7 {
             let h = header(1, 0, i, 1);
             assert!(matches!(s.check(&h), SeqCheck::Append));
-            s.record(&h, Offset(i64::from(i)), 100);
+            s.record(&h, TxnRole::None, Offset(i64::from(i)), 100);
         }
         assert_eq!(s.producers[&1].batches.len(), TRACKED_BATCHES);
         assert!(matches!(
@@ -310,6 +415,7 @@ mod tests {
                 epoch: 0,
                 batches: VecDeque::from([(i32::MAX - 1, i32::MAX, 0)]),
                 last_ms: 0,
+                txn_first: None,
             },
         );
         assert!(matches!(s.check(&header(2, 0, 0, 1)), SeqCheck::Append));

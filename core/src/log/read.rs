@@ -4,6 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
+use super::producers::AbortedTxn;
 use super::state::ChunkRecord;
 use super::{lock, LogService, Shared};
 use crate::batch;
@@ -33,17 +34,29 @@ pub struct ReadResult {
     /// Concatenated whole batches; empty when the offset is at the high watermark.
     pub records: Bytes,
     pub high_watermark: Offset,
+    /// The first offset of the oldest open transaction, or the high watermark.
+    pub last_stable_offset: Offset,
+    /// For a read_committed read: the aborted transactions its records overlap.
+    pub aborted: Vec<AbortedTxn>,
     pub log_start_offset: Offset,
     pub leader_epoch: LeaderEpoch,
 }
 
 impl LogService {
+    /// Reads up to the high watermark (read_uncommitted).
     pub async fn read(&self, req: ReadRequest) -> Result<ReadResult> {
+        self.read_isolated(req, false).await
+    }
+
+    /// [`Self::read`]; `committed` (read_committed) stops at the last stable offset and
+    /// names the aborted transactions the records returned overlap.
+    pub async fn read_isolated(&self, req: ReadRequest, committed: bool) -> Result<ReadResult> {
         self.check_epoch(req.partition, req.current_leader_epoch)?;
         let partition = self.shared.partitions.get(req.partition)?;
-        let (info, chunks) = {
+        let (info, chunks, lso) = {
             let p = lock(&partition);
             let hw = p.record.log_end_offset;
+            let lso = p.producers.first_unstable().map_or(hw, |f| f.min(hw));
             let start = p.record.log_start_offset;
             if req.offset < start || req.offset > hw {
                 return Err(Error::OffsetOutOfRange {
@@ -64,9 +77,11 @@ impl LogService {
                 })
                 .cloned()
                 .collect();
-            ((hw, start, p.leadership.leader_epoch), chunks)
+            ((hw, start, p.leadership.leader_epoch), chunks, lso)
         };
         let (hw, start, epoch) = info;
+        // What a read_committed reader may see ends at the last stable offset.
+        let limit = if committed { lso } else { hw };
         // Batches are returned as slices of the chunk or block buffers they live in: a read
         // within one buffer copies nothing; only a read spanning buffers is concatenated.
         let mut parts: Vec<Bytes> = Vec::new();
@@ -94,6 +109,10 @@ impl LogService {
                 pos += header.size;
                 if header.last_offset() < req.offset.0 {
                     continue;
+                }
+                if header.base_offset >= limit.0 {
+                    full = true;
+                    break;
                 }
                 if (total > 0 || !req.min_one_batch) && total + header.size > req.max_bytes {
                     full = true;
@@ -124,9 +143,20 @@ impl LogService {
                 out.freeze()
             }
         };
+        let aborted = if committed && !records.is_empty() {
+            let end = batch::iter(&records)
+                .filter_map(|b| b.ok())
+                .last()
+                .map_or(req.offset, |(h, _)| Offset(h.last_offset() + 1));
+            lock(&partition).producers.aborted_between(req.offset, end)
+        } else {
+            Vec::new()
+        };
         Ok(ReadResult {
             records,
             high_watermark: hw,
+            last_stable_offset: lso,
+            aborted,
             log_start_offset: start,
             leader_epoch: epoch,
         })

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::maintenance::Snapshot;
-use super::producers::ProducerStates;
+use super::producers::{ProducerBatchFields, ProducerStates};
 use super::state::{ChunkIndex, ChunkRecord};
 use super::{lock, PartitionRecord, Role, Shared};
 use crate::checkpoint_format::{self, Section};
@@ -404,10 +404,13 @@ impl Shared {
                     .filter(|b| b.entry as usize == i)
                 {
                     producers.record_batch(
-                        b.producer_id,
-                        b.producer_epoch,
-                        b.base_sequence,
-                        b.last_offset_delta,
+                        ProducerBatchFields {
+                            producer_id: b.producer_id,
+                            epoch: b.producer_epoch,
+                            base_sequence: b.base_sequence,
+                            last_offset_delta: b.last_offset_delta,
+                            role: b.role,
+                        },
                         b.base_offset,
                         r.created_ms,
                     );

@@ -41,7 +41,8 @@ pub(super) fn sequence(
     for b in pending {
         match working.check(&b.header) {
             SeqCheck::Append => {
-                working.record(&b.header, next, now);
+                let role = crate::batch::TxnRole::of(&b.header, &b.batch);
+                working.record(&b.header, role, next, now);
                 next = next.plus(b.header.offset_count());
                 kept.push(b);
             }

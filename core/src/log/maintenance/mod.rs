@@ -369,7 +369,11 @@ impl Shared {
                 checkpoint_revision: p.checkpoint.revision,
                 record,
                 index,
-                producers: p.producers.clone(),
+                producers: {
+                    let mut producers = p.producers.clone();
+                    producers.prune_aborted(record.log_start_offset);
+                    producers
+                },
                 changes: p.checkpoint.changes,
                 new_segment: merged.get(&key).cloned(),
                 coalesced,

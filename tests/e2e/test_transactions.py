@@ -1,0 +1,169 @@
+"""Transactions with confluent-kafka: a transactional producer's committed records are read by
+read_committed consumers and its aborted ones never are (read_uncommitted consumers see both,
+and neither sees the markers); a second producer with the same transactional.id fences the
+first; an abandoned transaction is aborted after its timeout; offsets sent with
+send_offsets_to_transaction become the group's only when the transaction commits."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from clients import create_topic, unique
+
+# The coordinator looks for expired transactions this often.
+CONFIG = '"transaction.abort.timed.out.transaction.cleanup.interval.ms" = 200\n"flush.ms" = 5\n'
+
+
+@pytest.fixture
+def txn_broker(broker_factory):
+    return broker_factory(config=CONFIG)
+
+
+def txn_producer(bootstrap: str, txn_id: str, **extra) -> Producer:
+    conf = {"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5}
+    conf.update(extra)
+    p = Producer(conf)
+    p.init_transactions(30)
+    return p
+
+
+def read(bootstrap: str, topic: str, partitions: int, isolation: str, expect: int | None = None,
+         timeout: float = 30) -> list[tuple[int, int, bytes]]:
+    """(partition, offset, value) of every record a consumer with this isolation level reads,
+    until the end of each partition (or `expect` records)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"),
+                  "isolation.level": isolation, "enable.auto.commit": False,
+                  "enable.partition.eof": True, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out: list[tuple[int, int, bytes]] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    at_end.add(m.partition())
+                    if len(at_end) == partitions and (expect is None or len(out) >= expect):
+                        break
+                    continue
+                raise KafkaException(m.error())
+            at_end.discard(m.partition())
+            out.append((m.partition(), m.offset(), m.value()))
+            if expect is not None and len(out) >= expect and len(at_end) == partitions:
+                break
+    finally:
+        c.close()
+    return out
+
+
+def values(records) -> list[bytes]:
+    return [v for _, _, v in records]
+
+
+def test_committed_records_are_read_and_aborted_ones_are_not(txn_broker):
+    topic = unique("txn")
+    create_topic(txn_broker.bootstrap, topic, 2)
+    p = txn_producer(txn_broker.bootstrap, unique("tid"))
+    sent: list[tuple[int, bytes, bool]] = []  # (partition, value, committed), in send order
+    for round_, commit in enumerate([True, False, True, False, True]):
+        p.begin_transaction()
+        for i in range(20):
+            v = f"{round_}-{commit}-{i:03d}".encode()
+            p.produce(topic, value=v, partition=i % 2)
+            sent.append((i % 2, v, commit))
+        if commit:
+            p.commit_transaction(30)
+        else:
+            # Delivered first: librdkafka drops what it has not sent yet when aborting.
+            assert p.flush(30) == 0
+            p.abort_transaction(30)
+
+    every = read(txn_broker.bootstrap, topic, 2, "read_uncommitted", expect=100)
+    committed = read(txn_broker.bootstrap, topic, 2, "read_committed", expect=60)
+    for part in (0, 1):
+        # Both outcomes, in send order; the markers are not records but take offsets.
+        mine = [(o, v) for q, o, v in every if q == part]
+        assert [v for _, v in mine] == [v for q, v, _ in sent if q == part]
+        offsets = [o for o, _ in mine]
+        assert offsets[-1] - offsets[0] + 1 == len(offsets) + 4, "one marker per transaction"
+        # Committed records only, in send order.
+        got = [v for q, _, v in committed if q == part]
+        assert got == [v for q, v, ok in sent if q == part and ok]
+    assert txn_broker.metric("kafscale_transactions_total", 'outcome="commit"') == 3
+    assert txn_broker.metric("kafscale_transactions_total", 'outcome="abort"') == 2
+
+
+def test_a_second_producer_fences_the_first(txn_broker):
+    topic = unique("zombie")
+    create_topic(txn_broker.bootstrap, topic, 1)
+    tid = unique("tid")
+    old = txn_producer(txn_broker.bootstrap, tid)
+    old.begin_transaction()
+    old.produce(topic, value=b"zombie-1")
+    old.flush(30)
+    new = txn_producer(txn_broker.bootstrap, tid)
+    # The old producer's transaction was aborted; its commit is refused as fenced.
+    old.produce(topic, value=b"zombie-2")
+    with pytest.raises(KafkaException) as fenced:
+        old.commit_transaction(30)
+    err = fenced.value.args[0]
+    assert err.fatal() or "fenced" in str(err).lower(), str(err)
+    new.begin_transaction()
+    new.produce(topic, value=b"live")
+    new.commit_transaction(30)
+    committed = read(txn_broker.bootstrap, topic, 1, "read_committed", expect=1)
+    assert values(committed) == [b"live"]
+
+
+def test_an_abandoned_transaction_is_aborted_after_its_timeout(txn_broker):
+    topic = unique("abandoned")
+    create_topic(txn_broker.bootstrap, topic, 1)
+    left = txn_producer(txn_broker.bootstrap, unique("tid"), **{"transaction.timeout.ms": 1500})
+    left.begin_transaction()
+    left.produce(topic, value=b"left-open")
+    left.flush(30)
+    # Another producer commits after it: read_committed consumers wait for the open
+    # transaction until the coordinator aborts it.
+    other = txn_producer(txn_broker.bootstrap, unique("tid"))
+    other.begin_transaction()
+    other.produce(topic, value=b"after")
+    other.commit_transaction(30)
+    started = time.monotonic()
+    committed = read(txn_broker.bootstrap, topic, 1, "read_committed", expect=1, timeout=30)
+    assert values(committed) == [b"after"]
+    waited = time.monotonic() - started
+    assert txn_broker.metric("kafscale_transactions_timed_out_total") >= 1
+    print(f"\nthe abandoned transaction held read_committed readers for {waited:.1f} s")
+
+
+def test_offsets_sent_in_a_transaction_become_the_groups_on_commit(txn_broker):
+    topic = unique("offsets")
+    create_topic(txn_broker.bootstrap, topic, 1)
+    group = unique("group")
+    c = Consumer({"bootstrap.servers": txn_broker.bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    p = txn_producer(txn_broker.bootstrap, unique("tid"))
+
+    def committed() -> int:
+        return c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+
+    meta = c.consumer_group_metadata()
+    p.begin_transaction()
+    p.produce(topic, value=b"x")
+    p.send_offsets_to_transaction([TopicPartition(topic, 0, 5)], meta, 30)
+    p.abort_transaction(30)
+    assert committed() < 0
+    p.begin_transaction()
+    p.produce(topic, value=b"y")
+    p.send_offsets_to_transaction([TopicPartition(topic, 0, 7)], meta, 30)
+    assert committed() < 0
+    p.commit_transaction(30)
+    assert committed() == 7
+    c.close()
