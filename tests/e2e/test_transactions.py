@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from clients import create_topic, unique
+from test_cli import cli, cli_json
 
 # The coordinator looks for expired transactions this often.
 CONFIG = '"transaction.abort.timed.out.transaction.cleanup.interval.ms" = 200\n"flush.ms" = 5\n'
@@ -167,3 +168,29 @@ def test_offsets_sent_in_a_transaction_become_the_groups_on_commit(txn_broker):
     p.commit_transaction(30)
     assert committed() == 7
     c.close()
+
+
+def test_the_cli_lists_and_describes_transactional_ids(txn_broker):
+    topic = unique("cli")
+    create_topic(txn_broker.bootstrap, topic, 2)
+    done, open_ = unique("done"), unique("open")
+    p = txn_producer(txn_broker.bootstrap, done)
+    p.begin_transaction()
+    p.produce(topic, value=b"v", partition=0)
+    p.commit_transaction(30)
+    q = txn_producer(txn_broker.bootstrap, open_)
+    q.begin_transaction()
+    q.produce(topic, value=b"w", partition=1)
+    assert q.flush(30) == 0
+    listed = {t["transactional_id"]: t for t in cli_json(txn_broker, "transactions", "list")["transactions"]}
+    assert listed[done]["state"] == "CompleteCommit"
+    assert listed[open_]["state"] == "Ongoing"
+    described = cli_json(txn_broker, "transactions", "describe", open_)
+    assert described["state"] == "Ongoing"
+    assert described["partitions"] == [f"{topic}-1"]
+    assert described["producer_epoch"] == 0
+    text = cli(txn_broker, "transactions", "describe", done).stdout
+    assert "CompleteCommit" in text
+    missing = cli(txn_broker, "transactions", "describe", "nobody", check=False)
+    assert missing.returncode != 0 and "TRANSACTIONAL_ID_NOT_FOUND" in missing.stderr, missing.stderr
+    q.abort_transaction(30)

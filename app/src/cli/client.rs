@@ -42,6 +42,13 @@ pub fn topic_name(s: &str) -> TopicName {
     TopicName(str_bytes(s))
 }
 
+/// What a coordinator is looked up for (FindCoordinator's key type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinatorKey {
+    Group,
+    Transaction,
+}
+
 /// A partition as Metadata describes it.
 #[derive(Debug, Clone)]
 pub struct PartitionInfo {
@@ -288,15 +295,30 @@ impl Client {
 
     /// The broker id of a group's coordinator.
     pub async fn coordinator(&mut self, group: &str) -> Result<i32, CliError> {
+        self.coordinator_of(CoordinatorKey::Group, group).await
+    }
+
+    /// The broker id of the coordinator of a group or a transactional id.
+    pub async fn coordinator_of(
+        &mut self,
+        kind: CoordinatorKey,
+        key: &str,
+    ) -> Result<i32, CliError> {
+        let (key_type, what, min) = match kind {
+            CoordinatorKey::Group => (0, "group", 0),
+            // Key types arrived with v1.
+            CoordinatorKey::Transaction => (1, "transactional id", 1),
+        };
         let v = self
             .bootstrap
-            .version(ApiKey::FindCoordinator, 0..=6, "group commands")?;
+            .version(ApiKey::FindCoordinator, min..=6, "coordinator lookups")?;
         for attempt in 0..ATTEMPTS {
             let mut req = FindCoordinatorRequest::default();
+            req.key_type = key_type;
             if v >= 4 {
-                req.coordinator_keys = vec![str_bytes(group)];
+                req.coordinator_keys = vec![str_bytes(key)];
             } else {
-                req.key = str_bytes(group);
+                req.key = str_bytes(key);
             }
             let resp = self.bootstrap.call(v, &req).await?;
             let (code, message, node, host, port) = if v >= 4 {
@@ -304,7 +326,7 @@ impl Client {
                     Some(c) => (c.error_code, c.error_message, c.node_id, c.host, c.port),
                     None => {
                         return Err(CliError::Invalid(format!(
-                            "FindCoordinator for group {group}: empty answer"
+                            "FindCoordinator for {what} {key}: empty answer"
                         )))
                     }
                 }
@@ -336,7 +358,7 @@ impl Client {
             }
             if !is_retriable(code) || attempt + 1 == ATTEMPTS {
                 return Err(CliError::kafka(
-                    format!("coordinator of group {group}"),
+                    format!("coordinator of {what} {key}"),
                     code,
                     message.as_ref(),
                 ));
@@ -344,7 +366,7 @@ impl Client {
             backoff(attempt).await;
         }
         Err(CliError::Invalid(format!(
-            "no coordinator for group {group}"
+            "no coordinator for {what} {key}"
         )))
     }
 

@@ -8,6 +8,7 @@
 //! printf 'k1:v1\nk2:v2\n' | kafscale produce orders --key-separator :
 //! kafscale consume orders --from-beginning --max 2 --print-key
 //! kafscale group describe billing --json
+//! kafscale transactions describe payments-1
 //! kafscale user create alice --password-file alice.pw --mechanism SCRAM-SHA-512
 //! kafscale acl add --principal User:alice --operation READ --topic orders
 //! kafscale topic list --command-config client.properties
@@ -30,6 +31,7 @@ pub mod security;
 pub mod table;
 pub mod tls;
 pub mod topic;
+pub mod transactions;
 pub mod user;
 
 use clap::{Args, Subcommand};
@@ -76,6 +78,13 @@ pub enum Command {
         conn: Connection,
         #[command(subcommand)]
         cmd: group::GroupCommand,
+    },
+    /// List and describe transactional ids and their transactions
+    Transactions {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        cmd: transactions::TransactionsCommand,
     },
     /// Brokers, controller, cluster id and supported API versions
     Cluster {
@@ -144,6 +153,11 @@ async fn execute(cmd: Command) -> Result<(), CliError> {
         Command::Group { conn, cmd } => {
             let mut client = connect(&conn).await?;
             let out = group::run(&mut client, cmd).await?;
+            (conn.json, out)
+        }
+        Command::Transactions { conn, cmd } => {
+            let mut client = connect(&conn).await?;
+            let out = transactions::run(&mut client, cmd).await?;
             (conn.json, out)
         }
         Command::Cluster { conn, cmd } => {

@@ -489,10 +489,11 @@ const DESCRIBE_TRANSACTIONS: Message = message(65, "DescribeTransactions", (0, 0
     f("TransactionalIds", 0, UP, Array(&Str)),
 ]);
 
-const LIST_TRANSACTIONS: Message = message(66, "ListTransactions", (0, 1), (0, UP), &[
+const LIST_TRANSACTIONS: Message = message(66, "ListTransactions", (0, 2), (0, UP), &[
     f("StateFilters", 0, UP, Array(&Str)),
     f("ProducerIdFilters", 0, UP, Array(&I64)),
     f("DurationFilter", 1, UP, I64),
+    f("TransactionalIdPattern", 2, UP, Str).nullable(2, UP),
 ]);
 
 const DESCRIBE_TOPIC_PARTITIONS: Message = message(75, "DescribeTopicPartitions", (0, 0), (0, UP), &[

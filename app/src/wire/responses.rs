@@ -32,6 +32,8 @@ pub(super) const RESPONSES: &[Message] = &[
     DESCRIBE_ACLS,
     CREATE_ACLS,
     DELETE_ACLS,
+    DESCRIBE_TRANSACTIONS,
+    LIST_TRANSACTIONS,
 ];
 
 const API_VERSIONS: Message = message(18, "ApiVersions", (0, 4), (3, UP), &[
@@ -426,5 +428,33 @@ const DELETE_ACLS: Message = message(31, "DeleteAcls", (0, 3), (2, UP), &[
             f("Operation", 0, UP, I8),
             f("PermissionType", 0, UP, I8),
         ]))),
+    ]))),
+]);
+
+const DESCRIBE_TRANSACTIONS: Message = message(65, "DescribeTransactions", (0, 0), (0, UP), &[
+    f("ThrottleTimeMs", 0, UP, I32),
+    f("TransactionStates", 0, UP, Array(&Struct(&[
+        f("ErrorCode", 0, UP, I16),
+        f("TransactionalId", 0, UP, Str),
+        f("TransactionState", 0, UP, Str),
+        f("TransactionTimeoutMs", 0, UP, I32),
+        f("TransactionStartTimeMs", 0, UP, I64),
+        f("ProducerId", 0, UP, I64),
+        f("ProducerEpoch", 0, UP, I16),
+        f("Topics", 0, UP, Array(&Struct(&[
+            f("Topic", 0, UP, Str),
+            f("Partitions", 0, UP, Array(&I32)),
+        ]))),
+    ]))),
+]);
+
+const LIST_TRANSACTIONS: Message = message(66, "ListTransactions", (0, 2), (0, UP), &[
+    f("ThrottleTimeMs", 0, UP, I32),
+    f("ErrorCode", 0, UP, I16),
+    f("UnknownStateFilters", 0, UP, Array(&Str)),
+    f("TransactionStates", 0, UP, Array(&Struct(&[
+        f("TransactionalId", 0, UP, Str),
+        f("ProducerId", 0, UP, I64),
+        f("TransactionState", 0, UP, Str),
     ]))),
 ]);
