@@ -25,6 +25,9 @@ pub enum RequestError {
     TransactionalIdAuthorizationFailed,
     #[error("transactional id {0} not found")]
     TransactionalIdNotFound(String),
+    /// Transaction markers are written by the brokers only.
+    #[error("control batches cannot be produced by clients")]
+    ControlBatchFromClient,
     /// Another part of a batched request failed, so this one was not tried.
     #[error("not attempted: another part of the request failed")]
     OperationNotAttempted,
@@ -126,6 +129,7 @@ impl RequestError {
             E::TransactionalIdAuthorizationFailed => R::TransactionalIdAuthorizationFailed,
             E::TransactionalIdNotFound(_) => R::TransactionalIdNotFound,
             E::OperationNotAttempted => R::OperationNotAttempted,
+            E::ControlBatchFromClient => R::InvalidRecord,
             E::Invalid(_) => R::InvalidRequest,
             E::InvalidConfig(_) => R::InvalidConfig,
             E::InvalidReplicationFactor => R::InvalidReplicationFactor,

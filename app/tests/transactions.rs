@@ -59,6 +59,14 @@ async fn end(c: &mut Client, v: i16, id: &str, pid: i64, epoch: i16, commit: boo
     resp.error_code
 }
 
+/// The error code of a transactional producer's produce to partition 0.
+async fn produce_txn(c: &mut Client, id: &str, topic: &str, records: bytes::Bytes) -> i16 {
+    let mut req = produce_request(topic, 0, -1, records);
+    req.transactional_id = Some(tid(id));
+    let resp: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
+    resp.responses[0].partition_responses[0].error_code
+}
+
 #[tokio::test]
 async fn a_transaction_over_the_wire() {
     let broker = start(&[("transaction.max.timeout.ms", 120_000.into())]).await;
@@ -88,6 +96,17 @@ async fn a_transaction_over_the_wire() {
     );
     // EndTxn with nothing added: no transaction to end.
     assert_eq!(end(&mut c, 3, "app", pid, epoch, true).await, 48);
+    // A transactional batch for a partition not added (verified here, the coordinator),
+    // and a marker forged by a client: refused.
+    let early = batch::build_with(
+        &[(None, Some(b"early"))],
+        1_000,
+        (pid, epoch, 0),
+        batch::TRANSACTIONAL_BIT,
+    );
+    assert_eq!(produce_txn(&mut c, "app", "tx-out", early).await, 48);
+    let forged = batch::build_marker(pid, epoch, true, 0, 1_000);
+    assert_eq!(produce(&mut c, 9, "tx-out", 0, forged).await.0, 87);
     assert_eq!(
         add_partitions(&mut c, 3, "app", pid, epoch, "tx-out", vec![0, 1]).await,
         vec![0, 0]

@@ -23,6 +23,7 @@ use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
 use kafscale_core::acl::{Operation, Resource, ResourceType};
+use kafscale_core::txn::{ProducerIdentity, TxnPartition};
 
 /// Produce timeouts at or below zero get this instead: a commit normally takes milliseconds,
 /// and answering "timed out" for data that then commits invites duplicates.
@@ -69,6 +70,7 @@ pub fn stage(
         let resource = Resource::new(ResourceType::TransactionalId, id.as_str());
         !ctx.authorized(session, Operation::Write, &resource)
     });
+    let txn_id = req.transactional_id.as_ref().map(|id| id.to_string());
     let request_error = || {
         if !matches!(acks, -1..=1) {
             Some(RequestError::InvalidRequiredAcks(acks))
@@ -80,49 +82,55 @@ pub fn stage(
             None
         }
     };
-    let topics = req
-        .topic_data
-        .into_iter()
-        .map(|topic| {
-            let name = topic.name.0.to_string();
-            let record = ctx.log.topic(&name);
-            // WRITE on the topic, as Kafka asks; checked before whether it exists, so that
-            // a client without access learns nothing of it.
-            let allowed = ctx.topic_authorized(session, Operation::Write, &name);
-            let parts = topic
-                .partition_data
-                .into_iter()
-                .map(|p| {
-                    let part = if let Some(e) = request_error() {
-                        Part::Failed(e)
-                    } else if !allowed {
-                        Part::Failed(RequestError::TopicAuthorizationFailed)
-                    } else if let Some(t) = &record {
-                        let key = PartitionKey {
-                            topic: t.id,
-                            partition: PartitionId(p.index),
+    let topics =
+        req.topic_data
+            .into_iter()
+            .map(|topic| {
+                let name = topic.name.0.to_string();
+                let record = ctx.log.topic(&name);
+                // WRITE on the topic, as Kafka asks; checked before whether it exists, so that
+                // a client without access learns nothing of it.
+                let allowed = ctx.topic_authorized(session, Operation::Write, &name);
+                let parts = topic
+                    .partition_data
+                    .into_iter()
+                    .map(|p| {
+                        let part = if let Some(e) = request_error() {
+                            Part::Failed(e)
+                        } else if !allowed {
+                            Part::Failed(RequestError::TopicAuthorizationFailed)
+                        } else if let Some(t) = &record {
+                            let key = PartitionKey {
+                                topic: t.id,
+                                partition: PartitionId(p.index),
+                            };
+                            let settings = TopicSettings::of(t, ctx.log.config());
+                            let traffic = p
+                                .records
+                                .as_ref()
+                                .map(|r| (super::record_count(r), r.len() as u64));
+                            let refused = p.records.as_ref().and_then(|r| {
+                                txn_refusal(ctx, txn_id.as_deref(), &name, p.index, r)
+                            });
+                            let part = match refused {
+                                Some(e) => Part::Failed(e),
+                                None => append(ctx, version, acks, key, p.records, &settings),
+                            };
+                            if let (Some((records, bytes)), false) =
+                                (traffic, matches!(part, Part::Failed(..)))
+                            {
+                                ctx.metrics.topic_produced(&name, records, bytes);
+                            }
+                            part
+                        } else {
+                            Part::Failed(Error::UnknownTopic(name.clone()).into())
                         };
-                        let settings = TopicSettings::of(t, ctx.log.config());
-                        let traffic = p
-                            .records
-                            .as_ref()
-                            .map(|r| (super::record_count(r), r.len() as u64));
-                        let part = append(ctx, version, acks, key, p.records, &settings);
-                        if let (Some((records, bytes)), false) =
-                            (traffic, matches!(part, Part::Failed(..)))
-                        {
-                            ctx.metrics.topic_produced(&name, records, bytes);
-                        }
-                        part
-                    } else {
-                        Part::Failed(Error::UnknownTopic(name.clone()).into())
-                    };
-                    (p.index, part)
-                })
-                .collect();
-            (name, record.map(|t| t.id), parts)
-        })
-        .collect();
+                        (p.index, part)
+                    })
+                    .collect();
+                (name, record.map(|t| t.id), parts)
+            })
+            .collect();
     Staged {
         ctx: ctx.clone(),
         session: session.clone(),
@@ -186,6 +194,36 @@ fn append(
             tracing::debug!(partition = %key, error = %e, "produce rejected");
             Part::Failed(e.into())
         }
+    }
+}
+
+/// Why a batch may not be appended for transactional reasons: a control batch (markers
+/// are the brokers'), or a transactional batch of a producer whose ongoing transaction
+/// does not hold the partition, when this broker coordinates its transactional id and can
+/// tell at once (INVALID_TXN_STATE, as Kafka's verification answers).
+fn txn_refusal(
+    ctx: &Context,
+    txn_id: Option<&str>,
+    topic: &str,
+    partition: i32,
+    records: &Bytes,
+) -> Option<RequestError> {
+    let header = batch::peek_header(records).ok()?;
+    if header.is_control() {
+        return Some(RequestError::ControlBatchFromClient);
+    }
+    let id = txn_id.filter(|_| header.is_transactional())?;
+    let producer = ProducerIdentity {
+        producer_id: header.producer_id,
+        epoch: header.producer_epoch,
+    };
+    let tp = TxnPartition {
+        topic: topic.to_owned(),
+        partition,
+    };
+    match ctx.txns.verify_now(id, producer, &tp) {
+        Some(false) => Some(RequestError::PartitionNotInTransaction),
+        Some(true) | None => None,
     }
 }
 

@@ -352,6 +352,33 @@ impl TxnCoordinator {
         Ok(cur.state == state::TxnState::Ongoing && cur.partitions.contains(partition))
     }
 
+    /// The produce path's check, without waiting: Some(false) if this broker coordinates the
+    /// id, has its state at hand, and the producer's (current) transaction is not ongoing or
+    /// does not hold the partition; None when it cannot tell now (not the coordinator, the
+    /// shard loading or busy, another producer id or epoch, which the log's epoch check
+    /// judges).
+    pub fn verify_now(
+        &self,
+        id: &str,
+        producer: ProducerIdentity,
+        partition: &TxnPartition,
+    ) -> Option<bool> {
+        let (fence, _) = self.groups.fence_and_epoch(&gid(id)).ok()?;
+        let Compare::ModRevision { revision, .. } = fence else {
+            return None;
+        };
+        let shard = keys::shard_of(&gid(id));
+        let guard = self.shards[shard.0 as usize].try_lock().ok()?;
+        if guard.revision != revision {
+            return None;
+        }
+        let r = guard.txns.get(id)?;
+        if r.producer_id != producer.producer_id || r.epoch != producer.epoch {
+            return None;
+        }
+        Some(r.state == state::TxnState::Ongoing && r.partitions.contains(partition))
+    }
+
     /// EndTxn: commits or aborts the producer's transaction. Answers once the markers are
     /// written; if they cannot be written now, the prepared transaction is durable and is
     /// completed later, and the answer is success (as Kafka answers once the prepare is
