@@ -170,6 +170,41 @@ def test_offsets_sent_in_a_transaction_become_the_groups_on_commit(txn_broker):
     c.close()
 
 
+@pytest.mark.parametrize("hard", [False, True], ids=["graceful", "kill-9"])
+def test_transaction_state_survives_a_restart(broker_factory, hard):
+    """Committed, aborted and open transactions across a restart: the aborted ranges and the
+    open transaction's first offset come back from the checkpoint (graceful) or from the
+    flush objects' indexes (kill -9), and the coordinator's record of the open one lets it
+    time out afterwards."""
+    b = broker_factory(config=CONFIG)
+    topic = unique("restart")
+    create_topic(b.bootstrap, topic, 1)
+    p = txn_producer(b.bootstrap, unique("tid"))
+    p.begin_transaction()
+    p.produce(topic, value=b"c1")
+    p.commit_transaction(30)
+    p.begin_transaction()
+    p.produce(topic, value=b"a1")
+    assert p.flush(30) == 0
+    p.abort_transaction(30)
+    left = txn_producer(b.bootstrap, unique("tid"), **{"transaction.timeout.ms": 3000})
+    left.begin_transaction()
+    left.produce(topic, value=b"open")
+    assert left.flush(30) == 0
+    b.restart(hard=hard)
+    # Until the open transaction times out, read_committed readers stop before it.
+    committed = read(b.bootstrap, topic, 1, "read_committed", expect=1, timeout=30)
+    assert values(committed) == [b"c1"]
+    p2 = txn_producer(b.bootstrap, unique("tid"))
+    p2.begin_transaction()
+    p2.produce(topic, value=b"c2")
+    p2.commit_transaction(30)
+    committed = read(b.bootstrap, topic, 1, "read_committed", expect=2, timeout=30)
+    assert values(committed) == [b"c1", b"c2"]
+    every = read(b.bootstrap, topic, 1, "read_uncommitted", expect=4, timeout=30)
+    assert values(every) == [b"c1", b"a1", b"open", b"c2"]
+
+
 def test_the_cli_lists_and_describes_transactional_ids(txn_broker):
     topic = unique("cli")
     create_topic(txn_broker.bootstrap, topic, 2)
