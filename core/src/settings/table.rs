@@ -401,8 +401,10 @@ const fn fixed(
 pub const FIXED_CONFIGS: &[FixedConfig] = &[
     fixed("default.replication.factor", "1", ConfigType::Int,
         "replication is done by the object store"),
-    fixed("log.cleanup.policy", "delete", ConfigType::List, "only delete is supported"),
-    fixed("compression.type", "producer", ConfigType::String, "batches are stored as sent"),
+    fixed("log.cleanup.policy", "delete", ConfigType::List,
+        "the default of new topics; a topic sets compact or compact,delete with cleanup.policy"),
+    fixed("compression.type", "producer", ConfigType::String,
+        "the default of new topics (batches stored as sent); a topic sets a codec with compression.type"),
     fixed("log.message.timestamp.type", "CreateTime", ConfigType::String,
-        "only CreateTime is supported"),
+        "the default of new topics; a topic sets LogAppendTime with message.timestamp.type"),
 ];
