@@ -88,6 +88,19 @@ fn tls_refused(message: &str) -> bool {
             .contains("http/2 was not negotiated")
 }
 
+/// Whether an error says the other side closed the connection.
+fn closed_by_peer(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "broken pipe",
+        "connection closed",
+        "connection reset",
+        "stream closed",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
 fn map_error(op: &str, e: etcd_client::Error) -> MetadataError {
     use etcd_client::Error as E;
     let message = format!("etcd {op}: {}", describe(&e));
@@ -190,6 +203,9 @@ impl EtcdMetadataStore {
             (_, tls) => tls,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
+        // etcd with --client-cert-auth refuses a client without a certificate; under TLS 1.3
+        // the client may see only the connection closing, not the alert.
+        let without_certificate = tls.as_ref().is_some_and(|t| t.identity.is_none());
         let urls: Vec<String> = endpoints
             .iter()
             .map(|e| format!("{scheme}://{e}"))
@@ -219,7 +235,19 @@ impl EtcdMetadataStore {
             .clone()
             .status()
             .await
-            .map_err(|e| map_error("status", e))?;
+            .map_err(|e| match map_error("status", e) {
+                MetadataError::Unavailable { message }
+                    if without_certificate && closed_by_peer(&message) =>
+                {
+                    MetadataError::Fatal {
+                        message: format!(
+                            "{message} (etcd closed the TLS connection: if it requires client \
+                             certificates, set etcd.tls.cert.file and etcd.tls.key.file)"
+                        ),
+                    }
+                }
+                other => other,
+            })?;
         Ok(store)
     }
 }
