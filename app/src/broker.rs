@@ -276,9 +276,13 @@ impl BrokerBuilder {
             meta.clone(),
             clock.clone(),
             groups.clone(),
-            Arc::new(crate::txn_markers::LocalMarkers {
+            Arc::new(crate::txn_markers::ClusterMarkers {
                 log: log.clone(),
                 groups: groups.clone(),
+                cluster: cluster.clone(),
+                listener: config.inter_broker_listener.clone(),
+                security: crate::txn_markers::inter_broker_security(&config),
+                clock: clock.clone(),
             }),
             Arc::new(log.clone()),
         ));

@@ -2,22 +2,274 @@
 //! batch into each of its partitions, appended through the leader's normal flush and
 //! commit, and the settlement of the offsets it staged in each of its groups.
 //!
-//! Partitions and groups this broker leads are written here. One another broker leads
-//! fails the attempt (the transaction stays prepared and the coordinator retries) until
-//! the markers travel to remote leaders (WriteTxnMarkers between brokers).
+//! A partition this broker leads gets its marker here; the others' leaders get theirs by
+//! WriteTxnMarkers (Kafka's broker-to-broker API 27) on the inter-broker listener, and
+//! append it through the same path ([`append_marker`]). A partition whose leader moved or
+//! whose answer failed is looked up again and retried (a few attempts, with backoff);
+//! what still fails leaves the transaction prepared, and the coordinator's timer completes
+//! it later. Groups are settled here, so only where this broker coordinates them.
 
 use async_trait::async_trait;
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{ProducerId, WriteTxnMarkersRequest};
+use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafscale_core::batch;
+use kafscale_core::cluster::Cluster;
 use kafscale_core::group::{GroupCoordinator, GroupId};
-use kafscale_core::log::{AppendRequest, LogService};
-use kafscale_core::txn::{MarkerWriter, Markers, TxnError, TxnResult};
+use kafscale_core::log::{AppendRequest, AppendTicket, LogService};
+use kafscale_core::ports::Clock;
+use kafscale_core::retry::{Backoff, Retry};
+use kafscale_core::txn::{MarkerWriter, Markers, TxnError, TxnPartition, TxnResult};
 use kafscale_core::{PartitionId, PartitionKey};
 
-pub struct LocalMarkers {
+use crate::cli::client::{topic_name, ClientSecurity, Conn};
+use crate::config::{Config, SecurityProtocol};
+use crate::errors::{error_name, RequestError};
+
+/// Attempts at the partitions of one transaction before it is left to the timer.
+const ATTEMPTS: u32 = 4;
+/// Waits between them: 100 ms, doubling up to 1 s.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+/// How long a connection or a WriteTxnMarkers exchange with another broker may take.
+const PEER_TIMEOUT: Duration = Duration::from_secs(15);
+/// WriteTxnMarkers v1, the first flexible version (v0 is gone from Kafka 4).
+const WRITE_TXN_MARKERS_VERSION: i16 = 1;
+
+/// Appends the commit or abort marker of producer `producer_id` to a partition this broker
+/// leads, through the normal flush and commit. None: the topic is gone (nothing to mark).
+pub fn append_marker(
+    log: &LogService,
+    topic: &str,
+    partition: i32,
+    m: &MarkerFields,
+) -> kafscale_core::Result<Option<AppendTicket>> {
+    let Some(record) = log.topic(topic) else {
+        return Ok(None);
+    };
+    let marker = batch::build_marker(
+        m.producer_id,
+        m.epoch,
+        m.commit,
+        m.coordinator_epoch,
+        log.now_ms(),
+    );
+    log.append(AppendRequest {
+        partition: PartitionKey {
+            topic: record.id,
+            partition: PartitionId(partition),
+        },
+        batch: marker,
+        wait: true,
+    })
+}
+
+/// What a marker says, as the coordinator and WriteTxnMarkers both give it.
+#[derive(Debug, Clone, Copy)]
+pub struct MarkerFields {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+impl From<&Markers> for MarkerFields {
+    fn from(m: &Markers) -> MarkerFields {
+        MarkerFields {
+            producer_id: m.producer_id,
+            epoch: m.epoch,
+            commit: m.commit,
+            coordinator_epoch: m.coordinator_epoch,
+        }
+    }
+}
+
+/// The appended marker, once durable: Ok(()) also when the topic is gone.
+pub async fn marker_written(
+    appended: kafscale_core::Result<Option<AppendTicket>>,
+) -> Result<(), RequestError> {
+    match appended {
+        Ok(None) => Ok(()),
+        Ok(Some(ticket)) => match ticket.await {
+            Ok(result) => result.map(|_| ()).map_err(RequestError::from),
+            Err(_) => Err(RequestError::from(kafscale_core::Error::ShuttingDown)),
+        },
+        Err(e) => Err(RequestError::from(e)),
+    }
+}
+
+/// The marker writer of the transaction coordinator.
+pub struct ClusterMarkers {
     pub log: LogService,
     pub groups: Arc<GroupCoordinator>,
+    /// Who leads what, and the brokers' endpoints.
+    pub cluster: Cluster,
+    /// The listener other brokers are reached on.
+    pub listener: String,
+    /// How connections to other brokers are made; None: not yet possible on the
+    /// inter-broker listener's protocol (TLS or SASL need the broker's own client
+    /// credentials, which are not configurable yet).
+    pub security: Option<Arc<ClientSecurity>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of the transaction's partitions have no marker yet; the last failure: {last}")]
+struct PartitionsLeft {
+    failed: usize,
+    last: String,
+}
+
+impl ClusterMarkers {
+    /// One round over `pending`: the partitions still without a marker, and why the last
+    /// of them failed.
+    async fn round(
+        &self,
+        fields: MarkerFields,
+        pending: Vec<TxnPartition>,
+    ) -> Vec<(TxnPartition, String)> {
+        let me = self.log.broker_id();
+        let mut local = Vec::new();
+        let mut remote: BTreeMap<i32, Vec<TxnPartition>> = BTreeMap::new();
+        for p in pending {
+            let leader = self.log.topic(&p.topic).and_then(|t| {
+                let key = PartitionKey {
+                    topic: t.id,
+                    partition: PartitionId(p.partition),
+                };
+                self.log.partition_info(key).ok()?.leader
+            });
+            match leader {
+                Some(id) if id != me => remote.entry(id.0).or_default().push(p),
+                // Here, or unknown (the local append answers why).
+                _ => local.push(p),
+            }
+        }
+        let mut failed = Vec::new();
+        let tickets: Vec<_> = local
+            .into_iter()
+            .map(|p| {
+                let appended = append_marker(&self.log, &p.topic, p.partition, &fields);
+                (p, appended)
+            })
+            .collect();
+        for (p, appended) in tickets {
+            if let Err(e) = marker_written(appended).await {
+                failed.push((p, e.to_string()));
+            }
+        }
+        for (broker, partitions) in remote {
+            failed.extend(self.send(broker, fields, partitions).await);
+        }
+        failed
+    }
+
+    /// WriteTxnMarkers to one broker: the partitions it did not mark, and why.
+    async fn send(
+        &self,
+        broker: i32,
+        fields: MarkerFields,
+        partitions: Vec<TxnPartition>,
+    ) -> Vec<(TxnPartition, String)> {
+        let all_failed = |partitions: Vec<TxnPartition>, why: String| {
+            partitions.into_iter().map(|p| (p, why.clone())).collect()
+        };
+        let endpoint = self
+            .cluster
+            .brokers()
+            .into_iter()
+            .find(|b| b.id.0 == broker)
+            .and_then(|b| b.endpoint(&self.listener).map(|(h, p)| format!("{h}:{p}")));
+        let Some(addr) = endpoint else {
+            return all_failed(
+                partitions,
+                format!("broker {broker} has no live {} endpoint", self.listener),
+            );
+        };
+        let Some(security) = &self.security else {
+            return all_failed(
+                partitions,
+                format!(
+                    "markers to other brokers need a PLAINTEXT inter-broker listener; {} is not",
+                    self.listener
+                ),
+            );
+        };
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for p in &partitions {
+            by_topic.entry(&p.topic).or_default().push(p.partition);
+        }
+        let mut marker = WritableTxnMarker::default();
+        marker.producer_id = ProducerId(fields.producer_id);
+        marker.producer_epoch = fields.epoch;
+        marker.transaction_result = fields.commit;
+        marker.coordinator_epoch = fields.coordinator_epoch;
+        marker.topics = by_topic
+            .into_iter()
+            .map(|(topic, indexes)| {
+                let mut t = WritableTxnMarkerTopic::default();
+                t.name = topic_name(topic);
+                t.partition_indexes = indexes;
+                t
+            })
+            .collect();
+        let mut req = WriteTxnMarkersRequest::default();
+        req.markers = vec![marker];
+        let answer = async {
+            let mut conn = Conn::open(&addr, security, PEER_TIMEOUT).await?;
+            conn.call(WRITE_TXN_MARKERS_VERSION, &req).await
+        }
+        .await;
+        let resp = match answer {
+            Ok(resp) => resp,
+            Err(e) => return all_failed(partitions, format!("broker {broker} at {addr}: {e}")),
+        };
+        let mut codes: BTreeMap<(String, i32), i16> = BTreeMap::new();
+        for m in resp.markers {
+            for t in m.topics {
+                for p in t.partitions {
+                    codes.insert((t.name.to_string(), p.partition_index), p.error_code);
+                }
+            }
+        }
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        partitions
+            .into_iter()
+            .filter_map(|p| {
+                let code = codes.get(&(p.topic.clone(), p.partition)).copied();
+                match code {
+                    // Marked, or deleted since (nothing left to mark).
+                    Some(0) => None,
+                    Some(c) if c == unknown => None,
+                    Some(c) => Some((p, format!("broker {broker}: {}", error_name(c)))),
+                    None => Some((p, format!("broker {broker} did not answer for it"))),
+                }
+            })
+            .collect()
+    }
+}
+
+/// How this broker connects to the others: plain TCP where the inter-broker listener is
+/// PLAINTEXT; None otherwise (see [`ClusterMarkers::security`]).
+pub fn inter_broker_security(config: &Config) -> Option<Arc<ClientSecurity>> {
+    let listener = config
+        .listeners
+        .iter()
+        .find(|l| l.name == config.inter_broker_listener)?;
+    if listener.protocol == SecurityProtocol::Plaintext {
+        return Some(Arc::default());
+    }
+    tracing::warn!(
+        listener = %listener.name,
+        protocol = listener.protocol.name(),
+        "transaction markers cannot reach other brokers on this inter-broker listener (PLAINTEXT only for now)"
+    );
+    None
 }
 
 fn failed(e: impl std::error::Error + Send + Sync + 'static) -> TxnError {
@@ -25,36 +277,30 @@ fn failed(e: impl std::error::Error + Send + Sync + 'static) -> TxnError {
 }
 
 #[async_trait]
-impl MarkerWriter for LocalMarkers {
+impl MarkerWriter for ClusterMarkers {
     async fn write_markers(&self, m: &Markers) -> TxnResult<()> {
-        let mut tickets = Vec::with_capacity(m.partitions.len());
-        for p in &m.partitions {
-            let Some(topic) = self.log.topic(&p.topic) else {
-                // Deleted since: nothing left to mark.
-                continue;
+        let fields = MarkerFields::from(m);
+        let mut pending = m.partitions.clone();
+        let mut attempts = Retry::new(self.clock.as_ref(), BACKOFF).limit(ATTEMPTS);
+        while !pending.is_empty() {
+            let left = self.round(fields, pending).await;
+            let Some((_, last)) = left.last() else {
+                break;
             };
-            let marker = batch::build_marker(
-                m.producer_id,
-                m.epoch,
-                m.commit,
-                m.coordinator_epoch,
-                self.log.now_ms(),
+            if attempts.exhausted() {
+                return Err(failed(PartitionsLeft {
+                    failed: left.len(),
+                    last: last.clone(),
+                }));
+            }
+            tracing::debug!(
+                transactional_id = %m.transactional_id,
+                partitions = left.len(),
+                reason = %last,
+                "retrying transaction markers"
             );
-            let ticket = self
-                .log
-                .append(AppendRequest {
-                    partition: PartitionKey {
-                        topic: topic.id,
-                        partition: PartitionId(p.partition),
-                    },
-                    batch: marker,
-                    wait: true,
-                })
-                .map_err(failed)?;
-            tickets.extend(ticket);
-        }
-        for ticket in tickets {
-            ticket.await.map_err(failed)?.map_err(failed)?;
+            pending = left.into_iter().map(|(p, _)| p).collect();
+            attempts.wait().await;
         }
         for g in &m.groups {
             self.groups

@@ -230,3 +230,72 @@ async fn read_committed_stops_at_the_open_transaction_and_names_the_aborted() {
         (vec![0, 1, 2], 3, vec![(pid, 1)])
     );
 }
+
+async fn write_markers(c: &mut Client, pid: i64, epoch: i16, topics: &[(&str, i32)]) -> Vec<i16> {
+    let mut marker = write_txn_markers_request::WritableTxnMarker::default();
+    marker.producer_id = ProducerId(pid);
+    marker.producer_epoch = epoch;
+    marker.transaction_result = true;
+    marker.coordinator_epoch = 1;
+    marker.topics = topics
+        .iter()
+        .map(|(topic, partition)| {
+            let mut t = write_txn_markers_request::WritableTxnMarkerTopic::default();
+            t.name = name(topic);
+            t.partition_indexes = vec![*partition];
+            t
+        })
+        .collect();
+    let mut req = WriteTxnMarkersRequest::default();
+    req.markers = vec![marker];
+    let resp: WriteTxnMarkersResponse = c.call(ApiKey::WriteTxnMarkers, 1, &req).await;
+    resp.markers[0]
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect()
+}
+
+#[tokio::test]
+async fn write_txn_markers_from_another_coordinator_end_the_transaction_here() {
+    let broker = start(&[]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    assert_eq!(create_topic(&mut c, "wm", 1).await, 0);
+    let r = init(&mut c, "wm-app", 60_000).await;
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    assert_eq!(
+        add_partitions(&mut c, 3, "wm-app", pid, epoch, "wm", vec![0]).await,
+        vec![0]
+    );
+    let data = batch::build_with(
+        &[(None, Some(b"in-txn"))],
+        1_000,
+        (pid, epoch, 0),
+        batch::TRANSACTIONAL_BIT,
+    );
+    assert_eq!(produce(&mut c, 9, "wm", 0, data).await, (0, 0));
+    assert_eq!(
+        latest(&mut c, "wm", 1).await,
+        0,
+        "held by the open transaction"
+    );
+    // The commit marker as another broker's coordinator sends it; an unknown topic and an
+    // unknown partition are answered UNKNOWN_TOPIC_OR_PARTITION.
+    assert_eq!(
+        write_markers(&mut c, pid, epoch, &[("wm", 0), ("nope", 0), ("wm", 7)]).await,
+        vec![0, 3, 3]
+    );
+    assert_eq!(
+        latest(&mut c, "wm", 1).await,
+        2,
+        "committed: data and marker"
+    );
+    assert_eq!(fetch(&mut c, "wm", 1).await.0, vec![0, 1]);
+}
+
+#[tokio::test]
+async fn write_txn_markers_need_cluster_action() {
+    let broker = start(&[("authorizer.class.name", "acl".into())]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    assert_eq!(write_markers(&mut c, 1, 0, &[("any", 0)]).await, vec![31]);
+}

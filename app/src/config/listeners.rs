@@ -185,6 +185,22 @@ fn protocol_map(v: &Values) -> Result<Vec<(String, SecurityProtocol)>, ConfigErr
         .collect()
 }
 
+/// The listener brokers reach each other on: `inter.broker.listener.name` (checked by
+/// [`listeners`]), else the first.
+pub fn inter_broker_listener(v: &Values, listeners: &[ListenerConfig]) -> String {
+    let named = v.text(&s::INTER_BROKER_LISTENER_NAME);
+    listeners
+        .iter()
+        .find(|l| {
+            named
+                .as_deref()
+                .is_some_and(|n| l.name.eq_ignore_ascii_case(n))
+        })
+        .or(listeners.first())
+        .map(|l| l.name.clone())
+        .unwrap_or_default()
+}
+
 /// The listeners, with what each one's protocol needs checked: a TLS listener without a key
 /// store or a SASL listener without a mechanism is refused here, not at the first client.
 pub fn listeners(v: &Values) -> Result<Vec<ListenerConfig>, ConfigError> {

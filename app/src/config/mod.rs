@@ -52,6 +52,9 @@ pub struct Config {
     /// The Kafka listeners, at least one; the first is where a broker's own address in
     /// the registration (and older tools) points.
     pub listeners: Vec<ListenerConfig>,
+    /// The listener other brokers are reached on (`inter.broker.listener.name`, else the
+    /// first listener): where the transaction coordinator sends WriteTxnMarkers.
+    pub inter_broker_listener: String,
     pub http_listen: SocketAddr,
     pub object_store_url: String,
     pub metadata_url: String,

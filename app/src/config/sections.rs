@@ -55,6 +55,7 @@ impl TryFrom<Values> for Config {
 
     fn try_from(v: Values) -> Result<Config, ConfigError> {
         let listeners = super::listeners::listeners(&v)?;
+        let inter_broker_listener = super::listeners::inter_broker_listener(&v, &listeners);
         let (object_store_url, metadata_url) = storage_urls(&v)?;
         super::stores::check_used(&v, &object_store_url, &metadata_url)?;
         let cluster = cluster_config(&v);
@@ -79,6 +80,7 @@ impl TryFrom<Values> for Config {
             authorization,
             encryption: super::stores::encryption(&v),
             listeners,
+            inter_broker_listener,
             http_listen: parse_addr(&v, &s::HTTP_LISTEN)?,
             object_store_url,
             metadata_url,

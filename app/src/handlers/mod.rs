@@ -38,6 +38,7 @@ pub mod sasl;
 pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;

@@ -204,6 +204,8 @@ api_table! {
         serve handlers::end_txn::handle, codes [error_code];
     TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse, 0..=4,
         serve handlers::txn_offset_commit::handle, codes [topics [partitions [error_code]]];
+    WriteTxnMarkers: WriteTxnMarkersRequest => WriteTxnMarkersResponse, 1..=1,
+        serve handlers::write_txn_markers::handle, codes [markers [topics [partitions [error_code]]]];
     DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse, 0..=0,
         serve handlers::describe_transactions::handle, codes [transaction_states [error_code]];
     ListTransactions: ListTransactionsRequest => ListTransactionsResponse, 0..=2,

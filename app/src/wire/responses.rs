@@ -1,6 +1,6 @@
-//! Response bodies of the APIs the command-line client calls, as the Kafka protocol
-//! specification defines them: a broker's answer is bounds-checked against its entry before the
-//! kafka-protocol decoder reads it.
+//! Response bodies of the APIs the command-line client calls (and a broker calls on another),
+//! as the Kafka protocol specification defines them: a broker's answer is bounds-checked
+//! against its entry before the kafka-protocol decoder reads it.
 //!
 //! `f(name, lo, hi, type)`: a field of versions lo..=hi (`UP`: and later). One field per line,
 //! as in the specification; rustfmt leaves these tables alone.
@@ -28,6 +28,7 @@ pub(super) const RESPONSES: &[Message] = &[
     SASL_HANDSHAKE,
     SASL_AUTHENTICATE,
     DESCRIBE_USER_SCRAM_CREDENTIALS,
+    WRITE_TXN_MARKERS,
     ALTER_USER_SCRAM_CREDENTIALS,
     DESCRIBE_ACLS,
     CREATE_ACLS,
@@ -114,6 +115,19 @@ const DELETE_TOPICS: Message = message(20, "DeleteTopics", (0, 6), (4, UP), &[
         f("TopicId", 6, UP, Uuid),
         f("ErrorCode", 0, UP, I16),
         f("ErrorMessage", 5, UP, Str).nullable(5, UP),
+    ]))),
+]);
+
+const WRITE_TXN_MARKERS: Message = message(27, "WriteTxnMarkers", (0, 1), (1, UP), &[
+    f("Markers", 0, UP, Array(&Struct(&[
+        f("ProducerId", 0, UP, I64),
+        f("Topics", 0, UP, Array(&Struct(&[
+            f("Name", 0, UP, Str),
+            f("Partitions", 0, UP, Array(&Struct(&[
+                f("PartitionIndex", 0, UP, I32),
+                f("ErrorCode", 0, UP, I16),
+            ]))),
+        ]))),
     ]))),
 ]);
 
