@@ -7,7 +7,9 @@
 //! append it through the same path ([`append_marker`]). A partition whose leader moved or
 //! whose answer failed is looked up again and retried (a few attempts, with backoff);
 //! what still fails leaves the transaction prepared, and the coordinator's timer completes
-//! it later. Groups are settled here, so only where this broker coordinates them.
+//! it later. The offsets staged in a group are settled by the broker coordinating the
+//! group's shard: here, or by a WriteTxnMarkers entry for [`GROUP_OFFSETS_TOPIC`] whose
+//! partition is the shard (as Kafka marks a group's `__consumer_offsets` partition).
 
 use async_trait::async_trait;
 use kafka_protocol::messages::write_txn_markers_request::{
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 use kafscale_core::batch;
 use kafscale_core::cluster::Cluster;
+use kafscale_core::group::keys::{self, ShardId, SHARDS};
 use kafscale_core::group::{GroupCoordinator, GroupId};
 use kafscale_core::log::{AppendRequest, AppendTicket, LogService};
 use kafscale_core::ports::Clock;
@@ -40,6 +43,28 @@ const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from
 const PEER_TIMEOUT: Duration = Duration::from_secs(15);
 /// WriteTxnMarkers v1, the first flexible version (v0 is gone from Kafka 4).
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
+
+/// The topic name of a group coordinator shard in WriteTxnMarkers (the partition is the
+/// shard): settle the offsets the producer staged in the shard's groups.
+pub const GROUP_OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Settles the offsets the producer staged in the groups of `shard`, coordinated here.
+pub async fn settle_group_offsets(
+    groups: &GroupCoordinator,
+    shard: u32,
+    m: &MarkerFields,
+) -> Result<(), RequestError> {
+    if shard >= SHARDS {
+        return Err(RequestError::UnknownTopicOrPartition);
+    }
+    if !groups.shard_loaded(ShardId(shard)) {
+        return Err(RequestError::CoordinatorMoving);
+    }
+    groups
+        .complete_shard_txn_offsets(ShardId(shard), m.producer_id, m.commit)
+        .await
+        .map_err(RequestError::Group)
+}
 
 /// Appends the commit or abort marker of producer `producer_id` to a partition this broker
 /// leads, through the normal flush and commit. None: the topic is gone (nothing to mark).
@@ -136,7 +161,19 @@ impl ClusterMarkers {
         let me = self.log.broker_id();
         let mut local = Vec::new();
         let mut remote: BTreeMap<i32, Vec<TxnPartition>> = BTreeMap::new();
+        let mut shards = Vec::new();
         for p in pending {
+            if p.topic == GROUP_OFFSETS_TOPIC {
+                let owner = u32::try_from(p.partition)
+                    .ok()
+                    .and_then(|s| self.cluster.shard_owner(s))
+                    .map(|b| b.id);
+                match owner {
+                    Some(id) if id != me => remote.entry(id.0).or_default().push(p),
+                    _ => shards.push(p),
+                }
+                continue;
+            }
             let leader = self.log.topic(&p.topic).and_then(|t| {
                 let key = PartitionKey {
                     topic: t.id,
@@ -160,6 +197,12 @@ impl ClusterMarkers {
             .collect();
         for (p, appended) in tickets {
             if let Err(e) = marker_written(appended).await {
+                failed.push((p, e.to_string()));
+            }
+        }
+        for p in shards {
+            let shard = u32::try_from(p.partition).unwrap_or(u32::MAX);
+            if let Err(e) = settle_group_offsets(&self.groups, shard, &fields).await {
                 failed.push((p, e.to_string()));
             }
         }
@@ -281,6 +324,17 @@ impl MarkerWriter for ClusterMarkers {
     async fn write_markers(&self, m: &Markers) -> TxnResult<()> {
         let fields = MarkerFields::from(m);
         let mut pending = m.partitions.clone();
+        let mut shards: Vec<u32> = m
+            .groups
+            .iter()
+            .map(|g| keys::shard_of(&GroupId(g.clone())).0)
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
+        pending.extend(shards.into_iter().map(|shard| TxnPartition {
+            topic: GROUP_OFFSETS_TOPIC.to_owned(),
+            partition: i32::try_from(shard).unwrap_or(i32::MAX),
+        }));
         let mut attempts = Retry::new(self.clock.as_ref(), BACKOFF).limit(ATTEMPTS);
         while !pending.is_empty() {
             let left = self.round(fields, pending).await;
@@ -301,12 +355,6 @@ impl MarkerWriter for ClusterMarkers {
             );
             pending = left.into_iter().map(|(p, _)| p).collect();
             attempts.wait().await;
-        }
-        for g in &m.groups {
-            self.groups
-                .complete_txn_offsets(&GroupId(g.clone()), m.producer_id, m.commit)
-                .await
-                .map_err(failed)?;
         }
         Ok(())
     }

@@ -279,11 +279,19 @@ async fn write_txn_markers_from_another_coordinator_end_the_transaction_here() {
         0,
         "held by the open transaction"
     );
-    // The commit marker as another broker's coordinator sends it; an unknown topic and an
-    // unknown partition are answered UNKNOWN_TOPIC_OR_PARTITION.
+    // The commit marker as another broker's coordinator sends it, with a group coordinator
+    // shard (coordinated here: nothing staged to settle); an unknown topic, partition and
+    // shard are answered UNKNOWN_TOPIC_OR_PARTITION.
+    let markers = [
+        ("wm", 0),
+        ("__consumer_offsets", 3),
+        ("nope", 0),
+        ("wm", 7),
+        ("__consumer_offsets", 9999),
+    ];
     assert_eq!(
-        write_markers(&mut c, pid, epoch, &[("wm", 0), ("nope", 0), ("wm", 7)]).await,
-        vec![0, 3, 3]
+        write_markers(&mut c, pid, epoch, &markers).await,
+        vec![0, 0, 3, 3, 3]
     );
     assert_eq!(
         latest(&mut c, "wm", 1).await,

@@ -1,7 +1,8 @@
 """Transactions across a cluster of three brokers on real etcd and SeaweedFS: the coordinator
 sends the commit and abort markers (WriteTxnMarkers) to the brokers leading the other
 partitions of a transaction, so a read_committed consumer sees exactly the committed records
-of every partition; and a transaction whose coordinator is killed (kill -9) after it
+of every partition, and offsets sent in a transaction become those of a group coordinated by
+another broker when it commits; and a transaction whose coordinator is killed (kill -9) after it
 prepared the commit and before every marker was written is completed by the next one."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import signal
 import threading
 import time
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from clients import unique
 from test_cluster import CLUSTER_CONFIG, cluster_args, create, leaders, pytestmark, spread_ok, wait_for  # noqa: F401
@@ -83,6 +85,40 @@ def test_markers_reach_partitions_led_by_other_brokers(broker_factory):
     for part in range(PARTITIONS):
         offsets = sorted(o for q, o, _ in every if q == part)
         assert offsets == [0, 2, 4], (part, offsets)
+
+
+def test_offsets_reach_a_group_coordinated_by_another_broker(broker_factory):
+    brokers, topic, _ = start(broker_factory)
+    b1 = brokers[0]
+    p = producer(b1.bootstrap, unique("tid"))
+    p.begin_transaction()
+    send(p, topic, "first")
+    p.commit_transaction(30)
+    txn_coord = int(coordinator(brokers, "commit").name[1:])
+    admin = AdminClient({"bootstrap.servers": b1.bootstrap})
+
+    def group_coordinator(g: str) -> int:
+        return admin.describe_consumer_groups([g])[g].result(10).coordinator.id
+
+    group = next(g for g in (unique("grp") for _ in range(64)) if group_coordinator(g) != txn_coord)
+    c = Consumer({"bootstrap.servers": b1.bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    meta = c.consumer_group_metadata()
+
+    def committed() -> int:
+        return c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+
+    p.begin_transaction()
+    send(p, topic, "aborted")
+    p.send_offsets_to_transaction([TopicPartition(topic, 0, 5)], meta, 30)
+    p.abort_transaction(30)
+    assert committed() < 0
+    p.begin_transaction()
+    send(p, topic, "committed")
+    p.send_offsets_to_transaction([TopicPartition(topic, 0, 7)], meta, 30)
+    p.commit_transaction(30)
+    assert wait_for("the group's offset", lambda: committed() == 7, timeout=10)
+    c.close()
 
 
 def test_a_new_coordinator_completes_a_commit_its_killed_predecessor_prepared(broker_factory):

@@ -2,7 +2,9 @@
 //! transaction's commit or abort marker written into partitions this broker leads. Each
 //! marker is appended through the normal flush and commit, and answered per partition once
 //! durable; a partition led elsewhere answers NOT_LEADER_OR_FOLLOWER, and the coordinator
-//! looks its leader up again. Only brokers may ask (CLUSTER_ACTION on the cluster, as Kafka).
+//! looks its leader up again. An entry for `__consumer_offsets` names group coordinator
+//! shards: the offsets the producer staged in their groups are settled (committed or
+//! dropped), where this broker coordinates the shard. Only brokers may ask (CLUSTER_ACTION on the cluster, as Kafka).
 
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
@@ -15,7 +17,9 @@ use kafscale_core::acl::Operation;
 use crate::context::Context;
 use crate::errors::{code_of, RequestError};
 use crate::server::session::Session;
-use crate::txn_markers::{append_marker, marker_written, MarkerFields};
+use crate::txn_markers::{
+    append_marker, marker_written, settle_group_offsets, MarkerFields, GROUP_OFFSETS_TOPIC,
+};
 
 pub async fn handle(
     ctx: Arc<Context>,
@@ -35,10 +39,16 @@ pub async fn handle(
         // Every append is queued before any is awaited, so they share flushes.
         let mut pending = Vec::new();
         for t in m.topics {
-            let known = ctx.log.topic(&t.name.0).is_some();
+            let groups = t.name.0.as_str() == GROUP_OFFSETS_TOPIC;
+            let known = groups || ctx.log.topic(&t.name.0).is_some();
             for index in t.partition_indexes {
                 let appended = if !allowed {
                     Err(RequestError::ClusterAuthorizationFailed)
+                } else if groups {
+                    let shard = u32::try_from(index).unwrap_or(u32::MAX);
+                    settle_group_offsets(&ctx.groups, shard, &fields)
+                        .await
+                        .map(|()| Ok(None))
                 } else if !known {
                     Err(RequestError::UnknownTopicOrPartition)
                 } else {

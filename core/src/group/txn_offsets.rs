@@ -75,6 +75,35 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    /// [`Self::complete_txn_offsets`] in every group of `shard` where the producer staged
+    /// offsets: what a transaction marker for the shard does when the transaction's
+    /// coordinator is on another broker (the marker names the shard, as Kafka's names the
+    /// group's offsets partition). A producer's staged offsets all belong to its one open
+    /// transaction, so these are the groups of that transaction.
+    pub async fn complete_shard_txn_offsets(
+        &self,
+        shard: keys::ShardId,
+        producer_id: i64,
+        commit: bool,
+    ) -> GroupResult<()> {
+        let staged = self
+            .meta
+            .range(&schema_keys::shard_txn_offsets_prefix(shard))
+            .await?;
+        let groups: std::collections::BTreeSet<GroupId> = staged
+            .kvs
+            .iter()
+            .filter_map(|kv| schema_keys::parse_txn_offset(&kv.key))
+            .filter(|(_, pid, _)| *pid == producer_id)
+            .map(|(group, _, _)| group)
+            .collect();
+        for group in groups {
+            self.complete_txn_offsets(&group, producer_id, commit)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Settles the offsets a producer staged in a group: its transaction committed (they
     /// become the group's committed offsets) or aborted (they are dropped). Doing it again
     /// finds nothing staged and changes nothing.
