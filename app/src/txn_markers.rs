@@ -206,9 +206,11 @@ impl ClusterMarkers {
                 failed.push((p, e.to_string()));
             }
         }
-        for (broker, partitions) in remote {
-            failed.extend(self.send(broker, fields, partitions).await);
-        }
+        // One request per broker, all at once.
+        let sends = remote
+            .into_iter()
+            .map(|(broker, partitions)| self.send(broker, fields, partitions));
+        failed.extend(futures::future::join_all(sends).await.into_iter().flatten());
         failed
     }
 
