@@ -39,8 +39,10 @@ use crate::errors::{error_name, RequestError};
 const ATTEMPTS: u32 = 4;
 /// Waits between them: 100 ms, doubling up to 1 s.
 const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-/// How long a connection or a WriteTxnMarkers exchange with another broker may take.
-const PEER_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a connection or a WriteTxnMarkers exchange with another broker may take: short,
+/// as a broker that does not answer loses its partitions within its session timeout and the
+/// next attempt goes to their new leaders.
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// WriteTxnMarkers v1, the first flexible version (v0 is gone from Kafka 4).
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 
