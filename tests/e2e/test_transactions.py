@@ -2,17 +2,24 @@
 read_committed consumers and its aborted ones never are (read_uncommitted consumers see both,
 and neither sees the markers); a second producer with the same transactional.id fences the
 first; an abandoned transaction is aborted after its timeout; offsets sent with
-send_offsets_to_transaction become the group's only when the transaction commits."""
+send_offsets_to_transaction become the group's only when the transaction commits. kafkajs,
+with its own transaction API, sees the same."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from clients import create_topic, unique
 from test_cli import cli, cli_json
+
+HERE = Path(__file__).resolve().parent
 
 # The coordinator looks for expired transactions this often.
 CONFIG = '"transaction.abort.timed.out.transaction.cleanup.interval.ms" = 200\n"flush.ms" = 5\n'
@@ -168,6 +175,27 @@ def test_offsets_sent_in_a_transaction_become_the_groups_on_commit(txn_broker):
     p.commit_transaction(30)
     assert committed() == 7
     c.close()
+
+
+def test_kafkajs_transactions(txn_broker):
+    """kafkajs's transaction(), send, sendOffsets, commit and abort: its read_committed
+    consumer (readUncommitted false) reads the committed records only, its read_uncommitted
+    one all of them, and the group's offset is the one sent in the last committed
+    transaction. confluent-kafka's read_committed consumer agrees."""
+    if not (HERE / "node_modules" / "kafkajs").is_dir() or shutil.which("node") is None:
+        pytest.fail("kafkajs not installed (scripts/test.sh installs it with npm)")
+    topic, group = unique("kafkajs-txn"), unique("kafkajs-group")
+    create_topic(txn_broker.bootstrap, topic, 1)
+    res = subprocess.run(["node", str(HERE / "kafkajs_txn.js"), txn_broker.bootstrap, topic, group],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, f"kafkajs failed:\n{res.stderr[-4000:]}"
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    c1, a1, c2 = ([f"{name}-{i}" for i in range(5)] for name in ("c1", "a1", "c2"))
+    assert got["committed"] == c1 + c2
+    assert got["uncommitted"] == c1 + a1 + c2
+    assert got["offset"] == 5
+    committed = read(txn_broker.bootstrap, topic, 1, "read_committed", expect=10)
+    assert [v.decode() for v in values(committed)] == c1 + c2
 
 
 @pytest.mark.parametrize("hard", [False, True], ids=["graceful", "kill-9"])
