@@ -307,3 +307,74 @@ async fn write_txn_markers_need_cluster_action() {
     let mut c = Client::connect(broker.kafka_addr).await;
     assert_eq!(write_markers(&mut c, 1, 0, &[("any", 0)]).await, vec![31]);
 }
+
+/// The code TxnOffsetCommit (version `v`) answers for partition 0 of `topic`.
+async fn txn_offset_commit(
+    c: &mut Client,
+    v: i16,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    topic: &str,
+) -> i16 {
+    let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = 7;
+    let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+    t.name = name(topic);
+    t.partitions = vec![p];
+    let mut req = TxnOffsetCommitRequest::default();
+    req.transactional_id = tid(id);
+    req.group_id = GroupId(StrBytes::from_static_str("txn-group"));
+    req.producer_id = ProducerId(pid);
+    req.producer_epoch = epoch;
+    req.topics = vec![t];
+    let resp: TxnOffsetCommitResponse = c.call(ApiKey::TxnOffsetCommit, v, &req).await;
+    resp.topics[0].partitions[0].error_code
+}
+
+#[tokio::test]
+async fn txn_offset_commit_checks_the_producer_id_and_epoch() {
+    let broker = start(&[]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    assert_eq!(create_topic(&mut c, "tx-offsets", 1).await, 0);
+    let r = init(&mut c, "offsets-app", 60_000).await;
+    assert_eq!(r.error_code, 0);
+    let (pid, old) = (r.producer_id.0, r.producer_epoch);
+    let mut req = AddOffsetsToTxnRequest::default();
+    req.transactional_id = tid("offsets-app");
+    req.producer_id = ProducerId(pid);
+    req.producer_epoch = old;
+    req.group_id = GroupId(StrBytes::from_static_str("txn-group"));
+    let resp: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &req).await;
+    assert_eq!(resp.error_code, 0);
+    for v in 0..=4 {
+        assert_eq!(
+            txn_offset_commit(&mut c, v, "offsets-app", pid, old, "tx-offsets").await,
+            0
+        );
+    }
+    // Another producer id for the transactional id: INVALID_PRODUCER_ID_MAPPING.
+    for v in 0..=4 {
+        let code = txn_offset_commit(&mut c, v, "offsets-app", pid + 1, old, "tx-offsets").await;
+        assert_eq!(code, 49, "v{v}");
+    }
+    // A second InitProducerId fences the first producer: its epoch is refused,
+    // INVALID_PRODUCER_EPOCH before v4, PRODUCER_FENCED from v4.
+    let r = init(&mut c, "offsets-app", 60_000).await;
+    assert_eq!((r.error_code, r.producer_id.0), (0, pid));
+    assert!(r.producer_epoch > old);
+    for v in 0..=3 {
+        let code = txn_offset_commit(&mut c, v, "offsets-app", pid, old, "tx-offsets").await;
+        assert_eq!(code, 47, "v{v}");
+    }
+    assert_eq!(
+        txn_offset_commit(&mut c, 4, "offsets-app", pid, old, "tx-offsets").await,
+        90
+    );
+    // A transactional id nobody initialised: INVALID_PRODUCER_ID_MAPPING.
+    assert_eq!(
+        txn_offset_commit(&mut c, 3, "nobody", pid, old, "tx-offsets").await,
+        49
+    );
+}

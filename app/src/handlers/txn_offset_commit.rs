@@ -1,6 +1,11 @@
 //! TxnOffsetCommit: offsets a transaction commits for a consumer group, staged by the
 //! group's coordinator and visible only once the transaction commits. The member and
-//! generation (v3+) are checked as OffsetCommit's are.
+//! generation (v3+) are checked as OffsetCommit's are. Where this broker coordinates the
+//! transactional id, the producer id and epoch are checked too: another producer id is
+//! INVALID_PRODUCER_ID_MAPPING, an epoch other than the current one (a fenced producer)
+//! INVALID_PRODUCER_EPOCH, or PRODUCER_FENCED from v4 (KIP-890 clients; librdkafka, which
+//! sends v3, fails fatally on INVALID_PRODUCER_EPOCH only). Elsewhere the group's
+//! coordinator cannot tell, and the transaction's coordinator refuses the EndTxn.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -11,6 +16,7 @@ use std::sync::Arc;
 
 use kafscale_core::acl::{Operation, Resource, ResourceType};
 use kafscale_core::group::CommitRequest;
+use kafscale_core::txn::ProducerIdentity;
 
 use super::group_common::{generation, group_id, instance_id, member_id};
 use super::offset_commit::{offset_of, outcome_codes, partition_code, Outcome};
@@ -18,6 +24,9 @@ use super::topic_name;
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
+
+/// PRODUCER_FENCED from v4; earlier versions get INVALID_PRODUCER_EPOCH.
+const FENCED_SINCE: i16 = 4;
 
 /// A topic of the answer: its partitions with their code, None while the commit decides.
 type TopicAnswer = (String, Vec<(i32, Option<i16>)>);
@@ -29,13 +38,25 @@ pub async fn handle(
     req: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let resource = Resource::new(ResourceType::TransactionalId, req.transactional_id.as_str());
+    let id = req.transactional_id.as_str();
     let refusal = if !ctx.authorized(&session, Operation::Write, &resource) {
         Some(RequestError::TransactionalIdAuthorizationFailed)
     } else if !ctx.group_authorized(&session, Operation::Read, req.group_id.as_str()) {
         Some(RequestError::GroupAuthorizationFailed)
+    } else if ctx.txns.check_coordinator(id).is_ok() {
+        let producer = ProducerIdentity {
+            producer_id: req.producer_id.0,
+            epoch: req.producer_epoch,
+        };
+        let checked = ctx.txns.check_producer(id, producer).await;
+        checked.err().map(RequestError::from)
     } else {
         None
     };
+    if let Some(e) = &refusal {
+        tracing::debug!(transactional_id = id, error = %e, "TxnOffsetCommit refused");
+    }
+    let refusal = refusal.map(|e| e.txn_code(version, FENCED_SINCE));
     // Answers in request order: each partition's code, None while the commit decides.
     let mut answers: Vec<TopicAnswer> = Vec::new();
     let mut offsets = Vec::new();
@@ -48,8 +69,8 @@ pub async fn handle(
             let known = record
                 .as_ref()
                 .is_some_and(|r| p.partition_index >= 0 && p.partition_index < r.partitions);
-            let refused = match &refusal {
-                Some(e) => Some(e.code()),
+            let refused = match refusal {
+                Some(code) => Some(code),
                 None if !topic_ok => Some(RequestError::TopicAuthorizationFailed.code()),
                 None if !known => Some(RequestError::UnknownTopicOrPartition.code()),
                 None => None,

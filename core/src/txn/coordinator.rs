@@ -352,6 +352,12 @@ impl TxnCoordinator {
         Ok(cur.state == state::TxnState::Ongoing && cur.partitions.contains(partition))
     }
 
+    /// TxnOffsetCommit's check: the request comes from the id's current producer.
+    pub async fn check_producer(&self, id: &str, producer: ProducerIdentity) -> TxnResult<()> {
+        let held = self.hold(id).await?;
+        state::check_producer(held.shard.txns.get(id), producer).map(|_| ())
+    }
+
     /// The produce path's check, without waiting: Some(false) if this broker coordinates the
     /// id, has its state at hand, and the producer's (current) transaction is not ongoing or
     /// does not hold the partition; None when it cannot tell now (not the coordinator, the
