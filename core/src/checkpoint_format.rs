@@ -28,8 +28,11 @@ const HEADER_MAGIC: &[u8; 4] = b"KSCK";
 const FOOTER_MAGIC: &[u8; 4] = b"KSCE";
 const HEADER_LEN: usize = 16;
 const FOOTER_LEN: usize = 24;
-/// Version 2 adds each producer's open transaction and the aborted transactions.
+/// Version 2 adds each producer's open transaction and the aborted transactions. A section
+/// with neither is written as version 1, which brokers before transactions read, so that they
+/// can run beside this version during a rolling upgrade (`docs/operations.md`).
 const SECTION_VERSION: u8 = 2;
+const SECTION_VERSION_WITHOUT_TRANSACTIONS: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckpointFormatError {
@@ -59,7 +62,15 @@ pub struct Placed {
 }
 
 pub fn encode_section(partition: PartitionKey, section: &Section) -> Vec<u8> {
-    let mut w = Writer::new(SECTION_VERSION);
+    let producers = &section.producers;
+    let transactions = !producers.aborted.is_empty()
+        || producers.producers.values().any(|e| e.txn_first.is_some());
+    let version = if transactions {
+        SECTION_VERSION
+    } else {
+        SECTION_VERSION_WITHOUT_TRANSACTIONS
+    };
+    let mut w = Writer::new(version);
     w.uuid(&partition.topic.0);
     w.uvarint(partition.partition.0 as u64);
     let mut objects: Vec<&str> = Vec::new();
@@ -95,14 +106,18 @@ pub fn encode_section(partition: PartitionKey, section: &Section) -> Vec<u8> {
             w.varint(i64::from(*last));
             w.uvarint(*base as u64);
         }
-        // The open transaction's first offset, plus one (0: none).
-        w.uvarint(e.txn_first.map_or(0, |f| f as u64 + 1));
+        if version >= 2 {
+            // The open transaction's first offset, plus one (0: none).
+            w.uvarint(e.txn_first.map_or(0, |f| f as u64 + 1));
+        }
     }
-    w.uvarint(section.producers.aborted.len() as u64);
-    for a in &section.producers.aborted {
-        w.varint(a.producer_id);
-        w.uvarint(a.first_offset.0 as u64);
-        w.uvarint((a.last_offset.0 - a.first_offset.0) as u64);
+    if version >= 2 {
+        w.uvarint(section.producers.aborted.len() as u64);
+        for a in &section.producers.aborted {
+            w.varint(a.producer_id);
+            w.uvarint(a.first_offset.0 as u64);
+            w.uvarint((a.last_offset.0 - a.first_offset.0) as u64);
+        }
     }
     w.into_vec()
 }
@@ -385,6 +400,43 @@ mod tests {
         fn damaged_bytes_are_errors(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_section(&bytes);
             let _ = referenced_objects(&bytes);
+        }
+    }
+
+    /// A section is version 1, which brokers before transactions read, unless a producer has
+    /// an open transaction or the partition has aborted ones.
+    #[test]
+    fn sections_without_transactions_keep_version_1() {
+        let p = PartitionKey {
+            topic: TopicId::random(),
+            partition: PartitionId(0),
+        };
+        let mut section = Section {
+            chunks: vec![chunk("o", 0, 3)],
+            ..Section::default()
+        };
+        section.producers.producers.insert(
+            9,
+            ProducerEntry {
+                epoch: 1,
+                batches: [(0, 2, 0)].into_iter().collect(),
+                last_ms: 5,
+                txn_first: None,
+            },
+        );
+        assert_eq!(encode_section(p, &section)[0], 1);
+        let mut open = section.clone();
+        open.producers.producers.get_mut(&9).unwrap().txn_first = Some(0);
+        assert_eq!(encode_section(p, &open)[0], 2);
+        let mut aborted = section.clone();
+        aborted.producers.aborted.push(AbortedTxn {
+            producer_id: 9,
+            first_offset: Offset(0),
+            last_offset: Offset(2),
+        });
+        assert_eq!(encode_section(p, &aborted)[0], 2);
+        for s in [section, open, aborted] {
+            assert_eq!(decode_section(&encode_section(p, &s)).unwrap(), (p, s));
         }
     }
 

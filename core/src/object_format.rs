@@ -24,7 +24,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::batch;
 use crate::types::{BrokerId, LeaderEpoch, Millis, Offset, PartitionId, TopicId};
 
+/// The newest version, read and written. An object is written as version 2 when none of its
+/// batches is transactional, so that brokers of the version before transactions, which read
+/// versions 1 and 2, can run beside this one during a rolling upgrade (`docs/operations.md`).
 pub const VERSION: u16 = 3;
+/// The version written when no batch has a transaction role.
+const VERSION_WITHOUT_TRANSACTIONS: u16 = 2;
 const HEADER_MAGIC: &[u8; 4] = b"KSFO";
 const FOOTER_MAGIC: &[u8; 4] = b"KSFE";
 pub const HEADER_LEN: usize = 32;
@@ -128,14 +133,17 @@ const PRODUCER_BATCH_LEN_V2: usize = 30;
 const PRODUCER_BATCH_LEN: usize = 31;
 
 impl ProducerBatch {
-    fn encode(&self, out: &mut BytesMut) {
+    /// Encodes the batch as `version` holds it (version 2 has no transaction role).
+    fn encode(&self, out: &mut BytesMut, version: u16) {
         out.put_u32(self.entry);
         out.put_i64(self.producer_id);
         out.put_i16(self.producer_epoch);
         out.put_i32(self.base_sequence);
         out.put_i64(self.base_offset.0);
         out.put_i32(self.last_offset_delta);
-        out.put_u8(self.role.to_flags());
+        if version >= 3 {
+            out.put_u8(self.role.to_flags());
+        }
     }
 
     fn decode(b: &[u8]) -> ProducerBatch {
@@ -359,6 +367,16 @@ impl FlushObjectBuilder {
     /// The object, and where its index lies (position, length).
     pub fn finish(mut self) -> (Bytes, Vec<ChunkEntry>, (u64, u32)) {
         let count = self.entries.len() as u32;
+        let version = if self
+            .producer_batches
+            .iter()
+            .all(|b| b.role == batch::TxnRole::None)
+        {
+            VERSION_WITHOUT_TRANSACTIONS
+        } else {
+            VERSION
+        };
+        self.buf[4..6].copy_from_slice(&version.to_be_bytes());
         self.buf[20..24].copy_from_slice(&count.to_be_bytes());
         let index_at = self.buf.len();
         self.buf.put_u32(count);
@@ -367,7 +385,7 @@ impl FlushObjectBuilder {
         }
         self.buf.put_u32(self.producer_batches.len() as u32);
         for b in &self.producer_batches {
-            b.encode(&mut self.buf);
+            b.encode(&mut self.buf, version);
         }
         let index_crc = crc32c::crc32c(&self.buf[index_at..]);
         let index_len = (self.buf.len() - index_at) as u32;
@@ -375,7 +393,7 @@ impl FlushObjectBuilder {
         self.buf.put_u32(index_len);
         self.buf.put_u32(index_crc);
         self.buf.put_slice(FOOTER_MAGIC);
-        self.buf.put_u16(VERSION);
+        self.buf.put_u16(version);
         self.buf.put_u16(0);
         (
             self.buf.freeze(),
@@ -693,6 +711,53 @@ mod tests {
         assert_eq!(index.producer_batches.len(), 1);
         assert_eq!(index.producer_batches[0].base_offset, Offset(102));
         assert_eq!(index.producer_batches[0].entry, 0);
+    }
+
+    /// The version an object is written in: 2, which brokers before transactions read, unless
+    /// a batch has a transaction role; the role survives in version 3.
+    #[test]
+    fn objects_without_transactions_keep_version_2() {
+        let version = |object: &Bytes| {
+            let footer = &object[object.len() - FOOTER_LEN..];
+            let header = u16::from_be_bytes([object[4], object[5]]);
+            assert_eq!(header, u16::from_be_bytes([footer[20], footer[21]]));
+            header
+        };
+        let topic = TopicId::random();
+        let write = |batches: &[Bytes]| {
+            let mut builder = FlushObjectBuilder::new(BrokerId(1), 5, 0);
+            builder
+                .add_chunk(
+                    topic,
+                    PartitionId(0),
+                    Offset(0),
+                    LeaderEpoch(0),
+                    batches.iter().map(|b| b.as_ref()),
+                )
+                .unwrap();
+            builder.finish().0
+        };
+        let idempotent = write(&[batch::build_idempotent(&[(None, Some(b"a"))], 1, 7, 0, 0)]);
+        assert_eq!(version(&idempotent), 2);
+        assert_eq!(decode_index(&idempotent).unwrap().producer_batches.len(), 1);
+        let transactional = batch::build_with(
+            &[(None, Some(b"t"))],
+            1,
+            (8, 0, 0),
+            batch::TRANSACTIONAL_BIT,
+        );
+        let mixed = write(&[
+            batch::build_idempotent(&[(None, Some(b"a"))], 1, 7, 0, 0),
+            transactional,
+        ]);
+        assert_eq!(version(&mixed), VERSION);
+        let roles: Vec<_> = decode_index(&mixed)
+            .unwrap()
+            .producer_batches
+            .iter()
+            .map(|b| b.role)
+            .collect();
+        assert_eq!(roles, vec![batch::TxnRole::None, batch::TxnRole::Data]);
     }
 
     #[test]
