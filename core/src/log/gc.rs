@@ -190,6 +190,7 @@ impl LogService {
             .checkpoint_round(super::maintenance::Round::Periodic {
                 retention: true,
                 clean: false,
+                all_dirty: true,
             })
             .await
     }
@@ -200,6 +201,7 @@ impl LogService {
             .checkpoint_round(super::maintenance::Round::Periodic {
                 retention: false,
                 clean: false,
+                all_dirty: true,
             })
             .await
     }
@@ -212,6 +214,7 @@ impl LogService {
             .checkpoint_round(super::maintenance::Round::Periodic {
                 retention: false,
                 clean: true,
+                all_dirty: true,
             })
             .await
     }

@@ -2,6 +2,8 @@
 //! checkpoint writer at a time, its wake-up, and the DeleteRecords requests waiting for a
 //! round.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::sync::{MutexGuard, Notify};
 
 use super::AdminJobs;
@@ -16,6 +18,10 @@ pub(in crate::log) struct Jobs {
     pub(super) wake: Notify,
     /// DeleteRecords requests for the next checkpoint round.
     pub(super) admin: AdminJobs,
+    /// The flush sequence the latest checkpoint round set out to cover: flushes committed
+    /// while it runs count as uncovered only beyond it, so that they do not wake a second
+    /// round at once, which would checkpoint every partition again for a handful of flushes.
+    covering: AtomicU64,
 }
 
 impl Jobs {
@@ -27,5 +33,15 @@ impl Jobs {
     /// Wakes the maintenance task.
     pub(in crate::log) fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// A round starts that covers the flushes up to `seq`.
+    pub(super) fn set_covering(&self, seq: u64) {
+        self.covering.fetch_max(seq, Ordering::SeqCst);
+    }
+
+    /// The flushes a round covers or is covering: `covered` (what rounds finished) or more.
+    pub(super) fn covering(&self, covered: u64) -> u64 {
+        self.covering.load(Ordering::SeqCst).max(covered)
     }
 }

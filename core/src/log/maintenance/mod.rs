@@ -5,7 +5,8 @@
 //! covers are then deleted.
 //!
 //! Every `log.cleaner.backoff.ms` a round also cleans the partitions of compacted topics
-//! (`clean.rs`).
+//! (`clean.rs`), and every `log.retention.check.interval.ms` it enforces retention. A round
+//! that runs only for those checkpoints only the partitions it changed.
 //!
 //! A round runs every `checkpoint_interval_ms`, when this broker's uncovered flush records
 //! reach `checkpoint_max_records`, for a DeleteRecords request, for a hand-over (the leaving
@@ -67,9 +68,16 @@ const ROUND_BACKOFF: Backoff =
 /// What a round covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::log) enum Round {
-    /// Every dirty partition; merges; retention when `retention` is set; the log cleaner
-    /// when `clean` is.
-    Periodic { retention: bool, clean: bool },
+    /// Retention when `retention` is set; the log cleaner when `clean` is. When `all_dirty`
+    /// is set (the checkpoint interval, or flush records piling up), merges and coalescing,
+    /// and every dirty partition is checkpointed; otherwise only the partitions the round
+    /// changed, so that the cleaner's and retention's own schedules add no checkpoints of
+    /// partitions they leave alone.
+    Periodic {
+        retention: bool,
+        clean: bool,
+        all_dirty: bool,
+    },
     /// One partition, about to be handed over.
     HandOver(PartitionKey),
     /// Every dirty partition, at shutdown.
@@ -121,23 +129,31 @@ pub(in crate::log) async fn run(shared: Arc<Shared>) {
     loop {
         let next = next_round.min(next_retention).min(next_clean);
         let wait = (next - shared.clock.now_ms()).max(0) as u64;
-        tokio::select! {
-            _ = shared.maintenance.wake.notified() => {}
-            _ = shared.clock.sleep(Duration::from_millis(wait)) => {}
-        }
+        let woken = tokio::select! {
+            _ = shared.maintenance.wake.notified() => true,
+            _ = shared.clock.sleep(Duration::from_millis(wait)) => false,
+        };
         if shared.shutting_down.load(Ordering::SeqCst) {
             return;
         }
-        let retention = shared.clock.now_ms() >= next_retention;
-        let clean = shared.clock.now_ms() >= next_clean;
+        let now = shared.clock.now_ms();
+        let retention = now >= next_retention;
+        let clean = now >= next_clean;
+        let all_dirty = woken || now >= next_round;
         match shared
-            .checkpoint_round(Round::Periodic { retention, clean })
+            .checkpoint_round(Round::Periodic {
+                retention,
+                clean,
+                all_dirty,
+            })
             .await
         {
             Ok(()) => {
                 failures.reset();
                 let now = shared.clock.now_ms();
-                next_round = now + interval;
+                if all_dirty {
+                    next_round = now + interval;
+                }
                 if retention {
                     next_retention = now + retention_every;
                 }
@@ -157,7 +173,7 @@ impl Shared {
     /// A flush committed: when this broker's uncovered flush records pile up, a round covers
     /// them before the next interval.
     pub(in crate::log) fn note_uncovered(&self, committed_seq: u64) {
-        let covered = lock(&self.writer).covered_seq;
+        let covered = self.maintenance.covering(lock(&self.writer).covered_seq);
         if committed_seq.saturating_sub(covered) >= self.config.checkpoint_max_records {
             self.maintenance.wake();
         }
@@ -187,6 +203,17 @@ impl Shared {
         // Read before the snapshots: every flush up to it is in them (later ones may be too,
         // which a reader recognises by their end offsets).
         let covered = lock(&self.writer).committed_seq;
+        let all_dirty = matches!(
+            round,
+            Round::Final
+                | Round::Periodic {
+                    all_dirty: true,
+                    ..
+                }
+        );
+        if all_dirty {
+            self.maintenance.set_covering(covered);
+        }
         let jobs = match round {
             Round::HandOver(_) => Vec::new(),
             _ => std::mem::take(&mut *lock(&self.maintenance.admin)),
@@ -218,7 +245,9 @@ impl Shared {
             }
         }
         let (merged, coalesced) = match round {
-            Round::Periodic { .. } => {
+            Round::Periodic {
+                all_dirty: true, ..
+            } => {
                 let merged = self.merges().await;
                 let coalesced = self.coalesce(&merged, MERGE_BUDGET_MS).await;
                 (merged, coalesced)
@@ -259,7 +288,7 @@ impl Shared {
                 Err(Error::NotLeader(job.partition))
             });
         }
-        if complete && !matches!(round, Round::HandOver(_)) {
+        if complete && all_dirty {
             self.delete_covered(covered).await;
         }
         self.drop_segments_below(&committed).await;
@@ -328,7 +357,14 @@ impl Shared {
                 continue;
             };
             let p = lock(&partition);
-            let wanted = matches!(round, Round::HandOver(_)) || p.dirty() || forced.contains(&key);
+            let wanted = match round {
+                Round::HandOver(_) => true,
+                Round::Final
+                | Round::Periodic {
+                    all_dirty: true, ..
+                } => p.dirty() || forced.contains(&key),
+                Round::Periodic { .. } => forced.contains(&key),
+            };
             // A checkpoint whose last write had an unknown outcome waits for its re-read.
             if !p.writable() || !wanted || p.checkpoint.revision < 0 {
                 continue;
