@@ -276,6 +276,7 @@ fn group_kind(e: &GroupError) -> ResponseError {
         GroupError::NonEmptyGroup(_) => R::NonEmptyGroup,
         GroupError::SubscribedToTopic(_) => R::GroupSubscribedToTopic,
         GroupError::MetadataTooLarge { .. } => R::OffsetMetadataTooLarge,
+        GroupError::ProducerFenced { .. } => R::ProducerFenced,
         GroupError::NotCoordinator(_) => R::NotCoordinator,
         GroupError::CoordinatorLoading(_) => R::CoordinatorLoadInProgress,
         // Retriable for every client: it looks the coordinator up again and retries.

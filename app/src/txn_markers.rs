@@ -24,7 +24,7 @@ use std::time::Duration;
 use kafscale_core::batch;
 use kafscale_core::cluster::Cluster;
 use kafscale_core::group::keys::{self, ShardId, SHARDS};
-use kafscale_core::group::{GroupCoordinator, GroupId};
+use kafscale_core::group::{GroupCoordinator, GroupId, TxnProducer};
 use kafscale_core::log::{AppendRequest, AppendTicket, LogService};
 use kafscale_core::ports::Clock;
 use kafscale_core::retry::{Backoff, Retry};
@@ -63,7 +63,7 @@ pub async fn settle_group_offsets(
         return Err(RequestError::CoordinatorMoving);
     }
     groups
-        .complete_shard_txn_offsets(ShardId(shard), m.producer_id, m.commit)
+        .complete_shard_txn_offsets(ShardId(shard), m.producer(), m.commit)
         .await
         .map_err(RequestError::Group)
 }
@@ -103,6 +103,16 @@ pub struct MarkerFields {
     pub epoch: i16,
     pub commit: bool,
     pub coordinator_epoch: i32,
+}
+
+impl MarkerFields {
+    /// The producer and epoch the marker settles staged group offsets for.
+    pub fn producer(&self) -> TxnProducer {
+        TxnProducer {
+            producer_id: self.producer_id,
+            epoch: self.epoch,
+        }
+    }
 }
 
 impl From<&Markers> for MarkerFields {
