@@ -12,6 +12,7 @@ use kafscale_core::cluster::Cluster;
 
 use crate::cli::client::{ClientSecurity, Conn};
 use crate::cli::error::CliError;
+use crate::config::{Config, SecurityProtocol};
 
 /// Idle connections kept per broker; more concurrent calls open more, closed after use.
 const IDLE_PER_BROKER: usize = 4;
@@ -124,4 +125,24 @@ impl InterBroker {
         self.keep(broker, conn);
         Ok(resp)
     }
+}
+
+/// How this broker connects to the others: plain TCP where the inter-broker listener is
+/// PLAINTEXT; None otherwise (see [`InterBroker::security`]), with a warning at start-up:
+/// in a cluster of several brokers, transactions then cannot end on partitions led by
+/// another broker than their coordinator, and their batches there are refused unverified.
+pub fn inter_broker_security(config: &Config) -> Option<Arc<ClientSecurity>> {
+    let listener = config
+        .listeners
+        .iter()
+        .find(|l| l.name == config.inter_broker_listener)?;
+    if listener.protocol == SecurityProtocol::Plaintext {
+        return Some(Arc::default());
+    }
+    tracing::warn!(
+        listener = %listener.name,
+        protocol = listener.protocol.name(),
+        "transaction markers and verification cannot reach other brokers on this inter-broker listener (PLAINTEXT only for now): with several brokers, transactions whose partitions or groups are on other brokers than their coordinator cannot complete"
+    );
+    None
 }

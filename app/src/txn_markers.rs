@@ -31,8 +31,7 @@ use kafscale_core::retry::{Backoff, Retry};
 use kafscale_core::txn::{MarkerWriter, Markers, TxnError, TxnPartition, TxnResult};
 use kafscale_core::{PartitionId, PartitionKey};
 
-use crate::cli::client::{topic_name, ClientSecurity};
-use crate::config::{Config, SecurityProtocol};
+use crate::cli::client::topic_name;
 use crate::errors::{error_name, RequestError};
 use crate::inter_broker::InterBroker;
 use crate::txn_verify::Verified;
@@ -288,24 +287,6 @@ impl ClusterMarkers {
             })
             .collect()
     }
-}
-
-/// How this broker connects to the others: plain TCP where the inter-broker listener is
-/// PLAINTEXT; None otherwise (see [`ClusterMarkers::security`]).
-pub fn inter_broker_security(config: &Config) -> Option<Arc<ClientSecurity>> {
-    let listener = config
-        .listeners
-        .iter()
-        .find(|l| l.name == config.inter_broker_listener)?;
-    if listener.protocol == SecurityProtocol::Plaintext {
-        return Some(Arc::default());
-    }
-    tracing::warn!(
-        listener = %listener.name,
-        protocol = listener.protocol.name(),
-        "transaction markers cannot reach other brokers on this inter-broker listener (PLAINTEXT only for now)"
-    );
-    None
 }
 
 fn failed(e: impl std::error::Error + Send + Sync + 'static) -> TxnError {

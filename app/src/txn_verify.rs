@@ -256,3 +256,62 @@ fn refusal(code: i16) -> Option<RequestError> {
         Some(RequestError::RefusedByCoordinator(code))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use kafscale_core::TopicId;
+
+    #[test]
+    fn the_coordinators_answers_become_the_batchs_codes() {
+        use ResponseError as R;
+        assert!(refusal(0).is_none());
+        let code = |c: R| refusal(c.code()).unwrap().code();
+        assert_eq!(code(R::InvalidTxnState), R::InvalidTxnState.code());
+        for transient in [
+            R::ConcurrentTransactions,
+            R::CoordinatorLoadInProgress,
+            R::CoordinatorNotAvailable,
+            R::NotCoordinator,
+            R::NetworkException,
+            R::RequestTimedOut,
+        ] {
+            assert_eq!(
+                code(transient),
+                R::NotEnoughReplicas.code(),
+                "{transient:?}"
+            );
+        }
+        for passed_on in [
+            R::ProducerFenced,
+            R::InvalidProducerEpoch,
+            R::InvalidProducerIdMapping,
+        ] {
+            assert_eq!(code(passed_on), passed_on.code());
+        }
+    }
+
+    #[test]
+    fn a_marker_or_a_new_leader_epoch_forgets_a_verification() {
+        let verified = Verified::default();
+        let key = PartitionKey {
+            topic: TopicId(uuid::Uuid::nil()),
+            partition: PartitionId(3),
+        };
+        let producer = ProducerIdentity {
+            producer_id: 7,
+            epoch: 2,
+        };
+        verified.insert(key, LeaderEpoch(5), producer);
+        assert!(verified.holds(key, LeaderEpoch(5), producer));
+        assert!(!verified.holds(key, LeaderEpoch(6), producer));
+        let next = ProducerIdentity {
+            epoch: 3,
+            ..producer
+        };
+        assert!(!verified.holds(key, LeaderEpoch(5), next));
+        verified.ended(key, producer.producer_id);
+        assert!(!verified.holds(key, LeaderEpoch(5), producer));
+    }
+}
