@@ -3,7 +3,10 @@ sends the commit and abort markers (WriteTxnMarkers) to the brokers leading the 
 partitions of a transaction, so a read_committed consumer sees exactly the committed records
 of every partition, and offsets sent in a transaction become those of a group coordinated by
 another broker when it commits; and a transaction whose coordinator is killed (kill -9) after it
-prepared the commit and before every marker was written is completed by the next one."""
+prepared the commit and before every marker was written is completed by the next one. With the
+raw protocol: a zombie cannot make offsets visible in a group another broker coordinates, and a
+leader verifies a transactional batch with the coordinator on another broker (KIP-890), answering
+NOT_ENOUGH_REPLICAS while it is gone."""
 
 from __future__ import annotations
 
@@ -300,3 +303,40 @@ def test_a_leader_verifies_the_transaction_with_a_coordinator_on_another_broker(
     assert _produce_txn(conns[ld[added]], txn_id, producer, topic, added, 1, b"late") == 48
     got = read(brokers[0].bootstrap, topic, PARTITIONS, "read_uncommitted", expect=1, timeout=30)
     assert values(got) == [b"in"]
+
+
+def test_a_leader_answers_retriably_while_the_coordinator_is_gone(broker_factory):
+    from kafka.protocol.add_partitions_to_txn import AddPartitionsToTxnRequest_v1
+    brokers, topic, ld, conns = _raw_cluster(broker_factory)
+    txn_id = unique("tid")
+    coord = _coordinator(conns[1], txn_id, 1)
+    part = next(p for p, leader in sorted(ld.items()) if leader != coord)
+    producer = _init(conns[coord], txn_id)
+    resp = conns[coord].call(AddPartitionsToTxnRequest_v1(
+        transactional_id=txn_id, producer_id=producer[0], producer_epoch=producer[1], topics=[(topic, [part])]))
+    assert resp.results[0][1][0][1] == 0, resp
+    conns[coord].close()
+    by_id = {int(b.name[1:]): b for b in brokers}
+    by_id[coord].kill()
+    survivor = next(b for i, b in by_id.items() if i != coord)
+    # The coordinator cannot be asked: NOT_ENOUGH_REPLICAS, which producers retry. Once a new
+    # coordinator has the transactional id, the same batch is verified and appended.
+    codes = []
+
+    def appended() -> bool:
+        leader = leaders(survivor.bootstrap, topic).get(part)
+        if leader is None or leader == coord:
+            return False
+        codes.append(_produce_txn(conns[leader], txn_id, producer, topic, part, 0, b"after"))
+        return codes[-1] == 0
+
+    t0 = time.monotonic()
+    assert wait_for("the batch to be verified by the new coordinator", appended, timeout=30, step=0.3)
+    assert set(codes) <= {0, 6, 19}, codes  # NOT_LEADER_OR_FOLLOWER while partitions move
+    assert codes[0] == 19, codes
+    print(f"\nverified by the new coordinator {time.monotonic() - t0:.1f} s after the kill -9, codes {codes}")
+    new = _coordinator(conns[int(survivor.name[1:])], txn_id, 1)
+    assert new != coord
+    assert _end(conns[new], txn_id, producer, True) == 0
+    got = read(survivor.bootstrap, topic, PARTITIONS, "read_committed", expect=1, timeout=30)
+    assert values(got) == [b"after"]
