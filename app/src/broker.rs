@@ -271,6 +271,13 @@ impl BrokerBuilder {
                 )
             })?;
         }
+        let peers = Arc::new(crate::inter_broker::InterBroker::new(
+            cluster.clone(),
+            config.inter_broker_listener.clone(),
+            crate::inter_broker::inter_broker_security(&config),
+            crate::inter_broker::PEER_TIMEOUT,
+        ));
+        let verified = Arc::new(crate::txn_verify::Verified::default());
         let txns = Arc::new(kafscale_core::txn::TxnCoordinator::new(
             config.txn.clone(),
             meta.clone(),
@@ -280,8 +287,8 @@ impl BrokerBuilder {
                 log: log.clone(),
                 groups: groups.clone(),
                 cluster: cluster.clone(),
-                listener: config.inter_broker_listener.clone(),
-                security: crate::txn_markers::inter_broker_security(&config),
+                peers: peers.clone(),
+                verified: verified.clone(),
                 clock: clock.clone(),
             }),
             Arc::new(log.clone()),
@@ -298,6 +305,8 @@ impl BrokerBuilder {
             groups: groups.clone(),
             txns: txns.clone(),
             cluster,
+            peers,
+            verified,
             metrics,
             storage_health,
         });

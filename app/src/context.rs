@@ -35,6 +35,10 @@ pub struct Context {
     pub txns: Arc<kafscale_core::txn::TxnCoordinator>,
     /// Brokers, controller, and who coordinates which group shard.
     pub cluster: Cluster,
+    /// The other brokers, reached on the inter-broker listener.
+    pub peers: Arc<crate::inter_broker::InterBroker>,
+    /// Transactions the produce path verified with their coordinators on other brokers.
+    pub verified: Arc<crate::txn_verify::Verified>,
     pub metrics: Metrics,
     /// Health of the object store, from what its requests experience.
     pub storage_health: Arc<HealthTracker>,

@@ -21,6 +21,14 @@ pub enum RequestError {
     /// A transactional batch for a partition its transaction does not hold.
     #[error("partition was not added to the transaction")]
     PartitionNotInTransaction,
+    /// The transaction's coordinator, another broker, cannot verify the batch's transaction
+    /// now: retriable, as Kafka answers (NOT_ENOUGH_REPLICAS, which every producer retries).
+    #[error("cannot verify the transaction with its coordinator: {0}")]
+    TxnUnverified(String),
+    /// The transaction's coordinator, another broker, refused the producer when asked to
+    /// verify its transaction: its code is passed on, as Kafka does (a fenced epoch, say).
+    #[error("the transaction's coordinator refused the producer: {}", error_name(*.0))]
+    RefusedByCoordinator(i16),
     #[error("not authorized on the transactional id")]
     TransactionalIdAuthorizationFailed,
     #[error("transactional id {0} not found")]
@@ -121,6 +129,8 @@ impl RequestError {
         use RequestError as E;
         use ResponseError as R;
         let r = match self {
+            E::RefusedByCoordinator(code) => return *code,
+            E::TxnUnverified(_) => R::NotEnoughReplicas,
             E::Core(Error::Group(g)) | E::Group(g) => group_kind(g),
             E::Core(e) => core_kind(e),
             E::Txn(TxnError::Coordinator(g)) => group_kind(g),
@@ -276,6 +286,7 @@ fn group_kind(e: &GroupError) -> ResponseError {
         GroupError::NonEmptyGroup(_) => R::NonEmptyGroup,
         GroupError::SubscribedToTopic(_) => R::GroupSubscribedToTopic,
         GroupError::MetadataTooLarge { .. } => R::OffsetMetadataTooLarge,
+        GroupError::ProducerFenced { .. } => R::ProducerFenced,
         GroupError::NotCoordinator(_) => R::NotCoordinator,
         GroupError::CoordinatorLoading(_) => R::CoordinatorLoadInProgress,
         // Retriable for every client: it looks the coordinator up again and retries.

@@ -24,25 +24,22 @@ use std::time::Duration;
 use kafscale_core::batch;
 use kafscale_core::cluster::Cluster;
 use kafscale_core::group::keys::{self, ShardId, SHARDS};
-use kafscale_core::group::{GroupCoordinator, GroupId};
+use kafscale_core::group::{GroupCoordinator, GroupId, TxnProducer};
 use kafscale_core::log::{AppendRequest, AppendTicket, LogService};
 use kafscale_core::ports::Clock;
 use kafscale_core::retry::{Backoff, Retry};
 use kafscale_core::txn::{MarkerWriter, Markers, TxnError, TxnPartition, TxnResult};
 use kafscale_core::{PartitionId, PartitionKey};
 
-use crate::cli::client::{topic_name, ClientSecurity, Conn};
-use crate::config::{Config, SecurityProtocol};
+use crate::cli::client::topic_name;
 use crate::errors::{error_name, RequestError};
+use crate::inter_broker::InterBroker;
+use crate::txn_verify::Verified;
 
 /// Attempts at the partitions of one transaction before it is left to the timer.
 const ATTEMPTS: u32 = 4;
 /// Waits between them: 100 ms, doubling up to 1 s.
 const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-/// How long a connection or a WriteTxnMarkers exchange with another broker may take: short,
-/// as a broker that does not answer loses its partitions within its session timeout and the
-/// next attempt goes to their new leaders.
-const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// WriteTxnMarkers v1, the first flexible version (v0 is gone from Kafka 4).
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 
@@ -63,15 +60,17 @@ pub async fn settle_group_offsets(
         return Err(RequestError::CoordinatorMoving);
     }
     groups
-        .complete_shard_txn_offsets(ShardId(shard), m.producer_id, m.commit)
+        .complete_shard_txn_offsets(ShardId(shard), m.producer(), m.commit)
         .await
         .map_err(RequestError::Group)
 }
 
 /// Appends the commit or abort marker of producer `producer_id` to a partition this broker
 /// leads, through the normal flush and commit. None: the topic is gone (nothing to mark).
+/// The producer's transaction there is over for `verified` too.
 pub fn append_marker(
     log: &LogService,
+    verified: &Verified,
     topic: &str,
     partition: i32,
     m: &MarkerFields,
@@ -79,6 +78,11 @@ pub fn append_marker(
     let Some(record) = log.topic(topic) else {
         return Ok(None);
     };
+    let key = PartitionKey {
+        topic: record.id,
+        partition: PartitionId(partition),
+    };
+    verified.ended(key, m.producer_id);
     let marker = batch::build_marker(
         m.producer_id,
         m.epoch,
@@ -87,10 +91,7 @@ pub fn append_marker(
         log.now_ms(),
     );
     log.append(AppendRequest {
-        partition: PartitionKey {
-            topic: record.id,
-            partition: PartitionId(partition),
-        },
+        partition: key,
         batch: marker,
         wait: true,
     })
@@ -103,6 +104,16 @@ pub struct MarkerFields {
     pub epoch: i16,
     pub commit: bool,
     pub coordinator_epoch: i32,
+}
+
+impl MarkerFields {
+    /// The producer and epoch the marker settles staged group offsets for.
+    pub fn producer(&self) -> TxnProducer {
+        TxnProducer {
+            producer_id: self.producer_id,
+            epoch: self.epoch,
+        }
+    }
 }
 
 impl From<&Markers> for MarkerFields {
@@ -134,14 +145,12 @@ pub async fn marker_written(
 pub struct ClusterMarkers {
     pub log: LogService,
     pub groups: Arc<GroupCoordinator>,
-    /// Who leads what, and the brokers' endpoints.
+    /// Who leads what.
     pub cluster: Cluster,
-    /// The listener other brokers are reached on.
-    pub listener: String,
-    /// How connections to other brokers are made; None: not yet possible on the
-    /// inter-broker listener's protocol (TLS or SASL need the broker's own client
-    /// credentials, which are not configurable yet).
-    pub security: Option<Arc<ClientSecurity>>,
+    /// The other brokers, on the inter-broker listener.
+    pub peers: Arc<InterBroker>,
+    /// Transactions verified with their coordinators: a marker ends them.
+    pub verified: Arc<Verified>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -193,7 +202,8 @@ impl ClusterMarkers {
         let tickets: Vec<_> = local
             .into_iter()
             .map(|p| {
-                let appended = append_marker(&self.log, &p.topic, p.partition, &fields);
+                let appended =
+                    append_marker(&self.log, &self.verified, &p.topic, p.partition, &fields);
                 (p, appended)
             })
             .collect();
@@ -226,27 +236,6 @@ impl ClusterMarkers {
         let all_failed = |partitions: Vec<TxnPartition>, why: String| {
             partitions.into_iter().map(|p| (p, why.clone())).collect()
         };
-        let endpoint = self
-            .cluster
-            .brokers()
-            .into_iter()
-            .find(|b| b.id.0 == broker)
-            .and_then(|b| b.endpoint(&self.listener).map(|(h, p)| format!("{h}:{p}")));
-        let Some(addr) = endpoint else {
-            return all_failed(
-                partitions,
-                format!("broker {broker} has no live {} endpoint", self.listener),
-            );
-        };
-        let Some(security) = &self.security else {
-            return all_failed(
-                partitions,
-                format!(
-                    "markers to other brokers need a PLAINTEXT inter-broker listener; {} is not",
-                    self.listener
-                ),
-            );
-        };
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for p in &partitions {
             by_topic.entry(&p.topic).or_default().push(p.partition);
@@ -267,14 +256,13 @@ impl ClusterMarkers {
             .collect();
         let mut req = WriteTxnMarkersRequest::default();
         req.markers = vec![marker];
-        let answer = async {
-            let mut conn = Conn::open(&addr, security, PEER_TIMEOUT).await?;
-            conn.call(WRITE_TXN_MARKERS_VERSION, &req).await
-        }
-        .await;
-        let resp = match answer {
+        let resp = match self
+            .peers
+            .call(broker, WRITE_TXN_MARKERS_VERSION, &req)
+            .await
+        {
             Ok(resp) => resp,
-            Err(e) => return all_failed(partitions, format!("broker {broker} at {addr}: {e}")),
+            Err(e) => return all_failed(partitions, e.to_string()),
         };
         let mut codes: BTreeMap<(String, i32), i16> = BTreeMap::new();
         for m in resp.markers {
@@ -299,24 +287,6 @@ impl ClusterMarkers {
             })
             .collect()
     }
-}
-
-/// How this broker connects to the others: plain TCP where the inter-broker listener is
-/// PLAINTEXT; None otherwise (see [`ClusterMarkers::security`]).
-pub fn inter_broker_security(config: &Config) -> Option<Arc<ClientSecurity>> {
-    let listener = config
-        .listeners
-        .iter()
-        .find(|l| l.name == config.inter_broker_listener)?;
-    if listener.protocol == SecurityProtocol::Plaintext {
-        return Some(Arc::default());
-    }
-    tracing::warn!(
-        listener = %listener.name,
-        protocol = listener.protocol.name(),
-        "transaction markers cannot reach other brokers on this inter-broker listener (PLAINTEXT only for now)"
-    );
-    None
 }
 
 fn failed(e: impl std::error::Error + Send + Sync + 'static) -> TxnError {

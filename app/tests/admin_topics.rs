@@ -236,6 +236,12 @@ async fn create_topics_validates_configs_and_assignments() {
     assert_eq!(code, 40);
     assert!(msg.unwrap().contains("unknown topic config"));
     assert!(broker.ctx.log.topic("ct-bad").is_none());
+    // The names of Kafka's internal topics are reserved: INVALID_TOPIC_EXCEPTION.
+    for internal in ["__consumer_offsets", "__transaction_state"] {
+        let (code, msg) = create_with_configs(&mut c, internal, 1, &[]).await;
+        assert_eq!(code, 17, "{internal}");
+        assert!(msg.unwrap().contains("reserved"));
+    }
     // Null and duplicate config values.
     let mut t = create_topics_request::CreatableTopic::default();
     t.name = name("ct-null");

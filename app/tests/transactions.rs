@@ -308,7 +308,7 @@ async fn write_txn_markers_need_cluster_action() {
     assert_eq!(write_markers(&mut c, 1, 0, &[("any", 0)]).await, vec![31]);
 }
 
-/// The code TxnOffsetCommit (version `v`) answers for partition 0 of `topic`.
+/// The code TxnOffsetCommit (version `v`) answers for offset 7 of partition 0 of `topic`.
 async fn txn_offset_commit(
     c: &mut Client,
     v: i16,
@@ -317,9 +317,22 @@ async fn txn_offset_commit(
     epoch: i16,
     topic: &str,
 ) -> i16 {
+    let producer = (id, pid, epoch);
+    txn_offset_commit_at(c, v, producer, topic, (0, 7)).await
+}
+
+/// The code TxnOffsetCommit answers for (partition, offset) of `topic` in group `txn-group`,
+/// from `producer` (transactional id, producer id, epoch).
+async fn txn_offset_commit_at(
+    c: &mut Client,
+    v: i16,
+    (id, pid, epoch): (&str, i64, i16),
+    topic: &str,
+    (partition, offset): (i32, i64),
+) -> i16 {
     let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
-    p.partition_index = 0;
-    p.committed_offset = 7;
+    p.partition_index = partition;
+    p.committed_offset = offset;
     let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
     t.name = name(topic);
     t.partitions = vec![p];
@@ -341,13 +354,7 @@ async fn txn_offset_commit_checks_the_producer_id_and_epoch() {
     let r = init(&mut c, "offsets-app", 60_000).await;
     assert_eq!(r.error_code, 0);
     let (pid, old) = (r.producer_id.0, r.producer_epoch);
-    let mut req = AddOffsetsToTxnRequest::default();
-    req.transactional_id = tid("offsets-app");
-    req.producer_id = ProducerId(pid);
-    req.producer_epoch = old;
-    req.group_id = GroupId(StrBytes::from_static_str("txn-group"));
-    let resp: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &req).await;
-    assert_eq!(resp.error_code, 0);
+    assert_eq!(add_offsets(&mut c, "offsets-app", pid, old).await, 0);
     for v in 0..=4 {
         assert_eq!(
             txn_offset_commit(&mut c, v, "offsets-app", pid, old, "tx-offsets").await,
@@ -377,4 +384,56 @@ async fn txn_offset_commit_checks_the_producer_id_and_epoch() {
         txn_offset_commit(&mut c, 3, "nobody", pid, old, "tx-offsets").await,
         49
     );
+}
+
+async fn add_offsets(c: &mut Client, id: &str, pid: i64, epoch: i16) -> i16 {
+    let mut req = AddOffsetsToTxnRequest::default();
+    req.transactional_id = tid(id);
+    req.producer_id = ProducerId(pid);
+    req.producer_epoch = epoch;
+    req.group_id = GroupId(StrBytes::from_static_str("txn-group"));
+    let resp: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &req).await;
+    resp.error_code
+}
+
+/// The committed offset of `partition` of `topic` in group `txn-group` (-1: none).
+async fn committed_offset(c: &mut Client, topic: &str, partition: i32) -> i64 {
+    let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+    t.name = name(topic);
+    t.partition_indexes = vec![partition];
+    let mut r = OffsetFetchRequest::default();
+    r.group_id = GroupId(StrBytes::from_static_str("txn-group"));
+    r.topics = Some(vec![t]);
+    let resp: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 5, &r).await;
+    assert_eq!(resp.error_code, 0);
+    resp.topics[0].partitions[0].committed_offset
+}
+
+#[tokio::test]
+async fn a_commit_never_makes_offsets_staged_by_an_older_epoch_visible() {
+    let broker = start(&[]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    assert_eq!(create_topic(&mut c, "tx-zombie", 2).await, 0);
+    let r = init(&mut c, "zombie-app", 60_000).await;
+    let (pid, old) = (r.producer_id.0, r.producer_epoch);
+    // The first producer stages partition 0's offset without adding the group to a
+    // transaction (so no marker of its epoch reaches the group), and is then replaced.
+    let first = ("zombie-app", pid, old);
+    assert_eq!(
+        txn_offset_commit_at(&mut c, 3, first, "tx-zombie", (0, 70)).await,
+        0
+    );
+    let r = init(&mut c, "zombie-app", 60_000).await;
+    let new = r.producer_epoch;
+    assert_eq!((r.error_code, r.producer_id.0), (0, pid));
+    // The new producer commits partition 1's offset in a transaction.
+    assert_eq!(add_offsets(&mut c, "zombie-app", pid, new).await, 0);
+    let second = ("zombie-app", pid, new);
+    assert_eq!(
+        txn_offset_commit_at(&mut c, 3, second, "tx-zombie", (1, 90)).await,
+        0
+    );
+    assert_eq!(end(&mut c, 3, "zombie-app", pid, new, true).await, 0);
+    assert_eq!(committed_offset(&mut c, "tx-zombie", 1).await, 90);
+    assert_eq!(committed_offset(&mut c, "tx-zombie", 0).await, -1);
 }

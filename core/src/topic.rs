@@ -42,6 +42,23 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Names of Kafka's internal topics. KafScale keeps what they hold in the metadata store,
+/// and inter-broker requests use `__consumer_offsets` to name group coordinator shards (as
+/// Kafka's transaction markers name a group's offsets partition), so no topic may be
+/// created under them.
+pub const RESERVED_NAMES: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+
+/// [`validate_name`] for a topic to be created: Kafka's rules, and not a reserved name.
+pub fn validate_new_name(name: &str) -> Result<(), Error> {
+    validate_name(name)?;
+    if RESERVED_NAMES.contains(&name) {
+        return Err(Error::InvalidTopic(format!(
+            "{name:?}: the name of a Kafka internal topic is reserved"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a topic's configs: Kafka names KafScale accepts, values of the right type and
 /// range (see [`crate::topic_config`]).
 pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), Error> {
@@ -64,6 +81,11 @@ mod tests {
         assert!(validate_name("orders.v1_x-y").is_ok());
         for bad in ["", ".", "..", "a b", "é", &"x".repeat(250)] {
             assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_new_name("orders").is_ok());
+        assert!(validate_name("__consumer_offsets").is_ok());
+        for reserved in RESERVED_NAMES {
+            assert!(validate_new_name(reserved).is_err(), "{reserved}");
         }
         assert!(validate_partitions(0).is_err());
         assert!(validate_partitions(MAX_PARTITIONS + 1).is_err());

@@ -3,7 +3,10 @@ sends the commit and abort markers (WriteTxnMarkers) to the brokers leading the 
 partitions of a transaction, so a read_committed consumer sees exactly the committed records
 of every partition, and offsets sent in a transaction become those of a group coordinated by
 another broker when it commits; and a transaction whose coordinator is killed (kill -9) after it
-prepared the commit and before every marker was written is completed by the next one."""
+prepared the commit and before every marker was written is completed by the next one. With the
+raw protocol: a zombie cannot make offsets visible in a group another broker coordinates, and a
+leader verifies a transactional batch with the coordinator on another broker (KIP-890), answering
+NOT_ENOUGH_REPLICAS while it is gone."""
 
 from __future__ import annotations
 
@@ -171,3 +174,169 @@ def _state(via, txn_id: str) -> str:
     from test_cli import cli
     res = cli(via, "transactions", "describe", txn_id, check=False, timeout=10)
     return res.stdout
+
+
+# ---- the raw protocol: the steps of a transaction one at a time, as no client library
+# lets a test interleave them (a zombie's request after its successor's init).
+
+class Raw:
+    """One connection speaking the Kafka protocol through kafka-python's request classes."""
+
+    def __init__(self, addr: str):
+        import socket
+        from kafka.protocol.parser import KafkaProtocol
+        host, port = addr.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.proto = KafkaProtocol(client_id="e2e-raw")
+
+    def call(self, req):
+        self.proto.send_request(req)
+        self.sock.sendall(self.proto.send_bytes())
+        while True:
+            data = self.sock.recv(65536)
+            assert data, "connection closed"
+            for _, resp in self.proto.receive_bytes(data):
+                return resp
+
+    def close(self):
+        self.sock.close()
+
+
+def _coordinator(via: Raw, key: str, key_type: int) -> int:
+    from kafka.protocol.find_coordinator import FindCoordinatorRequest_v1
+    resp = via.call(FindCoordinatorRequest_v1(coordinator_key=key, coordinator_type=key_type))
+    assert resp.error_code == 0, resp
+    return resp.coordinator_id
+
+
+def _init(conn: Raw, txn_id: str) -> tuple[int, int]:
+    from kafka.protocol.init_producer_id import InitProducerIdRequest_v1
+    resp = conn.call(InitProducerIdRequest_v1(transactional_id=txn_id, transaction_timeout_ms=60000))
+    assert resp.error_code == 0, resp
+    return resp.producer_id, resp.producer_epoch
+
+
+def _txn_offset_commit(conn: Raw, txn_id: str, group: str, producer: tuple[int, int], topic: str,
+                       partition: int, offset: int) -> int:
+    from kafka.protocol.txn_offset_commit import TxnOffsetCommitRequest_v1
+    resp = conn.call(TxnOffsetCommitRequest_v1(
+        transactional_id=txn_id, group_id=group, producer_id=producer[0], producer_epoch=producer[1],
+        topics=[(topic, [(partition, offset, "")])]))
+    return resp.topics[0][1][0][1]
+
+
+def _produce_txn(conn: Raw, txn_id: str, producer: tuple[int, int], topic: str, partition: int,
+                 sequence: int, value: bytes) -> int:
+    from kafka.protocol.produce import ProduceRequest_v3
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=1, producer_id=producer[0],
+                                  producer_epoch=producer[1], base_sequence=sequence, batch_size=1 << 20)
+    b.append(0, int(time.time() * 1000), None, value, [])
+    resp = conn.call(ProduceRequest_v3(transactional_id=txn_id, required_acks=-1, timeout=30000,
+                                       topics=[(topic, [(partition, bytes(b.build()))])]))
+    return resp.topics[0][1][0][1]
+
+
+def _end(conn: Raw, txn_id: str, producer: tuple[int, int], commit: bool) -> int:
+    from kafka.protocol.end_txn import EndTxnRequest_v1
+    return conn.call(EndTxnRequest_v1(transactional_id=txn_id, producer_id=producer[0],
+                                      producer_epoch=producer[1], committed=commit)).error_code
+
+
+def _raw_cluster(broker_factory):
+    brokers, topic, ld = start(broker_factory)
+    conns = {int(b.name[1:]): Raw(b.bootstrap) for b in brokers}
+    return brokers, topic, ld, conns
+
+
+def test_a_zombie_cannot_make_its_offsets_visible_in_a_group_on_another_broker(broker_factory):
+    from kafka.protocol.add_offsets_to_txn import AddOffsetsToTxnRequest_v1
+    brokers, topic, _, conns = _raw_cluster(broker_factory)
+    txn_id = unique("tid")
+    tc = conns[_coordinator(conns[1], txn_id, 1)]
+    group = next(g for g in (unique("grp") for _ in range(64))
+                 if _coordinator(conns[1], g, 0) != _coordinator(conns[1], txn_id, 1))
+    gc = conns[_coordinator(conns[1], group, 0)]
+    zombie = _init(tc, txn_id)
+    # The zombie stages an offset in the group without adding the group to a transaction
+    # (so no marker of its epoch reaches the group's broker), then a new producer of the
+    # transactional id fences it and commits an offset of another partition.
+    assert _txn_offset_commit(gc, txn_id, group, zombie, topic, 0, 70) == 0
+    current = _init(tc, txn_id)
+    assert current[0] == zombie[0] and current[1] > zombie[1]
+    resp = tc.call(AddOffsetsToTxnRequest_v1(transactional_id=txn_id, producer_id=current[0],
+                                             producer_epoch=current[1], group_id=group))
+    assert resp.error_code == 0
+    assert _txn_offset_commit(gc, txn_id, group, current, topic, 1, 90) == 0
+    assert _end(tc, txn_id, current, True) == 0
+    c = Consumer({"bootstrap.servers": brokers[0].bootstrap, "group.id": group, "enable.auto.commit": False})
+
+    def committed(p: int) -> int:
+        return c.committed([TopicPartition(topic, p)], timeout=10)[0].offset
+
+    assert wait_for("the new producer's offset", lambda: committed(1) == 90, timeout=10)
+    assert committed(0) < 0, "the zombie's staged offset became visible"
+    # The group's broker has seen the newer epoch: the zombie is refused there
+    # (INVALID_PRODUCER_EPOCH at TxnOffsetCommit v1), though it does not coordinate the id.
+    assert _txn_offset_commit(gc, txn_id, group, zombie, topic, 0, 71) == 47
+    c.close()
+
+
+def test_a_leader_verifies_the_transaction_with_a_coordinator_on_another_broker(broker_factory):
+    from kafka.protocol.add_partitions_to_txn import AddPartitionsToTxnRequest_v1
+    brokers, topic, ld, conns = _raw_cluster(broker_factory)
+    txn_id = unique("tid")
+    coord = _coordinator(conns[1], txn_id, 1)
+    tc = conns[coord]
+    added, other = [p for p, leader in sorted(ld.items()) if leader != coord][:2]
+    producer = _init(tc, txn_id)
+    resp = tc.call(AddPartitionsToTxnRequest_v1(transactional_id=txn_id, producer_id=producer[0],
+                                                producer_epoch=producer[1], topics=[(topic, [added])]))
+    assert resp.results[0][1][0][1] == 0, resp
+    # Added: appended by its leader, which asked the coordinator. Never added: refused
+    # (INVALID_TXN_STATE) by its leader, which does not coordinate the transactional id.
+    assert _produce_txn(conns[ld[added]], txn_id, producer, topic, added, 0, b"in") == 0
+    assert _produce_txn(conns[ld[other]], txn_id, producer, topic, other, 0, b"outside") == 48
+    assert _end(tc, txn_id, producer, True) == 0
+    # The commit marker ended the transaction in the partition: a late batch of the same
+    # producer and epoch is verified again, and refused.
+    assert _produce_txn(conns[ld[added]], txn_id, producer, topic, added, 1, b"late") == 48
+    got = read(brokers[0].bootstrap, topic, PARTITIONS, "read_uncommitted", expect=1, timeout=30)
+    assert values(got) == [b"in"]
+
+
+def test_a_leader_answers_retriably_while_the_coordinator_is_gone(broker_factory):
+    from kafka.protocol.add_partitions_to_txn import AddPartitionsToTxnRequest_v1
+    brokers, topic, ld, conns = _raw_cluster(broker_factory)
+    txn_id = unique("tid")
+    coord = _coordinator(conns[1], txn_id, 1)
+    part = next(p for p, leader in sorted(ld.items()) if leader != coord)
+    producer = _init(conns[coord], txn_id)
+    resp = conns[coord].call(AddPartitionsToTxnRequest_v1(
+        transactional_id=txn_id, producer_id=producer[0], producer_epoch=producer[1], topics=[(topic, [part])]))
+    assert resp.results[0][1][0][1] == 0, resp
+    conns[coord].close()
+    by_id = {int(b.name[1:]): b for b in brokers}
+    by_id[coord].kill()
+    survivor = next(b for i, b in by_id.items() if i != coord)
+    # The coordinator cannot be asked: NOT_ENOUGH_REPLICAS, which producers retry. Once a new
+    # coordinator has the transactional id, the same batch is verified and appended.
+    codes = []
+
+    def appended() -> bool:
+        leader = leaders(survivor.bootstrap, topic).get(part)
+        if leader is None or leader == coord:
+            return False
+        codes.append(_produce_txn(conns[leader], txn_id, producer, topic, part, 0, b"after"))
+        return codes[-1] == 0
+
+    t0 = time.monotonic()
+    assert wait_for("the batch to be verified by the new coordinator", appended, timeout=30, step=0.3)
+    assert set(codes) <= {0, 6, 19}, codes  # NOT_LEADER_OR_FOLLOWER while partitions move
+    assert codes[0] == 19, codes
+    print(f"\nverified by the new coordinator {time.monotonic() - t0:.1f} s after the kill -9, codes {codes}")
+    new = _coordinator(conns[int(survivor.name[1:])], txn_id, 1)
+    assert new != coord
+    assert _end(conns[new], txn_id, producer, True) == 0
+    got = read(survivor.bootstrap, topic, PARTITIONS, "read_committed", expect=1, timeout=30)
+    assert values(got) == [b"after"]

@@ -22,6 +22,7 @@ use super::{str_bytes, topic_name};
 use crate::context::Context;
 use crate::errors::RequestError;
 use crate::server::session::Session;
+use crate::txn_verify::{self, Verdicts};
 use kafscale_core::acl::{Operation, Resource, ResourceType};
 use kafscale_core::txn::{ProducerIdentity, TxnPartition};
 
@@ -56,7 +57,7 @@ pub enum Outcome {
     Close(String),
 }
 
-pub fn stage(
+pub async fn stage(
     ctx: &Arc<Context>,
     session: &Arc<Session>,
     version: i16,
@@ -71,6 +72,12 @@ pub fn stage(
         !ctx.authorized(session, Operation::Write, &resource)
     });
     let txn_id = req.transactional_id.as_ref().map(|id| id.to_string());
+    // Transactions coordinated by another broker, verified first (rarely a request).
+    let mut verdicts = if txn_refused || unavailable {
+        Verdicts::new()
+    } else {
+        txn_verify::verify(ctx, &req).await
+    };
     let request_error = || {
         if !matches!(acks, -1..=1) {
             Some(RequestError::InvalidRequiredAcks(acks))
@@ -82,55 +89,56 @@ pub fn stage(
             None
         }
     };
-    let topics =
-        req.topic_data
-            .into_iter()
-            .map(|topic| {
-                let name = topic.name.0.to_string();
-                let record = ctx.log.topic(&name);
-                // WRITE on the topic, as Kafka asks; checked before whether it exists, so that
-                // a client without access learns nothing of it.
-                let allowed = ctx.topic_authorized(session, Operation::Write, &name);
-                let parts = topic
-                    .partition_data
-                    .into_iter()
-                    .map(|p| {
-                        let part = if let Some(e) = request_error() {
-                            Part::Failed(e)
-                        } else if !allowed {
-                            Part::Failed(RequestError::TopicAuthorizationFailed)
-                        } else if let Some(t) = &record {
-                            let key = PartitionKey {
-                                topic: t.id,
-                                partition: PartitionId(p.index),
-                            };
-                            let settings = TopicSettings::of(t, ctx.log.config());
-                            let traffic = p
-                                .records
-                                .as_ref()
-                                .map(|r| (super::record_count(r), r.len() as u64));
-                            let refused = p.records.as_ref().and_then(|r| {
-                                txn_refusal(ctx, txn_id.as_deref(), &name, p.index, r)
-                            });
-                            let part = match refused {
-                                Some(e) => Part::Failed(e),
-                                None => append(ctx, version, acks, key, p.records, &settings),
-                            };
-                            if let (Some((records, bytes)), false) =
-                                (traffic, matches!(part, Part::Failed(..)))
-                            {
-                                ctx.metrics.topic_produced(&name, records, bytes);
-                            }
-                            part
-                        } else {
-                            Part::Failed(Error::UnknownTopic(name.clone()).into())
+    let topics = req
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let record = ctx.log.topic(&name);
+            // WRITE on the topic, as Kafka asks; checked before whether it exists, so that
+            // a client without access learns nothing of it.
+            let allowed = ctx.topic_authorized(session, Operation::Write, &name);
+            let parts = topic
+                .partition_data
+                .into_iter()
+                .map(|p| {
+                    let part = if let Some(e) = request_error() {
+                        Part::Failed(e)
+                    } else if !allowed {
+                        Part::Failed(RequestError::TopicAuthorizationFailed)
+                    } else if let Some(t) = &record {
+                        let key = PartitionKey {
+                            topic: t.id,
+                            partition: PartitionId(p.index),
                         };
-                        (p.index, part)
-                    })
-                    .collect();
-                (name, record.map(|t| t.id), parts)
-            })
-            .collect();
+                        let settings = TopicSettings::of(t, ctx.log.config());
+                        let traffic = p
+                            .records
+                            .as_ref()
+                            .map(|r| (super::record_count(r), r.len() as u64));
+                        let refused = p.records.as_ref().and_then(|r| {
+                            let verdict = verdicts.remove(&(name.clone(), p.index));
+                            txn_refusal(ctx, txn_id.as_deref(), &name, p.index, r, verdict)
+                        });
+                        let part = match refused {
+                            Some(e) => Part::Failed(e),
+                            None => append(ctx, version, acks, key, p.records, &settings),
+                        };
+                        if let (Some((records, bytes)), false) =
+                            (traffic, matches!(part, Part::Failed(..)))
+                        {
+                            ctx.metrics.topic_produced(&name, records, bytes);
+                        }
+                        part
+                    } else {
+                        Part::Failed(Error::UnknownTopic(name.clone()).into())
+                    };
+                    (p.index, part)
+                })
+                .collect();
+            (name, record.map(|t| t.id), parts)
+        })
+        .collect();
     Staged {
         ctx: ctx.clone(),
         session: session.clone(),
@@ -199,20 +207,25 @@ fn append(
 
 /// Why a batch may not be appended for transactional reasons: a control batch (markers
 /// are the brokers'), or a transactional batch of a producer whose ongoing transaction
-/// does not hold the partition, when this broker coordinates its transactional id and can
-/// tell at once (INVALID_TXN_STATE, as Kafka's verification answers).
+/// does not hold the partition (INVALID_TXN_STATE, as Kafka's verification answers): as
+/// the coordinator on another broker answered (`verdict`, see `txn_verify`), or as this
+/// broker, coordinating the transactional id, can tell at once.
 fn txn_refusal(
     ctx: &Context,
     txn_id: Option<&str>,
     topic: &str,
     partition: i32,
     records: &Bytes,
+    verdict: Option<RequestError>,
 ) -> Option<RequestError> {
     let header = batch::peek_header(records).ok()?;
     if header.is_control() {
         return Some(RequestError::ControlBatchFromClient);
     }
     let id = txn_id.filter(|_| header.is_transactional())?;
+    if verdict.is_some() {
+        return verdict;
+    }
     let producer = ProducerIdentity {
         producer_id: header.producer_id,
         epoch: header.producer_epoch,

@@ -4,8 +4,10 @@
 //! transactional id, the producer id and epoch are checked too: another producer id is
 //! INVALID_PRODUCER_ID_MAPPING, an epoch other than the current one (a fenced producer)
 //! INVALID_PRODUCER_EPOCH, or PRODUCER_FENCED from v4 (KIP-890 clients; librdkafka, which
-//! sends v3, fails fatally on INVALID_PRODUCER_EPOCH only). Elsewhere the group's
-//! coordinator cannot tell, and the transaction's coordinator refuses the EndTxn.
+//! sends v3, fails fatally on INVALID_PRODUCER_EPOCH only). Wherever the id is coordinated,
+//! the group's coordinator refuses an epoch older than the newest it has seen of the
+//! producer id (in its staged offsets and the markers it settled) the same way, and a
+//! marker never commits offsets staged at an older epoch than its own.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -15,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use kafscale_core::acl::{Operation, Resource, ResourceType};
-use kafscale_core::group::CommitRequest;
+use kafscale_core::group::{CommitRequest, GroupError, TxnProducer};
 use kafscale_core::txn::ProducerIdentity;
 
 use super::group_common::{generation, group_id, instance_id, member_id};
@@ -109,11 +111,18 @@ pub async fn handle(
             },
             offsets,
         };
-        let staged = ctx
-            .groups
-            .stage_txn_offsets(request, req.producer_id.0)
-            .await;
-        outcome_codes(&req.group_id.0, staged)
+        let producer = TxnProducer {
+            producer_id: req.producer_id.0,
+            epoch: req.producer_epoch,
+        };
+        match ctx.groups.stage_txn_offsets(request, producer).await {
+            // A zombie the group's coordinator knows of, though it may not coordinate the id.
+            Err(e @ GroupError::ProducerFenced { .. }) => {
+                tracing::debug!(group = %req.group_id.0, error = %e, "TxnOffsetCommit refused");
+                Err(RequestError::from(e).txn_code(version, FENCED_SINCE))
+            }
+            staged => outcome_codes(&req.group_id.0, staged),
+        }
     };
     let mut resp = TxnOffsetCommitResponse::default();
     for (name, parts) in answers {

@@ -52,7 +52,13 @@ pub async fn handle(
                 } else if !known {
                     Err(RequestError::UnknownTopicOrPartition)
                 } else {
-                    Ok(append_marker(&ctx.log, &t.name.0, index, &fields))
+                    Ok(append_marker(
+                        &ctx.log,
+                        &ctx.verified,
+                        &t.name.0,
+                        index,
+                        &fields,
+                    ))
                 };
                 pending.push((t.name.clone(), index, appended));
             }

@@ -9,8 +9,9 @@
 //!   who asks (its principal, for authorization) and on which listener (the addresses
 //!   answers name);
 //! - `origin h`: the same with the client id and host appended (JoinGroup records them);
-//! - `staged h`: `h(&ctx, &session, version, request)` runs at once, in arrival order, and
-//!   returns a `produce::Staged` whose commit is awaited later (Produce).
+//! - `staged h`: `h(&ctx, &session, version, request)` runs in arrival order (the next frame
+//!   of the connection is read once it has returned) and returns a `produce::Staged` whose
+//!   commit is awaited later (Produce).
 //!
 //! Error codes are listed as paths: `error_code` is the response's own code, and
 //! `topics [partitions [error_code]]` every code of every partition of every topic.
@@ -73,7 +74,7 @@ macro_rules! route_call {
         )
     }};
     (staged $h:path, $ctx:ident, $call:ident, $r:ident) => {{
-        let staged = $h($ctx, &$call.session, $call.version, $r);
+        let staged = $h($ctx, &$call.session, $call.version, $r).await;
         spawn_staged($ctx, $call, staged)
     }};
 }
@@ -106,7 +107,7 @@ macro_rules! api_table {
         }
 
         /// Starts the handler of a decoded request.
-        pub(super) fn route(ctx: &Arc<Context>, mut call: Call, request: Request) -> JoinHandle<Reply> {
+        pub(super) async fn route(ctx: &Arc<Context>, mut call: Call, request: Request) -> JoinHandle<Reply> {
             match request {
                 $(Request::$key(r) => route_call!($how $handler, ctx, call, r),)*
             }

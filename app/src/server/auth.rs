@@ -151,7 +151,7 @@ pub(super) async fn authenticate<R: AsyncRead + Unpin>(
             None | Some(Request::ApiVersions(_)) => {
                 if !queue
                     .push(
-                        dispatch::dispatch(ctx, decoded, session, &mut Default::default()),
+                        dispatch::dispatch(ctx, decoded, session, &mut Default::default()).await,
                         1,
                     )
                     .await

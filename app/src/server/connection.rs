@@ -178,7 +178,7 @@ pub async fn serve<R, W>(
             }
         }
         let weight = decoded.weight.clamp(1, MAX_IN_FLIGHT_BYTES) as u32;
-        let task = dispatch::dispatch(&ctx, decoded, &session, &mut sequence);
+        let task = dispatch::dispatch(&ctx, decoded, &session, &mut sequence).await;
         if !queue.push(task, weight).await {
             break;
         }

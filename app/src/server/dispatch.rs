@@ -300,8 +300,8 @@ pub(super) fn spawn_staged(
 }
 
 /// Starts the handling of a decoded request of a connection, in its place in the
-/// connection's `sequence`.
-pub fn dispatch(
+/// connection's `sequence`. Returns at once, but for a produce: once it is staged.
+pub async fn dispatch(
     ctx: &Arc<Context>,
     decoded: Decoded,
     session: &Arc<Session>,
@@ -327,7 +327,7 @@ pub fn dispatch(
         session: session.clone(),
         turn: in_sequence(key).then(|| sequence.next()),
     };
-    apis::route(ctx, call, request)
+    apis::route(ctx, call, request).await
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub(super) const RESPONSES: &[Message] = &[
     SASL_HANDSHAKE,
     SASL_AUTHENTICATE,
     DESCRIBE_USER_SCRAM_CREDENTIALS,
+    ADD_PARTITIONS_TO_TXN,
     WRITE_TXN_MARKERS,
     ALTER_USER_SCRAM_CREDENTIALS,
     DESCRIBE_ACLS,
@@ -115,6 +116,28 @@ const DELETE_TOPICS: Message = message(20, "DeleteTopics", (0, 6), (4, UP), &[
         f("TopicId", 6, UP, Uuid),
         f("ErrorCode", 0, UP, I16),
         f("ErrorMessage", 5, UP, Str).nullable(5, UP),
+    ]))),
+]);
+
+const ADD_PARTITIONS_TO_TXN: Message = message(24, "AddPartitionsToTxn", (0, 5), (3, UP), &[
+    f("ThrottleTimeMs", 0, UP, I32),
+    f("ErrorCode", 4, UP, I16),
+    f("ResultsByTransaction", 4, UP, Array(&Struct(&[
+        f("TransactionalId", 4, UP, Str),
+        f("TopicResults", 4, UP, Array(&Struct(&[
+            f("Name", 0, UP, Str),
+            f("ResultsByPartition", 0, UP, Array(&Struct(&[
+                f("PartitionIndex", 0, UP, I32),
+                f("PartitionErrorCode", 0, UP, I16),
+            ]))),
+        ]))),
+    ]))),
+    f("ResultsByTopicV3AndBelow", 0, 3, Array(&Struct(&[
+        f("Name", 0, UP, Str),
+        f("ResultsByPartition", 0, UP, Array(&Struct(&[
+            f("PartitionIndex", 0, UP, I32),
+            f("PartitionErrorCode", 0, UP, I16),
+        ]))),
     ]))),
 ]);
 

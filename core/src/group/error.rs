@@ -38,6 +38,14 @@ pub enum GroupError {
     SubscribedToTopic(String),
     #[error("offset metadata of {size} bytes exceeds the limit of {max} bytes")]
     MetadataTooLarge { size: usize, max: usize },
+    /// TxnOffsetCommit from a producer whose id has been seen here at a newer epoch (in a
+    /// transaction marker or a newer producer's commit): a zombie.
+    #[error("producer {producer_id} epoch {epoch} is fenced: the group's coordinator has seen epoch {current}")]
+    ProducerFenced {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
     #[error("this broker is not the coordinator of group {0}")]
     NotCoordinator(GroupId),
     #[error("coordinator of group {0} is loading")]

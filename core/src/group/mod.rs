@@ -58,6 +58,7 @@ pub use error::{GroupError, GroupResult};
 pub use member::Step;
 pub use offsets::{PartitionResults, SubscriptionReader};
 pub use shard::{ShardRecord, ShardStatus};
+pub use txn_offsets::TxnProducer;
 pub use types::*;
 
 use crate::types::{BrokerId, Millis};

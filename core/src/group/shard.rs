@@ -4,6 +4,7 @@
 //! so the old owner's writes fail and it drops the shard's groups.
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::coordinator::GroupCoordinator;
@@ -53,6 +54,10 @@ pub(crate) struct ShardSlot {
     pub writes: tokio::sync::Mutex<()>,
     /// Revision of the newest shard record observed; older observations are ignored.
     seen: std::sync::atomic::AtomicI64,
+    /// The newest epoch seen per transactional producer id in the shard since it was loaded
+    /// (staged offsets, markers): TxnOffsetCommit of an older epoch is a zombie's. Changed
+    /// under `writes`.
+    pub producer_epochs: Mutex<HashMap<i64, i16>>,
 }
 
 impl Default for ShardSlot {
@@ -61,6 +66,7 @@ impl Default for ShardSlot {
             status: Mutex::new(ShardStatus::NotOwned),
             writes: tokio::sync::Mutex::new(()),
             seen: std::sync::atomic::AtomicI64::new(0),
+            producer_epochs: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -125,6 +131,7 @@ impl GroupCoordinator {
     async fn load_offsets(&self, shard: ShardId, epoch: u64) -> GroupResult<()> {
         let states = self.meta.range(&keys::shard_states_prefix(shard)).await?;
         let range = self.meta.range(&keys::shard_offsets_prefix(shard)).await?;
+        let epochs = self.load_producer_epochs(shard).await?;
         {
             let now = self.now();
             let mut groups = self.lock();
@@ -173,9 +180,34 @@ impl GroupCoordinator {
             shard = shard.0,
             epoch,
             offsets = loaded,
+            producers = epochs.len(),
             "loaded coordinator shard"
         );
+        *self.shards[shard.0 as usize]
+            .producer_epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = epochs;
         Ok(())
+    }
+
+    /// The newest epoch of each producer with offsets staged in the shard.
+    async fn load_producer_epochs(&self, shard: ShardId) -> GroupResult<HashMap<i64, i16>> {
+        let staged = self
+            .meta
+            .range(&crate::schema::keys::shard_txn_offsets_prefix(shard))
+            .await?;
+        let mut epochs: HashMap<i64, i16> = HashMap::new();
+        for kv in &staged.kvs {
+            let Some((_, producer_id, _)) = crate::schema::keys::parse_txn_offset(&kv.key) else {
+                continue;
+            };
+            let decoded = crate::schema::records::OffsetRecord::decode_staged(&kv.value);
+            if let Ok((_, Some(epoch))) = decoded {
+                let seen = epochs.entry(producer_id).or_insert(epoch);
+                *seen = (*seen).max(epoch);
+            }
+        }
+        Ok(epochs)
     }
 
     /// Tells the coordinator what a shard record says (from the cluster's watch). `ours`:

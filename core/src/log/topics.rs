@@ -257,7 +257,7 @@ impl LogService {
     }
 
     pub async fn create_topic(&self, req: CreateTopic) -> Result<TopicRecord> {
-        topic::validate_name(&req.name)?;
+        topic::validate_new_name(&req.name)?;
         topic::validate_partitions(req.partitions)?;
         topic::validate_configs(&req.configs)?;
         if self.topic(&req.name).is_some() {

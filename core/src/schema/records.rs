@@ -318,14 +318,27 @@ impl Checkpoint {
 }
 
 /// `groups/offsets/<shard>/<group>/<topic>/<p>`: a committed offset, in a few bytes (the first
-/// release wrote JSON, which is still read).
+/// release wrote JSON, which is still read). Version 2, the same followed by the producer
+/// epoch, is an offset staged by a transaction (`groups/txn-offsets/...`).
 pub struct OffsetRecord;
 
 impl OffsetRecord {
     const VERSION: u8 = 1;
+    const STAGED: u8 = 2;
 
     pub fn encode(c: &crate::group::CommittedOffset) -> Bytes {
-        let mut w = Writer::new(Self::VERSION);
+        Self::writer(Self::VERSION, c).finish()
+    }
+
+    /// An offset staged by a transaction of a producer at `producer_epoch`.
+    pub fn encode_staged(c: &crate::group::CommittedOffset, producer_epoch: i16) -> Bytes {
+        let mut w = Self::writer(Self::STAGED, c);
+        w.varint(i64::from(producer_epoch));
+        w.finish()
+    }
+
+    fn writer(version: u8, c: &crate::group::CommittedOffset) -> Writer {
+        let mut w = Writer::new(version);
         w.uvarint(c.offset.0.max(0) as u64);
         w.varint(c.leader_epoch.map_or(-1, |e| i64::from(e.0)));
         w.str(&c.metadata);
@@ -337,18 +350,27 @@ impl OffsetRecord {
             }
             None => w.u8(0),
         }
-        w.finish()
+        w
     }
 
     pub fn decode(bytes: &[u8]) -> Result<crate::group::CommittedOffset, CodecError> {
+        Self::decode_staged(bytes).map(|(c, _)| c)
+    }
+
+    /// A staged offset and the epoch of the producer that staged it (None: staged before
+    /// epochs were kept, or a committed offset).
+    pub fn decode_staged(
+        bytes: &[u8],
+    ) -> Result<(crate::group::CommittedOffset, Option<i16>), CodecError> {
         if bytes.first() == Some(&b'{') {
-            return serde_json::from_slice(bytes).map_err(|e| CodecError {
+            let c = serde_json::from_slice(bytes).map_err(|e| CodecError {
                 what: "committed offset",
                 at: 0,
                 reason: e.to_string(),
-            });
+            })?;
+            return Ok((c, None));
         }
-        let (mut r, _) = Reader::new(bytes, "committed offset", 1..=1)?;
+        let (mut r, version) = Reader::new(bytes, "committed offset", 1..=Self::STAGED)?;
         let offset = Offset(r.uvarint_as()?);
         let epoch: i64 = r.varint()?;
         let metadata = r.str()?.to_owned();
@@ -358,8 +380,13 @@ impl OffsetRecord {
             1 => Some(TopicId(r.uuid()?)),
             other => return Err(r.error(format!("topic id flag {other}"))),
         };
+        let producer_epoch = if version >= Self::STAGED {
+            Some(r.varint_as::<i16>()?)
+        } else {
+            None
+        };
         r.end()?;
-        Ok(crate::group::CommittedOffset {
+        let c = crate::group::CommittedOffset {
             offset,
             leader_epoch: (epoch >= 0)
                 .then(|| i32::try_from(epoch).ok().map(LeaderEpoch))
@@ -367,7 +394,8 @@ impl OffsetRecord {
             metadata,
             commit_ms,
             topic_id,
-        })
+        };
+        Ok((c, producer_epoch))
     }
 }
 
@@ -446,6 +474,12 @@ mod tests {
         );
         let json = serde_json::to_vec(&c).unwrap();
         assert_eq!(OffsetRecord::decode(&json).unwrap(), c);
+        let staged = OffsetRecord::encode_staged(&c, 7);
+        assert_eq!(
+            OffsetRecord::decode_staged(&staged).unwrap(),
+            (c.clone(), Some(7))
+        );
+        assert_eq!(OffsetRecord::decode_staged(&bytes).unwrap(), (c, None));
     }
 
     #[test]

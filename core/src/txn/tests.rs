@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use super::*;
 use crate::group::tests::store::MemStore;
-use crate::group::{CommitRequest, CommittedOffset, GroupConfig, GroupCoordinator, OffsetKey};
+use crate::group::{
+    CommitRequest, CommittedOffset, GroupConfig, GroupCoordinator, GroupError, OffsetKey,
+    TxnProducer,
+};
 use crate::ports::{ManualClock, MetadataStore};
 use crate::types::{Offset, PartitionId};
 
@@ -207,6 +210,14 @@ async fn a_new_coordinator_completes_what_the_old_one_left_prepared() {
     g.c.add("app", p, &[tp("t", 2)], &[]).await.unwrap();
 }
 
+/// Producer 100 at `epoch`.
+fn at(epoch: i16) -> TxnProducer {
+    TxnProducer {
+        producer_id: 100,
+        epoch,
+    }
+}
+
 #[tokio::test]
 async fn staged_offsets_become_visible_only_on_commit() {
     let f = Fixture::new().await;
@@ -231,7 +242,7 @@ async fn staged_offsets_become_visible_only_on_commit() {
             },
         )],
     };
-    let results = f.groups.stage_txn_offsets(stage(10), 100).await.unwrap();
+    let results = f.groups.stage_txn_offsets(stage(10), at(0)).await.unwrap();
     assert!(results.iter().all(|(_, r)| r.is_ok()));
     let visible = |groups: &GroupCoordinator| {
         groups
@@ -243,22 +254,158 @@ async fn staged_offsets_become_visible_only_on_commit() {
     assert_eq!(visible(&f.groups), None);
     // Abort drops them.
     f.groups
-        .complete_txn_offsets(&group, 100, false)
+        .complete_txn_offsets(&group, at(0), false)
         .await
         .unwrap();
     f.groups
-        .complete_txn_offsets(&group, 100, true)
+        .complete_txn_offsets(&group, at(0), true)
         .await
         .unwrap();
     assert_eq!(visible(&f.groups), None);
     // Commit moves them; a restarted coordinator reads them as committed.
-    f.groups.stage_txn_offsets(stage(20), 100).await.unwrap();
+    f.groups.stage_txn_offsets(stage(20), at(0)).await.unwrap();
     f.groups
-        .complete_txn_offsets(&group, 100, true)
+        .complete_txn_offsets(&group, at(0), true)
         .await
         .unwrap();
     assert_eq!(visible(&f.groups), Some(Offset(20)));
     assert!(f.meta.keys("kafscale/groups/txn-offsets/").is_empty());
     let g = Fixture::on(f.clock.clone(), f.meta.clone()).await;
     assert_eq!(visible(&g.groups), Some(Offset(20)));
+}
+
+/// A request staging offset `offset` of each of the partitions `in-<p>` of group `g`.
+fn staging(offsets: &[(i32, i64)]) -> CommitRequest {
+    CommitRequest {
+        group: crate::group::GroupId("g".into()),
+        member: None,
+        instance: None,
+        generation: None,
+        offsets: offsets
+            .iter()
+            .map(|(p, offset)| {
+                let key = OffsetKey {
+                    topic: "in".into(),
+                    partition: PartitionId(*p),
+                };
+                let value = CommittedOffset {
+                    offset: Offset(*offset),
+                    leader_epoch: None,
+                    metadata: String::new(),
+                    commit_ms: 0,
+                    topic_id: None,
+                };
+                (key, value)
+            })
+            .collect(),
+    }
+}
+
+/// The committed offsets of group `g`, by partition of `in`.
+fn committed(groups: &GroupCoordinator) -> Vec<(i32, i64)> {
+    let group = crate::group::GroupId("g".into());
+    let mut out: Vec<(i32, i64)> = groups
+        .fetch_offsets(&group, None)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|c| (k.partition.0, c.offset.0)))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+#[tokio::test]
+async fn a_marker_commits_only_what_its_epoch_staged() {
+    let f = Fixture::new().await;
+    let shard = crate::group::keys::shard_of(&crate::group::GroupId("g".into()));
+    // A zombie at epoch 0 stages partitions 0 and 1; the producer's next epoch stages 1 and 2.
+    f.groups
+        .stage_txn_offsets(staging(&[(0, 10), (1, 11)]), at(0))
+        .await
+        .unwrap();
+    f.groups
+        .stage_txn_offsets(staging(&[(1, 21), (2, 22)]), at(2))
+        .await
+        .unwrap();
+    // A late marker of epoch 1 (an abort the coordinator sends again) drops epoch 0's and
+    // leaves epoch 2's staged.
+    f.groups
+        .complete_shard_txn_offsets(shard, at(1), false)
+        .await
+        .unwrap();
+    assert_eq!(committed(&f.groups), vec![]);
+    assert_eq!(f.meta.keys("kafscale/groups/txn-offsets/").len(), 2);
+    // Epoch 2's commit: its offsets only; nothing of the zombie's.
+    f.groups
+        .complete_shard_txn_offsets(shard, at(2), true)
+        .await
+        .unwrap();
+    assert_eq!(committed(&f.groups), vec![(1, 21), (2, 22)]);
+    assert!(f.meta.keys("kafscale/groups/txn-offsets/").is_empty());
+}
+
+#[tokio::test]
+async fn a_commit_drops_offsets_staged_at_an_older_epoch() {
+    let f = Fixture::new().await;
+    f.groups
+        .stage_txn_offsets(staging(&[(0, 10)]), at(3))
+        .await
+        .unwrap();
+    // Staged before a takeover, then a newer epoch commits without staging anything here.
+    let g = Fixture::on(f.clock.clone(), f.meta.clone()).await;
+    let shard = crate::group::keys::shard_of(&crate::group::GroupId("g".into()));
+    g.groups
+        .complete_shard_txn_offsets(shard, at(5), true)
+        .await
+        .unwrap();
+    assert_eq!(committed(&g.groups), vec![]);
+    assert!(g.meta.keys("kafscale/groups/txn-offsets/").is_empty());
+}
+
+#[tokio::test]
+async fn staging_from_a_fenced_epoch_is_refused() {
+    let f = Fixture::new().await;
+    let shard = crate::group::keys::shard_of(&crate::group::GroupId("g".into()));
+    // Seen in a marker (the abort of a fenced producer's transaction, epoch bumped).
+    f.groups
+        .complete_shard_txn_offsets(shard, at(4), false)
+        .await
+        .unwrap();
+    let refused = f.groups.stage_txn_offsets(staging(&[(0, 1)]), at(3)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(GroupError::ProducerFenced {
+                producer_id: 100,
+                epoch: 3,
+                current: 4
+            })
+        ),
+        "{refused:?}"
+    );
+    // The current epoch and newer ones stage.
+    f.groups
+        .stage_txn_offsets(staging(&[(0, 2)]), at(4))
+        .await
+        .unwrap();
+    f.groups
+        .stage_txn_offsets(staging(&[(0, 3)]), at(6))
+        .await
+        .unwrap();
+    // Seen in staged offsets: known again after a takeover.
+    let g = Fixture::on(f.clock.clone(), f.meta.clone()).await;
+    let refused = g.groups.stage_txn_offsets(staging(&[(0, 1)]), at(5)).await;
+    assert!(matches!(
+        refused,
+        Err(GroupError::ProducerFenced { current: 6, .. })
+    ));
+    // Another producer id is not affected.
+    let other = TxnProducer {
+        producer_id: 101,
+        epoch: 0,
+    };
+    g.groups
+        .stage_txn_offsets(staging(&[(0, 1)]), other)
+        .await
+        .unwrap();
 }
