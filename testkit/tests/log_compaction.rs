@@ -12,34 +12,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafscale_adapters::{MemoryMetadataStore, MemoryObjectStore, SystemClock};
-use kafscale_core::log::{AppendRequest, CreateTopic, LogConfig, LogService, ReadRequest};
+use kafscale_core::log::{AppendRequest, LogConfig, LogService, ReadRequest};
 use kafscale_core::ports::{Clock, MetadataStore, ObjectStore};
-use kafscale_core::{batch, unpack, Offset, PartitionId, PartitionKey};
+use kafscale_core::{batch, unpack, Offset, PartitionKey};
 
 use support::*;
 
 const KEYS: usize = 10;
-
-async fn compacted(log: &LogService, name: &str, configs: &[(&str, &str)]) -> PartitionKey {
-    let mut all: BTreeMap<String, String> = BTreeMap::new();
-    all.insert("cleanup.policy".into(), "compact".into());
-    for (k, v) in configs {
-        all.insert(k.to_string(), v.to_string());
-    }
-    let t = log
-        .create_topic(CreateTopic {
-            name: name.into(),
-            partitions: 1,
-            configs: all,
-            validate_only: false,
-        })
-        .await
-        .unwrap();
-    PartitionKey {
-        topic: t.id,
-        partition: PartitionId(0),
-    }
-}
 
 /// Appends one batch (one flush, one chunk): `(key, value)` pairs, `None` a tombstone.
 async fn put(log: &LogService, p: PartitionKey, records: &[(String, Option<String>)], ts: i64) {
@@ -96,37 +75,13 @@ async fn records_from(
     out
 }
 
-fn config() -> LogConfig {
-    LogConfig {
-        // Every round merges what was flushed into a segment.
-        compaction_min_bytes: 1,
-        segment_block_bytes: 512,
-        gc_grace_ms: 0,
-        ..LogConfig::default()
-    }
-}
-
-async fn open_on(
-    store: &Arc<MemoryObjectStore>,
-    meta: &Arc<MemoryMetadataStore>,
-    config: LogConfig,
-) -> Setup {
-    open(
-        store.clone(),
-        meta.clone(),
-        Arc::new(SystemClock::new()),
-        config,
-    )
-    .await
-}
-
 #[tokio::test]
 async fn the_latest_record_of_each_key_survives_with_its_offset_and_tombstones_go_later() {
     let (store, meta) = (
         Arc::new(MemoryObjectStore::new()),
         Arc::new(MemoryMetadataStore::new()),
     );
-    let s = open_on(&store, &meta, config()).await;
+    let s = open_on(&store, &meta, compaction_config()).await;
     let p = compacted(
         &s.log,
         "offsets",
@@ -207,7 +162,7 @@ async fn the_latest_record_of_each_key_survives_with_its_offset_and_tombstones_g
     drop(s);
 
     // Cold, after a restart: the same records, from the cleaned segments' keys.
-    let s = open_on(&store, &meta, config()).await;
+    let s = open_on(&store, &meta, compaction_config()).await;
     assert_eq!(records_from(&s.log, p, 0).await, purged);
     s.log.shutdown().await;
 }
@@ -224,7 +179,7 @@ async fn a_small_key_map_cleans_in_several_passes() {
         &meta,
         LogConfig {
             cleaner_buffer_bytes: 5 * 32,
-            ..config()
+            ..compaction_config()
         },
     )
     .await;
@@ -277,7 +232,7 @@ async fn young_records_wait_for_the_minimum_lag_and_other_topics_are_not_cleaned
     let s = open_on(
         &Arc::new(MemoryObjectStore::new()),
         &Arc::new(MemoryMetadataStore::new()),
-        config(),
+        compaction_config(),
     )
     .await;
     let lagged = compacted(&s.log, "lagged", &[("min.compaction.lag.ms", "3600000")]).await;
@@ -308,7 +263,7 @@ async fn segment_ms_rolls_small_flushes_into_a_segment() {
         &Arc::new(MemoryMetadataStore::new()),
         LogConfig {
             compaction_min_bytes: 1 << 30,
-            ..config()
+            ..compaction_config()
         },
     )
     .await;

@@ -11,33 +11,13 @@ use kafscale_adapters::{
     EmbeddedMetadataStore, LocalObjectStore, MemoryMetadataStore, MemoryObjectStore, SystemClock,
 };
 use kafscale_core::batch;
-use kafscale_core::log::{AppendRequest, CreateTopic, LogConfig, LogService, ReadRequest};
+use kafscale_core::log::{AppendRequest, LogConfig, LogService, ReadRequest};
 use kafscale_core::ports::{Clock, MetadataStore, ObjectStore};
 use kafscale_core::schema::keys;
-use kafscale_core::{Error, Offset, PartitionId, PartitionKey};
+use kafscale_core::{Error, Offset, PartitionKey};
 use kafscale_testkit::faults::TxnFault;
 
 use support::*;
-
-async fn topic_with(log: &LogService, name: &str, configs: &[(&str, &str)]) -> PartitionKey {
-    let configs = configs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let t = log
-        .create_topic(CreateTopic {
-            name: name.into(),
-            partitions: 1,
-            configs,
-            validate_only: false,
-        })
-        .await
-        .unwrap();
-    PartitionKey {
-        topic: t.id,
-        partition: PartitionId(0),
-    }
-}
 
 async fn append_at(log: &LogService, p: PartitionKey, n: usize, ts: i64) -> Offset {
     let values: Vec<String> = (0..n).map(|i| format!("value-{i:04}")).collect();

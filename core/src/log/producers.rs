@@ -10,7 +10,7 @@
 //! them), as Kafka rebuilds producer state from its log.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use crate::batch::BatchHeader;
 pub use crate::batch::TxnRole;
@@ -112,6 +112,29 @@ impl ProducerStates {
     /// Forgets aborted transactions wholly before the log start.
     pub fn prune_aborted(&mut self, log_start: Offset) {
         self.aborted.retain(|a| a.last_offset >= log_start);
+    }
+
+    /// Forgets the aborted transactions whose abort markers the log cleaner removed, given
+    /// as (producer id, marker offset): none of their records remains, and an entry without
+    /// its marker would hide the producer's later transactions from read_committed readers.
+    pub fn retire_aborted(&mut self, markers: &[(i64, Offset)]) {
+        if markers.is_empty() {
+            return;
+        }
+        let gone: HashSet<(i64, Offset)> = markers.iter().copied().collect();
+        self.aborted
+            .retain(|a| !gone.contains(&(a.producer_id, a.last_offset)));
+    }
+
+    /// Takes the state a flush committed from `from` (its first offset) on, planned from
+    /// this state as it was then: its producers, and the aborted transactions its markers
+    /// ended. Those before `from` stay as they are here, since a clean may have retired some
+    /// meanwhile.
+    pub fn adopt(&mut self, next: ProducerStates, from: Offset) {
+        let ProducerStates { producers, aborted } = next;
+        self.producers = producers;
+        self.aborted
+            .extend(aborted.into_iter().filter(|a| a.last_offset >= from));
     }
 
     pub fn check(&self, h: &BatchHeader) -> SeqCheck {
@@ -387,6 +410,35 @@ mod tests {
         assert!(s.producers.contains_key(&1) && !s.producers.contains_key(&2));
         s.prune_aborted(Offset(18));
         assert!(s.aborted.is_empty());
+    }
+
+    #[test]
+    fn retired_aborts_stay_retired_when_a_flush_planned_before_commits() {
+        let mut committed = ProducerStates::default();
+        let marker = |pid| header(pid, 0, -1, 1);
+        for (pid, first, abort_at) in [(1, 0, 2), (2, 3, 5)] {
+            let mut data = header(pid, 0, 0, 2);
+            data.attributes = crate::batch::TRANSACTIONAL_BIT;
+            committed.record(&data, TxnRole::Data, Offset(first), 1);
+            committed.record(&marker(pid), TxnRole::Abort, Offset(abort_at), 1);
+        }
+        assert_eq!(committed.aborted.len(), 2);
+        // A flush is planned from this state: producer 3 aborts at 7.
+        let mut planned = committed.clone();
+        let mut data = header(3, 0, 0, 1);
+        data.attributes = crate::batch::TRANSACTIONAL_BIT;
+        planned.record(&data, TxnRole::Data, Offset(6), 2);
+        planned.record(&marker(3), TxnRole::Abort, Offset(7), 2);
+        // Meanwhile a clean removes producer 1's abort marker; then the flush commits.
+        committed.retire_aborted(&[(1, Offset(2)), (9, Offset(4))]);
+        committed.adopt(planned, Offset(6));
+        let ends: Vec<(i64, i64)> = committed
+            .aborted
+            .iter()
+            .map(|a| (a.producer_id, a.last_offset.0))
+            .collect();
+        assert_eq!(ends, vec![(2, 5), (3, 7)]);
+        assert!(committed.producers.contains_key(&3));
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl LogService {
     pub async fn read_isolated(&self, req: ReadRequest, committed: bool) -> Result<ReadResult> {
         self.check_epoch(req.partition, req.current_leader_epoch)?;
         let partition = self.shared.partitions.get(req.partition)?;
-        let (info, chunks, lso) = {
+        let (info, chunks, lso, aborted) = {
             let p = lock(&partition);
             let hw = p.record.log_end_offset;
             let lso = p.producers.first_unstable().map_or(hw, |f| f.min(hw));
@@ -77,7 +77,15 @@ impl LogService {
                 })
                 .cloned()
                 .collect();
-            ((hw, start, p.leadership.leader_epoch), chunks, lso)
+            // Taken with the chunks, so that they agree: the log cleaner removes an abort
+            // marker and its entry in one step, and a read of the chunks listed before it
+            // must still be told of the transaction.
+            let aborted = if committed {
+                p.producers.aborted_between(req.offset, lso)
+            } else {
+                Vec::new()
+            };
+            ((hw, start, p.leadership.leader_epoch), chunks, lso, aborted)
         };
         let (hw, start, epoch) = info;
         // What a read_committed reader may see ends at the last stable offset.
@@ -143,15 +151,13 @@ impl LogService {
                 out.freeze()
             }
         };
-        let aborted = if committed && !records.is_empty() {
-            let end = batch::iter(&records)
-                .filter_map(|b| b.ok())
-                .last()
-                .map_or(req.offset, |(h, _)| Offset(h.last_offset() + 1));
-            lock(&partition).producers.aborted_between(req.offset, end)
-        } else {
-            Vec::new()
-        };
+        // The aborted transactions the records returned overlap.
+        let end = batch::iter(&records)
+            .filter_map(|b| b.ok())
+            .last()
+            .map_or(req.offset, |(h, _)| Offset(h.last_offset() + 1));
+        let mut aborted = aborted;
+        aborted.retain(|a| !records.is_empty() && a.first_offset < end);
         Ok(ReadResult {
             records,
             high_watermark: hw,

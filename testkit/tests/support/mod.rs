@@ -64,6 +64,60 @@ pub async fn topic(log: &LogService, name: &str, partitions: i32) -> Vec<Partiti
         .collect()
 }
 
+/// A one-partition topic with these configs.
+pub async fn topic_with(log: &LogService, name: &str, configs: &[(&str, &str)]) -> PartitionKey {
+    let configs = configs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let t = log
+        .create_topic(CreateTopic {
+            name: name.into(),
+            partitions: 1,
+            configs,
+            validate_only: false,
+        })
+        .await
+        .unwrap();
+    PartitionKey {
+        topic: t.id,
+        partition: PartitionId(0),
+    }
+}
+
+/// A one-partition topic with `cleanup.policy` compact and these other configs.
+pub async fn compacted(log: &LogService, name: &str, configs: &[(&str, &str)]) -> PartitionKey {
+    let mut all = vec![("cleanup.policy", "compact")];
+    all.extend_from_slice(configs);
+    topic_with(log, name, &all).await
+}
+
+/// The log cleaner's tests: every round merges what was flushed into a segment, and replaced
+/// objects are garbage at once.
+pub fn compaction_config() -> LogConfig {
+    LogConfig {
+        compaction_min_bytes: 1,
+        segment_block_bytes: 512,
+        gc_grace_ms: 0,
+        ..LogConfig::default()
+    }
+}
+
+/// A log on these memory stores (a second one on the same stores is a restart).
+pub async fn open_on(
+    store: &Arc<MemoryObjectStore>,
+    meta: &Arc<MemoryMetadataStore>,
+    config: LogConfig,
+) -> Setup {
+    open(
+        store.clone(),
+        meta.clone(),
+        Arc::new(SystemClock::new()),
+        config,
+    )
+    .await
+}
+
 pub fn records(n: usize, tag: &str) -> Bytes {
     let values: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
     let recs: Vec<batch::SimpleRecord<'_>> = values

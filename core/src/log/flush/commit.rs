@@ -300,12 +300,13 @@ impl Shared {
                 }
                 drop(projected);
                 debug_assert!(end > state.record.log_end_offset);
+                let from = state.record.log_end_offset;
                 state.record.log_end_offset = end;
                 if let Some(chunk) = chunk {
                     state.index.push(chunk);
                 }
                 if let Some(producers) = producers {
-                    state.producers = producers;
+                    state.producers.adopt(producers, from);
                 }
                 state.checkpoint.changes += 1;
                 state.checkpoint.last_flush = seq;

@@ -13,14 +13,22 @@
 //! checkpoint and leader revisions): a reader sees the old segments or the new ones, never a
 //! mix, and after a leader change the new objects are garbage nothing references. The old
 //! segment objects become garbage when the checkpoint commits.
+//!
+//! A clean takes only segments wholly below the partition's last stable offset, and reads
+//! them in offset order from the first (see `clean_plan::txns`): the records of aborted
+//! transactions go, markers go once their transactions' records are gone and
+//! `delete.retention.ms` has passed, and the aborted-index entry of an abort marker removed
+//! goes from the producer state in the same checkpoint.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::clean_plan::{self, BatchFate, KeyMap, Policy, SegmentView};
-use crate::batch::{self, BatchError};
+use super::clean_plan::txns::{self, AbortedIndex, DataFate, MarkerFate, TxnPass};
+use super::clean_plan::{self, KeyMap, Policy, SegmentView};
+use crate::batch::{self, BatchError, BatchHeader};
 use crate::error::{Error, Result};
+use crate::log::producers::AbortedTxn;
 use crate::log::state::{ChunkRecord, SegmentRef};
 use crate::log::{lock, Shared};
 use crate::object_format::{self, FormatError};
@@ -29,7 +37,7 @@ use crate::schema::keys;
 use crate::segment;
 use crate::topic_settings::TopicSettings;
 use crate::types::{Millis, Offset, PartitionKey};
-use crate::unpack::{self, Retained};
+use crate::unpack;
 
 /// What a clean of one partition wrote.
 #[derive(Debug, Clone, Default)]
@@ -38,14 +46,73 @@ pub(in crate::log) struct CleanedSegments {
     pub replacements: Vec<(Vec<Offset>, ChunkRecord)>,
     /// Segment bytes read (both passes).
     pub bytes_read: u64,
-    /// Records removed.
+    /// Records removed (markers included).
     pub removed: u64,
+    /// The abort markers removed, as (producer id, offset): their aborted-index entries go
+    /// with them.
+    pub retired: Vec<(i64, Offset)>,
+}
+
+/// A partition whose clean may be due: its segments below the last stable offset (oldest
+/// first), its topic's cleaning policy and its aborted transactions.
+struct Candidate {
+    key: PartitionKey,
+    segments: Vec<ChunkRecord>,
+    policy: Policy,
+    aborted: Vec<AbortedTxn>,
+}
+
+/// What pass 2 of one clean works with, for every group of segments in turn.
+struct Pass2<'a> {
+    map: &'a KeyMap,
+    policy: &'a Policy,
+    now: Millis,
+    txns: TxnPass<'a>,
+    aborted: &'a AbortedIndex,
+}
+
+impl Pass2<'_> {
+    /// A marker: kept, or removed with its aborted-index entry (see [`TxnPass::marker`]).
+    fn marker(
+        &mut self,
+        header: &BatchHeader,
+        due: bool,
+        bytes: Bytes,
+        out: &mut Rewritten,
+        result: &mut CleanedSegments,
+    ) {
+        match self.txns.marker(header, due) {
+            MarkerFate::Keep => out.kept.push(bytes),
+            MarkerFate::KeepUntilDue => {
+                out.removable = true;
+                out.kept.push(bytes);
+            }
+            MarkerFate::Remove => {
+                out.removed += header.record_count.max(0) as u64;
+                if self.aborted.ends(header.producer_id, header.base_offset) {
+                    result
+                        .retired
+                        .push((header.producer_id, Offset(header.base_offset)));
+                }
+            }
+        }
+    }
+}
+
+/// What pass 2 made of one group of segments.
+#[derive(Default)]
+struct Rewritten {
+    kept: Vec<Bytes>,
+    removed: u64,
+    /// Tombstones or markers remain that a later clean removes.
+    removable: bool,
 }
 
 impl Shared {
-    /// The partitions of compacted topics this broker leads, with their segments (oldest
-    /// first) and their topic's cleaning policy.
-    fn clean_candidates(&self) -> Vec<(PartitionKey, Vec<ChunkRecord>, Policy)> {
+    /// The partitions of compacted topics this broker leads, with their segments below the
+    /// last stable offset: records of an open transaction are never judged, so that a key's
+    /// committed value never goes for an uncommitted one.
+    fn clean_candidates(&self) -> Vec<Candidate> {
         let keys: Vec<PartitionKey> = self.partitions.read().keys().copied().collect();
         let mut out = Vec::new();
         for key in keys {
@@ -63,14 +130,21 @@ impl Shared {
             if !p.writable() {
                 continue;
             }
+            let end = p.record.log_end_offset;
+            let stable = p.producers.first_unstable().map_or(end, |f| f.min(end));
             let segments: Vec<ChunkRecord> = p
                 .index
                 .from_offset(p.record.log_start_offset)
-                .take_while(|c| c.segment.is_some())
+                .take_while(|c| c.segment.is_some() && c.last_offset < stable)
                 .cloned()
                 .collect();
             if !segments.is_empty() {
-                out.push((key, segments, settings.cleaning));
+                out.push(Candidate {
+                    key,
+                    segments,
+                    policy: settings.cleaning,
+                    aborted: p.producers.aborted.clone(),
+                });
             }
         }
         out
@@ -85,12 +159,14 @@ impl Shared {
     ) -> BTreeMap<PartitionKey, CleanedSegments> {
         let started = self.clock.now_ms();
         let mut out = BTreeMap::new();
-        for (key, segments, policy) in self.clean_candidates() {
+        for c in self.clean_candidates() {
             let now = self.clock.now_ms();
             if now - started >= budget_ms {
                 break;
             }
-            match self.clean(key, &segments, &policy, now).await {
+            let aborted = AbortedIndex::new(&c.aborted);
+            let key = c.key;
+            match self.clean(key, &c.segments, &c.policy, &aborted, now).await {
                 Ok(Some(cleaned)) => {
                     out.insert(key, cleaned);
                 }
@@ -102,11 +178,12 @@ impl Shared {
     }
 
     /// Cleans a partition's segments if a clean is due (see `clean_plan::cleanable`).
-    pub(in crate::log) async fn clean(
+    async fn clean(
         &self,
         key: PartitionKey,
         segments: &[ChunkRecord],
         policy: &Policy,
+        aborted: &AbortedIndex,
         now: Millis,
     ) -> Result<Option<CleanedSegments>> {
         let views: Vec<SegmentView> = segments.iter().map(view).collect();
@@ -115,7 +192,7 @@ impl Shared {
         };
         let mut result = CleanedSegments::default();
         let map = self
-            .key_map(&segments[..end], &views[..end], &mut result)
+            .key_map(&segments[..end], &views[..end], aborted, &mut result)
             .await?;
         let Some(covered) = map.covered().map(Offset) else {
             return Ok(None);
@@ -125,13 +202,26 @@ impl Shared {
             .take_while(|s| s.base_offset <= covered)
             .count();
         let mut changed = false;
+        // One pass over every group in offset order: a marker is judged by what was seen of
+        // its transaction before it.
+        let mut pass = Pass2 {
+            map: &map,
+            policy,
+            now,
+            txns: TxnPass::new(aborted, covered.0),
+            aborted,
+        };
         for group in clean_plan::groups(&views[..end], covered, policy.segment_bytes) {
             let inputs: Vec<&ChunkRecord> = group.iter().map(|i| &segments[*i]).collect();
             let group_views: Vec<SegmentView> = group.iter().map(|i| views[*i]).collect();
-            let (kept, removed, tombstones) = self
-                .rewrite(&inputs, &group_views, &map, policy, now, &mut result)
+            let Rewritten {
+                kept,
+                removed,
+                removable,
+            } = self
+                .rewrite(&inputs, &group_views, &mut pass, &mut result)
                 .await?;
-            let cleaned = clean_plan::cleaned_state(&group_views, covered, now, tombstones);
+            let cleaned = clean_plan::cleaned_state(&group_views, covered, now, removable);
             let bases: Vec<Offset> = inputs.iter().map(|c| c.base_offset).collect();
             result.removed += removed;
             let first = inputs[0];
@@ -166,6 +256,7 @@ impl Shared {
         &self,
         segments: &[ChunkRecord],
         views: &[SegmentView],
+        aborted: &AbortedIndex,
         result: &mut CleanedSegments,
     ) -> Result<KeyMap> {
         let mut map = KeyMap::with_memory(self.config.cleaner_buffer_bytes);
@@ -178,11 +269,7 @@ impl Shared {
                 result.bytes_read += data.len() as u64;
                 for item in batch::iter(&data) {
                     let (header, bytes) = item.map_err(|e| corrupt(segment, e))?;
-                    if let BatchFate::Keep = clean_plan::batch_fate(&header) {
-                        map.cover(header.last_offset());
-                        continue;
-                    }
-                    if header.last_offset() <= through {
+                    if !txns::maps(&header, aborted) || header.last_offset() <= through {
                         map.cover(header.last_offset());
                         continue;
                     }
@@ -209,49 +296,52 @@ impl Shared {
     }
 
     /// Pass 2 for one group of segments: the batches kept (rewritten where records went),
-    /// how many records went, and whether tombstones remain.
+    /// how many records went, and what remains for a later clean to remove.
     async fn rewrite(
         &self,
         inputs: &[&ChunkRecord],
         views: &[SegmentView],
-        map: &KeyMap,
-        policy: &Policy,
-        now: Millis,
+        pass: &mut Pass2<'_>,
         result: &mut CleanedSegments,
-    ) -> Result<(Vec<Bytes>, u64, bool)> {
-        let mut kept = Vec::new();
-        let (mut removed, mut tombstones) = (0u64, false);
+    ) -> Result<Rewritten> {
+        let mut out = Rewritten::default();
         for (segment, view) in inputs.iter().zip(views) {
-            let drop_tombstones = clean_plan::tombstones_due(view.cleaned, now, policy);
+            let drop_tombstones = clean_plan::tombstones_due(view.cleaned, pass.now, pass.policy);
             let data = self.segment_data(segment).await?;
             result.bytes_read += data.len() as u64;
             for item in batch::iter(&data) {
                 let (header, bytes) = item.map_err(|e| corrupt(segment, e))?;
-                if let BatchFate::Keep = clean_plan::batch_fate(&header) {
-                    kept.push(bytes);
+                if header.is_control() {
+                    let due = drop_tombstones.is_some_and(|t| header.last_offset() <= t.0);
+                    pass.marker(&header, due, bytes, &mut out, result);
+                    continue;
+                }
+                if pass.txns.data(&header) == DataFate::Drop {
+                    out.removed += header.record_count.max(0) as u64;
                     continue;
                 }
                 let retained = unpack::retain(&bytes, |r| {
                     let keep =
-                        clean_plan::keeps(map, r.offset, r.key, r.tombstone, drop_tombstones);
-                    tombstones |= keep && r.tombstone;
+                        clean_plan::keeps(pass.map, r.offset, r.key, r.tombstone, drop_tombstones);
+                    out.removable |= keep && r.tombstone;
                     keep
                 })
                 .map_err(|e| undecodable(segment, &e))?;
+                pass.txns.kept(&header, retained != unpack::Retained::None);
                 match retained {
-                    Retained::All => kept.push(bytes),
-                    Retained::None => removed += header.record_count.max(0) as u64,
-                    Retained::Some {
+                    unpack::Retained::All => out.kept.push(bytes),
+                    unpack::Retained::None => out.removed += header.record_count.max(0) as u64,
+                    unpack::Retained::Some {
                         batch,
                         removed: gone,
                     } => {
-                        kept.push(batch);
-                        removed += gone as u64;
+                        out.kept.push(batch);
+                        out.removed += gone as u64;
                     }
                 }
             }
         }
-        Ok((kept, removed, tombstones))
+        Ok(out)
     }
 
     /// Uploads a cleaned segment spanning `span`.

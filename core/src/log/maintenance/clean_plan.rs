@@ -7,12 +7,12 @@
 //! dirty segments to its latest offset (pass 1), then rewrites the clean and dirty segments
 //! keeping a record only if it is its key's latest (pass 2). The unmerged flush chunks are the
 //! active part of the log and are never cleaned, nor are segments holding records younger than
-//! `min.compaction.lag.ms`.
+//! `min.compaction.lag.ms`, nor those at or after the last stable offset (the first record of
+//! an open transaction). What a clean makes of transactions is in [`txns`].
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use crate::batch::BatchHeader;
 use crate::schema::Cleaned;
 use crate::types::{Millis, Offset};
 
@@ -129,7 +129,7 @@ impl KeyMap {
     }
 
     /// Marks the offsets up to `offset` covered (records the map does not take, such as
-    /// control and transactional ones, do not end what it covers).
+    /// markers and aborted ones, do not end what it covers).
     pub fn cover(&mut self, offset: i64) {
         self.covered = Some(self.covered.map_or(offset, |c| c.max(offset)));
     }
@@ -160,30 +160,6 @@ fn hash(key: &[u8]) -> u128 {
         h.finish()
     };
     (u128::from(half(0)) << 64) | u128::from(half(1))
-}
-
-/// What pass 2 does with the batches of a segment.
-#[derive(Debug, Clone, Copy)]
-pub enum BatchFate {
-    /// Kept as it is, unread: control batches (transaction markers) and transactional data.
-    Keep,
-    /// Its records are judged one by one with [`keeps`].
-    Filter,
-}
-
-/// Whether pass 1 maps the records of a batch, and pass 2 judges them: not for control
-/// batches, which are kept as they are, nor for transactional batches.
-///
-/// TODO(transactions): the records of aborted transactions are to be dropped here (and the
-/// committed ones mapped and judged like any other) once the log knows which transactions
-/// were aborted; until then a transactional batch is kept whole and its keys do not
-/// supersede older records, so that an aborted write can never remove a committed value.
-pub fn batch_fate(header: &BatchHeader) -> BatchFate {
-    if header.is_control() || header.is_transactional() {
-        BatchFate::Keep
-    } else {
-        BatchFate::Filter
-    }
 }
 
 /// Whether pass 2 keeps a record: one beyond the map's range is kept; otherwise it must be
@@ -259,12 +235,13 @@ pub fn groups(segments: &[SegmentView], covered: Offset, segment_bytes: u64) -> 
 /// What a group's output segment records of its cleaning: clean up to what the map covered
 /// (all of it, or part of a segment the map did not wholly cover); first cleaned `now`, or,
 /// for inputs cleaned before, at the latest of their times (their tombstones then stay at
-/// most that much longer).
+/// most that much longer). `removable`: it holds tombstones or markers a later clean removes
+/// once `delete.retention.ms` has passed.
 pub fn cleaned_state(
     inputs: &[SegmentView],
     covered: Offset,
     now: Millis,
-    tombstones: bool,
+    removable: bool,
 ) -> Option<Cleaned> {
     let (first, last) = (inputs.first()?, inputs.last()?);
     if covered < first.base {
@@ -278,10 +255,11 @@ pub fn cleaned_state(
     let before = first.clean_through().unwrap_or(covered);
     Some(Cleaned {
         since_ms,
-        tombstones,
+        tombstones: removable,
         through: covered.max(before).min(last.last),
     })
 }
 
 #[cfg(test)]
 mod tests;
+pub mod txns;

@@ -408,6 +408,9 @@ impl Shared {
                 producers: {
                     let mut producers = p.producers.clone();
                     producers.prune_aborted(record.log_start_offset);
+                    if let Some(c) = &cleaned {
+                        producers.retire_aborted(&c.retired);
+                    }
                     producers
                 },
                 changes: p.checkpoint.changes,
@@ -628,6 +631,9 @@ impl Shared {
         }
         if let Some(c) = &s.cleaned {
             if replace_cleaned(&mut p.index, c) {
+                // With the markers the clean removed: a read listing the chunks before this
+                // still finds them, and an entry without its marker is never read.
+                p.producers.retire_aborted(&c.retired);
                 self.stats.cleaner_runs.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .cleaned_bytes
@@ -650,6 +656,7 @@ impl Shared {
             p.record.log_start_offset = s.record.log_start_offset;
             let start = p.record.log_start_offset;
             p.index.truncate_before(start);
+            p.producers.prune_aborted(start);
             tracing::info!(partition = %s.key, log_start = start.0, "log start moved");
         }
     }
