@@ -396,7 +396,7 @@ impl Metrics {
         );
         k.register(
             "cleaner_removed_records",
-            "Records the log cleaner removed (superseded values and expired tombstones)",
+            "Records the log cleaner removed (superseded values, expired tombstones, aborted records, markers)",
             m.cleaner_removed_records.clone(),
         );
         k.register(

@@ -116,7 +116,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "zstd level for batches the broker compresses (compression.type zstd)"),
     def("delete.retention.ms", T::Long, D::Fixed("86400000"), R::Range(0, I64),
         Some("log.cleaner.delete.retention.ms"), true,
-        "how long a tombstone (null value) of a compacted topic is kept after its segment was first cleaned"),
+        "how long a tombstone (null value) of a compacted topic, or a transaction marker none of whose records remain, is kept after its segment was first cleaned"),
     def("file.delete.delay.ms", T::Long, D::Fixed("60000"), R::Range(0, I64),
         Some("log.segment.delete.delay.ms"), false,
         "delay before a deleted file is removed (not applicable to object storage)"),
