@@ -3,7 +3,8 @@
 //! committed value), judges committed transactional records like any others, and removes a
 //! marker (with its aborted-index entry) only in a clean after its transaction's records
 //! went; read_committed readers see each key's latest committed value throughout, after a
-//! restart too. Merges keep the markers, and retention the aborted index.
+//! restart too. Merges keep the markers, and retention the aborted index; the last stable
+//! offset never falls below the log start.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -323,7 +324,29 @@ async fn merges_keep_markers_and_retention_keeps_the_aborted_index_consistent() 
     s.log.shutdown().await;
     drop(s);
     let s = open_on(&store, &meta, compaction_config()).await;
-    let read = committed_from(&s.log, p, 4).await;
+    let log = &s.log;
+    let read = committed_from(log, p, 4).await;
     assert_eq!((read.log_start_offset, read.aborted.len()), (Offset(4), 1));
+
+    // Retention past the first records of an open transaction: the last stable offset is
+    // the log start (as in Kafka), not an offset below it, until the transaction ends.
+    txn(log, p, C, 0, &[("w", "c-open")]).await;
+    assert_eq!(plain(log, p, &[("v", "plain")]).await, 10);
+    log.delete_records(p, DeleteBefore::Offset(Offset(10)))
+        .await
+        .unwrap();
+    let info = log.partition_info(p).unwrap();
+    assert_eq!(
+        (info.log_start_offset, info.last_stable_offset),
+        (Offset(10), Offset(10))
+    );
+    assert!(committed_from(log, p, 10).await.records.is_empty());
+    marker(log, p, C, true).await;
+    let v = committed_from(log, p, 10).await;
+    assert_eq!(
+        (v.last_stable_offset, v.high_watermark),
+        (Offset(12), Offset(12))
+    );
+    assert!(!v.records.is_empty());
     s.log.shutdown().await;
 }

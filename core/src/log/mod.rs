@@ -336,7 +336,7 @@ impl LogService {
             leader_epoch: p.leadership.leader_epoch,
             log_start_offset: p.record.log_start_offset,
             high_watermark: hw,
-            last_stable_offset: p.producers.first_unstable().map_or(hw, |f| f.min(hw)),
+            last_stable_offset: p.last_stable_offset(),
         })
     }
 

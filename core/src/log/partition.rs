@@ -11,7 +11,7 @@ use super::state::{ChunkIndex, LeaderRecord, PartitionRecord as Record};
 use super::{lock, producers};
 use crate::error::{Error, Result};
 use crate::topic::TopicRecord;
-use crate::types::{PartitionId, PartitionKey, TopicId};
+use crate::types::{Offset, PartitionId, PartitionKey, TopicId};
 
 /// What this broker does with a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,16 @@ impl Partition {
     /// Whether something changed that the last checkpoint does not hold.
     pub(super) fn dirty(&self) -> bool {
         self.checkpoint.changes != self.checkpoint.written
+    }
+
+    /// The last stable offset: the first offset of the oldest open transaction, or the high
+    /// watermark; never below the log start (retention may pass an open transaction's first
+    /// records, as in Kafka).
+    pub(super) fn last_stable_offset(&self) -> Offset {
+        let (start, hw) = (self.record.log_start_offset, self.record.log_end_offset);
+        self.producers
+            .first_unstable()
+            .map_or(hw, |f| f.max(start).min(hw))
     }
 }
 

@@ -56,7 +56,7 @@ impl LogService {
         let (info, chunks, lso, aborted) = {
             let p = lock(&partition);
             let hw = p.record.log_end_offset;
-            let lso = p.producers.first_unstable().map_or(hw, |f| f.min(hw));
+            let lso = p.last_stable_offset();
             let start = p.record.log_start_offset;
             if req.offset < start || req.offset > hw {
                 return Err(Error::OffsetOutOfRange {

@@ -130,8 +130,7 @@ impl Shared {
             if !p.writable() {
                 continue;
             }
-            let end = p.record.log_end_offset;
-            let stable = p.producers.first_unstable().map_or(end, |f| f.min(end));
+            let stable = p.last_stable_offset();
             let segments: Vec<ChunkRecord> = p
                 .index
                 .from_offset(p.record.log_start_offset)
