@@ -92,6 +92,9 @@ pub enum RequestError {
     CoordinatorMoving,
     #[error("group {0} not found")]
     GroupIdNotFound(String),
+    /// A committed offset a transaction is changing (OffsetFetch `require_stable`).
+    #[error("a transaction has an offset of the partition pending; retry")]
+    UnstableOffsetCommit,
     /// DeleteRecords before the log start or beyond the high watermark.
     #[error("offset out of range")]
     OffsetOutOfRange,
@@ -158,6 +161,7 @@ impl RequestError {
             E::UnknownTopicId(_) => R::UnknownTopicId,
             E::LeaderNotAvailable => R::LeaderNotAvailable,
             E::GroupIdNotFound(_) => R::GroupIdNotFound,
+            E::UnstableOffsetCommit => R::UnstableOffsetCommit,
             E::OffsetOutOfRange => R::OffsetOutOfRange,
             E::FetchSessionIdNotFound => R::FetchSessionIdNotFound,
             E::UnsupportedVersion => R::UnsupportedVersion,

@@ -231,6 +231,52 @@ async fn read_committed_stops_at_the_open_transaction_and_names_the_aborted() {
     );
 }
 
+/// OffsetFetch v7 of partition 0 of `topic` in group `txn-group`: (error code, offset).
+async fn fetch_offset(c: &mut Client, topic: &str, require_stable: bool) -> (i16, i64) {
+    let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+    t.name = name(topic);
+    t.partition_indexes = vec![0];
+    let mut req = OffsetFetchRequest::default();
+    req.group_id = GroupId(StrBytes::from_static_str("txn-group"));
+    req.topics = Some(vec![t]);
+    req.require_stable = require_stable;
+    let resp: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &req).await;
+    assert_eq!(resp.error_code, 0);
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
+
+/// KIP-447: while a transaction's offsets wait for its marker, a read_committed consumer
+/// (require_stable) is told UNSTABLE_OFFSET_COMMIT instead of the older committed offset,
+/// from which it would process again what the transaction wrote.
+#[tokio::test]
+async fn offsets_a_transaction_has_pending_are_unstable_until_it_ends() {
+    let broker = start(&[]).await;
+    let mut c = Client::connect(broker.kafka_addr).await;
+    assert_eq!(create_topic(&mut c, "tx-stable", 1).await, 0);
+    let r = init(&mut c, "stable-app", 60_000).await;
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    let mut add = AddOffsetsToTxnRequest::default();
+    add.transactional_id = tid("stable-app");
+    add.producer_id = ProducerId(pid);
+    add.producer_epoch = epoch;
+    add.group_id = GroupId(StrBytes::from_static_str("txn-group"));
+    for commit in [true, false] {
+        let resp: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &add).await;
+        assert_eq!(resp.error_code, 0);
+        // Stages offset 7 of partition 0.
+        assert_eq!(
+            txn_offset_commit(&mut c, 3, "stable-app", pid, epoch, "tx-stable").await,
+            0
+        );
+        let before = if commit { -1 } else { 7 };
+        assert_eq!(fetch_offset(&mut c, "tx-stable", true).await, (88, -1));
+        assert_eq!(fetch_offset(&mut c, "tx-stable", false).await, (0, before));
+        assert_eq!(end(&mut c, 3, "stable-app", pid, epoch, commit).await, 0);
+        assert_eq!(fetch_offset(&mut c, "tx-stable", true).await, (0, 7));
+    }
+}
+
 async fn write_markers(c: &mut Client, pid: i64, epoch: i16, topics: &[(&str, i32)]) -> Vec<i16> {
     let mut marker = write_txn_markers_request::WritableTxnMarker::default();
     marker.producer_id = ProducerId(pid);

@@ -1,13 +1,17 @@
 //! The partition log losing and regaining leadership: a fence change stops the broker writing
-//! what it lost, and a late fenced flush leaves a newer leadership alone.
+//! what it lost, a late fenced flush leaves a newer leadership alone, and a partition given to
+//! a restarted broker before its log loaded is taken over.
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Duration;
 
-use kafscale_core::log::LeaderRecord;
+use kafscale_adapters::SystemClock;
+
+use kafscale_core::log::{LeaderRecord, LogConfig, LogService, NoObserver};
 use kafscale_core::ports::metadata::encode_json;
 use kafscale_core::ports::{MetadataStore, MetadataStoreExt};
 use kafscale_core::schema::{keys, FlushRecord};
@@ -131,4 +135,47 @@ async fn a_late_fenced_flush_leaves_a_newer_leadership_of_the_same_broker_alone(
     // Still the leader, with the committed extent: appends continue after offset 1.
     assert_eq!(append(&s.log, p, 1).await.unwrap(), Offset(2));
     assert_eq!(read_all(&s.log, p).await, vec![(0, 1), (2, 2)]);
+}
+
+#[tokio::test]
+async fn a_partition_given_before_the_log_loads_is_taken_over() {
+    // A killed broker restarts and registers; the controller gives it its orphaned partitions
+    // at once, before its log has read the leader records. That read must load them: taken
+    // as a follower's, the watch's report of the same record changed nothing and the
+    // partition sat unserved while its record named this broker.
+    let s = memory().await;
+    let p = topic(&s.log, "reborn", 1).await[0];
+    assert_eq!(append(&s.log, p, 2).await.unwrap(), Offset(0));
+    s.log.shutdown().await;
+    let incarnation = 77;
+    let key = keys::leader(p);
+    let (mut record, kv): (LeaderRecord, _) = s.meta.get_json(&key).await.unwrap().unwrap();
+    record.leader = Some(s.log.broker_id());
+    record.incarnation = incarnation;
+    record.leader_epoch = record.leader_epoch.next();
+    let given = s
+        .meta
+        .compare_and_swap(&key, kv.mod_revision, encode_json(&record))
+        .await
+        .unwrap();
+    assert!(given.succeeded);
+    let config = LogConfig {
+        incarnation,
+        attempts: 2,
+        ..LogConfig::default()
+    };
+    let log = LogService::open_clustered(
+        config,
+        s.store.clone(),
+        s.meta.clone(),
+        Arc::new(SystemClock::new()),
+        Arc::new(NoObserver),
+    )
+    .await
+    .unwrap();
+    // The cluster's first sync then reports the same record.
+    log.observe_leadership(p, record, given.revision, true);
+    assert!(log.wait_for_leaders(p.topic, Duration::from_secs(5)).await);
+    assert_eq!(append(&log, p, 1).await.unwrap(), Offset(2));
+    assert_eq!(read_all(&log, p).await, vec![(0, 1), (2, 2)]);
 }

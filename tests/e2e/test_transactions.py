@@ -157,10 +157,14 @@ def test_offsets_sent_in_a_transaction_become_the_groups_on_commit(txn_broker):
     c = Consumer({"bootstrap.servers": txn_broker.bootstrap, "group.id": group,
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     c.assign([TopicPartition(topic, 0, 0)])
+    # read_uncommitted: OffsetFetch without require_stable, answered while a transaction
+    # has offsets pending.
+    plain = Consumer({"bootstrap.servers": txn_broker.bootstrap, "group.id": group,
+                      "isolation.level": "read_uncommitted"})
     p = txn_producer(txn_broker.bootstrap, unique("tid"))
 
-    def committed() -> int:
-        return c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+    def committed(consumer=c, timeout: float = 10) -> int:
+        return consumer.committed([TopicPartition(topic, 0)], timeout=timeout)[0].offset
 
     meta = c.consumer_group_metadata()
     p.begin_transaction()
@@ -171,10 +175,16 @@ def test_offsets_sent_in_a_transaction_become_the_groups_on_commit(txn_broker):
     p.begin_transaction()
     p.produce(topic, value=b"y")
     p.send_offsets_to_transaction([TopicPartition(topic, 0, 7)], meta, 30)
-    assert committed() < 0
+    assert committed(plain) < 0
+    # A read_committed consumer (require_stable) is told UNSTABLE_OFFSET_COMMIT and waits
+    # for the transaction to end (KIP-447), as against Kafka.
+    with pytest.raises(KafkaException, match="Timed out"):
+        committed(timeout=2)
     p.commit_transaction(30)
     assert committed() == 7
+    assert committed(plain) == 7
     c.close()
+    plain.close()
 
 
 def test_kafkajs_transactions(txn_broker):

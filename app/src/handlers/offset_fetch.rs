@@ -1,12 +1,15 @@
 //! OffsetFetch: one group (v1-7; errors at the top level from v2) or several (v8+, errors
-//! per group). A partition without a committed offset answers -1 with no error.
+//! per group). A partition without a committed offset answers -1 with no error. With
+//! `require_stable` (v7+, read_committed consumers), a partition named in the request whose
+//! offset a transaction has staged and not yet settled answers UNSTABLE_OFFSET_COMMIT, and
+//! the client asks again (KIP-447).
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kafscale_core::group::{CommittedOffset, GroupId, OffsetKey};
@@ -23,12 +26,14 @@ use kafscale_core::acl::Operation;
 /// partition order.
 type Fetched = BTreeMap<String, Vec<(i32, Result<Option<CommittedOffset>, i16>)>>;
 
-/// `wanted` None: every committed partition.
-fn fetch(
+/// `wanted` None: every committed partition (where, as in Kafka, `require_stable` does
+/// not apply).
+async fn fetch(
     ctx: &Context,
     session: &Session,
     group: &GroupId,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<Fetched, i16> {
     if !ctx.group_authorized(session, Operation::Describe, &group.0) {
         return Err(RequestError::GroupAuthorizationFailed.code());
@@ -45,10 +50,20 @@ fn fetch(
             .collect()
     });
     let all = keys.is_none();
-    let found = ctx
-        .groups
-        .fetch_offsets(group, keys.as_deref())
-        .map_err(|e| RequestError::from(e).code())?;
+    let fetched = match keys.as_deref() {
+        Some(keys) if require_stable => {
+            // Twice the longest a transaction may stay open: see fetch_stable_offsets.
+            let max_pending = 2 * i64::from(ctx.txns.config().max_timeout_ms);
+            ctx.groups
+                .fetch_stable_offsets(group, Some(keys), max_pending)
+                .await
+        }
+        keys => ctx
+            .groups
+            .fetch_offsets(group, keys)
+            .map(|found| (found, BTreeSet::new())),
+    };
+    let (found, unstable) = fetched.map_err(|e| RequestError::from(e).code())?;
     let mut out = Fetched::new();
     for (key, value) in found {
         // Offsets committed to an earlier topic of the same name do not count.
@@ -59,12 +74,15 @@ fn fetch(
         }
         // Topics the client may not describe: left out of "every committed partition",
         // refused where they were asked for by name.
-        let value = if ctx.topic_authorized(session, Operation::Describe, &key.topic) {
-            Ok(value)
-        } else if all {
-            continue;
-        } else {
+        let value = if !ctx.topic_authorized(session, Operation::Describe, &key.topic) {
+            if all {
+                continue;
+            }
             Err(RequestError::TopicAuthorizationFailed.code())
+        } else if unstable.contains(&key) {
+            Err(RequestError::UnstableOffsetCommit.code())
+        } else {
+            Ok(value)
         };
         out.entry(key.topic)
             .or_default()
@@ -90,7 +108,7 @@ pub async fn handle(
             });
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = wire_group(&group);
-            match fetch(&ctx, &session, &group, wanted) {
+            match fetch(&ctx, &session, &group, wanted, req.require_stable).await {
                 Ok(fetched) => {
                     for (topic, parts) in fetched {
                         let mut t = OffsetFetchResponseTopics::default();
@@ -121,7 +139,15 @@ pub async fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    match fetch(&ctx, &session, &group, wanted_list.clone()) {
+    match fetch(
+        &ctx,
+        &session,
+        &group,
+        wanted_list.clone(),
+        req.require_stable,
+    )
+    .await
+    {
         Ok(fetched) => {
             for (topic, parts) in fetched {
                 let mut t = OffsetFetchResponseTopic::default();

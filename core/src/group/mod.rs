@@ -47,6 +47,7 @@ mod membership;
 mod offsets;
 mod shard;
 mod snapshot;
+mod stable_offsets;
 mod txn_offsets;
 mod types;
 
@@ -58,6 +59,7 @@ pub use error::{GroupError, GroupResult};
 pub use member::Step;
 pub use offsets::{PartitionResults, SubscriptionReader};
 pub use shard::{ShardRecord, ShardStatus};
+pub use stable_offsets::StableOffsets;
 pub use txn_offsets::TxnProducer;
 pub use types::*;
 

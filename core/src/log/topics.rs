@@ -49,7 +49,8 @@ pub struct CreateTopic {
 
 impl Shared {
     /// Loads the topics and the leader records of their partitions: every partition starts
-    /// as a follower. In standalone mode the log then takes every partition itself.
+    /// as a follower, but for one whose record already names this incarnation, which loads.
+    /// In standalone mode the log then takes every partition itself.
     pub(super) async fn load(&self) -> Result<()> {
         self.migrate_legacy().await?;
         // Partition keys before topics: a topic's key is written before any key below it,
@@ -83,7 +84,15 @@ impl Shared {
         for kv in &leaders.kvs {
             if let Some(key) = keys::parse_leader(&kv.key) {
                 let record: LeaderRecord = decode_json(kv)?;
-                if let Ok(p) = self.partitions.get(key) {
+                if self.names_us(&record) {
+                    // Given to this incarnation between its registration and this read (a
+                    // restarted broker gets its orphaned partitions back at once): loaded
+                    // now, as the watch would have it. Recorded as a follower's, the
+                    // watch's sync would find the record known and never load it.
+                    if self.set_leadership(key, record, kv.mod_revision, true) {
+                        self.queue_takeover(key, kv.mod_revision);
+                    }
+                } else if let Ok(p) = self.partitions.get(key) {
                     let mut p = lock(&p);
                     p.leadership = record;
                     p.leader_revision = kv.mod_revision;

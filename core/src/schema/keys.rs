@@ -270,8 +270,13 @@ pub fn parse_txn(key: &str) -> Option<String> {
 /// Offsets a producer committed in a transaction (TxnOffsetCommit), staged until its
 /// commit moves them to the group's offsets or its abort drops them.
 pub fn group_txn_offsets_prefix(group: &GroupId, producer_id: i64) -> String {
+    format!("{}{producer_id}/", group_all_txn_offsets_prefix(group))
+}
+
+/// The offsets every producer staged in a group.
+pub fn group_all_txn_offsets_prefix(group: &GroupId) -> String {
     format!(
-        "{ROOT}groups/txn-offsets/{:03}/{}/{producer_id}/",
+        "{ROOT}groups/txn-offsets/{:03}/{}/",
         crate::group::keys::shard_of(group).0,
         escape(&group.0)
     )
