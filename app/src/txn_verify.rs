@@ -230,24 +230,26 @@ fn verify_request(
     req
 }
 
+/// The coordinator's answers that say it cannot tell yet.
+const TRANSIENT: [ResponseError; 6] = [
+    ResponseError::ConcurrentTransactions,
+    ResponseError::CoordinatorLoadInProgress,
+    ResponseError::CoordinatorNotAvailable,
+    ResponseError::NotCoordinator,
+    ResponseError::NetworkException,
+    ResponseError::RequestTimedOut,
+];
+
 /// What the coordinator's code for a partition means for the batch: None, verified.
 /// Its transient errors become a retriable one the producer knows (Kafka answers
 /// NOT_ENOUGH_REPLICAS), its refusals of the producer are passed on.
 fn refusal(code: i16) -> Option<RequestError> {
     use ResponseError as R;
-    let transient = [
-        R::ConcurrentTransactions,
-        R::CoordinatorLoadInProgress,
-        R::CoordinatorNotAvailable,
-        R::NotCoordinator,
-        R::NetworkException,
-        R::RequestTimedOut,
-    ];
     if code == 0 {
         None
     } else if code == R::InvalidTxnState.code() {
         Some(RequestError::PartitionNotInTransaction)
-    } else if transient.iter().any(|r| r.code() == code) {
+    } else if TRANSIENT.iter().any(|r| r.code() == code) {
         Some(RequestError::TxnUnverified(format!(
             "its coordinator answered {}",
             error_name(code)
@@ -269,14 +271,7 @@ mod tests {
         assert!(refusal(0).is_none());
         let code = |c: R| refusal(c.code()).unwrap().code();
         assert_eq!(code(R::InvalidTxnState), R::InvalidTxnState.code());
-        for transient in [
-            R::ConcurrentTransactions,
-            R::CoordinatorLoadInProgress,
-            R::CoordinatorNotAvailable,
-            R::NotCoordinator,
-            R::NetworkException,
-            R::RequestTimedOut,
-        ] {
+        for transient in TRANSIENT {
             assert_eq!(
                 code(transient),
                 R::NotEnoughReplicas.code(),
