@@ -274,7 +274,7 @@ impl BrokerBuilder {
         let peers = Arc::new(crate::inter_broker::InterBroker::new(
             cluster.clone(),
             config.inter_broker_listener.clone(),
-            crate::inter_broker::inter_broker_security(&config),
+            crate::inter_broker::inter_broker_security(&config)?,
             crate::inter_broker::PEER_TIMEOUT,
         ));
         let verified = Arc::new(crate::txn_verify::Verified::default());

@@ -33,8 +33,8 @@ pub struct InterBroker {
     cluster: Cluster,
     /// The listener other brokers are reached on.
     listener: String,
-    /// How connections are made; None: not possible on this listener's protocol (TLS or
-    /// SASL need the broker's own client credentials, which are not configurable yet).
+    /// How connections are made; None: not possible (a listener that is not PLAINTEXT,
+    /// without `inter.broker.client.config`).
     security: Option<Arc<ClientSecurity>>,
     /// How long a connection or an exchange may take.
     timeout: Duration,
@@ -102,7 +102,7 @@ impl InterBroker {
         let addr = self.endpoint(broker)?;
         let Some(security) = &self.security else {
             return Err(PeerError(format!(
-                "calls to other brokers need a PLAINTEXT inter-broker listener; {} is not",
+                "calls to other brokers on the inter-broker listener {} need inter.broker.client.config",
                 self.listener
             )));
         };
@@ -127,22 +127,42 @@ impl InterBroker {
     }
 }
 
-/// How this broker connects to the others: plain TCP where the inter-broker listener is
-/// PLAINTEXT; None otherwise (see [`InterBroker::security`]), with a warning at start-up:
-/// in a cluster of several brokers, transactions then cannot end on partitions led by
-/// another broker than their coordinator, and their batches there are refused unverified.
-pub fn inter_broker_security(config: &Config) -> Option<Arc<ClientSecurity>> {
-    let listener = config
+/// How this broker connects to the others on the inter-broker listener: with the client
+/// properties of `inter.broker.client.config` (TLS, SASL), or in plain TCP where the listener
+/// is PLAINTEXT. A file that cannot be read or checked, or whose `security.protocol` is not
+/// the listener's, stops the broker at start-up. A listener that is not PLAINTEXT without the
+/// file gives None, with a warning: in a cluster of several brokers, transactions then
+/// cannot end on partitions led by another broker than their coordinator, and their batches
+/// there are refused unverified.
+pub fn inter_broker_security(config: &Config) -> anyhow::Result<Option<Arc<ClientSecurity>>> {
+    let Some(listener) = config
         .listeners
         .iter()
-        .find(|l| l.name == config.inter_broker_listener)?;
+        .find(|l| l.name == config.inter_broker_listener)
+    else {
+        return Ok(None);
+    };
+    if let Some(path) = &config.inter_broker_client_config {
+        let security = ClientSecurity::load(path)
+            .map_err(|e| anyhow::anyhow!("inter.broker.client.config {}: {e}", path.display()))?;
+        if security.protocol != listener.protocol {
+            anyhow::bail!(
+                "inter.broker.client.config {} says security.protocol {}, but the inter-broker listener {} is {}",
+                path.display(),
+                security.protocol.name(),
+                listener.name,
+                listener.protocol.name()
+            );
+        }
+        return Ok(Some(Arc::new(security)));
+    }
     if listener.protocol == SecurityProtocol::Plaintext {
-        return Some(Arc::default());
+        return Ok(Some(Arc::default()));
     }
     tracing::warn!(
         listener = %listener.name,
         protocol = listener.protocol.name(),
-        "transaction markers and verification cannot reach other brokers on this inter-broker listener (PLAINTEXT only for now): with several brokers, transactions whose partitions or groups are on other brokers than their coordinator cannot complete"
+        "transaction markers and verification cannot reach other brokers on this inter-broker listener without inter.broker.client.config (the client properties to connect with): with several brokers, transactions whose partitions or groups are on other brokers than their coordinator cannot complete"
     );
-    None
+    Ok(None)
 }

@@ -50,6 +50,24 @@ def test_missing_config_file(tmp_path):
     assert_refused(run_serve_expecting_exit(tmp_path, ["--ephemeral", "--config", str(missing)]), str(missing))
 
 
+@pytest.mark.parametrize(
+    "properties, mention",
+    [
+        (None, "nope.properties"),
+        ("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username=a\nsasl.password=b\n", "SASL_PLAINTEXT"),
+        ("security.protocol=PLAINTEXT\nsasl.frobnicate=1\n", "sasl.frobnicate"),
+    ],
+    ids=["missing", "wrong-protocol", "unknown-key"],
+)
+def test_bad_inter_broker_client_config(tmp_path, properties, mention):
+    props = tmp_path / "nope.properties"
+    if properties is not None:
+        props.write_text(properties)
+    cfg = write(tmp_path / "kafscale.toml", f'"inter.broker.client.config" = "{props}"\n')
+    res = run_serve_expecting_exit(tmp_path, ["--ephemeral", "--config", str(cfg)])
+    assert_refused(res, "inter.broker.client.config", mention)
+
+
 def test_data_dir_under_a_regular_file(tmp_path):
     blocker = write(tmp_path / "a-file", "not a directory\n")
     res = run_serve_expecting_exit(tmp_path, ["--data-dir", str(blocker / "data")])

@@ -10,6 +10,7 @@ NOT_ENOUGH_REPLICAS while it is gone."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -340,3 +341,52 @@ def test_a_leader_answers_retriably_while_the_coordinator_is_gone(broker_factory
     assert _end(conns[new], txn_id, producer, True) == 0
     got = read(survivor.bootstrap, topic, PARTITIONS, "read_committed", expect=1, timeout=30)
     assert values(got) == [b"after"]
+
+
+def test_markers_travel_on_a_sasl_inter_broker_listener(broker_factory, tmp_path):
+    """With the inter-broker listener SASL_PLAINTEXT (SCRAM), brokers log in to each other with
+    the client properties of `inter.broker.client.config`: markers reach partitions led by
+    other brokers, and their audit trails show the brokers' own principal logging in."""
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    client = tmp_path / "inter-broker.properties"
+    client.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n"
+                      "sasl.username=interbroker\nsasl.password=inter-secret\n")
+    ns = unique("txs")
+    brokers = []
+    for i in range(3):
+        config = CONFIG + f"""
+"listener.security.protocol.map" = "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+"listener.name.sasl_plaintext.sasl.enabled.mechanisms" = "SCRAM-SHA-256"
+"inter.broker.listener.name" = "SASL_PLAINTEXT"
+"inter.broker.client.config" = "{client}"
+"audit.log.file" = "{tmp_path / f'audit-{i + 1}.log'}"
+"""
+        brokers.append(broker_factory(args=cluster_args(ETCD_URL, ns, i + 1), config=config, name=f"b{i + 1}",
+                                      listeners=["SASL_PLAINTEXT"]))
+    b1 = brokers[0]
+    admin = AdminClient({"bootstrap.servers": b1.bootstrap})
+    upsert = UserScramCredentialUpsertion("interbroker", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+                                          b"inter-secret")
+    for f in admin.alter_user_scram_credentials([upsert]).values():
+        f.result(30)
+    topic = unique("txs")
+    create(b1.bootstrap, topic, PARTITIONS)
+    wait_for("2 partitions per broker", lambda: spread_ok(b1.bootstrap, topic, {1, 2, 3}, 2))
+    p = producer(b1.bootstrap, unique("tid"))
+    p.begin_transaction()
+    committed = send(p, topic, "sasl")
+    p.commit_transaction(30)
+    p.begin_transaction()
+    send(p, topic, "aborted")
+    p.abort_transaction(30)
+    got = read(b1.bootstrap, topic, PARTITIONS, "read_committed", expect=len(committed), timeout=30)
+    assert sorted(values(got)) == sorted(committed)
+    logins = []
+    for i in range(3):
+        path = tmp_path / f"audit-{i + 1}.log"
+        for line in (path.read_text().splitlines() if path.exists() else []):
+            e = json.loads(line)["fields"]
+            if e.get("event") == "authentication" and e.get("principal") == "User:interbroker":
+                logins.append((i + 1, e["outcome"], e["listener"]))
+    assert logins and all(o == "success" and lst == "SASL_PLAINTEXT" for _, o, lst in logins), logins

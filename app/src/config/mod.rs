@@ -55,6 +55,8 @@ pub struct Config {
     /// The listener other brokers are reached on (`inter.broker.listener.name`, else the
     /// first listener): where the transaction coordinator sends WriteTxnMarkers.
     pub inter_broker_listener: String,
+    /// The client properties other brokers are reached with (`inter.broker.client.config`).
+    pub inter_broker_client_config: Option<PathBuf>,
     pub http_listen: SocketAddr,
     pub object_store_url: String,
     pub metadata_url: String,

@@ -81,6 +81,10 @@ impl TryFrom<Values> for Config {
             encryption: super::stores::encryption(&v),
             listeners,
             inter_broker_listener,
+            inter_broker_client_config: v
+                .text(&s::INTER_BROKER_CLIENT_CONFIG)
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
             http_listen: parse_addr(&v, &s::HTTP_LISTEN)?,
             object_store_url,
             metadata_url,

@@ -100,7 +100,10 @@ pub const LISTENER_SECURITY_PROTOCOL_MAP: Setting = setting("listener.security.p
     "the security protocol of each listener name: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL");
 pub const INTER_BROKER_LISTENER_NAME: Setting = setting("inter.broker.listener.name",
     S::Security, Kind::Text("a listener name"), D::Unset("the first listener"),
-    "accepted for Kafka configs; must name a listener (brokers never connect to each other)");
+    "the listener brokers reach each other on (transaction markers and the verification of transactional batches); must name a listener");
+pub const INTER_BROKER_CLIENT_CONFIG: Setting = setting("inter.broker.client.config",
+    S::Security, Kind::Text("a file"), D::Unset("none: PLAINTEXT"),
+    "client properties (the CLI's --command-config format: security.protocol, sasl.*, ssl.*) with which this broker connects to the others on the inter-broker listener; needed when that listener is not PLAINTEXT, and its security.protocol must be the listener's");
 pub const SSL_KEYSTORE_TYPE: Setting = per_listener(setting("ssl.keystore.type", S::Security,
     Kind::OneOf(&["PEM"]), D::Text("PEM"), "format of the key store; PEM only"));
 pub const SSL_KEYSTORE_LOCATION: Setting = per_listener(setting("ssl.keystore.location",
@@ -361,6 +364,7 @@ pub const SETTINGS: &[Setting] = &[
     ADVERTISED_LISTENERS,
     LISTENER_SECURITY_PROTOCOL_MAP,
     INTER_BROKER_LISTENER_NAME,
+    INTER_BROKER_CLIENT_CONFIG,
     SSL_KEYSTORE_TYPE,
     SSL_KEYSTORE_LOCATION,
     SSL_KEYSTORE_CERTIFICATE_CHAIN,
