@@ -15,6 +15,16 @@ fn tid(s: &str) -> TransactionalId {
     TransactionalId(StrBytes::from_string(s.to_owned()))
 }
 
+/// One record, `value`, in a transactional batch of the producer (first sequence 0).
+fn txn_batch(pid: i64, epoch: i16, value: &[u8]) -> bytes::Bytes {
+    batch::build_with(
+        &[(None, Some(value))],
+        1_000,
+        (pid, epoch, 0),
+        batch::TRANSACTIONAL_BIT,
+    )
+}
+
 async fn init(c: &mut Client, id: &str, timeout_ms: i32) -> InitProducerIdResponse {
     let mut req = InitProducerIdRequest::default();
     req.transactional_id = Some(tid(id));
@@ -98,12 +108,7 @@ async fn a_transaction_over_the_wire() {
     assert_eq!(end(&mut c, 3, "app", pid, epoch, true).await, 48);
     // A transactional batch for a partition not added (verified here, the coordinator),
     // and a marker forged by a client: refused.
-    let early = batch::build_with(
-        &[(None, Some(b"early"))],
-        1_000,
-        (pid, epoch, 0),
-        batch::TRANSACTIONAL_BIT,
-    );
+    let early = txn_batch(pid, epoch, b"early");
     assert_eq!(produce_txn(&mut c, "app", "tx-out", early).await, 48);
     let forged = batch::build_marker(pid, epoch, true, 0, 1_000);
     assert_eq!(produce(&mut c, 9, "tx-out", 0, forged).await.0, 87);
@@ -111,12 +116,7 @@ async fn a_transaction_over_the_wire() {
         add_partitions(&mut c, 3, "app", pid, epoch, "tx-out", vec![0, 1]).await,
         vec![0, 0]
     );
-    let data = batch::build_with(
-        &[(None, Some(b"in-txn"))],
-        1_000,
-        (pid, epoch, 0),
-        batch::TRANSACTIONAL_BIT,
-    );
+    let data = txn_batch(pid, epoch, b"in-txn");
     assert_eq!(produce(&mut c, 9, "tx-out", 0, data).await, (0, 0));
     // A stale epoch: INVALID_PRODUCER_EPOCH before v2, PRODUCER_FENCED from it.
     assert_eq!(end(&mut c, 1, "app", pid, epoch - 1, true).await, 47);
@@ -210,12 +210,7 @@ async fn read_committed_stops_at_the_open_transaction_and_names_the_aborted() {
         add_partitions(&mut c, 3, "lso-app", pid, epoch, "lso", vec![0]).await,
         vec![0]
     );
-    let data = batch::build_with(
-        &[(None, Some(b"open"))],
-        1_000,
-        (pid, epoch, 0),
-        batch::TRANSACTIONAL_BIT,
-    );
+    let data = txn_batch(pid, epoch, b"open");
     assert_eq!(produce(&mut c, 9, "lso", 0, data).await, (0, 1));
     // The open transaction holds the last stable offset at its first record.
     assert_eq!(latest(&mut c, "lso", 0).await, 2);
@@ -313,12 +308,7 @@ async fn write_txn_markers_from_another_coordinator_end_the_transaction_here() {
         add_partitions(&mut c, 3, "wm-app", pid, epoch, "wm", vec![0]).await,
         vec![0]
     );
-    let data = batch::build_with(
-        &[(None, Some(b"in-txn"))],
-        1_000,
-        (pid, epoch, 0),
-        batch::TRANSACTIONAL_BIT,
-    );
+    let data = txn_batch(pid, epoch, b"in-txn");
     assert_eq!(produce(&mut c, 9, "wm", 0, data).await, (0, 0));
     assert_eq!(
         latest(&mut c, "wm", 1).await,
